@@ -1,0 +1,78 @@
+/*
+ * The validated, resolved configuration that the rest of the tool works from. Everything a later
+ * layer needs is filled in here (defaults applied, host settings merged, slot directories and backend
+ * names derived), so no other module reads raw profile data.
+ */
+import type { HttpCheckData } from './schema.js';
+
+export type SlotName = 'a' | 'b';
+export const SLOTS: readonly SlotName[] = ['a', 'b'];
+export const otherSlot = (slot: SlotName): SlotName => (slot === 'a' ? 'b' : 'a');
+
+export interface Host {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly user: string;
+  /** Absolute path of the private key; undefined means ssh-agent. */
+  readonly key: string | undefined;
+  readonly knownHosts: string;
+  readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+}
+
+export interface Slot {
+  readonly name: SlotName;
+  readonly port: number;
+  readonly dir: string;
+  /** HAProxy backend that holds this slot's servers. */
+  readonly backend: string;
+}
+
+export interface Service {
+  readonly name: string;
+  readonly hosts: readonly string[];
+  readonly root: string;
+  readonly listen: number;
+  readonly slots: Readonly<Record<SlotName, Slot>>;
+  readonly start: string;
+  readonly stop: string | undefined;
+  readonly stopTimeoutMs: number;
+  readonly exclude: readonly string[];
+  readonly health: Readonly<HttpCheckData>;
+  readonly drainTimeoutMs: number;
+}
+
+export interface LoadBalancer {
+  readonly name: string;
+  /** Absolute path of the runtime API socket. */
+  readonly socket: string;
+  readonly mapFile: string;
+  readonly host: string | undefined;
+  /** Where the service frontends listen: http://{address}:{service.listen}/ */
+  readonly address: string;
+  readonly timeoutMs: number;
+}
+
+export interface Stage {
+  readonly name: string;
+  /** The profile file, as the user would name it (relative to the project directory). */
+  readonly file: string;
+  readonly from: string | undefined;
+  /** Absolute path of the first stage's local source directory. */
+  readonly sourcePath: string | undefined;
+  readonly hosts: Readonly<Record<string, Host>>;
+  readonly loadBalancers: Readonly<Record<string, LoadBalancer>>;
+  readonly services: Readonly<Record<string, Service>>;
+  readonly parallel: number;
+  readonly keepReleases: number;
+}
+
+export interface Project {
+  /** Directory holding profiles/, healthchecks/, ...; relative paths in profiles resolve against it. */
+  readonly dir: string;
+  /** Where recorded state, history, logs and the code cache live. */
+  readonly stateDir: string;
+}
+
+export const backendName = (service: string, slot: SlotName): string => `${service}_${slot}`;
