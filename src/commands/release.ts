@@ -1,0 +1,48 @@
+/*
+ * Shell commands about releases and slot pointers on a host. Layout under a service's root:
+ *   releases/<name>/          immutable copies of the code, one per release
+ *   <slot dir> -> releases/<name>   the slot's pointer (a symlink, replaced atomically)
+ *   run/<slot>.pid, run/<slot>.log  the running slot's process and output
+ */
+import type { Service, SlotName } from '../config/model.js';
+import { quote } from './shell.js';
+
+export const MANIFEST = '.updateserver-manifest';
+
+export const releasesDir = (service: Service) => `${service.root}/releases`;
+export const releaseDir = (service: Service, release: string) => `${releasesDir(service)}/${release}`;
+export const runDir = (service: Service) => `${service.root}/run`;
+export const pidFile = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}.pid`;
+export const logFile = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}.log`;
+
+/**
+ * Prints, per slot, "<slot> <release or -> <running 1|0>", one line each: the host's side of the
+ * world in one round trip.
+ */
+export function probeSlots(service: Service): string {
+  const lines = (['a', 'b'] as const).map((slot) => {
+    const dir = quote(service.slots[slot].dir);
+    const pid = quote(pidFile(service, slot));
+    return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; ` +
+      `if [ -f ${pid} ] && kill -0 "$(cat ${pid})" 2>/dev/null; then up=1; else up=0; fi; ` +
+      `echo "${slot} \${r:--} $up"`;
+  });
+  return lines.join('; ');
+}
+
+export function prepareReleaseDirs(service: Service): string {
+  return `mkdir -p ${quote(releasesDir(service))} ${quote(runDir(service))}`;
+}
+
+/** Checks every file of the release against the manifest that travelled with it. */
+export function verifyManifest(service: Service, release: string): string {
+  return `cd ${quote(releaseDir(service, release))} && sha256sum --quiet --strict -c ${MANIFEST}`;
+}
+
+/** Repoints the slot at a release: a new symlink renamed over the old one, so the pointer is never missing. */
+export function pointSlot(service: Service, slot: SlotName, release: string): string {
+  const dir = service.slots[slot].dir;
+  const tmp = `${dir}.updateserver-new`;
+  return `if [ -e ${quote(dir)} ] && [ ! -L ${quote(dir)} ]; then echo ${quote(`${dir} exists and is not a symlink; move it away (updateserver manages it as a pointer to a release)`)} >&2; exit 3; fi; ` +
+    `ln -sfn ${quote(releaseDir(service, release))} ${quote(tmp)} && mv -Tf ${quote(tmp)} ${quote(dir)}`;
+}

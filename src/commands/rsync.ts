@@ -1,0 +1,50 @@
+/*
+ * rsync over OpenSSH for code transfer. rsync's ssh gets the same strict host-key policy and the same
+ * known_hosts file as the ssh2 connections, and batch mode so it can never stop to ask a question.
+ */
+import type { Host } from '../config/model.js';
+import { quoteAll } from './shell.js';
+
+export function sshCommand(host: Host): string[] {
+  const argv = [
+    'ssh', '-p', String(host.port),
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${host.knownHosts}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', `ConnectTimeout=${Math.ceil(host.connectTimeoutMs / 1000)}`,
+  ];
+  if (host.key !== undefined) argv.push('-i', host.key, '-o', 'IdentitiesOnly=yes');
+  return argv;
+}
+
+export interface RsyncOptions {
+  /** Source and destination in rsync syntax; a remote side is written as `<remote>:<path>`. */
+  source: string;
+  destination: string;
+  /** The host at the remote end; its ssh options are used. */
+  remote?: Host;
+  /** Unchanged files are hard-linked from this directory (relative paths are relative to the destination). */
+  linkDest?: string;
+  excludes?: readonly string[];
+}
+
+export function remoteSpec(host: Host, path: string): string {
+  return `${host.user}@${host.address}:${path}`;
+}
+
+export function rsyncArgv(o: RsyncOptions): string[] {
+  const argv = ['rsync', '-a', '--delete', '--stats'];
+  // Plain -a keeps times and modes, which is what makes the next delta small.
+  if (o.remote) argv.push('-e', quoteAll(sshCommand(o.remote)));
+  if (o.linkDest !== undefined) argv.push(`--link-dest=${o.linkDest}`);
+  for (const e of o.excludes ?? []) argv.push(`--exclude=${e}`);
+  argv.push(o.source, o.destination);
+  return argv;
+}
+
+/** Bytes actually sent, from rsync --stats ("Total bytes sent: 1,234"). */
+export function bytesSent(stats: string): number | undefined {
+  const m = /Total bytes sent: ([\d,.]+)/.exec(stats);
+  return m?.[1] === undefined ? undefined : Number(m[1].replace(/[,.]/g, ''));
+}

@@ -1,0 +1,156 @@
+/*
+ * buildPlan turns what was read about the world into the steps of a promotion. It is synchronous and
+ * takes every fact as a parameter, so the unit tests can check exact commands for any situation.
+ */
+import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
+import { otherSlot } from '../config/model.js';
+import { pointSlot, prepareReleaseDirs, releaseDir, verifyManifest } from '../commands/release.js';
+import { startSlot, stopSlot } from '../commands/process.js';
+import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
+import { healthLine, mapLine, showMapLine } from '../lb/lines.js';
+import { renderMap } from '../lb/config.js';
+import type { SlotContext } from '../commands/placeholders.js';
+import type { Action, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
+import { PLAN_VERSION } from './plan.js';
+
+/** What was read about one host for one service. */
+export interface HostSlots {
+  releases: Record<SlotName, string | undefined>;
+  running: Record<SlotName, boolean>;
+}
+
+export interface ServiceFacts {
+  live: SlotName;
+  /** The release to promote, already present in the local relay cache. */
+  release: string;
+  /** Local directory of the release in the relay cache. */
+  cacheDir: string;
+  /** Human description of where the release comes from. */
+  source: string;
+  hosts: Record<string, HostSlots>;
+}
+
+export interface PlanInput {
+  project: Project;
+  stage: Stage;
+  from: string;
+  facts: Record<string, ServiceFacts>;
+  /** Services to promote (all by default). */
+  services: string[];
+  now: Date;
+}
+
+export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string): SlotContext {
+  return {
+    stage: stage.name, service: service.name, host: host.name, address: host.address,
+    slot, port: service.slots[slot].port, dir: service.slots[slot].dir, release,
+  };
+}
+
+function hostOf(stage: Stage, name: string): Host {
+  const h = stage.hosts[name];
+  if (!h) throw new Error(`internal: host ${name} missing from stage ${stage.name}`);
+  return h;
+}
+
+export function buildPlan(input: PlanInput): Plan {
+  const { stage } = input;
+  const services: ServicePlan[] = [];
+  const copy = new Map<string, Action[]>();
+  const start = new Map<string, Action[]>();
+  const check = new Map<string, Action[]>();
+  const stopOld = new Map<string, Action[]>();
+  const add = (m: Map<string, Action[]>, key: string, ...a: Action[]) => m.set(key, [...(m.get(key) ?? []), ...a]);
+
+  for (const name of input.services) {
+    const service = stage.services[name];
+    const facts = input.facts[name];
+    if (!service || !facts) throw new Error(`internal: no facts for service ${name}`);
+    const target = otherSlot(facts.live);
+    const firstHost = facts.hosts[service.hosts[0] ?? ''];
+    services.push({
+      service: name, live: facts.live, target, release: facts.release,
+      liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts],
+    });
+    for (const hostName of service.hosts) {
+      const host = hostOf(stage, hostName);
+      const slots = facts.hosts[hostName];
+      const liveRelease = slots?.releases[facts.live];
+      const idleRelease = slots?.releases[target];
+      const ctxTarget = slotContext(stage, service, host, target, facts.release);
+      // Unchanged files are hard-linked from the release the host already runs: the copy costs only the delta.
+      const linkFrom = [liveRelease, idleRelease].find((r) => r !== undefined && r !== facts.release);
+      add(copy, hostName,
+        { kind: 'exec', host: hostName, command: prepareReleaseDirs(service), title: `prepare ${service.root}` },
+        {
+          kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`,
+          argv: rsyncArgv({
+            source: `${facts.cacheDir}/`, destination: remoteSpec(host, `${releaseDir(service, facts.release)}/`),
+            remote: host, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}),
+          }),
+        },
+        { kind: 'exec', host: hostName, command: verifyManifest(service, facts.release), title: `verify ${facts.release} against its manifest` },
+        { kind: 'exec', host: hostName, command: pointSlot(service, target, facts.release), title: `point slot ${target} at ${facts.release}` },
+      );
+      // The idle slot may still run an older release (kept for rollback); it is replaced, the live slot is never touched.
+      add(start, hostName,
+        { kind: 'exec', host: hostName, command: stopSlot(service, target, ctxTarget), title: `stop idle slot ${name}/${target} if running` },
+        { kind: 'exec', host: hostName, command: startSlot(service, target, ctxTarget), title: `start ${name}/${target} (port ${service.slots[target].port})` },
+      );
+      add(check, hostName, {
+        kind: 'http-check', host: hostName, service: name,
+        url: `http://${host.address}:${service.slots[target].port}${service.health.path}`,
+        title: `health ${name}/${target}`,
+      });
+      add(stopOld, hostName, {
+        kind: 'exec', host: hostName, command: stopSlot(service, facts.live, slotContext(stage, service, host, facts.live, liveRelease ?? '')),
+        title: `stop old slot ${name}/${facts.live}`,
+      });
+    }
+  }
+
+  const liveAfter: Record<string, SlotName> = {};
+  for (const [name, facts] of Object.entries(input.facts)) liveAfter[name] = facts.live;
+  for (const s of services) liveAfter[s.service] = s.target;
+
+  const lbs = Object.values(stage.loadBalancers);
+  const switchItems: PlanItem[] = lbs.map((lb) => ({
+    target: lb.name,
+    actions: [
+      {
+        kind: 'runtime', loadBalancer: lb.name, title: 'mark the new slot\'s servers up (they just passed their checks)',
+        lines: services.flatMap((s) => s.hosts.map((h) => healthLine(stage.services[s.service]!.slots[s.target].backend, h, 'up'))),
+      },
+      {
+        kind: 'runtime', loadBalancer: lb.name, title: 'switch traffic',
+        lines: services.map((s) => mapLine(lb.mapFile, s.service, stage.services[s.service]!.slots[s.target].backend)),
+      },
+      { kind: 'runtime', loadBalancer: lb.name, title: 'read the map back', lines: [showMapLine(lb.mapFile)] },
+      { kind: 'persist-map', loadBalancer: lb.name, file: lb.mapFile, content: renderMap(liveAfter), title: `rewrite ${lb.mapFile}` },
+    ],
+  }));
+  const drainItems: PlanItem[] = lbs.map((lb) => ({
+    target: lb.name,
+    actions: [{
+      kind: 'drain', loadBalancer: lb.name,
+      backends: services.map((s) => stage.services[s.service]!.slots[s.live].backend),
+      deadlineMs: Math.max(...services.map((s) => stage.services[s.service]!.drainTimeoutMs)),
+      title: 'wait for the old slot\'s sessions to finish',
+    }],
+  }));
+
+  const items = (m: Map<string, Action[]>): PlanItem[] => [...m].map(([target, actions]) => ({ target, actions }));
+  const phases: Phase[] = [
+    { name: 'copy', title: 'Copy the release to every host', items: items(copy) },
+    { name: 'start', title: 'Start the idle slot', items: items(start) },
+    { name: 'check', title: 'Health-check the idle slot on every host', items: items(check) },
+    { name: 'switch', title: 'Switch traffic on every load balancer', items: switchItems },
+    { name: 'drain', title: 'Drain the old slot', items: drainItems },
+    { name: 'stop-old', title: 'Stop the old slot (kept on disk for rollback)', items: items(stopOld) },
+  ];
+  return {
+    version: PLAN_VERSION, stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
+    services, phases, liveAfter,
+  };
+}
+

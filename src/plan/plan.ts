@@ -1,0 +1,60 @@
+/*
+ * A plan is plain data: every step a run will take, with its host and the exact command, rsync argv,
+ * URL or HAProxy runtime line. A dry run prints it; a real run executes that very object. Phases run
+ * in order; the items of a phase run concurrently (bounded by the profile's `parallel`), and the
+ * actions of one item run in order.
+ */
+import type { SlotName } from '../config/model.js';
+
+export const PLAN_VERSION = 1;
+
+export type Action =
+  /** A shell command on a host over its SSH connection. */
+  | { kind: 'exec'; host: string; command: string; title: string }
+  /** A program run on the orchestrator's machine (rsync relaying code), argv without a shell. */
+  | { kind: 'local'; argv: string[]; title: string; host?: string }
+  /** An HTTP health check against one host's slot. */
+  | { kind: 'http-check'; host: string; service: string; url: string; title: string }
+  /** Runtime API lines sent to one load balancer. */
+  | { kind: 'runtime'; loadBalancer: string; lines: string[]; title: string }
+  /** Wait until the backends have no sessions left (or the deadline passes). */
+  | { kind: 'drain'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string }
+  /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
+  | { kind: 'persist-map'; loadBalancer: string; file: string; content: string; title: string };
+
+export interface PlanItem {
+  /** Host or load balancer the item works on, for progress and errors. */
+  target: string;
+  actions: Action[];
+}
+
+export type PhaseName = 'copy' | 'start' | 'check' | 'switch' | 'drain' | 'stop-old';
+
+export interface Phase {
+  name: PhaseName;
+  title: string;
+  items: PlanItem[];
+}
+
+export interface ServicePlan {
+  service: string;
+  /** Slot serving traffic now, and the slot the release goes to. */
+  live: SlotName;
+  target: SlotName;
+  release: string;
+  /** Release the live slot runs now (undefined on a stage never promoted). */
+  liveRelease: string | undefined;
+  source: string;
+  hosts: string[];
+}
+
+export interface Plan {
+  version: typeof PLAN_VERSION;
+  stage: string;
+  from: string;
+  createdAt: string;
+  services: ServicePlan[];
+  phases: Phase[];
+  /** The map each load balancer holds after the switch. */
+  liveAfter: Record<string, SlotName>;
+}

@@ -1,0 +1,72 @@
+/*
+ * What the tool recorded about each stage: which slot is live per service and which release each
+ * slot holds, plus an append-only history of runs. A local directory by default; files are replaced
+ * atomically (write, fsync, rename) so a crash never leaves half a state file.
+ */
+import { mkdir, readFile, rename, writeFile, appendFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SlotName } from '../config/model.js';
+
+export interface ServiceState {
+  live: SlotName;
+  /** Release each slot points at, as last recorded. */
+  releases: Partial<Record<SlotName, string>>;
+  updated: string;
+}
+
+export interface StageState {
+  stage: string;
+  services: Record<string, ServiceState>;
+}
+
+export interface HistoryEntry {
+  at: string;
+  stage: string;
+  action: string;
+  result: 'ok' | 'failed' | 'rolled back';
+  user: string;
+  services: Record<string, { from: SlotName; to: SlotName; release: string }>;
+  durationMs: number;
+  message?: string;
+}
+
+export class StateStore {
+  constructor(readonly dir: string) {}
+
+  private file(stage: string) { return join(this.dir, 'state', `${stage}.json`); }
+  private historyFile(stage: string) { return join(this.dir, 'history', `${stage}.jsonl`); }
+
+  async read(stage: string): Promise<StageState | undefined> {
+    try {
+      return JSON.parse(await readFile(this.file(stage), 'utf8')) as StageState;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async write(state: StageState): Promise<void> {
+    const file = this.file(state.stage);
+    await mkdir(join(this.dir, 'state'), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`);
+    const fh = await open(tmp, 'r');
+    try { await fh.sync(); } finally { await fh.close(); }
+    await rename(tmp, file);
+  }
+
+  async appendHistory(entry: HistoryEntry): Promise<void> {
+    await mkdir(join(this.dir, 'history'), { recursive: true });
+    await appendFile(this.historyFile(entry.stage), `${JSON.stringify(entry)}\n`);
+  }
+
+  async history(stage: string, limit = 20): Promise<HistoryEntry[]> {
+    try {
+      const lines = (await readFile(this.historyFile(stage), 'utf8')).trim().split('\n').filter(Boolean);
+      return lines.slice(-limit).map((l) => JSON.parse(l) as HistoryEntry);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { HostError } from '../errors.js';
+import type { ExecOptions, ExecResult, Transport } from './transport.js';
+
+/** Runs commands on the orchestrator's own machine (relay cache, local load balancer). */
+export class LocalTransport implements Transport {
+  constructor(readonly host: string = 'local') {}
+
+  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    return runLocal(['bash', '-c', command], { ...options, host: this.host });
+  }
+
+  openUnixSocket(path: string): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection(path);
+      socket.once('connect', () => resolve(socket));
+      socket.once('error', (err) => reject(new HostError(this.host, `cannot open socket ${path}: ${err.message}`, { cause: err })));
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Spawns argv without a shell (arguments are never re-parsed), collecting output, with a timeout. */
+export function runLocal(argv: readonly string[], options: ExecOptions & { host?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  const [file, ...args] = argv;
+  if (file === undefined) throw new Error('runLocal: empty argv');
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, options.timeoutMs);
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    child.on('error', (err) => { clearTimeout(timer); reject(new HostError(options.host ?? 'local', `cannot run ${file}: ${err.message}`, { cause: err })); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (timedOut) return reject(new HostError(options.host ?? 'local', `${file} timed out after ${options.timeoutMs} ms`));
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}

@@ -1,0 +1,137 @@
+import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
+import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Host } from '../config/model.js';
+import { HostError, HostKeyError } from '../errors.js';
+import { hostLookupName, KnownHosts, type HostKeyVerdict } from './known-hosts.js';
+import type { ExecOptions, ExecResult, Transport } from './transport.js';
+
+/** Output kept per stream; beyond this the start is dropped (the end is what explains a failure). */
+const MAX_OUTPUT = 8 * 1024 * 1024;
+
+function hostKeyError(host: Host, verdict: Exclude<HostKeyVerdict, { ok: true }>, file: string): HostKeyError {
+  const name = hostLookupName(host.address, host.port);
+  const offered = `${verdict.keyType} ${verdict.fingerprint}`;
+  const scan = `ssh-keyscan -p ${host.port} ${host.address}`;
+  switch (verdict.reason) {
+    case 'unknown':
+      return new HostKeyError(host.name, `unknown host key: ${name} is not in ${file}; it offered ${offered}. Nothing was run on it.`,
+        verdict.fingerprint, `check that fingerprint with the host's administrator, then add the key: ${scan} >> ${file}`);
+    case 'changed':
+      return new HostKeyError(host.name, `HOST KEY CHANGED: ${name} offered ${offered}, which does not match ${file}:${verdict.line}. Someone may be intercepting the connection; nothing was run on it.`,
+        verdict.fingerprint, `if the host was really reinstalled, confirm the new fingerprint out of band and replace line ${verdict.line} of ${file}`);
+    case 'revoked':
+      return new HostKeyError(host.name, `revoked host key: ${name} offered ${offered}, marked @revoked in ${file}:${verdict.line}. Nothing was run on it.`,
+        verdict.fingerprint, 'the host must be given a new key');
+  }
+}
+
+/**
+ * One SSH connection to one host, opened once and reused for every step of a run.
+ * The host key is checked against known_hosts before authentication completes; an unknown,
+ * changed or revoked key ends the connection and nothing runs.
+ */
+export class SshTransport implements Transport {
+  readonly host: string;
+  private constructor(private readonly client: Client, private readonly config: Host) {
+    this.host = config.name;
+  }
+
+  static async connect(host: Host): Promise<SshTransport> {
+    const knownHosts = KnownHosts.load(host.knownHosts);
+    const keyTypes = knownHosts.keyTypesFor(host.address, host.port);
+    let rejection: HostKeyError | undefined;
+    const options: ConnectConfig = {
+      host: host.address,
+      port: host.port,
+      username: host.user,
+      readyTimeout: host.connectTimeoutMs,
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 4,
+      hostVerifier: (key: Buffer) => {
+        const verdict = knownHosts.verify(host.address, host.port, key);
+        if (verdict.ok) return true;
+        rejection = hostKeyError(host, verdict, host.knownHosts);
+        return false;
+      },
+    };
+    // Offer only key types we can verify, so a host with several keys presents a listed one.
+    if (keyTypes.length > 0) options.algorithms = { serverHostKey: keyTypes as NonNullable<ConnectConfig['algorithms']>['serverHostKey'] };
+    if (host.key !== undefined) {
+      try {
+        options.privateKey = await readFile(host.key);
+      } catch (err) {
+        throw new HostError(host.name, `cannot read private key ${host.key}: ${(err as Error).message}`, { cause: err, hint: 'set ssh.key (or hosts.<name>.key) in the profile to a readable private key, or remove it to use ssh-agent' });
+      }
+    } else if (process.env.SSH_AUTH_SOCK) {
+      options.agent = process.env.SSH_AUTH_SOCK;
+    } else {
+      throw new HostError(host.name, 'no SSH key configured and no ssh-agent running (SSH_AUTH_SOCK is not set)', { hint: 'set ssh.key in the profile, or start ssh-agent and ssh-add your key' });
+    }
+
+    const client = new Client();
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => {
+        client.removeListener('ready', ready);
+        client.end();
+        if (rejection) return reject(rejection);
+        const level = (err as Error & { level?: string }).level;
+        const msg = level === 'client-authentication'
+          ? `authentication as ${host.user} failed (key ${host.key ?? 'from ssh-agent'} not accepted)`
+          : `cannot connect to ${host.address}:${host.port}: ${err.message}`;
+        reject(new HostError(host.name, msg, { cause: err }));
+      };
+      const ready = () => { client.removeListener('error', fail); client.on('error', () => { /* reported by the pending operation */ }); resolve(); };
+      client.once('ready', ready);
+      client.once('error', fail);
+      client.connect(options);
+    });
+    return new SshTransport(client, host);
+  }
+
+  exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const timeoutMs = options.timeoutMs ?? this.config.commandTimeoutMs;
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, channel: ClientChannel) => {
+        if (err) return reject(new HostError(this.host, `cannot run command: ${err.message}`, { cause: err }));
+        let stdout = '';
+        let stderr = '';
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          // Closing the channel hangs up the remote command's session.
+          channel.signal('KILL');
+          channel.close();
+        }, timeoutMs);
+        channel.on('data', (d: Buffer) => { stdout = (stdout + d.toString('utf8')).slice(-MAX_OUTPUT); });
+        channel.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-MAX_OUTPUT); });
+        channel.on('close', (code: number | null | undefined) => {
+          clearTimeout(timer);
+          if (timedOut) {
+            return reject(new HostError(this.host, `command timed out after ${timeoutMs} ms: ${command}`));
+          }
+          resolve({ code: typeof code === 'number' ? code : null, stdout, stderr });
+        });
+        if (options.input !== undefined) channel.end(options.input);
+        else channel.end();
+      });
+    });
+  }
+
+  openUnixSocket(path: string): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      this.client.openssh_forwardOutStreamLocal(path, (err, channel) => {
+        if (err) return reject(new HostError(this.host, `cannot open socket ${path} through SSH: ${err.message}`, { cause: err }));
+        resolve(channel);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.client.once('close', () => resolve());
+      this.client.end();
+      setTimeout(resolve, 1000).unref();
+    });
+  }
+}
