@@ -1,0 +1,68 @@
+/*
+ * Executes one action of a plan. Each kind of action has exactly one way to run, so what a dry run
+ * prints is what a real run does.
+ */
+import { CommandFailed, LoadBalancerError } from '../errors.js';
+import { httpCheck } from '../health/http.js';
+import { runLocal } from '../transport/local.js';
+import { run } from '../transport/transport.js';
+import { quoteAll } from '../commands/shell.js';
+import type { Action } from '../plan/plan.js';
+import type { ApplyContext } from './context.js';
+
+function balancer(ctx: ApplyContext, name: string) {
+  const b = ctx.balancers[name];
+  if (!b) throw new Error(`internal: no connection to load balancer ${name}`);
+  return b;
+}
+
+export async function runAction(ctx: ApplyContext, action: Action): Promise<void> {
+  switch (action.kind) {
+    case 'exec':
+      await run(ctx.pool.get(action.host), action.command, { what: action.title });
+      return;
+    case 'local': {
+      const result = await runLocal(action.argv, { host: action.host ?? 'local' });
+      if (result.code !== 0) throw new CommandFailed(action.host ?? 'local', quoteAll(action.argv), result, action.title);
+      return;
+    }
+    case 'http-check': {
+      const service = ctx.stage.services[action.service];
+      if (!service) throw new Error(`internal: unknown service ${action.service}`);
+      const report = await httpCheck(action.host, action.url, service.health);
+      ctx.logger.info(`${action.title}: ok after ${report.attempts} attempt(s), ${report.latencyMs} ms`, { host: action.host, report });
+      return;
+    }
+    case 'runtime':
+      for (const line of action.lines) await balancer(ctx, action.loadBalancer).command(line);
+      return;
+    case 'persist-map':
+      await balancer(ctx, action.loadBalancer).writeMapFile(action.file, action.content);
+      return;
+    case 'drain':
+      await drain(ctx, action);
+      return;
+  }
+}
+
+async function drain(ctx: ApplyContext, action: Extract<Action, { kind: 'drain' }>): Promise<void> {
+  const lb = balancer(ctx, action.loadBalancer);
+  const deadline = Date.now() + action.deadlineMs;
+  let sessions = await lb.sessions(action.backends);
+  while (sessions > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    sessions = await lb.sessions(action.backends);
+  }
+  if (sessions > 0) {
+    ctx.logger.warn(`${action.loadBalancer}: ${sessions} session(s) still open on ${action.backends.join(', ')} after ${action.deadlineMs} ms; they end when the old slot stops`);
+  }
+}
+
+/** Verifies after a switch that each service's map entry names the backend we set. */
+export async function verifyMap(ctx: ApplyContext, lbName: string, file: string, expected: Record<string, string>): Promise<void> {
+  const map = await balancer(ctx, lbName).readMap(file);
+  const wrong = Object.entries(expected).filter(([k, v]) => map.get(k) !== v);
+  if (wrong.length > 0) {
+    throw new LoadBalancerError(lbName, `after the switch the map says ${wrong.map(([k]) => `${k} -> ${map.get(k) ?? '(none)'}`).join(', ')}; expected ${wrong.map(([k, v]) => `${k} -> ${v}`).join(', ')}`);
+  }
+}

@@ -1,0 +1,11 @@
+import type { Stage } from '../config/model.js';
+import type { Balancer } from '../lb/balancer.js';
+import type { Logger } from '../log.js';
+import type { TransportPool } from '../transport/pool.js';
+
+export interface ApplyContext {
+  stage: Stage;
+  pool: TransportPool;
+  balancers: Record<string, Balancer>;
+  logger: Logger;
+}

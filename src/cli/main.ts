@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+/*
+ * updateserver's command line. Only this file and cli/output.ts print results or choose the exit
+ * status: 0 success, 1 failed (live traffic untouched unless the message says otherwise), 2 bad input.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { addCommonOptions, runPromote, type PromoteFlags } from './promote.js';
+import { fail, printJson } from './output.js';
+import { projectFrom } from './project.js';
+import { stageStatus, renderStatus } from '../status/status.js';
+import { EXIT_BAD_INPUT, EXIT_OK } from '../errors.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter(Boolean)];
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('updateserver')
+    .description('Blue/green releases over SSH behind HAProxy: promote what the previous stage runs into the idle slot, check it, switch traffic, keep the old slot for rollback.')
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  addCommonOptions(program.command('promote <stage>', { isDefault: true })
+    .summary('promote the previous stage\'s live release into <stage> (the default command: `updateserver beta`)')
+    .description('Copy the previous stage\'s live release (or, for the first stage, its source) into the idle slot of every host of <stage>, start it, health-check it, switch every load balancer to it, drain and stop the old slot.')
+    .option('-n, --dry-run', 'print the plan and change nothing')
+    .option('-s, --service <name>', 'promote only this service (repeat or comma-separate for several)', collect)
+    .option('-f, --force', 'promote even when the stage already runs that release'))
+    .addHelpText('after', '\nExamples:\n  updateserver beta              promote dev\'s live release into beta\n  updateserver prod --dry-run    show every step of a prod promotion; change nothing\n  updateserver beta --service web --json')
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags)));
+
+  addCommonOptions(program.command('status <stage>')
+    .description('show the live slot of every service, per load balancer and per host, and the last run'))
+    .action(async (stage: string, flags: { json?: boolean; project?: string; stateDir?: string }) => {
+      try {
+        const status = await stageStatus(projectFrom(flags), stage);
+        if (flags.json) printJson(status);
+        else process.stdout.write(renderStatus(status));
+        setExit(EXIT_OK);
+      } catch (err) {
+        setExit(fail(err, flags.json === true));
+      }
+    });
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let code = EXIT_OK;
+  const program = buildProgram((c) => { code = c; });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; usage errors have been printed by commander.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_BAD_INPUT;
+    }
+    return fail(err, argv.includes('--json'));
+  }
+  return code;
+}
+
+process.exitCode = await main(process.argv);

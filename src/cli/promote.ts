@@ -1,0 +1,53 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { createLogger } from '../log.js';
+import { promote } from '../promote/promote.js';
+import { renderPlan } from '../plan/render.js';
+import { fail, printJson } from './output.js';
+import { projectFrom } from './project.js';
+import { EXIT_OK } from '../errors.js';
+
+export interface PromoteFlags {
+  dryRun?: boolean; json?: boolean; service?: string[]; force?: boolean;
+  project?: string; stateDir?: string; verbose?: boolean; quiet?: boolean;
+}
+
+export async function runPromote(stage: string, flags: PromoteFlags): Promise<number> {
+  const project = projectFrom(flags);
+  const runId = new Date().toISOString().replace(/[:.]/g, '-');
+  const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-${runId}.jsonl`);
+  const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
+  try {
+    const result = await promote({ project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force });
+    if (flags.json) {
+      printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, warnings: result.apply?.warnings ?? [] });
+    } else if (flags.dryRun) {
+      process.stdout.write(renderPlan(result.plan));
+      process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${stage}\` to apply this plan.\n`);
+    } else if (!result.applied) {
+      process.stdout.write(`Nothing to do: ${result.skipped}\n`);
+    } else {
+      for (const s of result.plan.services) {
+        process.stdout.write(`${stage}: ${s.service} now serves ${s.release} from slot ${s.target} (slot ${s.live} stopped, kept for rollback)\n`);
+      }
+      for (const w of result.apply?.warnings ?? []) process.stdout.write(`warning: ${w}\n`);
+      const phases = (result.apply?.timings ?? []).map((t) => `${t.phase.split(' ')[0]?.toLowerCase()} ${t.ms} ms`).join(', ');
+      process.stdout.write(`done in ${result.durationMs} ms (${phases}); log: ${logFile}\n`);
+    }
+    return EXIT_OK;
+  } catch (err) {
+    logger.debug(`failed: ${err instanceof Error ? err.message : String(err)}`);
+    return fail(err, flags.json === true);
+  } finally {
+    await logger.close();
+  }
+}
+
+export function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('-C, --project <dir>', 'project directory holding profiles/ (default: current directory)')
+    .option('--state-dir <dir>', 'where state, history, logs and the release cache live (default: <project>/.updateserver)')
+    .option('--json', 'print the result as JSON on stdout (logs stay on stderr)')
+    .option('-v, --verbose', 'log every step and command')
+    .option('-q, --quiet', 'log only warnings and errors');
+}

@@ -1,0 +1,25 @@
+/*
+ * What a promotion needs from one load balancer, whatever the way it is reached (a local UNIX
+ * socket, or the remote socket through the host's SSH connection).
+ */
+import type { SlotName } from '../config/model.js';
+
+export interface Balancer {
+  readonly name: string;
+  /** Sends one runtime API line; throws LoadBalancerError on an error reply. */
+  command(line: string): Promise<string>;
+  /** The map's entries (key -> value). */
+  readMap(file: string): Promise<Map<string, string>>;
+  /** Current plus queued sessions summed over the given backends. */
+  sessions(backends: readonly string[]): Promise<number>;
+  /** Replaces the map file on disk atomically so a reload or restart keeps the live slots. */
+  writeMapFile(file: string, content: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The slot a backend name designates: web_b -> b. */
+export function slotOfBackend(service: string, backend: string | undefined): SlotName | undefined {
+  if (backend === `${service}_a`) return 'a';
+  if (backend === `${service}_b`) return 'b';
+  return undefined;
+}

@@ -1,0 +1,34 @@
+import { quoteAll } from '../commands/shell.js';
+import type { Action, Plan } from './plan.js';
+
+function describe(action: Action): string {
+  switch (action.kind) {
+    case 'exec': return `$ ${action.command}`;
+    case 'local': return `(local) $ ${quoteAll(action.argv)}`;
+    case 'http-check': return `GET ${action.url}`;
+    case 'runtime': return action.lines.map((l) => `haproxy> ${l}`).join('\n');
+    case 'drain': return `wait until ${action.backends.join(', ')} have no sessions (at most ${action.deadlineMs} ms)`;
+    case 'persist-map': return `write ${action.file}:\n${action.content.trimEnd().split('\n').map((l) => `    ${l}`).join('\n')}`;
+  }
+}
+
+/** The plan as an operator reads it before a release: what moves where, then every step. */
+export function renderPlan(plan: Plan, options: { commands?: boolean } = {}): string {
+  const out: string[] = [`Plan: promote ${plan.from} -> ${plan.stage}`];
+  for (const s of plan.services) {
+    out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
+      `slot ${s.target} gets ${s.release} on ${s.hosts.join(', ')}`);
+    out.push(`    from ${s.source}`);
+  }
+  plan.phases.forEach((phase, i) => {
+    out.push('', `${i + 1}. ${phase.title}`);
+    for (const item of phase.items) {
+      out.push(`   [${item.target}]`);
+      for (const a of item.actions) {
+        out.push(`     - ${a.title}`);
+        if (options.commands !== false) out.push(...describe(a).split('\n').map((l) => `         ${l}`));
+      }
+    }
+  });
+  return `${out.join('\n')}\n`;
+}

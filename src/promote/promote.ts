@@ -1,0 +1,186 @@
+/*
+ * `updateserver <stage>`: read the world, build the plan, apply it, record the result.
+ * This file is the whole story of a promotion; each step lives in its own module.
+ */
+import { loadPipeline } from '../config/load.js';
+import type { Project, SlotName, Stage } from '../config/model.js';
+
+import { UpdateserverError, describeError } from '../errors.js';
+import { openBalancers, closeBalancers } from '../lb/open.js';
+import type { Balancer } from '../lb/balancer.js';
+import type { Logger } from '../log.js';
+import { readLiveSlots } from '../observe/live.js';
+import { readHostSlots } from '../observe/slots.js';
+import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
+import type { Plan } from '../plan/plan.js';
+import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import { StateStore, type StageState } from '../state/store.js';
+import { TransportPool } from '../transport/pool.js';
+import { allLimited } from '../transport/runner.js';
+import { pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
+import { userInfo } from 'node:os';
+
+export interface PromoteOptions {
+  project: Project;
+  stage: string;
+  logger: Logger;
+  dryRun?: boolean;
+  /** Promote only these services (all when empty). */
+  services?: string[];
+  /** Promote even when the stage already runs the release. */
+  force?: boolean;
+  now?: () => Date;
+}
+
+export interface PromoteResult {
+  plan: Plan;
+  applied: boolean;
+  /** Why nothing was applied, when nothing was. */
+  skipped?: string;
+  apply?: ApplyResult;
+  durationMs: number;
+}
+
+/** Everything opened for one stage during a run; closed in finally whatever happened. */
+class StageLink {
+  readonly pool = new TransportPool();
+  balancers: Balancer[] = [];
+  constructor(readonly stage: Stage) {}
+  async open(hosts: readonly string[]): Promise<void> {
+    await this.pool.connectAll(hosts.map((h) => this.stage.hosts[h]!), this.stage.parallel);
+    this.balancers = await openBalancers(this.stage, (h) => this.pool.get(h));
+  }
+  async close(logger: Logger): Promise<void> {
+    await closeBalancers(this.balancers).catch((err) => logger.warn(`closing load balancer connections: ${describeError(err)}`));
+    await this.pool.closeAll();
+  }
+}
+
+function selectServices(stage: Stage, wanted: readonly string[] | undefined): string[] {
+  const all = Object.keys(stage.services);
+  if (!wanted || wanted.length === 0) return all;
+  const unknown = wanted.filter((s) => !all.includes(s));
+  if (unknown.length > 0) {
+    throw new UpdateserverError(`unknown service ${unknown.join(', ')} in stage ${stage.name} (services: ${all.join(', ')})`);
+  }
+  return [...wanted];
+}
+
+function hostsUsed(stage: Stage, services: readonly string[]): string[] {
+  const hosts = new Set<string>();
+  for (const s of services) for (const h of stage.services[s]!.hosts) hosts.add(h);
+  for (const lb of Object.values(stage.loadBalancers)) if (lb.host) hosts.add(lb.host);
+  return [...hosts];
+}
+
+export async function promote(options: PromoteOptions): Promise<PromoteResult> {
+  const started = Date.now();
+  const now = options.now ?? (() => new Date());
+  const { project, logger } = options;
+  // Every profile of the pipeline is validated before a single connection is opened.
+  const [stage, from] = await loadPipeline(project, options.stage);
+  if (!stage) throw new Error('internal: empty pipeline');
+  const services = selectServices(stage, options.services);
+  if (from) {
+    const missing = services.filter((s) => !from.services[s]);
+    if (missing.length > 0) {
+      throw new UpdateserverError(`stage ${from.name} has no service ${missing.join(', ')} to promote into ${stage.name}`, {
+        hint: `define it in ${from.file} or promote only the others with --service`,
+      });
+    }
+  }
+  const store = new StateStore(project.stateDir);
+  const target = new StageLink(stage);
+  const source = from ? new StageLink(from) : undefined;
+  try {
+    logger.info(`connecting to ${hostsUsed(stage, services).length} host(s) of ${stage.name}${from ? ` and the live hosts of ${from.name}` : ''}`);
+    await Promise.all([
+      target.open(hostsUsed(stage, services)),
+      // From the previous stage only one host per service is needed: the release is the same on all.
+      source?.open([...new Set([...services.map((s) => from!.services[s]!.hosts[0]!), ...Object.values(from!.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []))])]),
+    ]);
+
+    const recorded = await store.read(stage.name);
+    const live = await readLiveSlots(stage, target.balancers, recorded);
+
+    const releases: Record<string, SourceRelease> = {};
+    if (from && source) {
+      const fromLive = await readLiveSlots(from, source.balancers, await store.read(from.name));
+      await Promise.all(services.map(async (s) => {
+        const service = from.services[s]!;
+        const hostName = service.hosts[0]!;
+        const slots = await readHostSlots(source.pool.get(hostName), service);
+        const slot = fromLive[s] as SlotName;
+        const release = slots.releases[slot];
+        if (release === undefined || !slots.running[slot]) {
+          throw new UpdateserverError(`stage ${from.name} has no live release of ${s} to promote: slot ${slot} on ${hostName} ${release === undefined ? 'points at no release' : `(${release}) is not running`}`, {
+            hint: `promote ${from.name} first: updateserver ${from.name}`,
+          });
+        }
+        releases[s] = options.dryRun
+          ? { release, cacheDir: `(cache)/${s}/${release}`, source: `stage ${from.name}, ${hostName} slot ${slot}` }
+          : await pullStageRelease(project, from, service, from.hosts[hostName]!, release, slot);
+      }));
+    } else {
+      for (const s of services) releases[s] = await stageLocalSource(project, stage, stage.services[s]!, now());
+    }
+
+    const facts: Record<string, ServiceFacts> = {};
+    for (const s of services) {
+      const service = stage.services[s]!;
+      const hostSlots = await allLimited(service.hosts, stage.parallel, async (h) => [h, await readHostSlots(target.pool.get(h), service)] as const);
+      facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots> };
+    }
+    // Services not being promoted keep their slot; the plan needs them to rewrite the whole map.
+    const allFacts = { ...facts };
+    for (const [s, slot] of Object.entries(live)) if (!allFacts[s]) allFacts[s] = { live: slot, release: '', cacheDir: '', source: '', hosts: {} };
+
+    const plan = buildPlan({ project, stage, from: from?.name ?? 'source', facts: allFacts, services, now: now() });
+
+    const current = services.filter((s) => Object.values(facts[s]!.hosts).every((h) => h.releases[facts[s]!.live] === facts[s]!.release && h.running[facts[s]!.live]));
+    if (current.length === services.length && !options.force) {
+      return { plan, applied: false, skipped: `${stage.name} already runs ${services.map((s) => `${s} ${facts[s]!.release}`).join(', ')} (use --force to promote it again)`, durationMs: Date.now() - started };
+    }
+    if (options.dryRun) return { plan, applied: false, skipped: 'dry run', durationMs: Date.now() - started };
+
+    const balancers = Object.fromEntries(target.balancers.map((b) => [b.name, b]));
+    const t0 = Date.now();
+    let apply: ApplyResult;
+    try {
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger }, plan);
+    } catch (err) {
+      await store.appendHistory({
+        at: now().toISOString(), stage: stage.name, action: 'promote', result: 'failed', user: userInfo().username,
+        services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
+        durationMs: Date.now() - t0, message: describeError(err),
+      }).catch((e) => logger.warn(`could not write history: ${describeError(e)}`));
+      throw err;
+    }
+    await record(store, stage, plan, recorded, now());
+    await store.appendHistory({
+      at: now().toISOString(), stage: stage.name, action: 'promote', result: 'ok', user: userInfo().username,
+      services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
+      durationMs: Date.now() - t0,
+    });
+    return { plan, applied: true, apply, durationMs: Date.now() - started };
+  } finally {
+    await Promise.all([target.close(logger), source?.close(logger)]);
+  }
+}
+
+async function record(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, at: Date): Promise<void> {
+  const state: StageState = { stage: stage.name, services: { ...(previous?.services ?? {}) } };
+  for (const s of plan.services) {
+    const before = state.services[s.service]?.releases ?? {};
+    state.services[s.service] = {
+      live: s.target,
+      releases: { ...before, [s.target]: s.release, ...(s.liveRelease ? { [s.live]: s.liveRelease } : {}) },
+      updated: at.toISOString(),
+    };
+  }
+  for (const [svc, slot] of Object.entries(plan.liveAfter)) {
+    if (!state.services[svc]) state.services[svc] = { live: slot, releases: {}, updated: at.toISOString() };
+  }
+  await store.write(state);
+}
+

@@ -1,0 +1,97 @@
+/*
+ * `updateserver status <stage>`: what serves traffic now, per service: the live slot according to
+ * each load balancer and to the record, and per host which release each slot holds and whether it runs.
+ * Read-only; problems are reported in the result instead of stopping it.
+ */
+import { loadProfile } from '../config/load.js';
+import type { Project, SlotName } from '../config/model.js';
+import { describeError } from '../errors.js';
+import { openBalancers } from '../lb/open.js';
+import { slotOfBackend } from '../lb/balancer.js';
+import { readHostSlots } from '../observe/slots.js';
+import { StateStore, type HistoryEntry } from '../state/store.js';
+import { TransportPool } from '../transport/pool.js';
+import { eachLimited } from '../transport/runner.js';
+import type { HostSlots } from '../plan/build.js';
+
+export interface ServiceStatus {
+  service: string;
+  /** Live slot per load balancer (undefined where it could not be read). */
+  loadBalancers: Record<string, SlotName | string>;
+  recorded: SlotName | undefined;
+  hosts: Record<string, HostSlots | { error: string }>;
+}
+
+export interface StageStatus {
+  stage: string;
+  services: ServiceStatus[];
+  problems: string[];
+  last: HistoryEntry | undefined;
+}
+
+export async function stageStatus(project: Project, stageName: string): Promise<StageStatus> {
+  const stage = await loadProfile(project, stageName);
+  const store = new StateStore(project.stateDir);
+  const recorded = await store.read(stage.name);
+  const problems: string[] = [];
+  const pool = new TransportPool();
+  try {
+    const hostNames = [...new Set([...Object.values(stage.services).flatMap((s) => s.hosts), ...Object.values(stage.loadBalancers).flatMap((l) => (l.host ? [l.host] : []))])];
+    const connected = await eachLimited(hostNames, stage.parallel, (h) => pool.connectAll([stage.hosts[h]!], 1).then(() => h));
+    const up = new Set<string>();
+    connected.forEach((r, i) => {
+      if (r.status === 'fulfilled') up.add(r.value);
+      else problems.push(describeError(r.reason));
+      void i;
+    });
+    const balancers = await openBalancers(stage, (h) => pool.get(h));
+    const maps = await Promise.all(balancers.map(async (b) => {
+      try {
+        return { name: b.name, map: await b.readMap(stage.loadBalancers[b.name]!.mapFile) };
+      } catch (err) {
+        problems.push(describeError(err));
+        return { name: b.name, map: undefined };
+      }
+    }));
+    const services: ServiceStatus[] = [];
+    for (const service of Object.values(stage.services)) {
+      const lbs: Record<string, SlotName | string> = {};
+      for (const m of maps) {
+        if (!m.map) { lbs[m.name] = 'unreachable'; continue; }
+        const backend = m.map.get(service.name);
+        lbs[m.name] = backend === undefined ? 'a' : slotOfBackend(service.name, backend) ?? `unknown backend ${backend}`;
+      }
+      const hosts: ServiceStatus['hosts'] = {};
+      await Promise.all(service.hosts.map(async (h) => {
+        if (!up.has(h)) { hosts[h] = { error: 'unreachable' }; return; }
+        try { hosts[h] = await readHostSlots(pool.get(h), service); } catch (err) { hosts[h] = { error: describeError(err) }; }
+      }));
+      const views = new Set(Object.values(lbs));
+      if (views.size > 1) problems.push(`load balancers disagree about ${service.name}: ${JSON.stringify(lbs)}`);
+      const rec = recorded?.services[service.name]?.live;
+      const lbLive = [...views][0];
+      if (rec && views.size === 1 && lbLive !== rec) problems.push(`${service.name}: load balancers say slot ${lbLive}, the record says ${rec}`);
+      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts });
+    }
+    const last = (await store.history(stage.name, 1))[0];
+    return { stage: stage.name, services, problems, last };
+  } finally {
+    await pool.closeAll();
+  }
+}
+
+export function renderStatus(status: StageStatus): string {
+  const out: string[] = [`Stage ${status.stage}`];
+  for (const s of status.services) {
+    const live = [...new Set(Object.values(s.loadBalancers))].join('/');
+    out.push(`  ${s.service}: live slot ${live} (load balancers: ${Object.entries(s.loadBalancers).map(([k, v]) => `${k}=${v}`).join(', ') || 'none'}; recorded: ${s.recorded ?? 'never promoted'})`);
+    for (const [host, h] of Object.entries(s.hosts)) {
+      if ('error' in h) { out.push(`    ${host}: ${h.error}`); continue; }
+      const slot = (x: SlotName) => `${x}=${h.releases[x] ?? '-'}${h.running[x] ? ' (running)' : ''}`;
+      out.push(`    ${host}: ${slot('a')}  ${slot('b')}`);
+    }
+  }
+  if (status.last) out.push(`  last run: ${status.last.action} ${status.last.result} at ${status.last.at} by ${status.last.user}${status.last.message ? `: ${status.last.message}` : ''}`);
+  for (const p of status.problems) out.push(`  problem: ${p}`);
+  return `${out.join('\n')}\n`;
+}
