@@ -45,7 +45,8 @@ export async function httpCheck(host: string, url: string, check: Readonly<HttpC
       }
       return Date.now() - t0;
     }, {
-      retries: Number.MAX_SAFE_INTEGER,
+      // p-retry precomputes every delay, so the count must be finite; the deadline is what really bounds it.
+      retries: Math.ceil(check.deadlineMs / Math.max(1, check.intervalMs)) + 1,
       minTimeout: check.intervalMs,
       maxTimeout: Math.max(check.intervalMs, 1000),
       factor: 1.3,

@@ -1,0 +1,111 @@
+/*
+ * A dev -> beta pipeline on the lab: the profiles of a project directory, the hosts they name and one
+ * HAProxy per stage whose configuration is rendered from those very profiles by updateserver.
+ * Used by the integration tests, the benchmarks and the demo.
+ */
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadProfile } from '../../src/config/load.js';
+import type { Project } from '../../src/config/model.js';
+import { renderHaproxyConfig } from '../../src/lb/config.js';
+import { startLab, type Lab, type LabHaproxy } from './lab.js';
+
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const FIXTURE_APP = join(REPO, 'test', 'fixtures', 'app');
+
+export interface PipelineOptions {
+  /** Addresses are 127.0.<net>.x, so labs of different tests never collide. */
+  net: number;
+  betaHosts?: number;
+  /** The lab directory; the project is <dir>/project. Default: a fresh temp dir. */
+  dir?: string;
+  /** Extra YAML lines for beta's web service (indented by the caller as service keys). */
+  betaServiceExtra?: string;
+  keepDir?: boolean;
+}
+
+export interface Pipeline {
+  lab: Lab;
+  project: Project;
+  /** The first stage's source: change files here to make a new release. */
+  appDir: string;
+  lbs: Record<'dev' | 'beta', LabHaproxy>;
+  /** Where clients reach each stage's web service. */
+  url: Record<'dev' | 'beta', string>;
+  betaHosts: string[];
+  stop(): Promise<void>;
+}
+
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string }): string {
+  return [
+    opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
+    'ssh:',
+    '  user: root',
+    `  port: 2222`,
+    `  key: ${opts.lab.keyFile}`,
+    `  knownHosts: ${opts.lab.knownHosts}`,
+    'hosts:',
+    ...opts.hosts.map(([n, a]) => `  ${n}: { address: ${a} }`),
+    'loadBalancers:',
+    '  lb:',
+    `    socket: ${opts.lbDir}/admin.sock`,
+    `    mapFile: ${opts.lbDir}/backends.map`,
+    `    address: ${opts.lbAddress}`,
+    'services:',
+    '  web:',
+    `    hosts: [${opts.hosts.map(([n]) => n).join(', ')}]`,
+    '    root: /srv/web',
+    '    listen: 8080',
+    '    slots:',
+    '      a: { port: 8001 }',
+    '      b: { port: 8002 }',
+    '    start: node server.mjs --host {address} --port {port} --slot {slot} --release {release}',
+    '    stopTimeoutMs: 5000',
+    '    health: { path: /health, deadlineMs: 8000, intervalMs: 50 }',
+    '    drainTimeoutMs: 5000',
+    ...(opts.extra ? [opts.extra] : []),
+    '',
+  ].join('\n');
+}
+
+export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
+  const n = opts.net;
+  const betaCount = opts.betaHosts ?? 2;
+  const betaHosts = Array.from({ length: betaCount }, (_, i) => [`beta${i + 1}`, `127.0.${n}.${12 + i}`] as [string, string]);
+  const lab = await startLab({
+    ...(opts.dir ? { dir: opts.dir } : {}), keepDir: opts.keepDir ?? false,
+    hosts: [{ name: 'dev1', address: `127.0.${n}.11` }, ...betaHosts.map(([name, address]) => ({ name, address }))],
+  });
+  try {
+    const projectDir = join(lab.dir, 'project');
+    const appDir = join(projectDir, 'app');
+    await mkdir(join(projectDir, 'profiles'), { recursive: true });
+    await cp(FIXTURE_APP, appDir, { recursive: true });
+    const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
+    await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
+      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev,
+    }));
+    await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
+      from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra,
+    }));
+    const project: Project = { dir: projectDir, stateDir: join(projectDir, '.updateserver') };
+    const lbs = {} as Record<'dev' | 'beta', LabHaproxy>;
+    for (const name of ['dev', 'beta'] as const) {
+      const stage = await loadProfile(project, name);
+      const lb = stage.loadBalancers.lb!;
+      lbs[name] = await lab.startHaproxy(name, (paths) => {
+        if (paths.socket !== lb.socket || paths.mapFile !== lb.mapFile) throw new Error(`lab paths ${paths.socket} ${paths.mapFile} differ from the profile's`);
+        return renderHaproxyConfig(stage, lb);
+      });
+    }
+    return {
+      lab, project, appDir, lbs, betaHosts: betaHosts.map(([h]) => h),
+      url: { dev: `http://${lbAddress.dev}:8080`, beta: `http://${lbAddress.beta}:8080` },
+      stop: () => lab.stop(),
+    };
+  } catch (err) {
+    await lab.stop();
+    throw err;
+  }
+}
