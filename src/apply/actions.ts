@@ -33,8 +33,14 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       ctx.logger.info(`${action.title}: ok after ${report.attempts} attempt(s), ${report.latencyMs} ms`, { host: action.host, report });
       return;
     }
-    case 'runtime':
-      for (const line of action.lines) await balancer(ctx, action.loadBalancer).command(line);
+    case 'server-health':
+      for (const server of action.servers) await balancer(ctx, action.loadBalancer).serverHealth(action.backend, server, action.health);
+      return;
+    case 'set-map':
+      for (const [key, value] of Object.entries(action.entries)) await balancer(ctx, action.loadBalancer).setMap(action.file, key, value);
+      return;
+    case 'verify-map':
+      await verifyMap(ctx, action.loadBalancer, action.file, action.expected);
       return;
     case 'persist-map':
       await balancer(ctx, action.loadBalancer).writeMapFile(action.file, action.content);

@@ -5,10 +5,10 @@
  * back. After the switch, problems with the old slot are warnings: the new release already serves.
  */
 import { describeError, UpdateserverError } from '../errors.js';
-import { mapLine } from '../lb/lines.js';
+import { renderMap } from '../lb/config.js';
 import { eachLimited } from '../transport/runner.js';
 import type { Phase, Plan, PlanItem } from '../plan/plan.js';
-import { runAction, verifyMap } from './actions.js';
+import { runAction } from './actions.js';
 import type { ApplyContext } from './context.js';
 
 export interface PhaseTiming { phase: string; ms: number }
@@ -96,14 +96,8 @@ async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
   const items = phase(plan, 'switch').items;
   const done: string[] = [];
   for (const item of items) {
-    const lb = ctx.stage.loadBalancers[item.target]!;
     try {
-      for (const action of item.actions) {
-        if (action.kind === 'persist-map') {
-          await verifyMap(ctx, lb.name, lb.mapFile, Object.fromEntries(plan.services.map((s) => [s.service, `${s.service}_${s.target}`])));
-        }
-        await runAction(ctx, action);
-      }
+      for (const action of item.actions) await runAction(ctx, action);
       done.push(item.target);
     } catch (err) {
       const reverted = await revert(ctx, plan, [...done, item.target]);
@@ -119,11 +113,10 @@ async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[])
     const lb = ctx.stage.loadBalancers[name]!;
     const balancer = ctx.balancers[name]!;
     try {
-      for (const s of plan.services) await balancer.command(mapLine(lb.mapFile, s.service, `${s.service}_${s.live}`));
-      const previous: Record<string, string> = {};
-      for (const [svc, slot] of Object.entries(plan.liveAfter)) previous[svc] = `${svc}_${slot}`;
-      for (const s of plan.services) previous[s.service] = `${s.service}_${s.live}`;
-      await balancer.writeMapFile(lb.mapFile, Object.entries(previous).map(([k, v]) => `${k} ${v}\n`).join(''));
+      for (const s of plan.services) await balancer.setMap(lb.mapFile, s.service, `${s.service}_${s.live}`);
+      const previous = { ...plan.liveAfter };
+      for (const s of plan.services) previous[s.service] = s.live;
+      await balancer.writeMapFile(lb.mapFile, renderMap(previous));
       ctx.logger.warn(`${name}: switched back to the previous slots`);
     } catch (err) {
       ok = false;

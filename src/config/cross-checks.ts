@@ -1,12 +1,34 @@
-import type { ProfileData } from './schema.js';
+import { posix } from 'node:path';
+import { PLACEHOLDERS, unknownPlaceholders } from '../commands/placeholders.js';
+import type { ProfileData, ServiceData } from './schema.js';
 
 export interface CrossIssue { path: string; message: string }
 
-/**
- * Rules that span several fields: references between sections, and slots that would collide on a
- * host. The schema checks each field alone; this checks that they make one workable stage.
+/*
+ * Rules that span several fields: references between sections, and things that would collide on a
+ * machine. The schema checks each field alone; this checks that they make one workable stage.
+ * Two host entries with the same address are one machine to HAProxy (it connects to address:port),
+ * so ports are compared per address, and directories per address and SSH port.
  */
 export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
+  return [
+    ...checkCodeSource(stage, data),
+    ...checkLoadBalancers(data),
+    ...checkServiceHosts(data),
+    ...checkCommands(data),
+    ...checkSlotDirs(data),
+    ...checkMachines(data),
+    ...checkListenPorts(data),
+  ];
+}
+
+const hostList = (data: ProfileData) => Object.keys(data.hosts).join(', ') || 'none';
+
+/** Normalised absolute path without a trailing slash ("/" stays "/"). */
+const norm = (p: string) => posix.normalize(p).replace(/(.)\/+$/, '$1');
+const isInside = (p: string, dir: string) => p === dir || p.startsWith(dir === '/' ? '/' : `${dir}/`);
+
+function checkCodeSource(stage: string, data: ProfileData): CrossIssue[] {
   const issues: CrossIssue[] = [];
   if (data.from === undefined && data.source === undefined) {
     issues.push({ path: 'from', message: 'expected "from: <previous stage>" or, for the first stage, "source: { path: ... }"' });
@@ -15,48 +37,149 @@ export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
     issues.push({ path: 'source', message: 'a stage takes its code either from the previous stage (from:) or from a source, not both' });
   }
   if (data.from === stage) issues.push({ path: 'from', message: `a stage cannot promote from itself ("${stage}")` });
+  return issues;
+}
 
-  for (const [lbName, lb] of Object.entries(data.loadBalancers)) {
-    if (lb.host !== undefined && !(lb.host in data.hosts)) {
-      issues.push({ path: `loadBalancers.${lbName}.host`, message: `unknown host "${lb.host}" (hosts: ${Object.keys(data.hosts).join(', ')})` });
-    }
-  }
-
-  // Per host: every port and every directory belongs to exactly one slot of one service.
-  const ports = new Map<string, string>();
-  const dirs = new Map<string, string>();
-  for (const [serviceName, service] of Object.entries(data.services)) {
-    const seenHosts = new Set<string>();
-    service.hosts.forEach((h, i) => {
-      if (!(h in data.hosts)) {
-        issues.push({ path: `services.${serviceName}.hosts.${i}`, message: `unknown host "${h}" (hosts: ${Object.keys(data.hosts).join(', ')})` });
-      }
-      if (seenHosts.has(h)) issues.push({ path: `services.${serviceName}.hosts.${i}`, message: `host "${h}" is listed twice` });
-      seenHosts.add(h);
-    });
-    const root = service.root.replace(/\/+$/, '');
-    for (const slot of ['a', 'b'] as const) {
-      const s = service.slots[slot];
-      const dir = (s.dir ?? `${root}/${slot}`).replace(/\/+$/, '');
-      const where = `services.${serviceName}.slots.${slot}`;
-      if (dir === root || `${root}/releases` === dir || `${root}/run` === dir) {
-        issues.push({ path: `${where}.dir`, message: `"${dir}" is reserved for the service's releases and run files; use e.g. ${root}/${slot}` });
-      }
-      for (const h of new Set(service.hosts)) {
-        const portKey = `${h}:${s.port}`;
-        const portOwner = ports.get(portKey);
-        if (portOwner !== undefined) issues.push({ path: `${where}.port`, message: `port ${s.port} on host "${h}" is already used by ${portOwner}` });
-        else ports.set(portKey, where);
-        const dirKey = `${h}:${dir}`;
-        const dirOwner = dirs.get(dirKey);
-        if (dirOwner !== undefined) issues.push({ path: `${where}.dir`, message: `directory ${dir} on host "${h}" is already used by ${dirOwner}` });
-        else dirs.set(dirKey, where);
-      }
-    }
-  }
+function checkLoadBalancers(data: ProfileData): CrossIssue[] {
+  const issues: CrossIssue[] = [];
   const lbNames = Object.keys(data.loadBalancers);
   if (lbNames.length === 0 && Object.keys(data.services).length > 0) {
     issues.push({ path: 'loadBalancers', message: 'expected at least one load balancer: traffic is switched there' });
+  }
+  // One runtime socket is one HAProxy: two entries on one machine would be switched twice.
+  const sockets = new Map<string, string>();
+  for (const [lbName, lb] of Object.entries(data.loadBalancers)) {
+    if (lb.host !== undefined && !(lb.host in data.hosts)) {
+      issues.push({ path: `loadBalancers.${lbName}.host`, message: `unknown host "${lb.host}": declare it under hosts (hosts: ${hostList(data)})` });
+    }
+    const machine = lb.host === undefined ? 'this machine' : `host "${lb.host}"`;
+    const key = `${lb.host === undefined ? '' : data.hosts[lb.host]?.address ?? lb.host} ${norm(lb.socket)}`;
+    const owner = sockets.get(key);
+    if (owner !== undefined) {
+      issues.push({ path: `loadBalancers.${lbName}.socket`, message: `socket ${lb.socket} on ${machine} is already used by load balancer "${owner}"; each load balancer needs its own HAProxy socket` });
+    } else sockets.set(key, lbName);
+  }
+  return issues;
+}
+
+function checkServiceHosts(data: ProfileData): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  for (const [serviceName, service] of Object.entries(data.services)) {
+    const seen = new Set<string>();
+    service.hosts.forEach((h, i) => {
+      const path = `services.${serviceName}.hosts.${i}`;
+      if (!(h in data.hosts)) issues.push({ path, message: `unknown host "${h}": declare it under hosts (hosts: ${hostList(data)})` });
+      if (seen.has(h)) issues.push({ path, message: `host "${h}" is listed twice; list each host once` });
+      seen.add(h);
+    });
+  }
+  return issues;
+}
+
+function checkCommands(data: ProfileData): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  const allowed = PLACEHOLDERS.map((p) => `{${p}}`).join(' ');
+  for (const [serviceName, service] of Object.entries(data.services)) {
+    for (const which of ['start', 'stop'] as const) {
+      const command = service[which];
+      if (command === undefined) continue;
+      for (const unknown of new Set(unknownPlaceholders(command))) {
+        issues.push({ path: `services.${serviceName}.${which}`, message: `unknown placeholder {${unknown}} (allowed: ${allowed})` });
+      }
+    }
+  }
+  return issues;
+}
+
+/** Under a service's root, releases/ and run/ belong to the tool; a slot's pointer lives beside them. */
+function checkSlotDirs(data: ProfileData): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  for (const [serviceName, service] of Object.entries(data.services)) {
+    const root = norm(service.root);
+    for (const slot of ['a', 'b'] as const) {
+      const dir = slotDir(service, slot);
+      const path = `services.${serviceName}.slots.${slot}.dir`;
+      const suggestion = `use e.g. ${posix.join(root, slot)}`;
+      if (isInside(root, dir)) {
+        issues.push({ path, message: `"${dir}" is the service's root or above it; the slot's pointer must be a directory of its own, ${suggestion}` });
+      } else if (isInside(dir, posix.join(root, 'releases')) || isInside(dir, posix.join(root, 'run'))) {
+        issues.push({ path, message: `"${dir}" is reserved for the service's releases and run files; ${suggestion}` });
+      }
+    }
+  }
+  return issues;
+}
+
+const slotDir = (service: ServiceData, slot: 'a' | 'b') => norm(service.slots[slot].dir ?? posix.join(service.root, slot));
+
+/** Per machine: every slot port, slot directory and service root belongs to one owner. */
+function checkMachines(data: ProfileData): CrossIssue[] {
+  interface Owner { path: string; host: string; service: string }
+  const issues: CrossIssue[] = [];
+  const owners = new Map<string, Owner>();
+  /** The earlier owner of what `key` names, described for a message; undefined when `owner` is the first. */
+  const claim = (key: string, owner: Owner): string | undefined => {
+    const previous = owners.get(key);
+    if (previous === undefined) owners.set(key, owner);
+    return previous && `${previous.path} on host "${previous.host}"`;
+  };
+  for (const [serviceName, service] of Object.entries(data.services)) {
+    for (const h of new Set(service.hosts)) {
+      const host = data.hosts[h];
+      if (host === undefined) continue;
+      const machine = `${host.address}:${host.port ?? data.ssh.port ?? 22}`;
+      const root = norm(service.root);
+      const rootKey = `root ${machine} ${root}`;
+      const rootOwner = owners.get(rootKey);
+      if (rootOwner === undefined) owners.set(rootKey, { path: `services.${serviceName}.root`, host: h, service: serviceName });
+      else if (rootOwner.service !== serviceName) {
+        issues.push({ path: `services.${serviceName}.root`, message: `root ${root} on host "${h}" is already used by ${rootOwner.path} on host "${rootOwner.host}"; give each service its own root` });
+      }
+      for (const slot of ['a', 'b'] as const) {
+        const where = `services.${serviceName}.slots.${slot}`;
+        const port = service.slots[slot].port;
+        const portOwner = claim(`port ${host.address} ${port}`, { path: where, host: h, service: serviceName });
+        if (portOwner !== undefined) issues.push({ path: `${where}.port`, message: `port ${port} on host "${h}" is already used by ${portOwner}; pick another port` });
+        const dir = slotDir(service, slot);
+        const dirOwner = claim(`dir ${machine} ${dir}`, { path: where, host: h, service: serviceName });
+        if (dirOwner !== undefined) issues.push({ path: `${where}.dir`, message: `directory ${dir} on host "${h}" is already used by ${dirOwner}; give each slot its own directory` });
+      }
+    }
+  }
+  return issues;
+}
+
+/**
+ * Every load balancer binds every service's frontend on its address, so listen ports are one
+ * namespace per stage, and a slot on the load balancer's own address cannot use a listen port.
+ */
+function checkListenPorts(data: ProfileData): CrossIssue[] {
+  const issues: CrossIssue[] = [];
+  const listeners = new Map<number, string>();
+  for (const [serviceName, service] of Object.entries(data.services)) {
+    const other = listeners.get(service.listen);
+    if (other !== undefined) {
+      issues.push({ path: `services.${serviceName}.listen`, message: `port ${service.listen} is already the listen port of service "${other}"; give each service its own` });
+    } else listeners.set(service.listen, serviceName);
+  }
+  const lbAt = new Map<string, string>();
+  for (const [lbName, lb] of Object.entries(data.loadBalancers)) if (!lbAt.has(lb.address)) lbAt.set(lb.address, lbName);
+  for (const [serviceName, service] of Object.entries(data.services)) {
+    for (const h of new Set(service.hosts)) {
+      const address = data.hosts[h]?.address;
+      const lbName = address === undefined ? undefined : lbAt.get(address);
+      if (lbName === undefined) continue;
+      for (const slot of ['a', 'b'] as const) {
+        const port = service.slots[slot].port;
+        const listener = listeners.get(port);
+        if (listener === undefined) continue;
+        const whose = listener === serviceName ? 'its listen port' : `the listen port of service "${listener}"`;
+        issues.push({
+          path: `services.${serviceName}.slots.${slot}.port`,
+          message: `port ${port} is ${whose}, and host "${h}" has the address ${address} where load balancer "${lbName}" listens; pick another port`,
+        });
+      }
+    }
   }
   return issues;
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { homedir } from 'node:os';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isMap, isNode, isScalar, isSeq, type Document } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { NAME_PATTERN, profile as profileSchema, type ProfileData } from './schema.js';
 import { backendName, SLOTS, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
@@ -22,13 +22,28 @@ function pathOf(segments: readonly PropertyKey[]): string {
   return segments.map(String).join('.');
 }
 
-/** Line of a YAML node at a path, so that an error points into the file. */
+/**
+ * Line of the key (or list item) at a path, so that an error points into the file. A path that is
+ * not in the file (a missing key) points at the nearest enclosing key that is, if any.
+ */
 function lineOf(doc: Document, lines: LineCounter, segments: readonly PropertyKey[]): number | undefined {
-  for (let n = segments.length; n >= 0; n--) {
-    const node = doc.getIn(segments.slice(0, n) as unknown[], true);
+  for (let n = segments.length; n >= (segments.length === 0 ? 0 : 1); n--) {
+    const node = n === 0 ? doc.contents : keyOrItem(doc.getIn(segments.slice(0, n - 1) as unknown[], true), segments[n - 1]);
     if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
   }
   return undefined;
+}
+
+function keyOrItem(parent: unknown, segment: PropertyKey | undefined): unknown {
+  if (isMap(parent)) return parent.items.find((pair) => String(isScalar(pair.key) ? pair.key.value : pair.key) === String(segment))?.key;
+  if (isSeq(parent)) return parent.items[Number(segment)];
+  return undefined;
+}
+
+async function lineIn(project: Project, file: string, segments: readonly PropertyKey[]): Promise<number | undefined> {
+  const lines = new LineCounter();
+  const doc = parseDocument(await readFile(join(project.dir, file), 'utf8'), { lineCounter: lines });
+  return lineOf(doc, lines, segments);
 }
 
 /** Reads and validates one profile. Throws ConfigError listing every problem found in the file. */
@@ -48,19 +63,24 @@ export async function loadProfile(project: Project, stage: string): Promise<Stag
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => ({
       file, path: '', message: `invalid YAML: ${e.message.split('\n')[0]}`,
-      line: e.linePos?.[0]?.line,
+      line: lines.linePos(e.pos[0]).line,
     } as ConfigIssue)));
   }
-  const parsed = profileSchema.safeParse(doc.toJS() ?? {});
+  if (!isMap(doc.contents)) {
+    const found = doc.contents === null ? 'the file is empty' : isSeq(doc.contents) ? 'found a list' : 'found a single value';
+    throw new ConfigError([{ file, path: '', message: `expected a map of settings (hosts, loadBalancers, services, ...); ${found}`, line: lineOf(doc, lines, []) }]);
+  }
+  const parsed = profileSchema.safeParse(doc.toJS());
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => {
-      let path = issue.path;
-      let message = issue.message;
+    throw new ConfigError(parsed.error.issues.flatMap((issue): ConfigIssue[] => {
+      const at = (path: readonly PropertyKey[], message: string) => ({ file, path: pathOf(path), message, line: lineOf(doc, lines, path) });
       if (issue.code === 'unrecognized_keys') {
-        path = [...issue.path, issue.keys[0] ?? ''];
-        message = `unknown key (allowed here: ${allowedKeys(issue.path)})`;
+        return issue.keys.map((key) => at([...issue.path, key], `unknown key (allowed here: ${allowedKeys(issue.path)})`));
       }
-      return { file, path: pathOf(path), message, line: lineOf(doc, lines, path) };
+      if (issue.code === 'invalid_key') {
+        return [at(issue.path, `invalid name: ${issue.issues[0]?.message ?? issue.message}`)];
+      }
+      return [at(issue.path, issue.message)];
     }));
   }
   const data = parsed.data;
@@ -149,13 +169,13 @@ export async function loadPipeline(project: Project, stage: string): Promise<Sta
   while (next !== undefined) {
     if (seen.has(next)) {
       const prev = chain[chain.length - 1]!;
-      throw new ConfigError([{ file: prev.file, path: 'from', message: `circular "from:" chain: ${[...seen, next].join(' -> ')}` }]);
+      throw new ConfigError([{ file: prev.file, path: 'from', message: `circular "from:" chain: ${[...seen, next].join(' -> ')}`, line: await lineIn(project, prev.file, ['from']) }]);
     }
     seen.add(next);
-    const current: Stage = await loadProfile(project, next).catch((err: unknown) => {
+    const current: Stage = await loadProfile(project, next).catch(async (err: unknown) => {
       const prev = chain[chain.length - 1];
       if (prev && err instanceof ConfigError && err.issues.some((i) => i.message.startsWith('no such profile'))) {
-        throw new ConfigError([{ file: prev.file, path: 'from', message: `unknown stage "${next}" (${profileFile(next!)} does not exist)` }]);
+        throw new ConfigError([{ file: prev.file, path: 'from', message: `unknown stage "${next}" (${profileFile(next!)} does not exist)`, line: await lineIn(project, prev.file, ['from']) }]);
       }
       throw err;
     });

@@ -6,8 +6,9 @@ import type { SlotName } from '../config/model.js';
 
 export interface Balancer {
   readonly name: string;
-  /** Sends one runtime API line; throws LoadBalancerError on an error reply. */
-  command(line: string): Promise<string>;
+  /** Points a map key at a value (adding the entry when the map lacks it). */
+  setMap(file: string, key: string, value: string): Promise<void>;
+  serverHealth(backend: string, server: string, health: 'up' | 'down'): Promise<void>;
   /** The map's entries (key -> value). */
   readMap(file: string): Promise<Map<string, string>>;
   /** Current plus queued sessions summed over the given backends. */

@@ -7,39 +7,34 @@ import { quote } from '../commands/shell.js';
 import { run, type Transport } from '../transport/transport.js';
 import { LocalTransport } from '../transport/local.js';
 import type { Balancer } from './balancer.js';
-import { addMapCommand, parseShowMap, showMapCommand } from './map.js';
-import { expectEmptyReply, expectOutput, recogniseReply } from './replies.js';
-import { localSocket, RuntimeClient } from './runtime-client.js';
-import { parseShowStat } from './stat.js';
+import { Haproxy } from './haproxy.js';
+import { localSocket } from './runtime-client.js';
 
 class HaproxyBalancer implements Balancer {
   readonly name: string;
-  constructor(private readonly lb: LoadBalancer, private readonly client: RuntimeClient, private readonly files: Transport) {
+  constructor(private readonly lb: LoadBalancer, private readonly haproxy: Haproxy, private readonly files: Transport) {
     this.name = lb.name;
   }
 
-  async command(line: string): Promise<string> {
-    const reply = await this.client.command(line);
-    if (/^show /.test(line)) return expectOutput(this.name, line, reply);
-    // A map entry that does not exist yet (first promotion of a new service) is added instead.
-    const setMap = /^set map (\S+) (\S+) (\S+)$/.exec(line);
-    if (setMap && recogniseReply(reply) === 'entryNotFound') {
-      const add = addMapCommand(setMap[1]!, setMap[2]!, setMap[3]!);
-      expectEmptyReply(this.name, add, await this.client.command(add));
-      return '';
-    }
-    expectEmptyReply(this.name, line, reply);
-    return reply;
+  async setMap(file: string, key: string, value: string): Promise<void> {
+    await this.haproxy.setMap(file, key, value);
+  }
+
+  serverHealth(backend: string, server: string, health: 'up' | 'down'): Promise<void> {
+    return this.haproxy.serverHealth(backend, server, health);
   }
 
   async readMap(file: string): Promise<Map<string, string>> {
-    const text = await this.command(showMapCommand(file));
-    return new Map(parseShowMap(text).map((e) => [e.key, e.value]));
+    const entries = await this.haproxy.showMap(file);
+    // HAProxy answers a lookup with the first entry of a key, so the first one is the one in force.
+    const map = new Map<string, string>();
+    for (const e of entries) if (!map.has(e.key)) map.set(e.key, e.value);
+    return map;
   }
 
   async sessions(backends: readonly string[]): Promise<number> {
-    const rows = parseShowStat(await this.command('show stat'));
-    return rows.filter((r) => r.type === 'backend' && backends.includes(r.proxy)).reduce((n, r) => n + r.scur + r.qcur, 0);
+    const counts = await Promise.all(backends.map((b) => this.haproxy.sessions(b)));
+    return counts.reduce((a, b) => a + b, 0);
   }
 
   async writeMapFile(file: string, content: string): Promise<void> {
@@ -56,7 +51,7 @@ export async function openBalancers(stage: Stage, transportFor: (host: string) =
   return Object.values(stage.loadBalancers).map((lb) => {
     const files = lb.host === undefined ? local : transportFor(lb.host);
     const connect = lb.host === undefined ? localSocket(lb.socket) : () => files.openUnixSocket(lb.socket);
-    return new HaproxyBalancer(lb, new RuntimeClient({ name: lb.name, connect, timeoutMs: lb.timeoutMs }), files);
+    return new HaproxyBalancer(lb, Haproxy.forLoadBalancer(lb, connect), files);
   });
 }
 

@@ -68,14 +68,17 @@ export class RuntimeClient {
       };
       const timer = setTimeout(() => settle(this.timedOut(line, stream !== undefined)), this.timeoutMs);
 
-      this.connect().then((s) => {
+      // Wrapped so that a connect function that throws instead of rejecting is handled the same way.
+      new Promise<Duplex>((ok) => ok(this.connect())).then((s) => {
         // The deadline passed while connecting: nobody waits for this connection any more.
         if (settled) return void s.destroy();
         stream = s;
         s.on('data', (chunk: Buffer | string) => chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
         // In non-interactive mode HAProxy closes after the reply: the close is the end of the answer.
         s.once('end', () => settle());
-        s.once('close', () => settle());
+        // A close without an end is a connection lost mid-reply: a truncated `show stat` must not pass for a whole one.
+        s.once('close', () => settle(new LoadBalancerError(this.name,
+          `connection closed before the reply to "${line}" was complete`)));
         s.on('error', (err: Error) => settle(new LoadBalancerError(this.name,
           `runtime command "${line}" failed: ${err.message}`, { cause: err })));
         // No end(): a half-close is not needed by HAProxy and not every forwarded stream supports it.

@@ -7,7 +7,6 @@ import { otherSlot } from '../config/model.js';
 import { pointSlot, prepareReleaseDirs, releaseDir, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
 import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
-import { healthLine, mapLine, showMapLine } from '../lb/lines.js';
 import { renderMap } from '../lb/config.js';
 import type { SlotContext } from '../commands/placeholders.js';
 import type { Action, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
@@ -114,18 +113,16 @@ export function buildPlan(input: PlanInput): Plan {
   for (const s of services) liveAfter[s.service] = s.target;
 
   const lbs = Object.values(stage.loadBalancers);
+  const newBackends = Object.fromEntries(services.map((s) => [s.service, stage.services[s.service]!.slots[s.target].backend]));
   const switchItems: PlanItem[] = lbs.map((lb) => ({
     target: lb.name,
     actions: [
-      {
-        kind: 'runtime', loadBalancer: lb.name, title: 'mark the new slot\'s servers up (they just passed their checks)',
-        lines: services.flatMap((s) => s.hosts.map((h) => healthLine(stage.services[s.service]!.slots[s.target].backend, h, 'up'))),
-      },
-      {
-        kind: 'runtime', loadBalancer: lb.name, title: 'switch traffic',
-        lines: services.map((s) => mapLine(lb.mapFile, s.service, stage.services[s.service]!.slots[s.target].backend)),
-      },
-      { kind: 'runtime', loadBalancer: lb.name, title: 'read the map back', lines: [showMapLine(lb.mapFile)] },
+      ...services.map((s): Action => ({
+        kind: 'server-health', loadBalancer: lb.name, backend: newBackends[s.service]!, servers: s.hosts, health: 'up',
+        title: `mark ${newBackends[s.service]}'s servers up (they just passed their checks)`,
+      })),
+      { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: newBackends, title: 'switch traffic' },
+      { kind: 'verify-map', loadBalancer: lb.name, file: lb.mapFile, expected: newBackends, title: 'read the map back' },
       { kind: 'persist-map', loadBalancer: lb.name, file: lb.mapFile, content: renderMap(liveAfter), title: `rewrite ${lb.mapFile}` },
     ],
   }));

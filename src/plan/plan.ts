@@ -15,8 +15,12 @@ export type Action =
   | { kind: 'local'; argv: string[]; title: string; host?: string }
   /** An HTTP health check against one host's slot. */
   | { kind: 'http-check'; host: string; service: string; url: string; title: string }
-  /** Runtime API lines sent to one load balancer. */
-  | { kind: 'runtime'; loadBalancer: string; lines: string[]; title: string }
+  /** Mark servers up at once (they have just passed our own checks) instead of waiting for HAProxy's next check. */
+  | { kind: 'server-health'; loadBalancer: string; backend: string; servers: string[]; health: 'up' | 'down'; title: string }
+  /** Point a service's map entry at a backend: the switch itself. */
+  | { kind: 'set-map'; loadBalancer: string; file: string; entries: Record<string, string>; title: string }
+  /** Read the map back and compare. */
+  | { kind: 'verify-map'; loadBalancer: string; file: string; expected: Record<string, string>; title: string }
   /** Wait until the backends have no sessions left (or the deadline passes). */
   | { kind: 'drain'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */

@@ -1,12 +1,16 @@
 import { quoteAll } from '../commands/shell.js';
 import type { Action, Plan } from './plan.js';
+import { serverHealthCommand } from '../lb/haproxy.js';
+import { setMapCommand, showMapCommand } from '../lb/map.js';
 
 function describe(action: Action): string {
   switch (action.kind) {
     case 'exec': return `$ ${action.command}`;
     case 'local': return `(local) $ ${quoteAll(action.argv)}`;
     case 'http-check': return `GET ${action.url}`;
-    case 'runtime': return action.lines.map((l) => `haproxy> ${l}`).join('\n');
+    case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
+    case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');
+    case 'verify-map': return `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.expected).map(([k, v]) => `${k} ${v}`).join(', ')})`;
     case 'drain': return `wait until ${action.backends.join(', ')} have no sessions (at most ${action.deadlineMs} ms)`;
     case 'persist-map': return `write ${action.file}:\n${action.content.trimEnd().split('\n').map((l) => `    ${l}`).join('\n')}`;
   }

@@ -17,7 +17,8 @@ import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import { StateStore, type StageState } from '../state/store.js';
 import { TransportPool } from '../transport/pool.js';
 import { allLimited } from '../transport/runner.js';
-import { pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
+import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
+import { join } from 'node:path';
 import { userInfo } from 'node:os';
 
 export interface PromoteOptions {
@@ -118,7 +119,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
           });
         }
         releases[s] = options.dryRun
-          ? { release, cacheDir: `(cache)/${s}/${release}`, source: `stage ${from.name}, ${hostName} slot ${slot}` }
+          ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
           : await pullStageRelease(project, from, service, from.hosts[hostName]!, release, slot);
       }));
     } else {

@@ -71,7 +71,10 @@ export class SshTransport implements Transport {
 
     const client = new Client();
     await new Promise<void>((resolve, reject) => {
+      let settled = false;
       const fail = (err: Error) => {
+        if (settled) return;
+        settled = true;
         client.removeListener('ready', ready);
         client.end();
         if (rejection) return reject(rejection);
@@ -81,9 +84,17 @@ export class SshTransport implements Transport {
           : `cannot connect to ${host.address}:${host.port}: ${err.message}`;
         reject(new HostError(host.name, msg, { cause: err }));
       };
-      const ready = () => { client.removeListener('error', fail); client.on('error', () => { /* reported by the pending operation */ }); resolve(); };
+      // A peer that hangs up before the handshake ends gives 'close' without 'error'.
+      const closed = () => fail(new Error('the connection was closed during the SSH handshake (is this an SSH server?)'));
+      const ready = () => {
+        client.removeListener('error', fail);
+        client.removeListener('close', closed);
+        client.on('error', () => { /* reported by the pending operation */ });
+        resolve();
+      };
       client.once('ready', ready);
       client.once('error', fail);
+      client.once('close', closed);
       client.connect(options);
     });
     return new SshTransport(client, host);

@@ -22,6 +22,8 @@ export interface PipelineOptions {
   dir?: string;
   /** Extra YAML lines for beta's web service (indented by the caller as service keys). */
   betaServiceExtra?: string;
+  /** dev's health path; a lenient dev ('/') lets a release that fails beta's /health reach beta. */
+  devHealthPath?: string;
   keepDir?: boolean;
 }
 
@@ -37,7 +39,7 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
-function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string }): string {
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string }): string {
   return [
     opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
     'ssh:',
@@ -62,7 +64,7 @@ function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<
     '      b: { port: 8002 }',
     '    start: node server.mjs --host {address} --port {port} --slot {slot} --release {release}',
     '    stopTimeoutMs: 5000',
-    '    health: { path: /health, deadlineMs: 8000, intervalMs: 50 }',
+    `    health: { path: ${opts.healthPath ?? '/health'}, deadlineMs: 4000, intervalMs: 50 }`,
     '    drainTimeoutMs: 5000',
     ...(opts.extra ? [opts.extra] : []),
     '',
@@ -84,7 +86,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     await cp(FIXTURE_APP, appDir, { recursive: true });
     const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
-      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev,
+      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath,
     }));
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
       from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra,

@@ -1,0 +1,130 @@
+// One lab host: an sshd on its own loopback address, in its own mount namespace where a lab
+// directory is bind-mounted at /srv. Processes started over SSH inherit that namespace, so each
+// host sees only its own /srv although all hosts share this machine.
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { delimiter, dirname, join } from 'node:path';
+import { runOrThrow, spawnDetached, tcpAccepts, waitFor } from './exec.js';
+import { identify, mountNamespace, type ProcessId } from './processes.js';
+
+export interface HostSpec { name: string; address: string; port: number }
+
+export interface StartedHost {
+  name: string;
+  address: string;
+  port: number;
+  srv: string;
+  child: ChildProcess;
+  proc: ProcessId;
+  /** `mnt:[...]` of the sshd; every process in it was started by the lab */
+  namespace: string;
+  /** the `known_hosts` line for this host */
+  knownHost: string;
+}
+
+/** PATH that OpenSSH (built without PAM session env, `UsePAM no`) gives root's sessions on Debian. */
+const SSHD_ROOT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+function which(name: string, searchPath: string): string | undefined {
+  for (const dir of searchPath.split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      const path = join(dir, name);
+      accessSync(path, constants.X_OK);
+      return realpathSync(path);
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The PATH sessions need so that they run the same `node` and `rsync` as this process finds, or
+ * undefined when sshd's default PATH already does (then sshd_config sets nothing).
+ */
+export function sessionPath(searchPath = process.env['PATH'] ?? ''): string | undefined {
+  const extra: string[] = [];
+  for (const name of ['node', 'rsync']) {
+    const ours = which(name, searchPath);
+    if (ours !== undefined && which(name, SSHD_ROOT_PATH) !== ours) extra.push(dirname(ours));
+  }
+  return extra.length === 0 ? undefined : [...new Set(extra), SSHD_ROOT_PATH].join(':');
+}
+
+export function sshdConfig(spec: HostSpec, paths: { hostKey: string; pidFile: string; authorizedKeys: string }, path = sessionPath()): string {
+  return [
+    `# lab host ${spec.name}: written by test/lab/lab-host.ts`,
+    `ListenAddress ${spec.address}:${spec.port}`,
+    `HostKey ${paths.hostKey}`,
+    `PidFile ${paths.pidFile}`,
+    `AuthorizedKeysFile ${paths.authorizedKeys}`,
+    'PermitRootLogin prohibit-password',
+    'AuthenticationMethods publickey',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    // The lab dir is world-readable under /tmp; sshd's ownership checks would reject it.
+    'StrictModes no',
+    'PrintMotd no',
+    'PrintLastLog no',
+    'UseDNS no',
+    // The orchestrator opens many channels and connections at once; sshd's defaults (10 sessions per
+    // connection, random early drop from 10 unauthenticated connections) make parallel tests flaky.
+    'MaxSessions 100',
+    'MaxStartups 100:30:200',
+    'Subsystem sftp internal-sftp',
+    ...(path ? [`SetEnv PATH=${path}`] : []),
+    '',
+  ].join('\n');
+}
+
+export function knownHostsLine(address: string, port: number, publicKey: string): string {
+  const [type, key] = publicKey.trim().split(/\s+/);
+  if (!type || !key) throw new Error(`not an OpenSSH public key: ${publicKey}`);
+  const host = port === 22 ? address : `[${address}]:${port}`;
+  return `${host} ${type} ${key}`;
+}
+
+export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys: string): Promise<StartedHost> {
+  const srv = join(hostDir, 'srv');
+  const hostKey = join(hostDir, 'ssh_host_ed25519_key');
+  const configFile = join(hostDir, 'sshd_config');
+  const logFile = join(hostDir, 'sshd.log');
+  const where = `lab host ${spec.name} (${spec.address}:${spec.port})`;
+
+  const home = join(hostDir, 'root');
+  await mkdir(srv, { recursive: true });
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  // A leftover sshd from a killed run would answer the readiness probe in place of ours.
+  if (await tcpAccepts(spec.address, spec.port)) {
+    throw new Error(`${where}: the address is already in use (a lab left over from a killed run? see \`ss -ltnp 'sport = :${spec.port}'\`)`);
+  }
+  await runOrThrow('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `lab-host-${spec.name}`, '-f', hostKey]);
+  await writeFile(configFile, sshdConfig(spec, { hostKey, pidFile: join(hostDir, 'sshd.pid'), authorizedKeys }));
+
+  // unshare execs sh, which execs sshd: the pid we get is the sshd's. The bind mount lives and dies
+  // with the namespace, so nothing needs unmounting afterwards.
+  const child = spawnDetached('unshare', [
+    '--mount', '--propagation', 'private',
+    'sh', '-c', 'mount --bind "$1" /srv && mount --bind "$3" /root && exec /usr/sbin/sshd -D -e -f "$2"', 'lab-sshd', srv, configFile, home,
+  ], logFile);
+  const proc = child.pid === undefined ? undefined : identify(child.pid);
+  try {
+    await waitFor(where, child, logFile, () => tcpAccepts(spec.address, spec.port));
+    if (!proc) throw new Error(`${where}: sshd did not start`);
+    const namespace = mountNamespace(proc.pid);
+    // If unshare silently did nothing, "everything in the sshd's namespace" would be everything.
+    if (!namespace || namespace === mountNamespace(process.pid) || namespace === mountNamespace(1)) {
+      throw new Error(`${where}: sshd is not in a private mount namespace (${namespace ?? 'unknown'})`);
+    }
+    const knownHost = knownHostsLine(spec.address, spec.port, await readFile(`${hostKey}.pub`, 'utf8'));
+    return { ...spec, srv, child, proc, namespace, knownHost };
+  } catch (error) {
+    if (proc) {
+      try { process.kill(proc.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,283 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { after, afterEach, beforeEach, describe, test } from 'node:test';
+import { backendName, SLOTS, type Service, type SlotName } from '../../src/config/model.js';
+import {
+  logFile, MANIFEST, pidFile, pointSlot, prepareReleaseDirs, probeSlots, releaseDir, releasesDir, runDir, verifyManifest,
+} from '../../src/commands/release.js';
+import { startSlot } from '../../src/commands/process.js';
+import { readHostSlots } from '../../src/observe/slots.js';
+import { writeManifest } from '../../src/release/manifest.js';
+import type { ExecOptions, ExecResult, Transport } from '../../src/transport/transport.js';
+
+const R1 = '2026.11.22-223104-1.0.0-3fa9c2d1';
+const R2 = '2026.11.23-080000-1.0.1-0badcafe';
+
+/** A Service as src/config/load.ts resolves one: root without trailing slash, slot dirs {root}/{slot}, backends {service}_{slot}. */
+function makeService(rootDir: string, overrides: Partial<Service> = {}): Service {
+  const root = rootDir.replace(/\/+$/, '') || '/';
+  const ports: Record<SlotName, number> = { a: 8081, b: 8082 };
+  const slots = Object.fromEntries(SLOTS.map((slot) => [slot, Object.freeze({
+    name: slot, port: ports[slot], dir: `${root}/${slot}`, backend: backendName('web', slot),
+  })])) as unknown as Service['slots'];
+  return Object.freeze({
+    name: 'web', hosts: Object.freeze(['h1', 'h2']), root, listen: 8080, slots: Object.freeze(slots),
+    start: 'node server.mjs --port {port}', stop: undefined, stopTimeoutMs: 10_000, exclude: Object.freeze([]),
+    health: Object.freeze({ path: '/health', expectStatus: [200], attemptTimeoutMs: 1000, intervalMs: 100, deadlineMs: 15_000 }),
+    drainTimeoutMs: 30_000, ...overrides,
+  });
+}
+
+interface Shell { code: number | null; stdout: string; stderr: string }
+
+/** Runs a command with bash, as a host's shell would (stdin closed, output collected). */
+function bash(command: string): Shell {
+  const r = spawnSync('bash', ['-c', command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function bashAsync(command: string): Promise<Shell> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The host's side of the Transport interface, with bash on this machine. */
+class BashTransport implements Transport {
+  readonly host = 'h1';
+  async exec(command: string, _options?: ExecOptions): Promise<ExecResult> {
+    return bashAsync(command);
+  }
+  openUnixSocket(): Promise<Duplex> {
+    throw new Error('not used');
+  }
+  async close(): Promise<void> {}
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+const SAMPLE = makeService('/srv/web/');
+
+describe('release layout', () => {
+  test('paths under the service root', () => {
+    assert.equal(SAMPLE.root, '/srv/web');
+    assert.equal(releasesDir(SAMPLE), '/srv/web/releases');
+    assert.equal(releaseDir(SAMPLE, R1), `/srv/web/releases/${R1}`);
+    assert.equal(runDir(SAMPLE), '/srv/web/run');
+    assert.equal(pidFile(SAMPLE, 'a'), '/srv/web/run/a.pid');
+    assert.equal(logFile(SAMPLE, 'b'), '/srv/web/run/b.log');
+    assert.equal(MANIFEST, '.updateserver-manifest');
+  });
+});
+
+describe('release commands, exactly', () => {
+  test('probeSlots', () => {
+    assert.equal(probeSlots(SAMPLE),
+      'r=$(readlink /srv/web/a 2>/dev/null); r=${r##*/}; ' +
+      'if [ -f /srv/web/run/a.pid ] && kill -0 "$(cat /srv/web/run/a.pid)" 2>/dev/null; then up=1; else up=0; fi; ' +
+      'echo "a ${r:--} $up"; ' +
+      'r=$(readlink /srv/web/b 2>/dev/null); r=${r##*/}; ' +
+      'if [ -f /srv/web/run/b.pid ] && kill -0 "$(cat /srv/web/run/b.pid)" 2>/dev/null; then up=1; else up=0; fi; ' +
+      'echo "b ${r:--} $up"');
+  });
+
+  test('prepareReleaseDirs', () => {
+    assert.equal(prepareReleaseDirs(SAMPLE), 'mkdir -p /srv/web/releases /srv/web/run');
+  });
+
+  test('verifyManifest', () => {
+    assert.equal(verifyManifest(SAMPLE, R1), `cd /srv/web/releases/${R1} && sha256sum --quiet --strict -c .updateserver-manifest`);
+  });
+
+  test('pointSlot', () => {
+    assert.equal(pointSlot(SAMPLE, 'b', R1),
+      'if [ -e /srv/web/b ] && [ ! -L /srv/web/b ]; then echo \'/srv/web/b exists and is not a symlink; move it away ' +
+      '(updateserver manages it as a pointer to a release)\' >&2; exit 3; fi; ' +
+      `ln -sfn /srv/web/releases/${R1} /srv/web/b.updateserver-new && mv -Tf /srv/web/b.updateserver-new /srv/web/b`);
+  });
+
+  test('a slot dir set in the profile is used as written', () => {
+    const service = makeService('/srv/web', {
+      slots: Object.freeze({
+        a: Object.freeze({ name: 'a', port: 8081, dir: '/opt/blue', backend: 'web_a' }),
+        b: Object.freeze({ name: 'b', port: 8082, dir: '/opt/green', backend: 'web_b' }),
+      }),
+    });
+    assert.equal(pointSlot(service, 'a', R2).endsWith(`ln -sfn /srv/web/releases/${R2} /opt/blue.updateserver-new && mv -Tf /opt/blue.updateserver-new /opt/blue`), true);
+    assert.match(probeSlots(service), /readlink \/opt\/blue .*readlink \/opt\/green /);
+  });
+});
+
+describe('release commands run by bash in a temp dir', () => {
+  let root: string;
+  let service: Service;
+  const started: number[] = [];
+
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'updateserver-release-'));
+    service = makeService(root);
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  after(() => {
+    for (const pid of started) if (alive(pid)) process.kill(-pid, 'SIGKILL');
+  });
+
+  const makeRelease = (name: string) => {
+    mkdirSync(join(releaseDir(service, name), 'lib'), { recursive: true });
+    writeFileSync(join(releaseDir(service, name), 'VERSION'), name);
+  };
+
+  test('prepareReleaseDirs creates releases/ and run/, and may run again', () => {
+    assert.equal(bash(prepareReleaseDirs(service)).code, 0);
+    assert.equal(bash(prepareReleaseDirs(service)).code, 0);
+    assert.ok(lstatSync(releasesDir(service)).isDirectory());
+    assert.ok(lstatSync(runDir(service)).isDirectory());
+  });
+
+  test('pointSlot creates the pointer on a fresh host, to the absolute release dir', () => {
+    makeRelease(R1);
+    const r = bash(pointSlot(service, 'b', R1));
+    assert.deepEqual(r, { code: 0, stdout: '', stderr: '' });
+    assert.ok(lstatSync(service.slots.b.dir).isSymbolicLink());
+    assert.equal(readlinkSync(service.slots.b.dir), releaseDir(service, R1));
+    assert.equal(readFileSync(join(service.slots.b.dir, 'VERSION'), 'utf8'), R1);
+    assert.equal(existsSync(service.slots.a.dir), false, 'the other slot is not touched');
+  });
+
+  test('pointSlot replaces an existing pointer and leaves no temporary link behind', () => {
+    makeRelease(R1);
+    makeRelease(R2);
+    symlinkSync(releaseDir(service, R1), service.slots.a.dir);
+    assert.equal(bash(pointSlot(service, 'b', R1)).code, 0);
+    assert.equal(bash(pointSlot(service, 'b', R2)).code, 0);
+    assert.equal(readlinkSync(service.slots.b.dir), releaseDir(service, R2));
+    assert.equal(readlinkSync(service.slots.a.dir), releaseDir(service, R1), 'slot a still points at its release');
+    assert.equal(existsSync(`${service.slots.b.dir}.updateserver-new`), false);
+    assert.equal(lstatSync(`${service.slots.b.dir}`).isSymbolicLink(), true);
+    // The old release is not followed into: no link was created inside it.
+    assert.deepEqual(readdirSync(releaseDir(service, R1)).sort(), ['VERSION', 'lib']);
+  });
+
+  test('pointSlot replaces the pointer atomically: a concurrent reader never finds it missing', async () => {
+    makeRelease(R1);
+    makeRelease(R2);
+    assert.equal(bash(pointSlot(service, 'b', R1)).code, 0);
+    const stop = join(root, 'stop-reader');
+    const link = service.slots.b.dir;
+    // Bounded, so that a failing writer can never leave the reader running.
+    const reader = bashAsync(`n=0; missing=0; while [ ! -e ${stop} ] && [ $SECONDS -lt 30 ]; do n=$((n+1)); [ -L ${link} ] && [ -e ${link}/VERSION ] || missing=$((missing+1)); done; echo "$n $missing"`);
+    const script = join(root, 'repoint.sh');
+    writeFileSync(script, Array.from({ length: 300 }, (_, i) => pointSlot(service, 'b', i % 2 === 0 ? R2 : R1)).join('\n') + '\n');
+    let writer: Shell;
+    try {
+      writer = await bashAsync(`bash ${script}`);
+    } finally {
+      writeFileSync(stop, '');
+    }
+    const [checks, missing] = (await reader).stdout.trim().split(' ').map(Number);
+    assert.equal(writer.code, 0, writer.stderr);
+    assert.ok((checks ?? 0) > 0, 'the reader ran');
+    assert.equal(missing, 0, `the pointer was missing in ${missing} of ${checks} reads`);
+    assert.equal(readlinkSync(link), releaseDir(service, R1));
+  });
+
+  test('pointSlot refuses a real directory with exit 3 and leaves it untouched', () => {
+    makeRelease(R1);
+    mkdirSync(service.slots.b.dir);
+    writeFileSync(join(service.slots.b.dir, 'precious'), 'keep me');
+    const r = bash(pointSlot(service, 'b', R1));
+    assert.equal(r.code, 3);
+    assert.equal(r.stderr, `${service.slots.b.dir} exists and is not a symlink; move it away (updateserver manages it as a pointer to a release)\n`);
+    assert.equal(readFileSync(join(service.slots.b.dir, 'precious'), 'utf8'), 'keep me');
+    assert.ok(lstatSync(service.slots.b.dir).isDirectory());
+    assert.equal(existsSync(`${service.slots.b.dir}.updateserver-new`), false);
+  });
+
+  test('pointSlot refuses a regular file with exit 3', () => {
+    makeRelease(R1);
+    writeFileSync(service.slots.a.dir, 'a file');
+    assert.equal(bash(pointSlot(service, 'a', R1)).code, 3);
+    assert.equal(readFileSync(service.slots.a.dir, 'utf8'), 'a file');
+  });
+
+  test('pointSlot replaces a dangling pointer', () => {
+    makeRelease(R2);
+    symlinkSync(releaseDir(service, 'removed-release'), service.slots.a.dir);
+    assert.equal(bash(pointSlot(service, 'a', R2)).code, 0);
+    assert.equal(readlinkSync(service.slots.a.dir), releaseDir(service, R2));
+  });
+
+  test('probeSlots, read by readHostSlots: a fresh host has nothing in either slot', async () => {
+    assert.deepEqual(bash(probeSlots(service)), { code: 0, stdout: 'a - 0\nb - 0\n', stderr: '' });
+    assert.deepEqual(await readHostSlots(new BashTransport(), service), {
+      releases: { a: undefined, b: undefined }, running: { a: false, b: false },
+    });
+  });
+
+  test('probeSlots, read by readHostSlots: releases of both slots and which one runs', async () => {
+    makeRelease(R1);
+    makeRelease(R2);
+    assert.equal(bash(`${prepareReleaseDirs(service)} && ${pointSlot(service, 'a', R1)} && ${pointSlot(service, 'b', R2)}`).code, 0);
+    const start = bash(startSlot(makeService(root, { start: 'sleep 30' }), 'b', {
+      stage: 'staging', service: 'web', host: 'h1', address: '127.0.0.1', slot: 'b', port: 8082, dir: service.slots.b.dir, release: R2,
+    }));
+    assert.equal(start.code, 0, start.stderr);
+    const pid = Number(readFileSync(pidFile(service, 'b'), 'utf8'));
+    started.push(pid);
+    // A pid file for slot a whose process is gone.
+    writeFileSync(pidFile(service, 'a'), '999999999\n');
+
+    assert.deepEqual(bash(probeSlots(service)), { code: 0, stdout: `a ${R1} 0\nb ${R2} 1\n`, stderr: '' });
+    assert.deepEqual(await readHostSlots(new BashTransport(), service), {
+      releases: { a: R1, b: R2 }, running: { a: false, b: true },
+    });
+    process.kill(-pid, 'SIGKILL');
+  });
+
+  test('probeSlots reports a slot dir that is a real directory as holding no release', async () => {
+    mkdirSync(service.slots.a.dir);
+    assert.equal(bash(probeSlots(service)).stdout, 'a - 0\nb - 0\n');
+    assert.deepEqual((await readHostSlots(new BashTransport(), service)).releases, { a: undefined, b: undefined });
+  });
+
+  test('verifyManifest passes for an intact copy and fails for a changed or missing file', async () => {
+    makeRelease(R1);
+    writeFileSync(join(releaseDir(service, R1), 'lib', 'app.js'), 'console.log(1)\n');
+    writeFileSync(join(releaseDir(service, R1), 'name with spaces.txt'), 'x');
+    await writeManifest(releaseDir(service, R1));
+    assert.deepEqual(bash(verifyManifest(service, R1)), { code: 0, stdout: '', stderr: '' });
+
+    writeFileSync(join(releaseDir(service, R1), 'lib', 'app.js'), 'console.log(2)\n');
+    const changed = bash(verifyManifest(service, R1));
+    assert.notEqual(changed.code, 0);
+    assert.match(changed.stdout, /\.\/lib\/app\.js: FAILED/);
+
+    writeFileSync(join(releaseDir(service, R1), 'lib', 'app.js'), 'console.log(1)\n');
+    rmSync(join(releaseDir(service, R1), 'VERSION'));
+    assert.notEqual(bash(verifyManifest(service, R1)).code, 0);
+  });
+
+  test('verifyManifest fails when the release has no manifest', () => {
+    makeRelease(R1);
+    assert.notEqual(bash(verifyManifest(service, R1)).code, 0);
+  });
+});
