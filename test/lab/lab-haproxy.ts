@@ -12,7 +12,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { run, sleep, spawnDetached, tail, waitFor } from './exec.js';
-import { findLabProcesses, identify, terminate, type ProcessId } from './processes.js';
+import { findLabProcesses, identify, isAlive, terminate, type ProcessId } from './processes.js';
 
 export interface HaproxyPaths { socket: string; mapFile: string; pidFile: string; dir: string }
 
@@ -112,7 +112,14 @@ export class Haproxy {
     if (!master) throw new Error(`haproxy ${this.name} is not running`);
     // A config the new worker would reject leaves the master in "wait mode"; say why up front.
     await checkConfig(this.configFile);
-    const before = await workerPid(this.socket);
+    let before = await workerPid(this.socket);
+    for (let attempt = 0; before === undefined && attempt < 50; attempt++) {
+      await sleep(20);
+      before = await workerPid(this.socket);
+    }
+    if (before === undefined || !isAlive(master.proc)) {
+      throw new Error(`haproxy ${this.name}: not answering on ${this.socket}, cannot reload\n${tail(this.logFile)}`);
+    }
     process.kill(master.proc.pid, 'SIGUSR2');
     const deadline = Date.now() + 10_000;
     for (;;) {

@@ -104,7 +104,12 @@ class RunningLab implements Lab {
       release: (proc) => this.spawned.delete(proc.pid),
     });
     this.haproxies.set(name, haproxy);
-    await haproxy.create(config, initialMap);
+    try {
+      await haproxy.create(config, initialMap);
+    } catch (error) {
+      this.haproxies.delete(name); // so that a test may try again with a fixed config
+      throw error;
+    }
     return haproxy;
   }
 

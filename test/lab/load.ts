@@ -125,6 +125,13 @@ export function startLoad(url: string, opts: LoadOptions = {}): Load {
       responseBytes = 0;
       original.connect.call(this);
       const conn = this.conn;
+      // autocannon counts and reconnects on an error of any of its sockets, even one it has already
+      // replaced (after an 'end'); only the current connection's errors concern its request.
+      const [onError] = conn.listeners('error') as Array<(error: Error) => void>;
+      conn.removeAllListeners('error');
+      conn.on('error', (error: Error) => {
+        if (this.conn === conn) onError?.call(conn, error);
+      });
       // Before autocannon's own listeners, which parse (and may send the next request) or reconnect.
       conn.prependListener('data', (chunk: Buffer) => {
         if (this.conn === conn) responseBytes += chunk.length;
