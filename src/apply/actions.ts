@@ -43,7 +43,7 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       await verifyMap(ctx, action.loadBalancer, action.file, action.expected);
       return;
     case 'persist-map':
-      await balancer(ctx, action.loadBalancer).writeMapFile(action.file, action.content);
+      await balancer(ctx, action.loadBalancer).persistMap(action.file);
       return;
     case 'drain':
       await drain(ctx, action);
@@ -51,17 +51,26 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
   }
 }
 
+/**
+ * Waits for the old backends to have no sessions. Requests still running at the deadline (long polls,
+ * downloads, websockets) are shut down so the old slot can stop, and reported by count.
+ */
 async function drain(ctx: ApplyContext, action: Extract<Action, { kind: 'drain' }>): Promise<void> {
   const lb = balancer(ctx, action.loadBalancer);
+  const backends = Object.keys(action.servers);
   const deadline = Date.now() + action.deadlineMs;
-  let sessions = await lb.sessions(action.backends);
+  let sessions = await lb.sessions(backends);
   while (sessions > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    sessions = await lb.sessions(action.backends);
+    await new Promise((r) => setTimeout(r, 25));
+    sessions = await lb.sessions(backends);
   }
-  if (sessions > 0) {
-    ctx.logger.warn(`${action.loadBalancer}: ${sessions} session(s) still open on ${action.backends.join(', ')} after ${action.deadlineMs} ms; they end when the old slot stops`);
+  if (sessions === 0) return;
+  for (const [backend, servers] of Object.entries(action.servers)) {
+    for (const server of servers) await lb.shutdownSessions(backend, server);
   }
+  const note = `${action.loadBalancer}: ${sessions} session(s) on ${backends.join(', ')} were still open after the ${action.deadlineMs} ms drain deadline and were shut down`;
+  ctx.warnings.push(note);
+  ctx.logger.warn(note);
 }
 
 /** Verifies after a switch that each service's map entry names the backend we set. */

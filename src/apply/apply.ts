@@ -5,7 +5,6 @@
  * back. After the switch, problems with the old slot are warnings: the new release already serves.
  */
 import { describeError, UpdateserverError } from '../errors.js';
-import { renderMap } from '../lb/config.js';
 import { eachLimited } from '../transport/runner.js';
 import type { Phase, Plan, PlanItem } from '../plan/plan.js';
 import { runAction } from './actions.js';
@@ -44,7 +43,7 @@ function phase(plan: Plan, name: Phase['name']): Phase {
 
 export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
   const timings: PhaseTiming[] = [];
-  const warnings: string[] = [];
+  const warnings = ctx.warnings;
   const timed = async (name: string, fn: () => Promise<void>) => {
     const t0 = Date.now();
     ctx.logger.info(`${name}...`);
@@ -114,9 +113,7 @@ async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[])
     const balancer = ctx.balancers[name]!;
     try {
       for (const s of plan.services) await balancer.setMap(lb.mapFile, s.service, `${s.service}_${s.live}`);
-      const previous = { ...plan.liveAfter };
-      for (const s of plan.services) previous[s.service] = s.live;
-      await balancer.writeMapFile(lb.mapFile, renderMap(previous));
+      await balancer.persistMap(lb.mapFile);
       ctx.logger.warn(`${name}: switched back to the previous slots`);
     } catch (err) {
       ok = false;

@@ -8,4 +8,6 @@ export interface ApplyContext {
   pool: TransportPool;
   balancers: Record<string, Balancer>;
   logger: Logger;
+  /** Things the operator should know that did not fail the run. */
+  warnings: string[];
 }

@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { addCommonOptions, runPromote, type PromoteFlags } from './promote.js';
+import { runMaintenance } from './maintenance.js';
+import { runLbRender } from './lb.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { stageStatus, renderStatus } from '../status/status.js';
@@ -43,6 +45,24 @@ export function buildProgram(setExit: (code: number) => void): Command {
         setExit(fail(err, flags.json === true));
       }
     });
+  addCommonOptions(program.command('flip <stage>')
+    .description('send <stage>\'s traffic to the other slot, which keeps its release: start it where it is not running, health-check it on every host, switch every load balancer, drain and stop the old slot')
+    .option('-n, --dry-run', 'print the plan and change nothing')
+    .option('-s, --service <name>', 'flip only this service (repeat or comma-separate for several)', collect)
+    .option('-f, --force', 'flip even to a release marked bad (one that failed its checks)'))
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags, 'flip')));
+
+  addCommonOptions(program.command('maintenance <stage> <mode>')
+    .description('maintenance page for every request (on), writes refused with 503 while reads are served (read-only), or normal service (off); switched at every load balancer without a reload')
+    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect))
+    .addHelpText('after', '\nModes: on | read-only | off')
+    .action(async (stage: string, mode: string, flags: PromoteFlags) => setExit(await runMaintenance(stage, mode, flags)));
+
+  const lb = program.command('lb').description('load balancer configuration');
+  addCommonOptions(lb.command('render <stage>')
+    .description('print the HAProxy configuration of each load balancer of <stage>, rendered from lb-templates/haproxy.cfg')
+    .option('--check', 'also validate it with `haproxy -c` (needs haproxy on this machine)'))
+    .action(async (stage: string, flags: PromoteFlags & { check?: boolean }) => setExit(await runLbRender(stage, flags)));
   return program;
 }
 

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
-import { promote } from '../promote/promote.js';
+import { promote, type PromoteOptions, type PromoteResult } from '../promote/promote.js';
+import { flip } from '../promote/flip.js';
 import { renderPlan } from '../plan/render.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
@@ -12,23 +13,25 @@ export interface PromoteFlags {
   project?: string; stateDir?: string; verbose?: boolean; quiet?: boolean;
 }
 
-export async function runPromote(stage: string, flags: PromoteFlags): Promise<number> {
+/** promote and flip share everything but the function that builds and applies the plan. */
+export async function runPromote(stage: string, flags: PromoteFlags, action: 'promote' | 'flip' = 'promote'): Promise<number> {
   const project = projectFrom(flags);
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
-  const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-${runId}.jsonl`);
+  const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-${action}-${runId}.jsonl`);
   const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
   try {
-    const result = await promote({ project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force });
+    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force };
+    const result: PromoteResult = action === 'flip' ? await flip(options) : await promote(options);
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, warnings: result.apply?.warnings ?? [] });
     } else if (flags.dryRun) {
       process.stdout.write(renderPlan(result.plan));
-      process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${stage}\` to apply this plan.\n`);
+      process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${action === 'flip' ? 'flip ' : ''}${stage}\` to apply this plan.\n`);
     } else if (!result.applied) {
       process.stdout.write(`Nothing to do: ${result.skipped}\n`);
     } else {
       for (const s of result.plan.services) {
-        process.stdout.write(`${stage}: ${s.service} now serves ${s.release} from slot ${s.target} (slot ${s.live} stopped, kept for rollback)\n`);
+        process.stdout.write(`${stage}: ${s.service} now serves ${s.release} from slot ${s.target} (slot ${s.live}${s.liveRelease ? ` with ${s.liveRelease}` : ''} stopped, kept for rollback)\n`);
       }
       for (const w of result.apply?.warnings ?? []) process.stdout.write(`warning: ${w}\n`);
       const phases = (result.apply?.timings ?? []).map((t) => `${t.phase.split(' ')[0]?.toLowerCase()} ${t.ms} ms`).join(', ');

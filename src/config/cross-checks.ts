@@ -99,11 +99,11 @@ function checkSlotDirs(data: ProfileData): CrossIssue[] {
     for (const slot of ['a', 'b'] as const) {
       const dir = slotDir(service, slot);
       const path = `services.${serviceName}.slots.${slot}.dir`;
-      const suggestion = `use e.g. ${posix.join(root, slot)}`;
+      const suggestion = `e.g. ${posix.join(root, slot)}`;
       if (isInside(root, dir)) {
-        issues.push({ path, message: `"${dir}" is the service's root or above it; the slot's pointer must be a directory of its own, ${suggestion}` });
+        issues.push({ path, message: `"${dir}" is the service's root or above it; use a directory of its own, ${suggestion}` });
       } else if (isInside(dir, posix.join(root, 'releases')) || isInside(dir, posix.join(root, 'run'))) {
-        issues.push({ path, message: `"${dir}" is reserved for the service's releases and run files; ${suggestion}` });
+        issues.push({ path, message: `"${dir}" is reserved for the service's releases and run files; use ${suggestion}` });
       }
     }
   }
@@ -117,11 +117,12 @@ function checkMachines(data: ProfileData): CrossIssue[] {
   interface Owner { path: string; host: string; service: string }
   const issues: CrossIssue[] = [];
   const owners = new Map<string, Owner>();
+  const describe = (o: Owner, host: string) => (o.host === host ? o.path : `${o.path} on host "${o.host}" (same address)`);
   /** The earlier owner of what `key` names, described for a message; undefined when `owner` is the first. */
   const claim = (key: string, owner: Owner): string | undefined => {
     const previous = owners.get(key);
     if (previous === undefined) owners.set(key, owner);
-    return previous && `${previous.path} on host "${previous.host}"`;
+    return previous && describe(previous, owner.host);
   };
   for (const [serviceName, service] of Object.entries(data.services)) {
     for (const h of new Set(service.hosts)) {
@@ -133,7 +134,7 @@ function checkMachines(data: ProfileData): CrossIssue[] {
       const rootOwner = owners.get(rootKey);
       if (rootOwner === undefined) owners.set(rootKey, { path: `services.${serviceName}.root`, host: h, service: serviceName });
       else if (rootOwner.service !== serviceName) {
-        issues.push({ path: `services.${serviceName}.root`, message: `root ${root} on host "${h}" is already used by ${rootOwner.path} on host "${rootOwner.host}"; give each service its own root` });
+        issues.push({ path: `services.${serviceName}.root`, message: `root ${root} on host "${h}" is already used by ${describe(rootOwner, h)}; give each service its own root` });
       }
       for (const slot of ['a', 'b'] as const) {
         const where = `services.${serviceName}.slots.${slot}`;

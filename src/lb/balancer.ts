@@ -9,12 +9,14 @@ export interface Balancer {
   /** Points a map key at a value (adding the entry when the map lacks it). */
   setMap(file: string, key: string, value: string): Promise<void>;
   serverHealth(backend: string, server: string, health: 'up' | 'down'): Promise<void>;
+  /** Ends the sessions still open on a server (after a drain deadline). */
+  shutdownSessions(backend: string, server: string): Promise<void>;
   /** The map's entries (key -> value). */
   readMap(file: string): Promise<Map<string, string>>;
   /** Current plus queued sessions summed over the given backends. */
   sessions(backends: readonly string[]): Promise<number>;
-  /** Replaces the map file on disk atomically so a reload or restart keeps the live slots. */
-  writeMapFile(file: string, content: string): Promise<void>;
+  /** Rewrites the map file from the runtime map, atomically, so a reload or restart keeps what is live now. */
+  persistMap(file: string): Promise<void>;
   close(): Promise<void>;
 }
 

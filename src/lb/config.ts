@@ -1,56 +1,65 @@
 /*
- * HAProxy configuration for one load balancer of a stage. Traffic is switched with a map: each
- * service's frontend picks its backend with `use_backend %[str(<service>),map(<mapFile>,<service>_a)]`,
- * so one `set map` moves all of a service's traffic at once, requests in flight finish on the backend
- * they started on, and rewriting the map file on disk makes the choice survive a reload or restart.
- * (docs/decisions/0003-switch-with-a-map.md)
+ * HAProxy configuration for one load balancer of a stage, rendered from lb-templates/haproxy.cfg.
+ * Traffic is switched with a map: each service's frontend picks its backend with
+ * `use_backend %[str(<service>),map(<mapFile>,<service>_a)]`, so one `set map` moves all of a
+ * service's traffic at once, requests in flight finish where they started, and rewriting the map file
+ * on disk makes the choice survive a reload or restart (docs/decisions/0003-switch-with-a-map.md).
  */
-import type { LoadBalancer, SlotName, Stage } from '../config/model.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LoadBalancer, Project, SlotName, Stage } from '../config/model.js';
+import { renderTemplate, type View } from './template.js';
+
+export const TEMPLATE_FILE = join('lb-templates', 'haproxy.cfg');
+/** The template shipped with updateserver, used when the project has none of its own. */
+const BUILT_IN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', TEMPLATE_FILE);
+
+export interface HaproxyTemplate { file: string; text: string }
+
+export function loadHaproxyTemplate(project?: Project): HaproxyTemplate {
+  const own = project ? join(project.dir, TEMPLATE_FILE) : undefined;
+  const file = own && existsSync(own) ? own : BUILT_IN;
+  return { file, text: readFileSync(file, 'utf8') };
+}
 
 export interface HaproxyConfigOptions {
-  /** Extra lines for the global section (pidfile, daemon, ...), e.g. from the lab or a template. */
+  /** Extra lines for the global section (pidfile, daemon, ...). */
   globalLines?: readonly string[];
+  template?: HaproxyTemplate;
+}
+
+export function haproxyView(stage: Stage, lb: LoadBalancer, globalLines: readonly string[] = []): View {
+  return {
+    stage: stage.name,
+    loadBalancer: lb.name,
+    socket: lb.socket,
+    mapFile: lb.mapFile,
+    globalLines: globalLines.map((line) => ({ line })),
+    services: Object.values(stage.services).map((service) => ({
+      service: service.name,
+      bind: `${lb.address}:${service.listen}`,
+      healthPath: service.health.path,
+      backends: Object.values(service.slots).map((slot) => ({
+        backend: slot.backend,
+        servers: service.hosts.flatMap((h) => {
+          const host = stage.hosts[h];
+          return host ? [{ server: h, address: host.address, port: slot.port }] : [];
+        }),
+      })),
+    })),
+  };
 }
 
 export function renderHaproxyConfig(stage: Stage, lb: LoadBalancer, options: HaproxyConfigOptions = {}): string {
-  const out: string[] = [
-    `# Rendered by updateserver for stage ${stage.name}, load balancer ${lb.name}. Do not edit: re-render instead.`,
-    'global',
-    `    stats socket ${lb.socket} mode 600 level admin`,
-    ...(options.globalLines ?? []).map((l) => `    ${l}`),
-    '',
-    'defaults',
-    '    mode http',
-    '    timeout connect 2s',
-    '    timeout client 30s',
-    '    timeout server 30s',
-    '    timeout http-keep-alive 5s',
-    // A request that hits a server which has just gone away is retried on another one instead of failing.
-    '    option redispatch',
-    '    retries 3',
-    '    retry-on conn-failure empty-response response-timeout',
-    '    default-server inter 1s fall 2 rise 1',
-  ];
-  for (const service of Object.values(stage.services)) {
-    out.push(
-      '',
-      `frontend ${service.name}`,
-      `    bind ${lb.address}:${service.listen}`,
-      `    use_backend %[str(${service.name}),map(${lb.mapFile},${service.slots.a.backend})]`,
-    );
-    for (const slot of Object.values(service.slots)) {
-      out.push('', `backend ${slot.backend}`, `    option httpchk GET ${service.health.path}`);
-      for (const hostName of service.hosts) {
-        const host = stage.hosts[hostName];
-        if (host === undefined) continue;
-        out.push(`    server ${hostName} ${host.address}:${slot.port} check`);
-      }
-    }
-  }
-  return `${out.join('\n')}\n`;
+  const template = options.template ?? loadHaproxyTemplate();
+  return renderTemplate(template.text, haproxyView(stage, lb, options.globalLines), template.file);
 }
 
-/** Map file content: one line per service naming the backend that takes its traffic. */
-export function renderMap(live: Readonly<Record<string, SlotName>>): string {
-  return Object.entries(live).map(([service, slot]) => `${service} ${service}_${slot}\n`).join('');
+/** Map file content: the live backend of each service, plus the maintenance and read-only switches that are on. */
+export function renderMap(live: Readonly<Record<string, SlotName>>, flags: Readonly<Record<string, string>> = {}): string {
+  return [
+    ...Object.entries(live).map(([service, slot]) => `${service} ${service}_${slot}\n`),
+    ...Object.entries(flags).map(([key, value]) => `${key} ${value}\n`),
+  ].join('');
 }

@@ -24,6 +24,10 @@ class HaproxyBalancer implements Balancer {
     return this.haproxy.serverHealth(backend, server, health);
   }
 
+  shutdownSessions(backend: string, server: string): Promise<void> {
+    return this.haproxy.shutdownSessions(backend, server);
+  }
+
   async readMap(file: string): Promise<Map<string, string>> {
     const entries = await this.haproxy.showMap(file);
     // HAProxy answers a lookup with the first entry of a key, so the first one is the one in force.
@@ -37,7 +41,8 @@ class HaproxyBalancer implements Balancer {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  async writeMapFile(file: string, content: string): Promise<void> {
+  async persistMap(file: string): Promise<void> {
+    const content = [...(await this.readMap(file))].map(([k, v]) => `${k} ${v}\n`).join('');
     // Written beside the target and renamed over it: HAProxy never reads half a file.
     const tmp = `${file}.updateserver-tmp`;
     await run(this.files, `cat > ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(file)}`, { input: content, what: `rewriting map file ${file} on ${this.lb.host ?? 'this machine'}` });

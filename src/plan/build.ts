@@ -7,7 +7,6 @@ import { otherSlot } from '../config/model.js';
 import { pointSlot, prepareReleaseDirs, releaseDir, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
 import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
-import { renderMap } from '../lb/config.js';
 import type { SlotContext } from '../commands/placeholders.js';
 import type { Action, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
 import { PLAN_VERSION } from './plan.js';
@@ -37,6 +36,11 @@ export interface PlanInput {
   /** Services to promote (all by default). */
   services: string[];
   now: Date;
+  /**
+   * promote: copy the release into the idle slot and (re)start it. flip: the idle slot keeps the
+   * release it has; it is started only where it is not running.
+   */
+  mode?: 'promote' | 'flip';
 }
 
 export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string): SlotContext {
@@ -79,7 +83,7 @@ export function buildPlan(input: PlanInput): Plan {
       const ctxTarget = slotContext(stage, service, host, target, facts.release);
       // Unchanged files are hard-linked from the release the host already runs: the copy costs only the delta.
       const linkFrom = [liveRelease, idleRelease].find((r) => r !== undefined && r !== facts.release);
-      add(copy, hostName,
+      if (input.mode !== 'flip') add(copy, hostName,
         { kind: 'exec', host: hostName, command: prepareReleaseDirs(service), title: `prepare ${service.root}` },
         {
           kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`,
@@ -92,7 +96,7 @@ export function buildPlan(input: PlanInput): Plan {
         { kind: 'exec', host: hostName, command: pointSlot(service, target, facts.release), title: `point slot ${target} at ${facts.release}` },
       );
       // The idle slot may still run an older release (kept for rollback); it is replaced, the live slot is never touched.
-      add(start, hostName,
+      if (input.mode !== 'flip' || !slots?.running[target]) add(start, hostName,
         { kind: 'exec', host: hostName, command: stopSlot(service, target, ctxTarget), title: `stop idle slot ${name}/${target} if running` },
         { kind: 'exec', host: hostName, command: startSlot(service, target, ctxTarget), title: `start ${name}/${target} (port ${service.slots[target].port})` },
       );
@@ -123,14 +127,14 @@ export function buildPlan(input: PlanInput): Plan {
       })),
       { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: newBackends, title: 'switch traffic' },
       { kind: 'verify-map', loadBalancer: lb.name, file: lb.mapFile, expected: newBackends, title: 'read the map back' },
-      { kind: 'persist-map', loadBalancer: lb.name, file: lb.mapFile, content: renderMap(liveAfter), title: `rewrite ${lb.mapFile}` },
+      { kind: 'persist-map', loadBalancer: lb.name, file: lb.mapFile, title: `rewrite ${lb.mapFile} from the runtime map` },
     ],
   }));
   const drainItems: PlanItem[] = lbs.map((lb) => ({
     target: lb.name,
     actions: [{
       kind: 'drain', loadBalancer: lb.name,
-      backends: services.map((s) => stage.services[s.service]!.slots[s.live].backend),
+      servers: Object.fromEntries(services.map((s) => [stage.services[s.service]!.slots[s.live].backend, s.hosts])),
       deadlineMs: Math.max(...services.map((s) => stage.services[s.service]!.drainTimeoutMs)),
       title: 'wait for the old slot\'s sessions to finish',
     }],
@@ -146,7 +150,7 @@ export function buildPlan(input: PlanInput): Plan {
     { name: 'stop-old', title: 'Stop the old slot (kept on disk for rollback)', items: items(stopOld) },
   ];
   return {
-    version: PLAN_VERSION, stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
+    version: PLAN_VERSION, action: input.mode ?? 'promote', stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
     services, phases, liveAfter,
   };
 }

@@ -22,9 +22,9 @@ export type Action =
   /** Read the map back and compare. */
   | { kind: 'verify-map'; loadBalancer: string; file: string; expected: Record<string, string>; title: string }
   /** Wait until the backends have no sessions left (or the deadline passes). */
-  | { kind: 'drain'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string }
+  | { kind: 'drain'; loadBalancer: string; servers: Record<string, string[]>; deadlineMs: number; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
-  | { kind: 'persist-map'; loadBalancer: string; file: string; content: string; title: string };
+  | { kind: 'persist-map'; loadBalancer: string; file: string; title: string };
 
 export interface PlanItem {
   /** Host or load balancer the item works on, for progress and errors. */
@@ -54,6 +54,8 @@ export interface ServicePlan {
 
 export interface Plan {
   version: typeof PLAN_VERSION;
+  /** promote: a release from the previous stage goes into the idle slot; flip: the idle slot's own release goes live. */
+  action: 'promote' | 'flip';
   stage: string;
   from: string;
   createdAt: string;

@@ -11,20 +11,20 @@ function describe(action: Action): string {
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');
     case 'verify-map': return `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.expected).map(([k, v]) => `${k} ${v}`).join(', ')})`;
-    case 'drain': return `wait until ${action.backends.join(', ')} have no sessions (at most ${action.deadlineMs} ms)`;
-    case 'persist-map': return `write ${action.file}:\n${action.content.trimEnd().split('\n').map((l) => `    ${l}`).join('\n')}`;
+    case 'drain': return `wait until ${Object.keys(action.servers).join(', ')} have no sessions (at most ${action.deadlineMs} ms, then shut down the rest)`;
+    case 'persist-map': return `haproxy> ${showMapCommand(action.file)}, then write its entries to ${action.file} (temporary file + rename)`;
   }
 }
 
 /** The plan as an operator reads it before a release: what moves where, then every step. */
 export function renderPlan(plan: Plan, options: { commands?: boolean } = {}): string {
-  const out: string[] = [`Plan: promote ${plan.from} -> ${plan.stage}`];
+  const out: string[] = [plan.action === 'flip' ? `Plan: flip ${plan.stage} to its other slot` : `Plan: promote ${plan.from} -> ${plan.stage}`];
   for (const s of plan.services) {
     out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
       `slot ${s.target} gets ${s.release} on ${s.hosts.join(', ')}`);
     out.push(`    from ${s.source}`);
   }
-  plan.phases.forEach((phase, i) => {
+  plan.phases.filter((p) => p.items.length > 0).forEach((phase, i) => {
     out.push('', `${i + 1}. ${phase.title}`);
     for (const item of phase.items) {
       out.push(`   [${item.target}]`);

@@ -6,20 +6,18 @@ import { loadPipeline } from '../config/load.js';
 import type { Project, SlotName, Stage } from '../config/model.js';
 
 import { UpdateserverError, describeError } from '../errors.js';
-import { openBalancers, closeBalancers } from '../lb/open.js';
-import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
 import { readLiveSlots } from '../observe/live.js';
 import { readHostSlots } from '../observe/slots.js';
 import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
-import { StateStore, type StageState } from '../state/store.js';
-import { TransportPool } from '../transport/pool.js';
+import { StateStore } from '../state/store.js';
+import { StageLink, hostsUsed, selectServices } from './stage-link.js';
+import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
 import { join } from 'node:path';
-import { userInfo } from 'node:os';
 
 export interface PromoteOptions {
   project: Project;
@@ -40,38 +38,6 @@ export interface PromoteResult {
   skipped?: string;
   apply?: ApplyResult;
   durationMs: number;
-}
-
-/** Everything opened for one stage during a run; closed in finally whatever happened. */
-class StageLink {
-  readonly pool = new TransportPool();
-  balancers: Balancer[] = [];
-  constructor(readonly stage: Stage) {}
-  async open(hosts: readonly string[]): Promise<void> {
-    await this.pool.connectAll(hosts.map((h) => this.stage.hosts[h]!), this.stage.parallel);
-    this.balancers = await openBalancers(this.stage, (h) => this.pool.get(h));
-  }
-  async close(logger: Logger): Promise<void> {
-    await closeBalancers(this.balancers).catch((err) => logger.warn(`closing load balancer connections: ${describeError(err)}`));
-    await this.pool.closeAll();
-  }
-}
-
-function selectServices(stage: Stage, wanted: readonly string[] | undefined): string[] {
-  const all = Object.keys(stage.services);
-  if (!wanted || wanted.length === 0) return all;
-  const unknown = wanted.filter((s) => !all.includes(s));
-  if (unknown.length > 0) {
-    throw new UpdateserverError(`unknown service ${unknown.join(', ')} in stage ${stage.name} (services: ${all.join(', ')})`);
-  }
-  return [...wanted];
-}
-
-function hostsUsed(stage: Stage, services: readonly string[]): string[] {
-  const hosts = new Set<string>();
-  for (const s of services) for (const h of stage.services[s]!.hosts) hosts.add(h);
-  for (const lb of Object.values(stage.loadBalancers)) if (lb.host) hosts.add(lb.host);
-  return [...hosts];
 }
 
 export async function promote(options: PromoteOptions): Promise<PromoteResult> {
@@ -144,44 +110,19 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     }
     if (options.dryRun) return { plan, applied: false, skipped: 'dry run', durationMs: Date.now() - started };
 
-    const balancers = Object.fromEntries(target.balancers.map((b) => [b.name, b]));
+    const balancers = target.balancerMap();
     const t0 = Date.now();
     let apply: ApplyResult;
     try {
-      apply = await applyPlan({ stage, pool: target.pool, balancers, logger }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [] }, plan);
     } catch (err) {
-      await store.appendHistory({
-        at: now().toISOString(), stage: stage.name, action: 'promote', result: 'failed', user: userInfo().username,
-        services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
-        durationMs: Date.now() - t0, message: describeError(err),
-      }).catch((e) => logger.warn(`could not write history: ${describeError(e)}`));
+      await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       throw err;
     }
-    await record(store, stage, plan, recorded, now());
-    await store.appendHistory({
-      at: now().toISOString(), stage: stage.name, action: 'promote', result: 'ok', user: userInfo().username,
-      services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
-      durationMs: Date.now() - t0,
-    });
+    await recordSwitch(store, stage, plan, recorded, now());
+    await appendRun(store, plan, 'ok', Date.now() - t0, now());
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);
   }
 }
-
-async function record(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, at: Date): Promise<void> {
-  const state: StageState = { stage: stage.name, services: { ...(previous?.services ?? {}) } };
-  for (const s of plan.services) {
-    const before = state.services[s.service]?.releases ?? {};
-    state.services[s.service] = {
-      live: s.target,
-      releases: { ...before, [s.target]: s.release, ...(s.liveRelease ? { [s.live]: s.liveRelease } : {}) },
-      updated: at.toISOString(),
-    };
-  }
-  for (const [svc, slot] of Object.entries(plan.liveAfter)) {
-    if (!state.services[svc]) state.services[svc] = { live: slot, releases: {}, updated: at.toISOString() };
-  }
-  await store.write(state);
-}
-

@@ -12,6 +12,8 @@ export interface ServiceState {
   /** Release each slot points at, as last recorded. */
   releases: Partial<Record<SlotName, string>>;
   updated: string;
+  /** Releases that failed their checks or were rolled back, with the reason: not switched to again without --force. */
+  bad?: Record<string, string>;
 }
 
 export interface StageState {
@@ -22,7 +24,7 @@ export interface StageState {
 export interface HistoryEntry {
   at: string;
   stage: string;
-  action: string;
+  action: 'promote' | 'flip' | 'maintenance';
   result: 'ok' | 'failed' | 'rolled back';
   user: string;
   services: Record<string, { from: SlotName; to: SlotName; release: string }>;

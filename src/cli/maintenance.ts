@@ -1,0 +1,25 @@
+import { EXIT_OK, ConfigError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { setMaintenance, type MaintenanceMode } from '../maintenance/maintenance.js';
+import { fail, printJson } from './output.js';
+import { projectFrom } from './project.js';
+import type { PromoteFlags } from './promote.js';
+
+const MODES: readonly MaintenanceMode[] = ['on', 'off', 'read-only'];
+
+export async function runMaintenance(stage: string, mode: string, flags: PromoteFlags): Promise<number> {
+  const logger = createLogger({ consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
+  try {
+    if (!(MODES as readonly string[]).includes(mode)) {
+      throw new ConfigError([{ file: 'command line', path: 'mode', message: `"${mode}" is not a maintenance mode (on, read-only, off)` }]);
+    }
+    const result = await setMaintenance({ project: projectFrom(flags), stage, mode: mode as MaintenanceMode, services: flags.service, logger });
+    if (flags.json) printJson({ ok: true, ...result });
+    else process.stdout.write(`${stage}: ${result.services.join(', ')} ${mode === 'off' ? 'back in normal service' : mode === 'on' ? 'in maintenance (every request gets the maintenance page)' : 'read-only (writes get 503, reads are served)'} on ${result.loadBalancers.join(', ')}\n`);
+    return EXIT_OK;
+  } catch (err) {
+    return fail(err, flags.json === true);
+  } finally {
+    await logger.close();
+  }
+}

@@ -1,0 +1,82 @@
+/*
+ * `updateserver flip <stage>`: send traffic to the other slot, which keeps the release it has. The
+ * slot is started where it is not running and health-checked on every host before any switch; a
+ * release marked bad (it failed its checks) is refused unless --force.
+ */
+import { loadProfile } from '../config/load.js';
+import { otherSlot, type Project } from '../config/model.js';
+import { UpdateserverError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { readLiveSlots } from '../observe/live.js';
+import { readHostSlots } from '../observe/slots.js';
+import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
+import { applyPlan } from '../apply/apply.js';
+import { StateStore } from '../state/store.js';
+import { allLimited } from '../transport/runner.js';
+import { StageLink, hostsUsed, selectServices } from './stage-link.js';
+import { appendRun, recordFailure, recordSwitch } from './record.js';
+import type { PromoteResult } from './promote.js';
+
+export interface FlipOptions {
+  project: Project;
+  stage: string;
+  logger: Logger;
+  dryRun?: boolean;
+  services?: string[];
+  force?: boolean;
+  now?: () => Date;
+}
+
+export async function flip(options: FlipOptions): Promise<PromoteResult> {
+  const started = Date.now();
+  const now = options.now ?? (() => new Date());
+  const { project, logger } = options;
+  const stage = await loadProfile(project, options.stage);
+  const services = selectServices(stage, options.services);
+  const store = new StateStore(project.stateDir);
+  const link = new StageLink(stage);
+  try {
+    await link.open(hostsUsed(stage, services));
+    const recorded = await store.read(stage.name);
+    const live = await readLiveSlots(stage, link.balancers, recorded);
+    const facts: Record<string, ServiceFacts> = {};
+    for (const s of services) {
+      const service = stage.services[s]!;
+      const target = otherSlot(live[s]!);
+      const hosts = Object.fromEntries(await allLimited(service.hosts, stage.parallel, async (h) => [h, await readHostSlots(link.pool.get(h), service)] as const)) as Record<string, HostSlots>;
+      const releases = new Set(Object.values(hosts).map((h) => h.releases[target]));
+      const missing = Object.entries(hosts).filter(([, h]) => h.releases[target] === undefined).map(([h]) => h);
+      if (missing.length > 0) {
+        throw new UpdateserverError(`cannot flip ${s} to slot ${target}: it holds no release on ${missing.join(', ')}`, { hint: `promote a release into ${stage.name} first: updateserver ${stage.name}` });
+      }
+      if (releases.size > 1) {
+        throw new UpdateserverError(`cannot flip ${s} to slot ${target}: its hosts hold different releases there (${Object.entries(hosts).map(([h, x]) => `${h}: ${x.releases[target]}`).join(', ')})`, {
+          hint: `promote again to put one release on every host: updateserver ${stage.name}`,
+        });
+      }
+      const release = [...releases][0]!;
+      const bad = recorded?.services[s]?.bad?.[release];
+      if (bad !== undefined && !options.force) {
+        throw new UpdateserverError(`slot ${target} of ${s} holds ${release}, which is marked bad: ${bad}`, { hint: 'use --force to flip to it anyway, or promote a good release' });
+      }
+      facts[s] = { live: live[s]!, release, cacheDir: '', source: `slot ${target} of ${stage.name} itself`, hosts };
+    }
+    const allFacts = { ...facts };
+    for (const [s, slot] of Object.entries(live)) if (!allFacts[s]) allFacts[s] = { live: slot, release: '', cacheDir: '', source: '', hosts: {} };
+    const plan = buildPlan({ project, stage, from: stage.name, facts: allFacts, services, now: now(), mode: 'flip' });
+    if (options.dryRun) return { plan, applied: false, skipped: 'dry run', durationMs: Date.now() - started };
+
+    const t0 = Date.now();
+    try {
+      const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [] }, plan);
+      await recordSwitch(store, stage, plan, recorded, now());
+      await appendRun(store, plan, 'ok', Date.now() - t0, now());
+      return { plan, applied: true, apply, durationMs: Date.now() - started };
+    } catch (err) {
+      await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
+      throw err;
+    }
+  } finally {
+    await link.close(logger);
+  }
+}

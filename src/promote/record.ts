@@ -1,0 +1,56 @@
+/*
+ * What a run leaves in the state store: the live slot and releases after a switch, releases that
+ * failed their checks marked bad, and one history line per run.
+ */
+import { userInfo } from 'node:os';
+import type { Stage } from '../config/model.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Plan } from '../plan/plan.js';
+import type { StageState, StateStore } from '../state/store.js';
+import { PromotionFailed } from '../apply/apply.js';
+
+export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, at: Date): Promise<void> {
+  const state: StageState = { stage: stage.name, services: { ...(previous?.services ?? {}) } };
+  for (const s of plan.services) {
+    const before = state.services[s.service];
+    state.services[s.service] = {
+      ...before,
+      live: s.target,
+      releases: { ...(before?.releases ?? {}), [s.target]: s.release, ...(s.liveRelease ? { [s.live]: s.liveRelease } : {}) },
+      updated: at.toISOString(),
+    };
+  }
+  for (const [svc, slot] of Object.entries(plan.liveAfter)) {
+    if (!state.services[svc]) state.services[svc] = { live: slot, releases: {}, updated: at.toISOString() };
+  }
+  await store.write(state);
+}
+
+export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed', durationMs: number, at: Date, message?: string): Promise<void> {
+  await store.appendHistory({
+    at: at.toISOString(), stage: plan.stage, action: plan.action, result, user: userInfo().username,
+    services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
+    durationMs, ...(message === undefined ? {} : { message }),
+  });
+}
+
+/**
+ * A release that failed its health checks is marked bad for the stage, so that a manual flip does not
+ * send traffic to it without --force. Recording never hides the run's own error: failures here are logged.
+ */
+export async function recordFailure(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, err: unknown, durationMs: number, at: Date, logger: Logger): Promise<void> {
+  try {
+    if (err instanceof PromotionFailed && err.phase.startsWith('health-check')) {
+      const state: StageState = { stage: stage.name, services: { ...(previous?.services ?? {}) } };
+      for (const s of plan.services) {
+        const before = state.services[s.service] ?? { live: s.live, releases: {}, updated: at.toISOString() };
+        state.services[s.service] = { ...before, releases: { ...before.releases, [s.target]: s.release }, bad: { ...(before.bad ?? {}), [s.release]: describeError(err) } };
+      }
+      await store.write(state);
+    }
+    await appendRun(store, plan, 'failed', durationMs, at, describeError(err));
+  } catch (recordErr) {
+    logger.warn(`could not record the failed run: ${describeError(recordErr)}`);
+  }
+}

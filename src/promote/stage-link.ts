@@ -1,0 +1,45 @@
+import type { Stage } from '../config/model.js';
+import { UpdateserverError, describeError } from '../errors.js';
+import type { Balancer } from '../lb/balancer.js';
+import { closeBalancers, openBalancers } from '../lb/open.js';
+import type { Logger } from '../log.js';
+import { TransportPool } from '../transport/pool.js';
+
+/** Everything opened for one stage during a run: one SSH connection per host, the load balancers. Closed in finally. */
+export class StageLink {
+  readonly pool = new TransportPool();
+  balancers: Balancer[] = [];
+  constructor(readonly stage: Stage) {}
+
+  async open(hosts: readonly string[]): Promise<void> {
+    await this.pool.connectAll(hosts.map((h) => this.stage.hosts[h]!), this.stage.parallel);
+    this.balancers = await openBalancers(this.stage, (h) => this.pool.get(h));
+  }
+
+  balancerMap(): Record<string, Balancer> {
+    return Object.fromEntries(this.balancers.map((b) => [b.name, b]));
+  }
+
+  async close(logger: Logger): Promise<void> {
+    await closeBalancers(this.balancers).catch((err) => logger.warn(`closing load balancer connections: ${describeError(err)}`));
+    await this.pool.closeAll();
+  }
+}
+
+export function selectServices(stage: Stage, wanted: readonly string[] | undefined): string[] {
+  const all = Object.keys(stage.services);
+  if (!wanted || wanted.length === 0) return all;
+  const unknown = wanted.filter((s) => !all.includes(s));
+  if (unknown.length > 0) {
+    throw new UpdateserverError(`unknown service ${unknown.join(', ')} in stage ${stage.name} (services: ${all.join(', ')})`, { hint: `see ${stage.file}` });
+  }
+  return [...new Set(wanted)];
+}
+
+/** Hosts a run needs: those of the services it touches and those of remote load balancers. */
+export function hostsUsed(stage: Stage, services: readonly string[]): string[] {
+  const hosts = new Set<string>();
+  for (const s of services) for (const h of stage.services[s]!.hosts) hosts.add(h);
+  for (const lb of Object.values(stage.loadBalancers)) if (lb.host) hosts.add(lb.host);
+  return [...hosts];
+}
