@@ -41,6 +41,8 @@ export function runLocal(argv: readonly string[], options: ExecOptions & { host?
       if (timedOut) return reject(new HostError(options.host ?? 'local', `${file} timed out after ${options.timeoutMs} ms`));
       resolve({ code, stdout, stderr });
     });
+    // A program that exits without reading its input closes the pipe: EPIPE then is no error of ours.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }

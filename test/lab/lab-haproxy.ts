@@ -90,6 +90,10 @@ export class Haproxy {
   /** Starts from the config file on disk, as it is now. */
   private async start(): Promise<void> {
     if (this.master) throw new Error(`haproxy ${this.name} is already running (pid ${this.pid})`);
+    // The lab knows HAProxy is up (and reloaded) by asking its stats socket.
+    if (!(await readFile(this.configFile, 'utf8')).includes(this.socket)) {
+      throw new Error(`haproxy ${this.name}: ${this.configFile} must declare \`stats socket ${this.socket} level admin\` in global`);
+    }
     await checkConfig(this.configFile);
     // -W: master-worker; -db: stay in the foreground even if the config says `daemon`, so the pid we
     // spawned is the master's for its whole life.
@@ -100,8 +104,7 @@ export class Haproxy {
       await waitFor(`haproxy ${this.name}`, child, this.logFile, async () => (await workerPid(this.socket)) !== undefined);
     } catch (error) {
       if (proc) await this.end(proc);
-      const hint = (await readFile(this.configFile, 'utf8')).includes(this.socket) ? '' : `\n(the config must declare \`stats socket ${this.socket} level admin\`)`;
-      throw new Error(`${(error as Error).message}${hint}`);
+      throw error;
     }
     if (!proc) throw new Error(`haproxy ${this.name}: did not start\n${tail(this.logFile)}`);
     this.master = { proc, child };

@@ -1,6 +1,11 @@
 // One lab host: an sshd on its own loopback address, in its own mount namespace where a lab
 // directory is bind-mounted at /srv. Processes started over SSH inherit that namespace, so each
 // host sees only its own /srv although all hosts share this machine.
+//
+// The namespace also gets its own empty /root (root's home), like a fresh server: this machine's
+// root dotfiles are then not run by every SSH command (a .bashrc with pyenv init costs ~300 ms per
+// command here), and apps cannot scribble into the real /root. Skipped when node or rsync live
+// under /root (nvm), which the empty home would hide.
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -40,17 +45,28 @@ function which(name: string, searchPath: string): string | undefined {
   return undefined;
 }
 
+const SESSION_COMMANDS = ['node', 'rsync'];
+
+/** The `node` and `rsync` this process runs, resolved through symlinks. */
+function sessionBinaries(searchPath = process.env['PATH'] ?? ''): string[] {
+  return SESSION_COMMANDS.flatMap((name) => which(name, searchPath) ?? []);
+}
+
 /**
- * The PATH sessions need so that they run the same `node` and `rsync` as this process finds, or
- * undefined when sshd's default PATH already does (then sshd_config sets nothing).
+ * The PATH sessions need so that they run the same `node` and `rsync` as this process, or undefined
+ * when sshd's default PATH already finds those (then sshd_config sets nothing).
  */
 export function sessionPath(searchPath = process.env['PATH'] ?? ''): string | undefined {
-  const extra: string[] = [];
-  for (const name of ['node', 'rsync']) {
+  const extra = SESSION_COMMANDS.flatMap((name) => {
     const ours = which(name, searchPath);
-    if (ours !== undefined && which(name, SSHD_ROOT_PATH) !== ours) extra.push(dirname(ours));
-  }
+    return ours === undefined || which(name, SSHD_ROOT_PATH) === ours ? [] : [dirname(ours)];
+  });
   return extra.length === 0 ? undefined : [...new Set(extra), SSHD_ROOT_PATH].join(':');
+}
+
+/** Whether the host can get an empty /root without hiding the node or rsync sessions need. */
+function canIsolateHome(): boolean {
+  return !sessionBinaries().some((binary) => binary.startsWith('/root/'));
 }
 
 export function sshdConfig(spec: HostSpec, paths: { hostKey: string; pidFile: string; authorizedKeys: string }, path = sessionPath()): string {
@@ -97,6 +113,7 @@ export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys:
   const home = join(hostDir, 'root');
   await mkdir(srv, { recursive: true });
   await mkdir(home, { recursive: true, mode: 0o700 });
+  const mountHome = canIsolateHome() ? ' && mount --bind "$3" /root' : '';
   // A leftover sshd from a killed run would answer the readiness probe in place of ours.
   if (await tcpAccepts(spec.address, spec.port)) {
     throw new Error(`${where}: the address is already in use (a lab left over from a killed run? see \`ss -ltnp 'sport = :${spec.port}'\`)`);
@@ -108,7 +125,7 @@ export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys:
   // with the namespace, so nothing needs unmounting afterwards.
   const child = spawnDetached('unshare', [
     '--mount', '--propagation', 'private',
-    'sh', '-c', 'mount --bind "$1" /srv && mount --bind "$3" /root && exec /usr/sbin/sshd -D -e -f "$2"', 'lab-sshd', srv, configFile, home,
+    'sh', '-c', `mount --bind "$1" /srv${mountHome} && exec /usr/sbin/sshd -D -e -f "$2"`, 'lab-sshd', srv, configFile, home,
   ], logFile);
   const proc = child.pid === undefined ? undefined : identify(child.pid);
   try {

@@ -81,15 +81,17 @@ class RunningLab implements Lab {
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     mkdirSync('/srv', { recursive: true });
     await mkdir(join(this.dir, 'keys'), { recursive: true });
-    await runOrThrow('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lab-deploy', '-f', this.keyFile]);
+    // In parallel with the hosts: sshd reads AuthorizedKeysFile only when someone logs in.
+    const keyFailure = runOrThrow('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lab-deploy', '-f', this.keyFile])
+      .then(() => undefined, (error: unknown) => error);
     const results = await Promise.allSettled(specs.map(async (spec) => {
       const host = await startHost({ ...spec, port }, join(this.dir, 'hosts', spec.name), `${this.keyFile}.pub`);
       this.spawned.set(host.proc.pid, { proc: host.proc, child: host.child });
       this.started.push(host);
       return host;
     }));
-    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failure) throw failure.reason;
+    const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')?.reason ?? await keyFailure;
+    if (failure) throw failure;
     const hosts = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
     await writeFile(this.knownHosts, hosts.map((host) => `${host.knownHost}\n`).join(''));
     this.hosts = hosts.map(({ name, address, port: sshPort, srv, proc }) => ({ name, address, port: sshPort, srv, pid: proc.pid }));
@@ -145,13 +147,16 @@ class RunningLab implements Lab {
 
   /** For the process 'exit' handler: the same as stop(), synchronously and less patiently. */
   stopSync(): void {
-    for (let round = 0; round < 3; round++) {
-      const members = this.members();
-      if (members.length === 0) break;
-      terminateSync(members);
-      this.spawned.clear();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const members = this.members();
+        if (members.length === 0) break;
+        terminateSync(members);
+        this.spawned.clear();
+      }
+    } finally {
+      if (!this.keepDir) rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
     }
-    if (!this.keepDir) rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 
