@@ -63,7 +63,7 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
 
   await timed(phase(plan, 'switch').title, () => switchAll(ctx, plan));
 
-  for (const name of ['drain', 'stop-old'] as const) {
+  for (const name of ['drain', 'stop-old', 'purge'] as const) {
     try {
       await timed(phase(plan, name).title, () => runItems(ctx, phase(plan, name).items));
     } catch (err) {

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { addCommonOptions, runPromote, type PromoteFlags } from './promote.js';
 import { runMaintenance } from './maintenance.js';
 import { runLbRender } from './lb.js';
+import { runPurge } from './purge.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { stageStatus, renderStatus } from '../status/status.js';
@@ -57,6 +58,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect))
     .addHelpText('after', '\nModes: on | read-only | off')
     .action(async (stage: string, mode: string, flags: PromoteFlags) => setExit(await runMaintenance(stage, mode, flags)));
+
+  addCommonOptions(program.command('purge <stage>')
+    .description('remove old releases from every host of <stage>, keeping the newest (keepReleases in the profile, default 5) and always the releases of both slots')
+    .option('-k, --keep <n>', 'releases to keep per service and host')
+    .option('-n, --dry-run', 'list what would be removed; remove nothing')
+    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect))
+    .action(async (stage: string, flags: PromoteFlags & { keep?: string }) => setExit(await runPurge(stage, flags)));
 
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')

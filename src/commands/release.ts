@@ -8,6 +8,8 @@ import type { Service, SlotName } from '../config/model.js';
 import { quote } from './shell.js';
 
 export const MANIFEST = '.updateserver-manifest';
+/** Written last, after transfer, verification and build: a release without it is unfinished and may be rewritten. */
+export const COMPLETE = '.updateserver-complete';
 
 export const releasesDir = (service: Service) => `${service.root}/releases`;
 export const releaseDir = (service: Service, release: string) => `${releasesDir(service)}/${release}`;
@@ -16,8 +18,8 @@ export const pidFile = (service: Service, slot: SlotName) => `${runDir(service)}
 export const logFile = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}.log`;
 
 /**
- * Prints, per slot, "<slot> <release or -> <running 1|0>", one line each: the host's side of the
- * world in one round trip.
+ * The host's side of the world in one round trip. Prints, per slot, "<slot> <release or -> <running 1|0>",
+ * then "releases <complete release>..." and "free <bytes available where the service root is>".
  */
 export function probeSlots(service: Service): string {
   const lines = (['a', 'b'] as const).map((slot) => {
@@ -27,11 +29,28 @@ export function probeSlots(service: Service): string {
       `if [ -f ${pid} ] && kill -0 "$(cat ${pid})" 2>/dev/null; then up=1; else up=0; fi; ` +
       `echo "${slot} \${r:--} $up"`;
   });
+  const releases = quote(releasesDir(service));
+  lines.push(`printf 'releases'; for d in ${releases}/*/; do [ -f "$d${COMPLETE}" ] && { r=\${d%/}; printf ' %s' "\${r##*/}"; }; done; echo`);
+  // The root may not exist yet on a new host: measure the nearest directory that does.
+  lines.push(`d=${quote(service.root)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk 'NR==2 {print "free", $4 * 1024}'`);
   return lines.join('; ');
 }
 
 export function prepareReleaseDirs(service: Service): string {
   return `mkdir -p ${quote(releasesDir(service))} ${quote(runDir(service))}`;
+}
+
+/** Runs the service's build step inside the release, then marks the release complete. */
+export function finishRelease(service: Service, release: string, build: string | undefined): string {
+  const dir = quote(releaseDir(service, release));
+  return build === undefined
+    ? `touch ${dir}/${COMPLETE}`
+    : `cd ${dir} && ( ${build} ) && touch ${COMPLETE}`;
+}
+
+/** Removes releases (never called with a slot's release: the caller decides what goes). */
+export function removeReleases(service: Service, releases: readonly string[]): string {
+  return `cd ${quote(releasesDir(service))} && rm -rf -- ${releases.map(quote).join(' ')}`;
 }
 
 /** Checks every file of the release against the manifest that travelled with it. */

@@ -27,6 +27,8 @@ export interface RsyncOptions {
   /** Unchanged files are hard-linked from this directory (relative paths are relative to the destination). */
   linkDest?: string;
   excludes?: readonly string[];
+  /** Transfer exactly the files listed in this local file (paths relative to the source). */
+  filesFrom?: string;
 }
 
 export function remoteSpec(host: Host, path: string): string {
@@ -39,6 +41,7 @@ export function rsyncArgv(o: RsyncOptions): string[] {
   if (o.remote) argv.push('-e', quoteAll(sshCommand(o.remote)));
   if (o.linkDest !== undefined) argv.push(`--link-dest=${o.linkDest}`);
   for (const e of o.excludes ?? []) argv.push(`--exclude=${e}`);
+  if (o.filesFrom !== undefined) argv.push(`--files-from=${o.filesFrom}`);
   argv.push(o.source, o.destination);
   return argv;
 }

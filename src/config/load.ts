@@ -90,13 +90,13 @@ export async function loadProfile(project: Project, stage: string): Promise<Stag
 }
 
 function allowedKeys(path: readonly PropertyKey[]): string {
-  const top = ['from', 'source', 'ssh', 'hosts', 'loadBalancers', 'services', 'parallel', 'keepReleases'];
+  const top = ['from', 'source', 'ssh', 'hosts', 'loadBalancers', 'services', 'parallel', 'serial', 'keepReleases'];
   const byDepth: Record<string, string[]> = {
     '': top,
     ssh: ['user', 'port', 'key', 'knownHosts', 'connectTimeoutMs', 'commandTimeoutMs'],
     hosts: ['address', 'user', 'port', 'key'],
     loadBalancers: ['socket', 'mapFile', 'host', 'address', 'timeoutMs'],
-    services: ['hosts', 'root', 'listen', 'slots', 'start', 'stop', 'stopTimeoutMs', 'exclude', 'health', 'drainTimeoutMs'],
+    services: ['hosts', 'root', 'listen', 'slots', 'start', 'build', 'stop', 'stopTimeoutMs', 'exclude', 'health', 'drainTimeoutMs'],
     slots: ['a', 'b'],
     slot: ['port', 'dir'],
     health: ['path', 'expectStatus', 'attemptTimeoutMs', 'intervalMs', 'deadlineMs'],
@@ -146,7 +146,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
     })])) as unknown as Service['slots'];
     services[serviceName] = Object.freeze({
       name: serviceName, hosts: Object.freeze([...s.hosts]), root: s.root.replace(/\/+$/, '') || '/', listen: s.listen,
-      slots: Object.freeze(slots), start: s.start, stop: s.stop, stopTimeoutMs: s.stopTimeoutMs,
+      slots: Object.freeze(slots), start: s.start, build: s.build, stop: s.stop, stopTimeoutMs: s.stopTimeoutMs,
       exclude: Object.freeze([...s.exclude]), health: Object.freeze({ ...s.health }), drainTimeoutMs: s.drainTimeoutMs,
     });
   }
@@ -154,7 +154,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
     name, file, from: data.from,
     sourcePath: data.source === undefined ? undefined : resolveLocalPath(project, data.source.path),
     hosts: Object.freeze(hosts), loadBalancers: Object.freeze(loadBalancers), services: Object.freeze(services),
-    parallel: data.parallel, keepReleases: data.keepReleases,
+    parallel: data.serial ? 1 : data.parallel, keepReleases: data.keepReleases,
   });
 }
 

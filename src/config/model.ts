@@ -36,6 +36,7 @@ export interface Service {
   readonly listen: number;
   readonly slots: Readonly<Record<SlotName, Slot>>;
   readonly start: string;
+  readonly build: string | undefined;
   readonly stop: string | undefined;
   readonly stopTimeoutMs: number;
   readonly exclude: readonly string[];

@@ -85,6 +85,8 @@ export const service = z.strictObject({
   slots: z.strictObject({ a: slot, b: slot }, { error: 'expected slots a and b' }),
   /** The app's foreground command; the tool runs it detached in the slot directory. Placeholders: {slot} {port} {dir} {release} {stage} {host} {address} {service}. */
   start: command(),
+  /** Run once in each new release directory on each host after it is copied and verified (e.g. npm ci --omit=dev); its own environment per release. */
+  build: command().optional(),
   /** Optional command that stops the slot; by default the started process gets TERM, then KILL after stopTimeoutMs. */
   stop: command().optional(),
   stopTimeoutMs: millis(600_000).default(10_000),
@@ -108,6 +110,8 @@ export const profile = z.strictObject({
   services: z.record(name(), service, { error: 'expected a map of service name to service' }),
   /** Hosts worked on at once; 1 updates each machine in turn. */
   parallel: z.int().min(1).max(256).default(16),
+  /** true: one host at a time, whatever `parallel` says (seed 001: "each machine updated sequentially"). */
+  serial: z.boolean().default(false),
   /** Releases kept per service on each host (never the release of either slot). */
   keepReleases: z.int().min(2).max(100).default(5),
 });

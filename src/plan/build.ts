@@ -4,7 +4,7 @@
  */
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { otherSlot } from '../config/model.js';
-import { pointSlot, prepareReleaseDirs, releaseDir, verifyManifest } from '../commands/release.js';
+import { finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
 import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
 import type { SlotContext } from '../commands/placeholders.js';
@@ -15,6 +15,10 @@ import { PLAN_VERSION } from './plan.js';
 export interface HostSlots {
   releases: Record<SlotName, string | undefined>;
   running: Record<SlotName, boolean>;
+  /** Releases on the host that were fully copied, verified and built. */
+  complete: string[];
+  /** Bytes available on the filesystem of the service root. */
+  freeBytes: number | undefined;
 }
 
 export interface ServiceFacts {
@@ -56,6 +60,16 @@ function hostOf(stage: Stage, name: string): Host {
   return h;
 }
 
+/**
+ * Which releases to remove so that `keep` remain, newest first by name (names start with their
+ * creation date), always keeping the releases that a slot points at.
+ */
+export function releasesToPurge(all: readonly string[], slotReleases: ReadonlyArray<string | undefined>, keep: number): string[] {
+  const pinned = new Set(slotReleases.filter((r): r is string => r !== undefined));
+  const others = [...new Set(all)].filter((r) => !pinned.has(r)).sort().reverse();
+  return others.slice(Math.max(0, keep - pinned.size));
+}
+
 export function buildPlan(input: PlanInput): Plan {
   const { stage } = input;
   const services: ServicePlan[] = [];
@@ -63,6 +77,7 @@ export function buildPlan(input: PlanInput): Plan {
   const start = new Map<string, Action[]>();
   const check = new Map<string, Action[]>();
   const stopOld = new Map<string, Action[]>();
+  const purgeOld = new Map<string, Action[]>();
   const add = (m: Map<string, Action[]>, key: string, ...a: Action[]) => m.set(key, [...(m.get(key) ?? []), ...a]);
 
   for (const name of input.services) {
@@ -83,18 +98,27 @@ export function buildPlan(input: PlanInput): Plan {
       const ctxTarget = slotContext(stage, service, host, target, facts.release);
       // Unchanged files are hard-linked from the release the host already runs: the copy costs only the delta.
       const linkFrom = [liveRelease, idleRelease].find((r) => r !== undefined && r !== facts.release);
-      if (input.mode !== 'flip') add(copy, hostName,
-        { kind: 'exec', host: hostName, command: prepareReleaseDirs(service), title: `prepare ${service.root}` },
-        {
-          kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`,
-          argv: rsyncArgv({
-            source: `${facts.cacheDir}/`, destination: remoteSpec(host, `${releaseDir(service, facts.release)}/`),
-            remote: host, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}),
-          }),
-        },
-        { kind: 'exec', host: hostName, command: verifyManifest(service, facts.release), title: `verify ${facts.release} against its manifest` },
-        { kind: 'exec', host: hostName, command: pointSlot(service, target, facts.release), title: `point slot ${target} at ${facts.release}` },
-      );
+      const point: Action = { kind: 'exec', host: hostName, command: pointSlot(service, target, facts.release), title: `point slot ${target} at ${facts.release}` };
+      if (input.mode === 'flip') {
+        // The slot keeps its release: nothing to copy or point.
+      } else if (slots?.complete.includes(facts.release)) {
+        // Already copied, verified and built here (e.g. it is the other slot's release): never rewritten, only pointed at.
+        add(copy, hostName, point);
+      } else {
+        add(copy, hostName,
+          { kind: 'exec', host: hostName, command: prepareReleaseDirs(service), title: `prepare ${service.root}` },
+          {
+            kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`,
+            argv: rsyncArgv({
+              source: `${facts.cacheDir}/`, destination: remoteSpec(host, `${releaseDir(service, facts.release)}/`),
+              remote: host, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}),
+            }),
+          },
+          { kind: 'exec', host: hostName, command: verifyManifest(service, facts.release), title: `verify ${facts.release} against its manifest` },
+          { kind: 'exec', host: hostName, command: finishRelease(service, facts.release, service.build), title: service.build ? `build ${facts.release}: ${service.build}` : `mark ${facts.release} complete` },
+          point,
+        );
+      }
       // The idle slot may still run an older release (kept for rollback); it is replaced, the live slot is never touched.
       if (input.mode !== 'flip' || !slots?.running[target]) add(start, hostName,
         { kind: 'exec', host: hostName, command: stopSlot(service, target, ctxTarget), title: `stop idle slot ${name}/${target} if running` },
@@ -105,6 +129,10 @@ export function buildPlan(input: PlanInput): Plan {
         url: `http://${host.address}:${service.slots[target].port}${service.health.path}`,
         title: `health ${name}/${target}`,
       });
+      const purge = releasesToPurge([...(slots?.complete ?? []), facts.release], [facts.release, liveRelease], input.stage.keepReleases);
+      if (purge.length > 0 && input.mode !== 'flip') {
+        add(purgeOld, hostName, { kind: 'exec', host: hostName, command: removeReleases(service, purge), title: `remove ${purge.length} old release(s) of ${name} beyond the ${input.stage.keepReleases} kept` });
+      }
       add(stopOld, hostName, {
         kind: 'exec', host: hostName, command: stopSlot(service, facts.live, slotContext(stage, service, host, facts.live, liveRelease ?? '')),
         title: `stop old slot ${name}/${facts.live}`,
@@ -148,6 +176,7 @@ export function buildPlan(input: PlanInput): Plan {
     { name: 'switch', title: 'Switch traffic on every load balancer', items: switchItems },
     { name: 'drain', title: 'Drain the old slot', items: drainItems },
     { name: 'stop-old', title: 'Stop the old slot (kept on disk for rollback)', items: items(stopOld) },
+    { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },
   ];
   return {
     version: PLAN_VERSION, action: input.mode ?? 'promote', stage: stage.name, from: input.from, createdAt: input.now.toISOString(),

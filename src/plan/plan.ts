@@ -32,7 +32,7 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'copy' | 'start' | 'check' | 'switch' | 'drain' | 'stop-old';
+export type PhaseName = 'copy' | 'start' | 'check' | 'switch' | 'drain' | 'stop-old' | 'purge';
 
 export interface Phase {
   name: PhaseName;

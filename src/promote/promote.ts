@@ -17,6 +17,7 @@ import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
+import { checkDiskSpace } from './preflight.js';
 import { join } from 'node:path';
 
 export interface PromoteOptions {
@@ -86,7 +87,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
         }
         releases[s] = options.dryRun
           ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
-          : await pullStageRelease(project, from, service, from.hosts[hostName]!, release, slot);
+          : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot);
       }));
     } else {
       for (const s of services) releases[s] = await stageLocalSource(project, stage, stage.services[s]!, now());
@@ -98,6 +99,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       const hostSlots = await allLimited(service.hosts, stage.parallel, async (h) => [h, await readHostSlots(target.pool.get(h), service)] as const);
       facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots> };
     }
+    if (!options.dryRun) await checkDiskSpace(stage, services, facts, releases);
     // Services not being promoted keep their slot; the plan needs them to rewrite the whole map.
     const allFacts = { ...facts };
     for (const [s, slot] of Object.entries(live)) if (!allFacts[s]) allFacts[s] = { live: slot, release: '', cacheDir: '', source: '', hosts: {} };

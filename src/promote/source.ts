@@ -4,13 +4,14 @@
  * its hosts. Hosts of different stages never talk to each other.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { CommandFailed, UpdateserverError } from '../errors.js';
 import { MANIFEST, releaseDir } from '../commands/release.js';
 import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
-import { quoteAll } from '../commands/shell.js';
+import { quote, quoteAll } from '../commands/shell.js';
+import { run, type Transport } from '../transport/transport.js';
 import { writeManifest } from '../release/manifest.js';
 import { readVersion, releaseName } from '../release/name.js';
 import { runLocal } from '../transport/local.js';
@@ -59,19 +60,37 @@ export async function stageLocalSource(project: Project, stage: Stage, service: 
 }
 
 /** Brings the previous stage's live release into the cache and checks it against its manifest. */
-export async function pullStageRelease(project: Project, from: Stage, service: Service, host: Host, release: string, slot: SlotName): Promise<SourceRelease> {
+/**
+ * Brings the previous stage's live release into the cache and checks it against its manifest. Only
+ * the files the manifest lists travel: what the build step made on the source host (node_modules, a
+ * virtualenv) is rebuilt on each target instead of being copied between stages.
+ */
+export async function pullStageRelease(project: Project, from: Stage, service: Service, transport: Transport, host: Host, release: string, slot: SlotName): Promise<SourceRelease> {
   const root = cacheRoot(project, service.name);
   await mkdir(root, { recursive: true });
   const cacheDir = join(root, release);
   const previous = await newestCached(root, release);
-  await rsyncLocal(rsyncArgv({
-    source: remoteSpec(host, `${releaseDir(service, release)}/`), destination: `${cacheDir}/`, remote: host,
-    ...(previous ? { linkDest: `../${previous}` } : {}),
-  }), host.name, `pulling release ${release} from stage ${from.name}`);
+  const manifest = await run(transport, `cat ${quote(`${releaseDir(service, release)}/${MANIFEST}`)}`, { what: `reading the manifest of ${release}` });
+  const list = join(root, `.files-${release}`);
+  const paths = manifest.stdout.split('\n').filter(Boolean).map((line) => line.slice(line.indexOf('  ') + 2));
+  await writeFile(list, [MANIFEST, ...paths].join('\n') + '\n');
+  try {
+    await rsyncLocal(rsyncArgv({
+      source: remoteSpec(host, `${releaseDir(service, release)}/`), destination: `${cacheDir}/`, remote: host, filesFrom: list,
+      ...(previous ? { linkDest: `../${previous}` } : {}),
+    }), host.name, `pulling release ${release} from stage ${from.name}`);
+  } finally {
+    await rm(list, { force: true });
+  }
   const verify = await runLocal(['bash', '-c', `cd ${quoteAll([cacheDir])} && sha256sum --quiet --strict -c ${MANIFEST}`]);
   if (verify.code !== 0) {
     throw new CommandFailed(host.name, `sha256sum -c ${MANIFEST}`, verify, `release ${release} pulled from stage ${from.name} does not match its manifest`);
   }
-  const files = (await readFile(join(cacheDir, MANIFEST), 'utf8')).split('\n').filter(Boolean).length;
-  return { release, cacheDir, source: `stage ${from.name}, ${host.name}:${releaseDir(service, release)} (slot ${slot}, ${files} files)` };
+  return { release, cacheDir, source: `stage ${from.name}, ${host.name}:${releaseDir(service, release)} (slot ${slot}, ${paths.length} files)` };
+}
+
+/** Bytes a release takes, for the disk check before copying. */
+export async function releaseBytes(cacheDir: string): Promise<number> {
+  const du = await runLocal(['du', '-sk', cacheDir]);
+  return Number(du.stdout.split(/\s/)[0] ?? 0) * 1024;
 }
