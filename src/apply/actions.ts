@@ -7,6 +7,7 @@ import { httpCheck } from '../health/http.js';
 import { runLocal } from '../transport/local.js';
 import { run } from '../transport/transport.js';
 import { quoteAll } from '../commands/shell.js';
+import { bytesSent } from '../commands/rsync.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
@@ -24,6 +25,11 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
     case 'local': {
       const result = await runLocal(action.argv, { host: action.host ?? 'local' });
       if (result.code !== 0) throw new CommandFailed(action.host ?? 'local', quoteAll(action.argv), result, action.title);
+      const sent = action.argv[0] === 'rsync' ? bytesSent(result.stdout) : undefined;
+      if (sent !== undefined) {
+        ctx.transfers?.push({ host: action.host ?? 'local', bytesSent: sent });
+        ctx.logger.debug(`${action.title}: rsync sent ${sent} bytes`, { host: action.host, bytesSent: sent });
+      }
       return;
     }
     case 'http-check': {

@@ -11,7 +11,7 @@ import { runAction } from './actions.js';
 import type { ApplyContext } from './context.js';
 
 export interface PhaseTiming { phase: string; ms: number }
-export interface ApplyResult { timings: PhaseTiming[]; warnings: string[] }
+export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }> }
 
 export class PromotionFailed extends UpdateserverError {
   constructor(readonly phase: string, cause: unknown, readonly liveUntouched: boolean) {
@@ -72,7 +72,7 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
       ctx.logger.warn(msg);
     }
   }
-  return { timings, warnings };
+  return { timings, warnings, transfers: ctx.transfers ?? [] };
 }
 
 /** The start phase's stop/start pairs, reused to stop what was started. Failures here are only logged. */

@@ -10,4 +10,6 @@ export interface ApplyContext {
   logger: Logger;
   /** Things the operator should know that did not fail the run. */
   warnings: string[];
+  /** Bytes rsync sent per host, from its own statistics. */
+  transfers?: Array<{ host: string; bytesSent: number }>;
 }
