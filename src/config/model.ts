@@ -60,6 +60,8 @@ export interface Stage {
   /** The profile file, as the user would name it (relative to the project directory). */
   readonly file: string;
   readonly from: string | undefined;
+  /** Line of `from:` in the file, for errors about the stage it names. */
+  readonly fromLine?: number | undefined;
   /** Absolute path of the first stage's local source directory. */
   readonly sourcePath: string | undefined;
   readonly hosts: Readonly<Record<string, Host>>;
