@@ -2,8 +2,8 @@
  * Executes one action of a plan. Each kind of action has exactly one way to run, so what a dry run
  * prints is what a real run does.
  */
-import { CommandFailed, LoadBalancerError } from '../errors.js';
-import { httpCheck } from '../health/http.js';
+import { CommandFailed, LoadBalancerError, describeError } from '../errors.js';
+import { runCheck, type CheckReport } from '../health/checks.js';
 import { runLocal } from '../transport/local.js';
 import { run } from '../transport/transport.js';
 import { quoteAll } from '../commands/shell.js';
@@ -32,13 +32,12 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       }
       return;
     }
-    case 'http-check': {
-      const service = ctx.stage.services[action.service];
-      if (!service) throw new Error(`internal: unknown service ${action.service}`);
-      const report = await httpCheck(action.host, action.url, service.health);
-      ctx.logger.info(`${action.title}: ok after ${report.attempts} attempt(s), ${report.latencyMs} ms`, { host: action.host, report });
+    case 'check':
+      await runCheckAction(ctx, action);
       return;
-    }
+    case 'watch':
+      await watch(ctx, action);
+      return;
     case 'server-health':
       for (const server of action.servers) await balancer(ctx, action.loadBalancer).serverHealth(action.backend, server, action.health);
       return;
@@ -77,6 +76,48 @@ async function drain(ctx: ApplyContext, action: Extract<Action, { kind: 'drain' 
   const note = `${action.loadBalancer}: ${sessions} session(s) on ${backends.join(', ')} were still open after the ${action.deadlineMs} ms drain deadline and were shut down`;
   ctx.warnings.push(note);
   ctx.logger.warn(note);
+}
+
+export async function runCheckAction(ctx: ApplyContext, action: Extract<Action, { kind: 'check' }>): Promise<CheckReport> {
+  const t = action.target;
+  try {
+    const report = await runCheck(action.check, action.phase, {
+      ...t, ...(t.sshHost ? { transport: ctx.pool.get(t.sshHost) } : {}),
+    });
+    ctx.reports.push(report);
+    ctx.logger.info(`${action.title}: ok (${report.attempts} attempt(s), ${report.ms} ms)`, { host: t.host, report });
+    return report;
+  } catch (err) {
+    const report = (err as { report?: CheckReport }).report;
+    if (report) {
+      ctx.reports.push(report);
+      ctx.logger.error(`${action.title}: FAILED: ${report.lastError} (${report.attempts} attempt(s), ${report.ms} ms)`, { host: t.host, report });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Runs every watch probe once per interval until the window ends. The first failure ends the watch
+ * at once (the caller switches back): there is no point in confirming a failure while users see it.
+ */
+async function watch(ctx: ApplyContext, action: Extract<Action, { kind: 'watch' }>): Promise<void> {
+  const end = Date.now() + action.windowMs;
+  let rounds = 0;
+  while (Date.now() < end) {
+    const started = Date.now();
+    await Promise.all(action.probes.map((p) => runCheck(p.check, 'watch', { ...p.target, ...(p.target.sshHost ? { transport: ctx.pool.get(p.target.sshHost) } : {}) })
+      .catch((err: unknown) => {
+        const report = (err as { report?: CheckReport }).report;
+        if (report) ctx.reports.push(report);
+        ctx.logger.error(`watch check ${p.check.name} on ${p.target.label} FAILED: ${report?.lastError ?? describeError(err)}`, { host: p.target.host, report });
+        throw err;
+      })));
+    rounds++;
+    const wait = Math.min(action.intervalMs - (Date.now() - started), end - Date.now());
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  ctx.logger.info(`watched for ${action.windowMs} ms: ${rounds} round(s) of ${action.probes.length} check(s) passed`);
 }
 
 /** Verifies after a switch that each service's map entry names the backend we set. */

@@ -2,22 +2,32 @@
  * Runs a plan. Until the switch, every failure leaves live traffic exactly where it was: the idle
  * slots that were started are stopped again and the error is reported with its host. The switch
  * itself is all-or-nothing across load balancers: if one fails, the ones already switched are put
- * back. After the switch, problems with the old slot are warnings: the new release already serves.
+ * back. After the switch the old slot keeps running until the post-switch checks and the watch window
+ * have passed; a failure there switches traffic straight back to it (automatic rollback). Only then is
+ * the old slot drained and stopped; problems from there on are warnings: the new release serves.
  */
 import { describeError, UpdateserverError } from '../errors.js';
 import { eachLimited } from '../transport/runner.js';
+import type { CheckReport } from '../health/checks.js';
 import type { Phase, Plan, PlanItem } from '../plan/plan.js';
 import { runAction } from './actions.js';
 import type { ApplyContext } from './context.js';
 
 export interface PhaseTiming { phase: string; ms: number }
-export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }> }
+export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[] }
 
 export class PromotionFailed extends UpdateserverError {
-  constructor(readonly phase: string, cause: unknown, readonly liveUntouched: boolean) {
-    super(`${phase} failed: ${describeError(cause)}`, {
+  /**
+   * @param liveUntouched the slot that was live before the run serves the traffic (never switched, or switched back)
+   * @param rolledBack traffic had moved to the new slot and was switched back
+   */
+  constructor(readonly phase: string, cause: unknown, readonly liveUntouched: boolean, readonly rolledBack = false) {
+    super(`${phase} failed: ${describeError(cause)}${rolledBack ? '\ntraffic was switched back to the previous slot (automatic rollback)' : ''}`, {
       cause,
-      hint: liveUntouched ? 'live traffic was not touched; fix the cause above and run again' : undefined,
+      hint: !liveUntouched
+        ? 'the load balancers may disagree: check `updateserver status` and fix them by hand before the next run'
+        : rolledBack ? 'the previous release serves again; the new one is marked bad. Fix it and promote again'
+          : 'live traffic was not touched; fix the cause above and run again',
     });
   }
 }
@@ -36,55 +46,68 @@ async function runItems(ctx: ApplyContext, items: readonly PlanItem[]): Promise<
 }
 
 function phase(plan: Plan, name: Phase['name']): Phase {
-  const p = plan.phases.find((x) => x.name === name);
-  if (!p) throw new Error(`internal: plan has no ${name} phase`);
-  return p;
+  return plan.phases.find((x) => x.name === name) ?? { name, title: name, items: [] };
 }
 
 export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
   const timings: PhaseTiming[] = [];
-  const warnings = ctx.warnings;
-  const timed = async (name: string, fn: () => Promise<void>) => {
+  const timed = async (name: Phase['name'], fn: (p: Phase) => Promise<void>) => {
+    const p = phase(plan, name);
+    if (p.items.length === 0) return;
     const t0 = Date.now();
-    ctx.logger.info(`${name}...`);
-    await fn();
+    ctx.logger.info(`${p.title}...`);
+    await fn(p);
     timings.push({ phase: name, ms: Date.now() - t0 });
   };
 
   // Before the switch: any failure stops the idle slots again and leaves live alone.
   for (const name of ['copy', 'start', 'check'] as const) {
     try {
-      await timed(phase(plan, name).title, () => runItems(ctx, phase(plan, name).items));
+      await timed(name, (p) => runItems(ctx, p.items));
     } catch (err) {
       if (name !== 'copy') await stopIdle(ctx, plan);
       throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, true);
     }
   }
 
-  await timed(phase(plan, 'switch').title, () => switchAll(ctx, plan));
+  await timed('switch', () => switchAll(ctx, plan));
+
+  // The old slot still runs: a failure here sends the traffic back to it.
+  for (const name of ['post', 'watch'] as const) {
+    try {
+      await timed(name, (p) => runItems(ctx, p.items));
+    } catch (err) {
+      const t0 = Date.now();
+      const restored = await revert(ctx, plan, plan.phases.find((p) => p.name === 'switch')?.items.map((i) => i.target) ?? []);
+      ctx.logger.warn(`automatic rollback ${restored ? 'done' : 'INCOMPLETE'} in ${Date.now() - t0} ms`);
+      timings.push({ phase: 'rollback', ms: Date.now() - t0 });
+      await stopIdle(ctx, plan);
+      throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, restored, true);
+    }
+  }
 
   for (const name of ['drain', 'stop-old', 'purge'] as const) {
     try {
-      await timed(phase(plan, name).title, () => runItems(ctx, phase(plan, name).items));
+      await timed(name, (p) => runItems(ctx, p.items));
     } catch (err) {
       const msg = `${phase(plan, name).title}: ${describeError(err)} (traffic is already on the new slot)`;
-      warnings.push(msg);
+      ctx.warnings.push(msg);
       ctx.logger.warn(msg);
     }
   }
-  return { timings, warnings, transfers: ctx.transfers ?? [] };
+  return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports };
 }
 
-/** The start phase's stop/start pairs, reused to stop what was started. Failures here are only logged. */
+/** Stops the slots the start phase started (the new, idle ones). Failures here are only logged. */
 async function stopIdle(ctx: ApplyContext, plan: Plan): Promise<void> {
   const stops = phase(plan, 'start').items.map((item) => ({ target: item.target, actions: item.actions.filter((a) => a.title.startsWith('stop idle')) }));
   const settled = await eachLimited(stops, ctx.stage.parallel, async (item) => {
     for (const a of item.actions) await runAction(ctx, a);
   });
   settled.forEach((r, i) => {
-    if (r.status === 'rejected') ctx.logger.warn(`could not stop the idle slot on ${stops[i]?.target}: ${describeError(r.reason)}`);
+    if (r.status === 'rejected') ctx.logger.warn(`could not stop the new slot on ${stops[i]?.target}: ${describeError(r.reason)}`);
   });
-  ctx.logger.info('stopped the idle slot again; live traffic was not touched');
+  ctx.logger.info('stopped the new slot again');
 }
 
 /**
@@ -92,9 +115,8 @@ async function stopIdle(ctx: ApplyContext, plan: Plan): Promise<void> {
  * previous map entries back, so all load balancers keep agreeing on the live slot.
  */
 async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
-  const items = phase(plan, 'switch').items;
   const done: string[] = [];
-  for (const item of items) {
+  for (const item of phase(plan, 'switch').items) {
     try {
       for (const action of item.actions) await runAction(ctx, action);
       done.push(item.target);
@@ -106,19 +128,20 @@ async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
   }
 }
 
+/** Points the map of each named load balancer back at the slots that were live before the run. */
 async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[]): Promise<boolean> {
-  let ok = true;
-  for (const name of lbNames) {
+  const results = await Promise.all(lbNames.map(async (name) => {
     const lb = ctx.stage.loadBalancers[name]!;
     const balancer = ctx.balancers[name]!;
     try {
       for (const s of plan.services) await balancer.setMap(lb.mapFile, s.service, `${s.service}_${s.live}`);
-      await balancer.persistMap(lb.mapFile);
       ctx.logger.warn(`${name}: switched back to the previous slots`);
+      await balancer.persistMap(lb.mapFile);
+      return true;
     } catch (err) {
-      ok = false;
       ctx.logger.error(`${name}: could not switch back: ${describeError(err)}; check it by hand (updateserver status ${plan.stage})`);
+      return false;
     }
-  }
-  return ok;
+  }));
+  return results.every(Boolean);
 }

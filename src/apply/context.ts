@@ -1,6 +1,7 @@
 import type { Stage } from '../config/model.js';
 import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
+import type { CheckReport } from '../health/checks.js';
 import type { TransportPool } from '../transport/pool.js';
 
 export interface ApplyContext {
@@ -12,4 +13,6 @@ export interface ApplyContext {
   warnings: string[];
   /** Bytes rsync sent per host, from its own statistics. */
   transfers?: Array<{ host: string; bytesSent: number }>;
+  /** Every health check run, passed or failed. */
+  reports: CheckReport[];
 }

@@ -23,7 +23,7 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
     const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force };
     const result: PromoteResult = action === 'flip' ? await flip(options) : await promote(options);
     if (flags.json) {
-      printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], warnings: result.apply?.warnings ?? [] });
+      printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });
     } else if (flags.dryRun) {
       process.stdout.write(renderPlan(result.plan));
       process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${action === 'flip' ? 'flip ' : ''}${stage}\` to apply this plan.\n`);

@@ -4,6 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { readYamlFile } from './yaml-file.js';
+import { defaultChecks, loadHealthchecks, type HealthChecks } from './healthchecks.js';
 import { NAME_PATTERN, profile as profileSchema, type ProfileData } from './schema.js';
 import { backendName, SLOTS, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
 import { checkStage } from './cross-checks.js';
@@ -32,10 +33,15 @@ export async function loadProfile(project: Project, stage: string): Promise<Stag
   const { data, lineAt } = await readYamlFile(absolute, file, profileSchema, 'hosts, loadBalancers, services, ...');
   const issues = checkStage(stage, data).map((i) => ({ file, ...i, line: lineAt(i.path) }));
   if (issues.length > 0) throw new ConfigError(issues);
-  return resolveStage(project, stage, file, data, lineAt('from'));
+  const checksByService: Record<string, HealthChecks> = {};
+  for (const [serviceName, s] of Object.entries(data.services)) {
+    if (s.checks === undefined) continue;
+    checksByService[serviceName] = await loadHealthchecks(project, s.checks, { file, path: `services.${serviceName}.checks`, line: lineAt(`services.${serviceName}.checks`) });
+  }
+  return resolveStage(project, stage, file, data, lineAt('from'), checksByService);
 }
 
-function resolveStage(project: Project, name: string, file: string, data: ProfileData, fromLine: number | undefined): Stage {
+function resolveStage(project: Project, name: string, file: string, data: ProfileData, fromLine: number | undefined, checksByService: Record<string, HealthChecks>): Stage {
   const ssh = data.ssh;
   const hosts: Record<string, Host> = {};
   for (const [hostName, h] of Object.entries(data.hosts)) {
@@ -72,6 +78,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       name: serviceName, hosts: Object.freeze([...s.hosts]), root: s.root.replace(/\/+$/, '') || '/', listen: s.listen,
       slots: Object.freeze(slots), start: s.start, build: s.build, stop: s.stop, stopTimeoutMs: s.stopTimeoutMs,
       exclude: Object.freeze([...s.exclude]), health: Object.freeze({ ...s.health }), drainTimeoutMs: s.drainTimeoutMs,
+      checks: checksByService[serviceName] ?? defaultChecks(s.health),
     });
   }
   return Object.freeze({

@@ -4,6 +4,7 @@
  * names derived), so no other module reads raw profile data.
  */
 import type { HttpCheckData } from './schema.js';
+import type { HealthChecks } from './healthchecks.js';
 
 export type SlotName = 'a' | 'b';
 export const SLOTS: readonly SlotName[] = ['a', 'b'];
@@ -41,6 +42,8 @@ export interface Service {
   readonly stopTimeoutMs: number;
   readonly exclude: readonly string[];
   readonly health: Readonly<HttpCheckData>;
+  /** The checks by phase: from healthchecks/<checks>.yaml, or derived from `health`. */
+  readonly checks: HealthChecks;
   readonly drainTimeoutMs: number;
 }
 

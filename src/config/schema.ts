@@ -92,6 +92,8 @@ export const service = z.strictObject({
   stopTimeoutMs: millis(600_000).default(10_000),
   /** Files (relative to the source) left out of the copy, in rsync --exclude syntax. */
   exclude: z.array(z.string().regex(/^[A-Za-z0-9._*?/-]+$/, { error: 'expected an rsync pattern of letters, digits and . _ * ? / -' })).default([]),
+  /** Name of healthchecks/<name>.yaml with pre, post and watch checks; without it, `health` is the only check. */
+  checks: name().optional(),
   health: httpCheck.default({ path: '/health', expectStatus: [200], attemptTimeoutMs: 1000, intervalMs: 100, deadlineMs: 15_000 }),
   drainTimeoutMs: millis(3_600_000).default(30_000),
 });

@@ -8,7 +8,8 @@ import { finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeRelease
 import { startSlot, stopSlot } from '../commands/process.js';
 import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
 import type { SlotContext } from '../commands/placeholders.js';
-import type { Action, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
+import type { Action, CheckTargetSpec, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
+import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
 
 /** What was read about one host for one service. */
@@ -70,6 +71,10 @@ export function releasesToPurge(all: readonly string[], slotReleases: ReadonlyAr
   return others.slice(Math.max(0, keep - pinned.size));
 }
 
+function checkAction(phase: CheckPhase, service: string, spec: CheckSpec, target: CheckTargetSpec): Extract<Action, { kind: 'check' }> {
+  return { kind: 'check', phase, service, check: spec, target, title: `${phase} check ${spec.name} on ${target.label}` };
+}
+
 export function buildPlan(input: PlanInput): Plan {
   const { stage } = input;
   const services: ServicePlan[] = [];
@@ -124,11 +129,12 @@ export function buildPlan(input: PlanInput): Plan {
         { kind: 'exec', host: hostName, command: stopSlot(service, target, ctxTarget), title: `stop idle slot ${name}/${target} if running` },
         { kind: 'exec', host: hostName, command: startSlot(service, target, ctxTarget), title: `start ${name}/${target} (port ${service.slots[target].port})` },
       );
-      add(check, hostName, {
-        kind: 'http-check', host: hostName, service: name,
-        url: `http://${host.address}:${service.slots[target].port}${service.health.path}`,
-        title: `health ${name}/${target}`,
-      });
+      for (const spec of service.checks.pre) {
+        add(check, hostName, checkAction('pre', name, spec, {
+          label: `${hostName} slot ${target} (${host.address}:${service.slots[target].port})`, host: hostName,
+          address: host.address, port: service.slots[target].port, slot: target, release: facts.release, sshHost: hostName, context: ctxTarget,
+        }));
+      }
       const purge = releasesToPurge([...(slots?.complete ?? []), facts.release], [facts.release, liveRelease], input.stage.keepReleases);
       if (purge.length > 0 && input.mode !== 'flip') {
         add(purgeOld, hostName, { kind: 'exec', host: hostName, command: removeReleases(service, purge), title: `remove ${purge.length} old release(s) of ${name} beyond the ${input.stage.keepReleases} kept` });
@@ -158,6 +164,33 @@ export function buildPlan(input: PlanInput): Plan {
       { kind: 'persist-map', loadBalancer: lb.name, file: lb.mapFile, title: `rewrite ${lb.mapFile} from the runtime map` },
     ],
   }));
+  // After the switch, through every load balancer; command checks still run on each host of the service.
+  const lbChecks = (phaseName: 'post' | 'watch') => services.flatMap((sp) => {
+    const service = stage.services[sp.service]!;
+    const specs = phaseName === 'post' ? service.checks.post : service.checks.watch.checks;
+    return specs.flatMap((spec) => (spec.command
+      ? sp.hosts.map((h) => {
+        const host = hostOf(stage, h);
+        return checkAction(phaseName, sp.service, spec, {
+          label: `${h} slot ${sp.target}`, host: h, address: host.address, port: service.slots[sp.target].port, slot: sp.target, release: sp.release,
+          sshHost: h, context: slotContext(stage, service, host, sp.target, sp.release),
+        });
+      })
+      : lbs.map((lb) => checkAction(phaseName, sp.service, spec, {
+        label: `${lb.name} (${lb.address}:${service.listen})`, host: lb.name, address: lb.address, port: service.listen, slot: sp.target, release: sp.release,
+      }))));
+  });
+  const postItems: PlanItem[] = lbChecks('post').map((a) => ({ target: a.target.host, actions: [a] }));
+  const watchWindow = Math.max(0, ...services.map((sp) => stage.services[sp.service]!.checks.watch.windowMs));
+  const watchProbes = lbChecks('watch');
+  const watchItems: PlanItem[] = watchWindow > 0 && watchProbes.length > 0 ? [{
+    target: stage.name,
+    actions: [{
+      kind: 'watch', windowMs: watchWindow, probes: watchProbes,
+      intervalMs: Math.min(...services.map((sp) => stage.services[sp.service]!.checks.watch.intervalMs)),
+      title: `watch the new slot for ${watchWindow} ms; a failed check switches straight back`,
+    }],
+  }] : [];
   const drainItems: PlanItem[] = lbs.map((lb) => ({
     target: lb.name,
     actions: [{
@@ -174,6 +207,8 @@ export function buildPlan(input: PlanInput): Plan {
     { name: 'start', title: 'Start the idle slot', items: items(start) },
     { name: 'check', title: 'Health-check the idle slot on every host', items: items(check) },
     { name: 'switch', title: 'Switch traffic on every load balancer', items: switchItems },
+    { name: 'post', title: 'Check the new slot through every load balancer', items: postItems },
+    { name: 'watch', title: 'Watch the new slot while the old one still runs', items: watchItems },
     { name: 'drain', title: 'Drain the old slot', items: drainItems },
     { name: 'stop-old', title: 'Stop the old slot (kept on disk for rollback)', items: items(stopOld) },
     { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },

@@ -5,6 +5,21 @@
  * actions of one item run in order.
  */
 import type { SlotName } from '../config/model.js';
+import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
+import type { SlotContext } from '../commands/placeholders.js';
+
+/** Where a check runs, as plain data; the host's connection is looked up when it runs. */
+export interface CheckTargetSpec {
+  label: string;
+  host: string;
+  address: string;
+  port: number;
+  slot: SlotName;
+  release: string;
+  /** Set for checks that run on a host over SSH (command). */
+  sshHost?: string;
+  context?: SlotContext;
+}
 
 export const PLAN_VERSION = 1;
 
@@ -13,8 +28,10 @@ export type Action =
   | { kind: 'exec'; host: string; command: string; title: string }
   /** A program run on the orchestrator's machine (rsync relaying code), argv without a shell. */
   | { kind: 'local'; argv: string[]; title: string; host?: string }
-  /** An HTTP health check against one host's slot. */
-  | { kind: 'http-check'; host: string; service: string; url: string; title: string }
+  /** One health check against one target: a host's idle slot (pre) or a load balancer's frontend (post, watch). */
+  | { kind: 'check'; phase: CheckPhase; service: string; check: CheckSpec; target: CheckTargetSpec; title: string }
+  /** Repeats the watch checks through the load balancers for a window; a failure rolls back. */
+  | { kind: 'watch'; windowMs: number; intervalMs: number; probes: Array<Extract<Action, { kind: 'check' }>>; title: string }
   /** Mark servers up at once (they have just passed our own checks) instead of waiting for HAProxy's next check. */
   | { kind: 'server-health'; loadBalancer: string; backend: string; servers: string[]; health: 'up' | 'down'; title: string }
   /** Point a service's map entry at a backend: the switch itself. */
@@ -32,7 +49,7 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'copy' | 'start' | 'check' | 'switch' | 'drain' | 'stop-old' | 'purge';
+export type PhaseName = 'copy' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge';
 
 export interface Phase {
   name: PhaseName;

@@ -3,11 +3,20 @@ import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
 
+function describeCheck(a: Extract<Action, { kind: 'check' }>): string {
+  const c = a.check;
+  if (c.http) return `${c.http.method} http://${a.target.address}:${a.target.port}${c.http.path} (expect ${c.http.status.join('/')}${Object.keys(c.http.expectHeaders).length ? `, headers ${JSON.stringify(c.http.expectHeaders)}` : ''})`;
+  if (c.tcp) return `tcp connect ${a.target.address}:${a.target.port}`;
+  if (c.command) return `on ${a.target.sshHost}: $ ${c.command.run}`;
+  return `sql ${c.sql?.query ?? ''}`;
+}
+
 function describe(action: Action): string {
   switch (action.kind) {
     case 'exec': return `$ ${action.command}`;
     case 'local': return `(local) $ ${quoteAll(action.argv)}`;
-    case 'http-check': return `GET ${action.url}`;
+    case 'check': return describeCheck(action);
+    case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');
     case 'verify-map': return `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.expected).map(([k, v]) => `${k} ${v}`).join(', ')})`;

@@ -68,7 +68,7 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
 
     const t0 = Date.now();
     try {
-      const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [] }, plan);
+      const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] }, plan);
       await recordSwitch(store, stage, plan, recorded, now());
       await appendRun(store, plan, 'ok', Date.now() - t0, now());
       return { plan, applied: true, apply, durationMs: Date.now() - started };

@@ -116,7 +116,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const t0 = Date.now();
     let apply: ApplyResult;
     try {
-      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [] }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [] }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       throw err;

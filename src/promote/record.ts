@@ -27,7 +27,7 @@ export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, 
   await store.write(state);
 }
 
-export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed', durationMs: number, at: Date, message?: string): Promise<void> {
+export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed' | 'rolled back', durationMs: number, at: Date, message?: string): Promise<void> {
   await store.appendHistory({
     at: at.toISOString(), stage: plan.stage, action: plan.action, result, user: userInfo().username,
     services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
@@ -36,12 +36,13 @@ export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'f
 }
 
 /**
- * A release that failed its health checks is marked bad for the stage, so that a manual flip does not
+ * A release that failed its health checks (before the switch, or after it: rolled back) is marked bad for the stage, so that a manual flip does not
  * send traffic to it without --force. Recording never hides the run's own error: failures here are logged.
  */
 export async function recordFailure(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, err: unknown, durationMs: number, at: Date, logger: Logger): Promise<void> {
   try {
-    if (err instanceof PromotionFailed && err.phase.startsWith('health-check')) {
+    const checkFailed = err instanceof PromotionFailed && (err.rolledBack || err.phase.startsWith('health-check'));
+    if (checkFailed) {
       const state: StageState = { stage: stage.name, services: { ...(previous?.services ?? {}) } };
       for (const s of plan.services) {
         const before = state.services[s.service] ?? { live: s.live, releases: {}, updated: at.toISOString() };
@@ -49,7 +50,7 @@ export async function recordFailure(store: StateStore, stage: Stage, plan: Plan,
       }
       await store.write(state);
     }
-    await appendRun(store, plan, 'failed', durationMs, at, describeError(err));
+    await appendRun(store, plan, err instanceof PromotionFailed && err.rolledBack ? 'rolled back' : 'failed', durationMs, at, describeError(err));
   } catch (recordErr) {
     logger.warn(`could not record the failed run: ${describeError(recordErr)}`);
   }

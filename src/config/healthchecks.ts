@@ -1,0 +1,101 @@
+/*
+ * healthchecks/<name>.yaml: the sanity checks of a service, by phase.
+ *   pre   against each host's idle slot directly, before any switch; all must pass on all hosts
+ *   post  through every load balancer right after the switch
+ *   watch repeated through the load balancers for a window while the old slot still runs; a failure
+ *         switches traffic straight back (automatic rollback)
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import type { Project } from './model.js';
+import { name, type HttpCheckData } from './schema.js';
+import { readYamlFile } from './yaml-file.js';
+
+const millis = (max: number) => z.int({ error: `expected a duration in milliseconds (integer 0-${max})` }).min(0).max(max);
+const HTTP_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?{}-]*$/;
+
+const retry = {
+  /** Attempts before the check fails (the deadline may end it sooner). */
+  attempts: z.int().min(1).max(10_000).optional(),
+  /** Wait between attempts; grows by `backoff` each time, up to 2 s. */
+  intervalMs: millis(60_000).optional(),
+  backoff: z.number().min(1).max(10).optional(),
+  /** The whole check, all attempts together, fails after this long: a slow start is waited for up to here. */
+  deadlineMs: millis(3_600_000).optional(),
+  /** One attempt fails after this long. */
+  attemptTimeoutMs: millis(600_000).optional(),
+};
+
+export const httpSpec = z.strictObject({
+  path: z.string().regex(HTTP_PATH, { error: 'expected a URL path starting with "/"' }).default('/health'),
+  method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']).default('GET'),
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, { error: 'expected a header name' }), z.string()).default({}),
+  body: z.string().optional(),
+  status: z.array(z.int().min(100).max(599)).min(1).default([200]),
+  bodyContains: z.string().optional(),
+  bodyMatches: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { error: 'expected a regular expression' }).optional(),
+  /** A field of a JSON answer, by dotted path, and the value it must equal. */
+  json: z.strictObject({ path: z.string().min(1), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).optional(),
+  /** Response headers that must have these values; {slot} and {release} name the slot being checked. */
+  expectHeaders: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, { error: 'expected a header name' }), z.string()).default({}),
+  maxLatencyMs: millis(600_000).optional(),
+});
+
+export const check = z.strictObject({
+  name: name(),
+  http: httpSpec.optional(),
+  /** The slot's port (pre) or the service's frontend (post, watch) accepts a TCP connection. */
+  tcp: z.strictObject({}).optional(),
+  /** A command run over SSH on the slot's host exits 0; placeholders as in start commands. */
+  command: z.strictObject({ run: z.string().min(1).refine((s) => !s.includes('\n'), { error: 'expected a single-line command' }) }).optional(),
+  /** A query on the slot's database returns the expected value (first column of the first row, as text). */
+  sql: z.strictObject({ query: z.string().min(1), expect: z.string() }).optional(),
+  ...retry,
+}).refine((c) => [c.http, c.tcp, c.command, c.sql].filter((k) => k !== undefined).length === 1, {
+  error: 'expected exactly one of http, tcp, command or sql',
+});
+
+export const healthchecksFile = z.strictObject({
+  pre: z.array(check).default([]),
+  post: z.array(check).default([]),
+  watch: z.strictObject({
+    /** How long the new slot is watched through the load balancers before the old slot is stopped. */
+    windowMs: millis(3_600_000).default(0),
+    intervalMs: millis(600_000).default(250),
+    checks: z.array(check).default([]),
+  }).default({ windowMs: 0, intervalMs: 250, checks: [] }),
+});
+
+export type CheckSpec = z.output<typeof check>;
+export type HttpSpec = z.output<typeof httpSpec>;
+export type HealthChecks = z.output<typeof healthchecksFile>;
+export type CheckPhase = 'pre' | 'post' | 'watch';
+
+export const checkKind = (c: CheckSpec): 'http' | 'tcp' | 'command' | 'sql' =>
+  c.http ? 'http' : c.tcp ? 'tcp' : c.command ? 'command' : 'sql';
+
+/** Without a health-check file: the profile's `health` check before the switch and through the load balancers after it. */
+export function defaultChecks(health: HttpCheckData): HealthChecks {
+  const http = { path: health.path, method: 'GET' as const, headers: {}, status: [...health.expectStatus], expectHeaders: {} };
+  return {
+    pre: [{ name: 'health', http, intervalMs: health.intervalMs, deadlineMs: health.deadlineMs, attemptTimeoutMs: health.attemptTimeoutMs }],
+    post: [{ name: 'health', http, attemptTimeoutMs: health.attemptTimeoutMs }],
+    watch: { windowMs: 0, intervalMs: 250, checks: [] },
+  };
+}
+
+export function healthchecksPath(checksName: string): string {
+  return join('healthchecks', `${checksName}.yaml`);
+}
+
+export async function loadHealthchecks(project: Project, checksName: string, referencedFrom: { file: string; path: string; line?: number | undefined }): Promise<HealthChecks> {
+  const file = healthchecksPath(checksName);
+  const absolute = join(project.dir, file);
+  if (!existsSync(absolute)) {
+    throw new ConfigError([{ ...referencedFrom, message: `no such health-check file: ${file}` }], `create ${file} (see docs/profiles.md), or remove the reference`);
+  }
+  const { data } = await readYamlFile(absolute, file, healthchecksFile, 'pre, post, watch');
+  return data;
+}
