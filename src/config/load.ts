@@ -4,9 +4,10 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { readYamlFile } from './yaml-file.js';
-import { defaultChecks, loadHealthchecks, type HealthChecks } from './healthchecks.js';
-import { NAME_PATTERN, profile as profileSchema, type ProfileData } from './schema.js';
-import { backendName, SLOTS, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
+import { defaultChecks, healthchecksPath, loadHealthchecks, type HealthChecks } from './healthchecks.js';
+import { NAME_PATTERN, profile as profileSchema, type DatabaseData, type ProfileData } from './schema.js';
+import { Secret } from './secret.js';
+import { backendName, SLOTS, type Database, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
 import { checkStage } from './cross-checks.js';
 
 export function profileFile(stage: string): string {
@@ -31,14 +32,33 @@ export async function loadProfile(project: Project, stage: string): Promise<Stag
       `create ${file}, or pick one of the stages in ${join(project.dir, 'profiles')}`);
   }
   const { data, lineAt } = await readYamlFile(absolute, file, profileSchema, 'hosts, loadBalancers, services, ...');
-  const issues = checkStage(stage, data).map((i) => ({ file, ...i, line: lineAt(i.path) }));
+  const issues = [...checkStage(stage, data), ...checkEnvironment(data)].map((i) => ({ file, ...i, line: lineAt(i.path) }));
   if (issues.length > 0) throw new ConfigError(issues);
   const checksByService: Record<string, HealthChecks> = {};
   for (const [serviceName, s] of Object.entries(data.services)) {
     if (s.checks === undefined) continue;
-    checksByService[serviceName] = await loadHealthchecks(project, s.checks, { file, path: `services.${serviceName}.checks`, line: lineAt(`services.${serviceName}.checks`) });
+    const where = { file, path: `services.${serviceName}.checks`, line: lineAt(`services.${serviceName}.checks`) };
+    const checks = await loadHealthchecks(project, s.checks, where);
+    const sql = [...checks.pre, ...checks.post, ...checks.watch.checks].find((c) => c.sql !== undefined);
+    if (sql && !s.database) throw new ConfigError([{ ...where, message: `check "${sql.name}" in ${healthchecksPath(s.checks)} is an sql check, but service ${serviceName} has no database` }]);
+    checksByService[serviceName] = checks;
   }
   return resolveStage(project, stage, file, data, lineAt('from'), checksByService);
+}
+
+function resolveDatabase(project: Project, stage: string, service: string, d: DatabaseData): Database {
+  const fallback = (slot: SlotName) => `${service}_${stage}_${slot}`.replace(/-/g, '_');
+  const a = d.names?.a ?? fallback('a');
+  const password = d.passwordEnv === undefined ? undefined : new Secret(process.env[d.passwordEnv] ?? '', `environment variable ${d.passwordEnv}`);
+  return Object.freeze({
+    engine: d.engine, strategy: d.strategy, host: d.host,
+    port: d.port ?? (d.engine === 'postgres' ? 5432 : 3306),
+    user: d.user ?? (d.engine === 'postgres' ? 'postgres' : 'root'),
+    password,
+    names: Object.freeze({ a, b: d.strategy === 'shared' ? a : d.names?.b ?? fallback('b') }),
+    migrations: resolveLocalPath(project, d.migrations ?? join('migrations', service)),
+    jobs: d.jobs,
+  });
 }
 
 function resolveStage(project: Project, name: string, file: string, data: ProfileData, fromLine: number | undefined, checksByService: Record<string, HealthChecks>): Stage {
@@ -79,6 +99,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       slots: Object.freeze(slots), start: s.start, build: s.build, stop: s.stop, stopTimeoutMs: s.stopTimeoutMs,
       exclude: Object.freeze([...s.exclude]), health: Object.freeze({ ...s.health }), drainTimeoutMs: s.drainTimeoutMs,
       checks: checksByService[serviceName] ?? defaultChecks(s.health),
+      database: s.database === undefined ? undefined : resolveDatabase(project, name, serviceName, s.database),
     });
   }
   return Object.freeze({
@@ -86,6 +107,16 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
     sourcePath: data.source === undefined ? undefined : resolveLocalPath(project, data.source.path),
     hosts: Object.freeze(hosts), loadBalancers: Object.freeze(loadBalancers), services: Object.freeze(services),
     parallel: data.serial ? 1 : data.parallel, keepReleases: data.keepReleases,
+  });
+}
+
+/** Settings that name the environment: checked here, before any connection, rather than failing later. */
+function checkEnvironment(data: ProfileData): Array<{ path: string; message: string }> {
+  return Object.entries(data.services).flatMap(([name, s]) => {
+    const env = s.database?.passwordEnv;
+    return env !== undefined && process.env[env] === undefined
+      ? [{ path: `services.${name}.database.passwordEnv`, message: `environment variable ${env} is not set (it should hold the database password)` }]
+      : [];
   });
 }
 

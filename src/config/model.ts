@@ -5,6 +5,7 @@
  */
 import type { HttpCheckData } from './schema.js';
 import type { HealthChecks } from './healthchecks.js';
+import type { Secret } from './secret.js';
 
 export type SlotName = 'a' | 'b';
 export const SLOTS: readonly SlotName[] = ['a', 'b'];
@@ -44,8 +45,40 @@ export interface Service {
   readonly health: Readonly<HttpCheckData>;
   /** The checks by phase: from healthchecks/<checks>.yaml, or derived from `health`. */
   readonly checks: HealthChecks;
+  readonly database: Database | undefined;
   readonly drainTimeoutMs: number;
 }
+
+export type DatabaseEngine = 'postgres' | 'mysql';
+
+/** A service's databases in one stage: one per slot (or one shared), on one server. */
+export interface Database {
+  readonly engine: DatabaseEngine;
+  readonly strategy: 'copy' | 'copy-self' | 'shared' | 'none';
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: Secret | undefined;
+  /** Database name per slot; equal for strategy shared. */
+  readonly names: Readonly<Record<SlotName, string>>;
+  /** Absolute path of the service's migrations directory. */
+  readonly migrations: string;
+  readonly jobs: number;
+}
+
+/** What it takes to open one database. */
+export interface DatabaseConnection {
+  readonly engine: DatabaseEngine;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: Secret | undefined;
+  readonly database: string;
+}
+
+export const connectionOf = (db: Database, slot: SlotName): DatabaseConnection => ({
+  engine: db.engine, host: db.host, port: db.port, user: db.user, password: db.password, database: db.names[slot],
+});
 
 export interface LoadBalancer {
   readonly name: string;

@@ -76,6 +76,27 @@ export const httpCheck = z.strictObject({
   deadlineMs: millis(600_000).default(15_000),
 });
 
+/** Where a stage's databases of a service live, and how the idle slot's data is made. */
+export const database = z.strictObject({
+  engine: z.enum(['postgres', 'mysql'], { error: 'expected postgres or mysql' }),
+  /**
+   * copy: a snapshot of the previous stage's live slot database; copy-self: of this stage's live slot
+   * database, under a read-only freeze; shared: both slots use one database; none: no data step.
+   */
+  strategy: z.enum(['copy', 'copy-self', 'shared', 'none'], { error: 'expected copy, copy-self, shared or none' }).default('copy'),
+  host: z.string().regex(HOST_ADDRESS_PATTERN, { error: 'expected a host name or IP address' }).default('127.0.0.1'),
+  port: port().optional(),
+  user: z.string().regex(/^[A-Za-z0-9_.-]{1,63}$/, { error: 'expected a database user name' }).optional(),
+  /** Name of the environment variable holding the password (never the password itself). */
+  passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: 'expected an environment variable name such as PG_PROD_PASSWORD' }).optional(),
+  /** Database name per slot; default <service>_<stage>_<slot>. With strategy shared, slot a's name serves both. */
+  names: z.strictObject({ a: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'expected a database name of lowercase letters, digits and _' }), b: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'expected a database name of lowercase letters, digits and _' }) }).optional(),
+  /** Directory of versioned migrations, relative to the project; default migrations/<service>. */
+  migrations: localPath().optional(),
+  /** pg_restore / pg_dump parallel jobs for large databases. */
+  jobs: z.int().min(1).max(64).default(1),
+});
+
 export const service = z.strictObject({
   hosts: z.array(name(), { error: 'expected a list of host names' }).min(1, { error: 'expected at least one host' }),
   /** Service root on each host: releases/ and run/ live here. */
@@ -92,6 +113,7 @@ export const service = z.strictObject({
   stopTimeoutMs: millis(600_000).default(10_000),
   /** Files (relative to the source) left out of the copy, in rsync --exclude syntax. */
   exclude: z.array(z.string().regex(/^[A-Za-z0-9._*?/-]+$/, { error: 'expected an rsync pattern of letters, digits and . _ * ? / -' })).default([]),
+  database: database.optional(),
   /** Name of healthchecks/<name>.yaml with pre, post and watch checks; without it, `health` is the only check. */
   checks: name().optional(),
   health: httpCheck.default({ path: '/health', expectStatus: [200], attemptTimeoutMs: 1000, intervalMs: 100, deadlineMs: 15_000 }),
@@ -124,3 +146,4 @@ export type ServiceData = z.output<typeof service>;
 export type HostData = z.output<typeof host>;
 export type LoadBalancerData = z.output<typeof loadBalancer>;
 export type HttpCheckData = z.output<typeof httpCheck>;
+export type DatabaseData = z.output<typeof database>;
