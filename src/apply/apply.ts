@@ -61,16 +61,22 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
   };
 
   // Before the switch: any failure stops the idle slots again and leaves live alone.
-  for (const name of ['copy', 'start', 'check'] as const) {
+  for (const name of ['freeze', 'copy', 'data', 'start', 'check'] as const) {
     try {
       await timed(name, (p) => runItems(ctx, p.items));
     } catch (err) {
-      if (name !== 'copy') await stopIdle(ctx, plan);
+      if (name !== 'copy' && name !== 'freeze') await stopIdle(ctx, plan);
+      await unfreeze(ctx, plan);
       throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, true);
     }
   }
 
-  await timed('switch', () => switchAll(ctx, plan));
+  try {
+    await timed('switch', () => switchAll(ctx, plan));
+  } catch (err) {
+    await unfreeze(ctx, plan);
+    throw err;
+  }
 
   // The old slot still runs: a failure here sends the traffic back to it.
   for (const name of ['post', 'watch'] as const) {
@@ -82,11 +88,12 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
       ctx.logger.warn(`automatic rollback ${restored ? 'done' : 'INCOMPLETE'} in ${Date.now() - t0} ms`);
       timings.push({ phase: 'rollback', ms: Date.now() - t0 });
       await stopIdle(ctx, plan);
+      await unfreeze(ctx, plan);
       throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, restored, true);
     }
   }
 
-  for (const name of ['drain', 'stop-old', 'purge'] as const) {
+  for (const name of ['unfreeze', 'drain', 'stop-old', 'purge'] as const) {
     try {
       await timed(name, (p) => runItems(ctx, p.items));
     } catch (err) {
@@ -96,6 +103,19 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
     }
   }
   return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports };
+}
+
+/** Ends a write freeze after a failure; a failure to do so is loud, since writes stay refused. */
+async function unfreeze(ctx: ApplyContext, plan: Plan): Promise<void> {
+  for (const item of phase(plan, 'unfreeze').items) {
+    for (const action of item.actions) {
+      try {
+        await runAction(ctx, action);
+      } catch (err) {
+        ctx.logger.error(`could not end the write freeze on ${item.target}: ${describeError(err)}; run: updateserver maintenance ${plan.stage} off`);
+      }
+    }
+  }
 }
 
 /** Stops the slots the start phase started (the new, idle ones). Failures here are only logged. */

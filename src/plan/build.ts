@@ -3,7 +3,8 @@
  * takes every fact as a parameter, so the unit tests can check exact commands for any situation.
  */
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
-import { otherSlot } from '../config/model.js';
+import { connectionOf, otherSlot } from '../config/model.js';
+import type { DatabaseConnection } from '../config/model.js';
 import { finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
 import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
@@ -22,8 +23,18 @@ export interface HostSlots {
   freeBytes: number | undefined;
 }
 
+/** What was read about a service's data: where the snapshot comes from and what migrations remain. */
+export interface DataFacts {
+  /** The database to snapshot (copy: the previous stage's live slot; copy-self: this stage's). */
+  source: DatabaseConnection | undefined;
+  /** Migration version of the source (what the copy will have), and the migrations the copy needs. */
+  sourceVersion: number | undefined;
+  pending: Array<{ version: number; name: string }>;
+}
+
 export interface ServiceFacts {
   live: SlotName;
+  data?: DataFacts;
   /** The release to promote, already present in the local relay cache. */
   release: string;
   /** Local directory of the release in the relay cache. */
@@ -79,6 +90,9 @@ export function buildPlan(input: PlanInput): Plan {
   const { stage } = input;
   const services: ServicePlan[] = [];
   const copy = new Map<string, Action[]>();
+  const data = new Map<string, Action[]>();
+  const freeze = new Map<string, Action[]>();
+  const unfreeze = new Map<string, Action[]>();
   const start = new Map<string, Action[]>();
   const check = new Map<string, Action[]>();
   const stopOld = new Map<string, Action[]>();
@@ -95,6 +109,26 @@ export function buildPlan(input: PlanInput): Plan {
       service: name, live: facts.live, target, release: facts.release,
       liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts],
     });
+    const db = service.database;
+    if (db && db.strategy !== 'none' && input.mode !== 'flip' && facts.data) {
+      const targetDb = connectionOf(db, target);
+      // The idle slot must not hold its database open while it is replaced.
+      for (const h of service.hosts) {
+        add(data, name, { kind: 'exec', host: h, command: stopSlot(service, target, slotContext(stage, service, hostOf(stage, h), target, facts.release)), title: `stop idle slot ${name}/${target} on ${h} if running` });
+      }
+      if ((db.strategy === 'copy' || db.strategy === 'copy-self') && facts.data.source) {
+        const frozen = db.strategy === 'copy-self';
+        if (frozen) {
+          // Writes get a clear 503 while the live data is copied, so none is lost; reads are served throughout.
+          for (const lb of Object.values(stage.loadBalancers)) {
+            add(freeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'on' }, title: `freeze writes to ${name} (read-only)` });
+            add(unfreeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'off' }, title: `end the write freeze of ${name}` });
+          }
+        }
+        add(data, name, { kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen, title: `snapshot ${facts.data.source.database} into ${targetDb.database}` });
+      }
+      add(data, name, { kind: 'migrate', service: name, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
+    }
     for (const hostName of service.hosts) {
       const host = hostOf(stage, hostName);
       const slots = facts.hosts[hostName];
@@ -204,11 +238,15 @@ export function buildPlan(input: PlanInput): Plan {
   const items = (m: Map<string, Action[]>): PlanItem[] => [...m].map(([target, actions]) => ({ target, actions }));
   const phases: Phase[] = [
     { name: 'copy', title: 'Copy the release to every host', items: items(copy) },
+    { name: 'freeze', title: 'Freeze writes (copy-self)', items: items(freeze) },
+    { name: 'data', title: 'Copy the data into the idle slot\'s database and migrate it', items: items(data) },
     { name: 'start', title: 'Start the idle slot', items: items(start) },
     { name: 'check', title: 'Health-check the idle slot on every host', items: items(check) },
     { name: 'switch', title: 'Switch traffic on every load balancer', items: switchItems },
     { name: 'post', title: 'Check the new slot through every load balancer', items: postItems },
     { name: 'watch', title: 'Watch the new slot while the old one still runs', items: watchItems },
+    // After the watch: a rollback before this point finds the old slot's data complete, because writes were refused.
+    { name: 'unfreeze', title: 'End the write freeze', items: items(unfreeze) },
     { name: 'drain', title: 'Drain the old slot', items: drainItems },
     { name: 'stop-old', title: 'Stop the old slot (kept on disk for rollback)', items: items(stopOld) },
     { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },

@@ -4,7 +4,7 @@
  * in order; the items of a phase run concurrently (bounded by the profile's `parallel`), and the
  * actions of one item run in order.
  */
-import type { SlotName } from '../config/model.js';
+import type { DatabaseConnection, SlotName } from '../config/model.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import type { SlotContext } from '../commands/placeholders.js';
 
@@ -40,6 +40,10 @@ export type Action =
   | { kind: 'verify-map'; loadBalancer: string; file: string; expected: Record<string, string>; title: string }
   /** Wait until the backends have no sessions left (or the deadline passes). */
   | { kind: 'drain'; loadBalancer: string; servers: Record<string, string[]>; deadlineMs: number; title: string }
+  /** Snapshot a source database into the idle slot's database (strategies copy and copy-self). */
+  | { kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean; title: string }
+  /** Apply pending migrations to a slot's database under the version table's rules. */
+  | { kind: 'migrate'; service: string; connection: DatabaseConnection; migrations: string; pending: Array<{ version: number; name: string }>; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string };
 
@@ -49,7 +53,7 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'copy' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge';
+export type PhaseName = 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze';
 
 export interface Phase {
   name: PhaseName;
