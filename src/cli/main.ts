@@ -9,6 +9,8 @@ import { addCommonOptions, runPromote, type PromoteFlags } from './promote.js';
 import { runMaintenance } from './maintenance.js';
 import { runLbRender } from './lb.js';
 import { runPurge } from './purge.js';
+import { runLock } from './lock.js';
+import { runHistory } from './history.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { stageStatus, renderStatus } from '../status/status.js';
@@ -30,7 +32,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Copy the previous stage\'s live release (or, for the first stage, its source) into the idle slot of every host of <stage>, start it, health-check it, switch every load balancer to it, drain and stop the old slot.')
     .option('-n, --dry-run', 'print the plan and change nothing')
     .option('-s, --service <name>', 'promote only this service (repeat or comma-separate for several)', collect)
-    .option('-f, --force', 'promote even when the stage already runs that release'))
+    .option('-f, --force', 'promote even when the stage already runs that release')
+    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock instead of giving up'))
     .addHelpText('after', '\nExamples:\n  updateserver beta              promote dev\'s live release into beta\n  updateserver prod --dry-run    show every step of a prod promotion; change nothing\n  updateserver beta --service web --json')
     .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags)));
 
@@ -50,7 +53,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('send <stage>\'s traffic to the other slot, which keeps its release: start it where it is not running, health-check it on every host, switch every load balancer, drain and stop the old slot')
     .option('-n, --dry-run', 'print the plan and change nothing')
     .option('-s, --service <name>', 'flip only this service (repeat or comma-separate for several)', collect)
-    .option('-f, --force', 'flip even to a release marked bad (one that failed its checks)'))
+    .option('-f, --force', 'flip even to a release marked bad (one that failed its checks)')
+    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock'))
     .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags, 'flip')));
 
   addCommonOptions(program.command('maintenance <stage> <mode>')
@@ -65,6 +69,26 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-n, --dry-run', 'list what would be removed; remove nothing')
     .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect))
     .action(async (stage: string, flags: PromoteFlags & { keep?: string }) => setExit(await runPurge(stage, flags)));
+
+  addCommonOptions(program.command('rollback <stage>')
+    .description('send <stage>\'s traffic back to the slot that was live before the last promotion (started if stopped, health-checked first); the release left is marked bad and is not promoted onward')
+    .option('-n, --dry-run', 'print the plan and change nothing')
+    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
+    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock'))
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags, 'rollback')));
+
+  addCommonOptions(program.command('history <stage>')
+    .description('the runs recorded for <stage>: when, who, what moved where, result')
+    .option('-l, --limit <n>', 'how many of the latest runs', '20'))
+    .action(async (stage: string, flags: PromoteFlags & { limit?: string }) => setExit(await runHistory(stage, flags)));
+
+  addCommonOptions(program.command('lock <action> <stage>')
+    .description('status: who holds the lock of <stage>; acquire: take it by hand (a maintenance window) until released; release: free it')
+    .option('-m, --message <text>', 'why (acquire)')
+    .option('--ttl <seconds>', 'acquire: let the lock expire after this long')
+    .option('-f, --force', 'release: even a lock held by a running command'))
+    .addHelpText('after', '\nActions: status | acquire | release')
+    .action(async (action: string, stage: string, flags: PromoteFlags & { message?: string; ttl?: string; force?: boolean }) => setExit(await runLock(action, stage, flags)));
 
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')

@@ -6,27 +6,29 @@ import { flip } from '../promote/flip.js';
 import { renderPlan } from '../plan/render.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import { EXIT_OK } from '../errors.js';
+import { ConfigError, EXIT_OK } from '../errors.js';
 
 export interface PromoteFlags {
-  dryRun?: boolean; json?: boolean; service?: string[]; force?: boolean;
+  dryRun?: boolean; json?: boolean; service?: string[]; force?: boolean; wait?: string;
   project?: string; stateDir?: string; verbose?: boolean; quiet?: boolean;
 }
 
 /** promote and flip share everything but the function that builds and applies the plan. */
-export async function runPromote(stage: string, flags: PromoteFlags, action: 'promote' | 'flip' = 'promote'): Promise<number> {
+export async function runPromote(stage: string, flags: PromoteFlags, action: 'promote' | 'flip' | 'rollback' = 'promote'): Promise<number> {
   const project = projectFrom(flags);
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
   const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-${action}-${runId}.jsonl`);
   const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
   try {
-    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force };
-    const result: PromoteResult = action === 'flip' ? await flip(options) : await promote(options);
+    const waitMs = flags.wait === undefined ? 0 : Number(flags.wait) * 1000;
+    if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
+    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, waitMs };
+    const result: PromoteResult = action === 'promote' ? await promote(options) : await flip({ ...options, rollback: action === 'rollback' });
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });
     } else if (flags.dryRun) {
       process.stdout.write(renderPlan(result.plan));
-      process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${action === 'flip' ? 'flip ' : ''}${stage}\` to apply this plan.\n`);
+      process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${action === 'promote' ? '' : `${action} `}${stage}\` to apply this plan.\n`);
     } else if (!result.applied) {
       process.stdout.write(`Nothing to do: ${result.skipped}\n`);
     } else {

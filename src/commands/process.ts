@@ -8,6 +8,12 @@ import { expand, type SlotContext } from './placeholders.js';
 import { logFile, pidFile } from './release.js';
 import { quote } from './shell.js';
 
+/**
+ * Shell test for "process $1 runs": exists and is not a zombie. kill -0 alone also succeeds on a
+ * zombie, and a detached slot's parent is whatever pid 1 is, which may be slow to reap it.
+ */
+export const ALIVE = `alive() { s=$(sed -n 's/^.*) \\(.\\).*/\\1/p' /proc/$1/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }`;
+
 export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): string {
   const pid = quote(pidFile(service, slot));
   const log = quote(logFile(service, slot));
@@ -23,19 +29,19 @@ export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): s
  */
 export function stopSlot(service: Service, slot: SlotName, ctx: SlotContext): string {
   const pid = quote(pidFile(service, slot));
-  const tenths = Math.max(1, Math.ceil(service.stopTimeoutMs / 100));
+  const tenths = Math.max(1, Math.ceil(service.stopTimeoutMs / 50));
   const ask = service.stop === undefined
     ? 'kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null'
     : `( cd ${quote(service.slots[slot].dir)}/ && ${expand(service.stop, ctx)} )`;
-  return `if [ -f ${pid} ]; then p=$(cat ${pid}); ` +
-    `if kill -0 "$p" 2>/dev/null; then ${ask}; ` +
-    `i=0; while kill -0 "$p" 2>/dev/null && [ $i -lt ${tenths} ]; do sleep 0.1; i=$((i+1)); done; ` +
-    `if kill -0 "$p" 2>/dev/null; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after ${service.stopTimeoutMs} ms" >&2; fi; fi; ` +
+  return `${ALIVE}; if [ -f ${pid} ]; then p=$(cat ${pid}); ` +
+    `if alive "$p"; then ${ask}; ` +
+    `i=0; while alive "$p" && [ $i -lt ${tenths} ]; do sleep 0.05; i=$((i+1)); done; ` +
+    `if alive "$p"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after ${service.stopTimeoutMs} ms" >&2; fi; fi; ` +
     `rm -f ${pid}; fi`;
 }
 
 /** Exit 0 when the slot's recorded process is alive. */
 export function slotRunning(service: Service, slot: SlotName): string {
   const pid = quote(pidFile(service, slot));
-  return `[ -f ${pid} ] && kill -0 "$(cat ${pid})" 2>/dev/null`;
+  return `${ALIVE}; [ -f ${pid} ] && alive "$(cat ${pid})"`;
 }

@@ -6,6 +6,7 @@
  */
 import type { Service, SlotName } from '../config/model.js';
 import { quote } from './shell.js';
+import { ALIVE } from './process.js';
 
 export const MANIFEST = '.updateserver-manifest';
 /** Written last, after transfer, verification and build: a release without it is unfinished and may be rewritten. */
@@ -26,14 +27,14 @@ export function probeSlots(service: Service): string {
     const dir = quote(service.slots[slot].dir);
     const pid = quote(pidFile(service, slot));
     return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; ` +
-      `if [ -f ${pid} ] && kill -0 "$(cat ${pid})" 2>/dev/null; then up=1; else up=0; fi; ` +
+      `if [ -f ${pid} ] && alive "$(cat ${pid})"; then up=1; else up=0; fi; ` +
       `echo "${slot} \${r:--} $up"`;
   });
   const releases = quote(releasesDir(service));
   lines.push(`printf 'releases'; for d in ${releases}/*/; do [ -f "$d${COMPLETE}" ] && { r=\${d%/}; printf ' %s' "\${r##*/}"; }; done; echo`);
   // The root may not exist yet on a new host: measure the nearest directory that does.
   lines.push(`d=${quote(service.root)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk 'NR==2 {print "free", $4 * 1024}'`);
-  return lines.join('; ');
+  return [ALIVE, ...lines].join('; ');
 }
 
 export function prepareReleaseDirs(service: Service): string {

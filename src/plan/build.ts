@@ -57,6 +57,8 @@ export interface PlanInput {
    * release it has; it is started only where it is not running.
    */
   mode?: 'promote' | 'flip';
+  /** What the history calls the run (a rollback is a flip back). */
+  action?: Plan['action'];
 }
 
 export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string): SlotContext {
@@ -252,7 +254,7 @@ export function buildPlan(input: PlanInput): Plan {
     { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },
   ];
   return {
-    version: PLAN_VERSION, action: input.mode ?? 'promote', stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
+    version: PLAN_VERSION, action: input.action ?? input.mode ?? 'promote', stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
     services, phases, liveAfter,
   };
 }

@@ -76,7 +76,7 @@ export interface ServicePlan {
 export interface Plan {
   version: typeof PLAN_VERSION;
   /** promote: a release from the previous stage goes into the idle slot; flip: the idle slot's own release goes live. */
-  action: 'promote' | 'flip';
+  action: 'promote' | 'flip' | 'rollback';
   stage: string;
   from: string;
   createdAt: string;

@@ -32,7 +32,7 @@ function describe(action: Action): string {
 
 /** The plan as an operator reads it before a release: what moves where, then every step. */
 export function renderPlan(plan: Plan, options: { commands?: boolean } = {}): string {
-  const out: string[] = [plan.action === 'flip' ? `Plan: flip ${plan.stage} to its other slot` : `Plan: promote ${plan.from} -> ${plan.stage}`];
+  const out: string[] = [plan.action === 'rollback' ? `Plan: roll ${plan.stage} back to the slot that was live before` : plan.action === 'flip' ? `Plan: flip ${plan.stage} to its other slot` : `Plan: promote ${plan.from} -> ${plan.stage}`];
   for (const s of plan.services) {
     out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
       `slot ${s.target} gets ${s.release} on ${s.hosts.join(', ')}`);

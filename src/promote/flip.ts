@@ -3,9 +3,10 @@
  * slot is started where it is not running and health-checked on every host before any switch; a
  * release marked bad (it failed its checks) is refused unless --force.
  */
+import { userInfo } from 'node:os';
 import { loadProfile } from '../config/load.js';
 import { otherSlot, type Project } from '../config/model.js';
-import { UpdateserverError } from '../errors.js';
+import { UpdateserverError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readLiveSlots } from '../observe/live.js';
 import { readHostSlots } from '../observe/slots.js';
@@ -15,6 +16,7 @@ import { StateStore } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
+import { takeLock } from './lock.js';
 import type { PromoteResult } from './promote.js';
 
 export interface FlipOptions {
@@ -24,6 +26,9 @@ export interface FlipOptions {
   dryRun?: boolean;
   services?: string[];
   force?: boolean;
+  waitMs?: number;
+  /** rollback: back to the slot that was live before; its release must be good, and the release left is marked bad. */
+  rollback?: boolean;
   now?: () => Date;
 }
 
@@ -35,6 +40,7 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   const services = selectServices(stage, options.services);
   const store = new StateStore(project.stateDir);
   const link = new StageLink(stage);
+  const lock = await takeLock(project, stage.name, options);
   try {
     await link.open(hostsUsed(stage, services));
     const recorded = await store.read(stage.name);
@@ -56,20 +62,22 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
       }
       const release = [...releases][0]!;
       const bad = recorded?.services[s]?.bad?.[release];
-      if (bad !== undefined && !options.force) {
-        throw new UpdateserverError(`slot ${target} of ${s} holds ${release}, which is marked bad: ${bad}`, { hint: 'use --force to flip to it anyway, or promote a good release' });
+      if (bad !== undefined && (options.rollback || !options.force)) {
+        throw new UpdateserverError(`slot ${target} of ${s} holds ${release}, which is marked bad: ${bad}`, {
+          hint: options.rollback ? 'there is no good release to roll back to: promote a fixed release instead' : 'use --force to flip to it anyway, or promote a good release',
+        });
       }
       facts[s] = { live: live[s]!, release, cacheDir: '', source: `slot ${target} of ${stage.name} itself`, hosts };
     }
     const allFacts = { ...facts };
     for (const [s, slot] of Object.entries(live)) if (!allFacts[s]) allFacts[s] = { live: slot, release: '', cacheDir: '', source: '', hosts: {} };
-    const plan = buildPlan({ project, stage, from: stage.name, facts: allFacts, services, now: now(), mode: 'flip' });
+    const plan = buildPlan({ project, stage, from: stage.name, facts: allFacts, services, now: now(), mode: 'flip', action: options.rollback ? 'rollback' : 'flip' });
     if (options.dryRun) return { plan, applied: false, skipped: 'dry run', durationMs: Date.now() - started };
 
     const t0 = Date.now();
     try {
       const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] }, plan);
-      await recordSwitch(store, stage, plan, recorded, now());
+      await recordSwitch(store, stage, plan, recorded, now(), options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined);
       await appendRun(store, plan, 'ok', Date.now() - t0, now());
       return { plan, applied: true, apply, durationMs: Date.now() - started };
     } catch (err) {
@@ -78,5 +86,6 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
     }
   } finally {
     await link.close(logger);
+    await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
   }
 }

@@ -18,6 +18,7 @@ import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
 import { checkDiskSpace } from './preflight.js';
+import { takeLock } from './lock.js';
 import { join } from 'node:path';
 
 export interface PromoteOptions {
@@ -27,6 +28,8 @@ export interface PromoteOptions {
   dryRun?: boolean;
   /** Promote only these services (all when empty). */
   services?: string[];
+  /** Wait up to this long for another run's lock. */
+  waitMs?: number;
   /** Promote even when the stage already runs the release. */
   force?: boolean;
   now?: () => Date;
@@ -60,6 +63,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const store = new StateStore(project.stateDir);
   const target = new StageLink(stage);
   const source = from ? new StageLink(from) : undefined;
+  const lock = await takeLock(project, stage.name, options);
   try {
     logger.info(`connecting to ${hostsUsed(stage, services).length} host(s) of ${stage.name}${from ? ` and the live hosts of ${from.name}` : ''}`);
     await Promise.all([
@@ -73,7 +77,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
 
     const releases: Record<string, SourceRelease> = {};
     if (from && source) {
-      const fromLive = await readLiveSlots(from, source.balancers, await store.read(from.name));
+      const fromState = await store.read(from.name);
+      const fromLive = await readLiveSlots(from, source.balancers, fromState);
       await Promise.all(services.map(async (s) => {
         const service = from.services[s]!;
         const hostName = service.hosts[0]!;
@@ -84,6 +89,11 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
           throw new UpdateserverError(`stage ${from.name} has no live release of ${s} to promote: slot ${slot} on ${hostName} ${release === undefined ? 'points at no release' : `(${release}) is not running`}`, {
             hint: `promote ${from.name} first: updateserver ${from.name}`,
           });
+        }
+        // Pipeline guard: what failed or was rolled back in the previous stage does not travel on.
+        const bad = fromState?.services[s]?.bad?.[release];
+        if (bad !== undefined) {
+          throw new UpdateserverError(`${s} ${release}, live in ${from.name}, is marked bad there: ${bad}`, { hint: `promote a good release into ${from.name} first` });
         }
         releases[s] = options.dryRun
           ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
@@ -106,6 +116,12 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
 
     const plan = buildPlan({ project, stage, from: from?.name ?? 'source', facts: allFacts, services, now: now() });
 
+    const badHere = services.filter((s) => recorded?.services[s]?.bad?.[facts[s]!.release] !== undefined);
+    if (badHere.length > 0 && !options.force) {
+      throw new UpdateserverError(`${badHere.map((s) => `${s} ${facts[s]!.release} is marked bad in ${stage.name}: ${recorded!.services[s]!.bad![facts[s]!.release]}`).join('\n')}`, {
+        hint: 'promote a fixed release, or --force to try this one again',
+      });
+    }
     const current = services.filter((s) => Object.values(facts[s]!.hosts).every((h) => h.releases[facts[s]!.live] === facts[s]!.release && h.running[facts[s]!.live]));
     if (current.length === services.length && !options.force) {
       return { plan, applied: false, skipped: `${stage.name} already runs ${services.map((s) => `${s} ${facts[s]!.release}`).join(', ')} (use --force to promote it again)`, durationMs: Date.now() - started };
@@ -126,5 +142,6 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);
+    await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
   }
 }

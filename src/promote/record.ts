@@ -10,7 +10,8 @@ import type { Plan } from '../plan/plan.js';
 import type { StageState, StateStore } from '../state/store.js';
 import { PromotionFailed } from '../apply/apply.js';
 
-export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, at: Date): Promise<void> {
+/** Records the slots after a switch; `markLeftBad` marks the releases traffic left as bad (a rollback). */
+export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, at: Date, markLeftBad?: string): Promise<void> {
   const state: StageState = { stage: stage.name, services: { ...(previous?.services ?? {}) } };
   for (const s of plan.services) {
     const before = state.services[s.service];
@@ -19,6 +20,7 @@ export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, 
       live: s.target,
       releases: { ...(before?.releases ?? {}), [s.target]: s.release, ...(s.liveRelease ? { [s.live]: s.liveRelease } : {}) },
       updated: at.toISOString(),
+      ...(markLeftBad && s.liveRelease ? { bad: { ...(before?.bad ?? {}), [s.liveRelease]: markLeftBad } } : {}),
     };
   }
   for (const [svc, slot] of Object.entries(plan.liveAfter)) {

@@ -24,7 +24,7 @@ export interface StageState {
 export interface HistoryEntry {
   at: string;
   stage: string;
-  action: 'promote' | 'flip' | 'maintenance';
+  action: 'promote' | 'flip' | 'rollback' | 'maintenance';
   result: 'ok' | 'failed' | 'rolled back';
   user: string;
   services: Record<string, { from: SlotName; to: SlotName; release: string }>;

@@ -1,0 +1,23 @@
+import { loadProfile } from '../config/load.js';
+import { EXIT_OK } from '../errors.js';
+import { StateStore } from '../state/store.js';
+import { fail, printJson } from './output.js';
+import { projectFrom } from './project.js';
+import type { PromoteFlags } from './promote.js';
+
+export async function runHistory(stage: string, flags: PromoteFlags & { limit?: string }): Promise<number> {
+  try {
+    const project = projectFrom(flags);
+    await loadProfile(project, stage);
+    const entries = await new StateStore(project.stateDir).history(stage, Number(flags.limit ?? 20) || 20);
+    if (flags.json) { printJson(entries); return EXIT_OK; }
+    if (entries.length === 0) process.stdout.write(`${stage}: no runs recorded yet\n`);
+    for (const e of entries) {
+      const what = Object.entries(e.services).map(([s, x]) => `${s} ${x.from}->${x.to} ${x.release}`).join(', ');
+      process.stdout.write(`${e.at}  ${e.action.padEnd(8)} ${e.result.padEnd(11)} ${e.user}  ${what}  (${e.durationMs} ms)${e.message ? `\n    ${e.message.split('\n')[0]}` : ''}\n`);
+    }
+    return EXIT_OK;
+  } catch (err) {
+    return fail(err, flags.json === true);
+  }
+}

@@ -1,0 +1,18 @@
+import type { Project } from '../config/model.js';
+import type { Logger } from '../log.js';
+import { acquireWaiting, describeHolder, LockStore, type HeldLock } from '../state/lock.js';
+
+/** Takes the stage's lock for a run that changes things; a dry run takes none (it only reports the holder). */
+export async function takeLock(project: Project, stage: string, options: { dryRun?: boolean; waitMs?: number; logger: Logger }): Promise<HeldLock | undefined> {
+  const store = new LockStore(project.stateDir);
+  if (options.dryRun) {
+    const holder = await store.read(stage);
+    if (holder) options.logger.warn(`stage ${stage} is locked by ${describeHolder(holder)}: a real run would wait or be refused`);
+    return undefined;
+  }
+  return acquireWaiting(store, stage, {
+    heartbeat: true, message: `updateserver ${process.argv.slice(2).join(' ')}`.slice(0, 200), waitMs: options.waitMs ?? 0,
+    onStale: (h, why) => options.logger.warn(`took over the lock of ${stage} from ${describeHolder(h)}: ${why}`),
+    onWait: (h) => options.logger.info(`waiting for the lock of ${stage}, held by ${describeHolder(h)}`),
+  });
+}
