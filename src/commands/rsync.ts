@@ -3,7 +3,6 @@
  * known_hosts file as the ssh2 connections, and batch mode so it can never stop to ask a question.
  */
 import type { Host } from '../config/model.js';
-import { quoteAll } from './shell.js';
 
 export function sshCommand(host: Host): string[] {
   const argv = [
@@ -32,13 +31,26 @@ export interface RsyncOptions {
 }
 
 export function remoteSpec(host: Host, path: string): string {
-  return `${host.user}@${host.address}:${path}`;
+  // An IPv6 address in brackets, or rsync would read "host::module" as daemon syntax.
+  const address = host.address.includes(':') ? `[${host.address}]` : host.address;
+  return `${host.user}@${address}:${path}`;
+}
+
+/**
+ * rsync splits its -e string itself: on spaces, honouring single and double quotes but not
+ * backslashes, so the POSIX shell's '\'' escape cannot be used here.
+ */
+export function rsyncShellWord(word: string): string {
+  if (/^[A-Za-z0-9_./:=@%+,-]+$/.test(word)) return word;
+  if (!word.includes("'")) return `'${word}'`;
+  if (!word.includes('"')) return `"${word}"`;
+  throw new Error(`cannot pass ${JSON.stringify(word)} to rsync's ssh: it holds both kinds of quote`);
 }
 
 export function rsyncArgv(o: RsyncOptions): string[] {
   const argv = ['rsync', '-a', '--delete', '--stats'];
   // Plain -a keeps times and modes, which is what makes the next delta small.
-  if (o.remote) argv.push('-e', quoteAll(sshCommand(o.remote)));
+  if (o.remote) argv.push('-e', sshCommand(o.remote).map(rsyncShellWord).join(' '));
   if (o.linkDest !== undefined) argv.push(`--link-dest=${o.linkDest}`);
   for (const e of o.excludes ?? []) argv.push(`--exclude=${e}`);
   if (o.filesFrom !== undefined) argv.push(`--files-from=${o.filesFrom}`);
