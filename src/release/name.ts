@@ -26,4 +26,5 @@ export function releaseName(version: string, hash: string, now: Date): string {
   return `${date}-${version}-${hash.slice(0, 8)}`;
 }
 
-export const RELEASE_NAME = /^[A-Za-z0-9._+-]+$/;
+/** What a release directory may be called: safe characters, and never "." or "..". */
+export const RELEASE_NAME = /^(?!\.\.?$)[A-Za-z0-9._+-]+$/;

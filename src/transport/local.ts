@@ -28,17 +28,30 @@ export function runLocal(argv: readonly string[], options: ExecOptions & { host?
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('runLocal: empty argv');
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
+    // Its own process group, so a timeout ends the program and every child it started.
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, detached: true });
     let stdout = '';
     let stderr = '';
-    let timedOut = false;
-    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, options.timeoutMs);
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-    child.on('error', (err) => { clearTimeout(timer); reject(new HostError(options.host ?? 'local', `cannot run ${file}: ${err.message}`, { cause: err })); });
+    let settled = false;
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => {
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { child.kill('SIGKILL'); }
+      // Children that inherited its output could keep the pipes open: do not wait for them.
+      settled = true;
+      reject(new HostError(options.host ?? 'local', `${file} timed out after ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    // Decoded as streams, so a character split across two chunks stays whole.
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      reject(new HostError(options.host ?? 'local', `cannot run ${file}: ${err.message}`, { cause: err }));
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (timedOut) return reject(new HostError(options.host ?? 'local', `${file} timed out after ${options.timeoutMs} ms`));
+      if (settled) return;
+      settled = true;
       resolve({ code, stdout, stderr });
     });
     // A program that exits without reading its input closes the pipe: EPIPE then is no error of ours.

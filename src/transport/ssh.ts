@@ -114,8 +114,10 @@ export class SshTransport implements Transport {
           channel.signal('KILL');
           channel.close();
         }, timeoutMs);
-        channel.on('data', (d: Buffer) => { stdout = (stdout + d.toString('utf8')).slice(-MAX_OUTPUT); });
-        channel.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-MAX_OUTPUT); });
+        channel.setEncoding('utf8');
+        channel.stderr.setEncoding('utf8');
+        channel.on('data', (d: string) => { stdout = (stdout + d).slice(-MAX_OUTPUT); });
+        channel.stderr.on('data', (d: string) => { stderr = (stderr + d).slice(-MAX_OUTPUT); });
         channel.on('close', (code: number | null | undefined) => {
           clearTimeout(timer);
           if (timedOut) {

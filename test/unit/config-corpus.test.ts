@@ -41,7 +41,7 @@ const CASES: Case[] = [
   { case: "unknown-key-ssh", stage: "prod", file: "profiles/prod.yaml", path: "ssh.password", message: "allowed here: user, port, key, knownHosts, connectTimeoutMs, commandTimeoutMs", line: 6 },
   { case: "unknown-key-host", stage: "prod", file: "profiles/prod.yaml", path: "hosts.web1.ip", message: "allowed here: address, user, port, key", line: 5 },
   { case: "unknown-key-load-balancer", stage: "prod", file: "profiles/prod.yaml", path: "loadBalancers.lb.stats", message: "allowed here: socket, mapFile, host, address, timeoutMs", line: 10 },
-  { case: "unknown-key-service", stage: "prod", file: "profiles/prod.yaml", path: "services.web.user", message: "allowed here: hosts, root, listen, slots, start, build, stop, stopTimeoutMs, exclude, health, drainTimeoutMs", line: 14 },
+  { case: "unknown-key-service", stage: "prod", file: "profiles/prod.yaml", path: "services.web.user", message: "allowed here: hosts, root, listen, slots, start, build, stop, stopTimeoutMs, exclude, database, checks, health, drainTimeoutMs", line: 14 },
   { case: "unknown-key-slots", stage: "prod", file: "profiles/prod.yaml", path: "services.web.slots.c", message: "allowed here: a, b", line: 18 },
   { case: "unknown-key-slot", stage: "prod", file: "profiles/prod.yaml", path: "services.web.slots.a.weight", message: "allowed here: port, dir", line: 16 },
   { case: "unknown-key-health", stage: "prod", file: "profiles/prod.yaml", path: "services.web.health.url", message: "allowed here: path, expectStatus, attemptTimeoutMs, intervalMs, deadlineMs", line: 20 },
