@@ -114,3 +114,5 @@ async function main(argv: string[]): Promise<number> {
 }
 
 process.exitCode = await main(process.argv);
+// Everything is closed in finally blocks; should a library still hold a handle, the command ends anyway.
+setTimeout(() => process.exit(), 3000).unref();

@@ -20,6 +20,7 @@ import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } fro
 import { checkDiskSpace } from './preflight.js';
 import { takeLock } from './lock.js';
 import { join } from 'node:path';
+import { settleAll } from '../transport/runner.js';
 
 export interface PromoteOptions {
   project: Project;
@@ -66,7 +67,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const lock = await takeLock(project, stage.name, options);
   try {
     logger.info(`connecting to ${hostsUsed(stage, services).length} host(s) of ${stage.name}${from ? ` and the live hosts of ${from.name}` : ''}`);
-    await Promise.all([
+    // Both sides settle before a failure is reported, so no connection is left half-open behind it.
+    await settleAll([
       target.open(hostsUsed(stage, services)),
       // From the previous stage only one host per service is needed: the release is the same on all.
       source?.open([...new Set([...services.map((s) => from!.services[s]!.hosts[0]!), ...Object.values(from!.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []))])]),

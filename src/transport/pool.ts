@@ -11,11 +11,15 @@ export type Connector = (host: Host) => Promise<Transport>;
  */
 export class TransportPool {
   private readonly open = new Map<string, Transport>();
+  private closed = false;
   constructor(private readonly connector: Connector = (h) => SshTransport.connect(h)) {}
 
   async connectAll(hosts: readonly Host[], limit: number): Promise<void> {
     await allLimited(hosts.filter((h) => !this.open.has(h.name)), limit, async (h) => {
-      this.open.set(h.name, await this.connector(h));
+      const t = await this.connector(h);
+      // A connection that completes after the pool was closed (another host failed first) is closed at once.
+      if (this.closed) await t.close();
+      else this.open.set(h.name, t);
     });
   }
 
@@ -26,6 +30,7 @@ export class TransportPool {
   }
 
   async closeAll(): Promise<void> {
+    this.closed = true;
     const all = [...this.open.values()];
     this.open.clear();
     await Promise.allSettled(all.map((t) => t.close()));

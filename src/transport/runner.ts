@@ -30,3 +30,11 @@ export async function allLimited<I, T>(items: readonly I[], limit: number, fn: (
   if (failed) throw failed.reason;
   return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
+
+/** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
+export async function settleAll<T>(promises: ReadonlyArray<Promise<T> | undefined>): Promise<Array<T | undefined>> {
+  const settled = await Promise.allSettled(promises.map((p) => p ?? Promise.resolve(undefined)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T | undefined>).value);
+}
