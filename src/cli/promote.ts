@@ -42,7 +42,13 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
     return EXIT_OK;
   } catch (err) {
     logger.debug(`failed: ${err instanceof Error ? err.message : String(err)}`);
-    return fail(err, flags.json === true);
+    // The failed health check's report (attempts, last error) travels on the error's cause chain.
+    const checks: unknown[] = [];
+    for (let e: unknown = err; e instanceof Error; e = e.cause) {
+      const report = (e as { report?: unknown }).report;
+      if (report !== undefined) checks.push(report);
+    }
+    return fail(err, flags.json === true, { checks });
   } finally {
     await logger.close();
   }

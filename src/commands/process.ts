@@ -18,9 +18,10 @@ export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): s
   const pid = quote(pidFile(service, slot));
   const log = quote(logFile(service, slot));
   const app = expand(service.start, ctx);
-  // Not a process-group leader inside the background job, so setsid execs in place and $! is the app's pid.
+  // Not a process-group leader inside the background job, so setsid execs in place and $! is the pid of the
+  // bash that leads the slot's new session (bash execs a simple command itself; `PORT=1 app` works too).
   return `cd ${quote(service.slots[slot].dir)}/ && ` +
-    `{ setsid bash -c ${quote(`exec ${app}`)} </dev/null >>${log} 2>&1 & echo $! > ${pid}; }`;
+    `{ setsid bash -c ${quote(app)} </dev/null >>${log} 2>&1 & echo $! > ${pid}; }`;
 }
 
 /**

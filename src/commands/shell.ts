@@ -7,3 +7,8 @@ export function quote(word: string): string {
 export function quoteAll(words: readonly string[]): string {
   return words.map(quote).join(' ');
 }
+
+/** An address as it goes into a URL: IPv6 in brackets. */
+export function urlHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}

@@ -10,6 +10,7 @@ import type { CheckPhase, CheckSpec, HttpSpec } from '../config/healthchecks.js'
 import { checkKind } from '../config/healthchecks.js';
 import { expand, type SlotContext } from '../commands/placeholders.js';
 import { HealthCheckFailed } from '../errors.js';
+import { urlHost } from '../commands/shell.js';
 import type { Transport } from '../transport/transport.js';
 
 export interface CheckTarget {
@@ -61,7 +62,7 @@ function field(value: unknown, path: string): unknown {
 }
 
 async function httpAttempt(spec: HttpSpec, target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const url = `http://${target.address}:${target.port}${spec.path}`;
+  const url = `http://${urlHost(target.address)}:${target.port}${spec.path}`;
   const res = await got(url, {
     method: spec.method, headers: spec.headers, ...(spec.body !== undefined ? { body: spec.body } : {}),
     throwHttpErrors: false, retry: { limit: 0 }, followRedirect: false, timeout: { request: Math.max(1, timeoutMs) },

@@ -1,4 +1,4 @@
-import { quoteAll } from '../commands/shell.js';
+import { quoteAll, urlHost } from '../commands/shell.js';
 import { describeConnection } from '../data/connection.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
@@ -6,7 +6,7 @@ import { setMapCommand, showMapCommand } from '../lb/map.js';
 
 function describeCheck(a: Extract<Action, { kind: 'check' }>): string {
   const c = a.check;
-  if (c.http) return `${c.http.method} http://${a.target.address}:${a.target.port}${c.http.path} (expect ${c.http.status.join('/')}${Object.keys(c.http.expectHeaders).length ? `, headers ${JSON.stringify(c.http.expectHeaders)}` : ''})`;
+  if (c.http) return `${c.http.method} http://${urlHost(a.target.address)}:${a.target.port}${c.http.path} (expect ${c.http.status.join('/')}${Object.keys(c.http.expectHeaders).length ? `, headers ${JSON.stringify(c.http.expectHeaders)}` : ''})`;
   if (c.tcp) return `tcp connect ${a.target.address}:${a.target.port}`;
   if (c.command) return `on ${a.target.sshHost}: $ ${c.command.run}`;
   return `sql ${c.sql?.query ?? ''}`;

@@ -23,13 +23,40 @@ export class LocalTransport implements Transport {
   async close(): Promise<void> {}
 }
 
+/** Process groups of the local commands still running. */
+const running = new Set<number>();
+let forwarding = false;
+
+function killGroups(signal: NodeJS.Signals): void {
+  for (const pid of running) {
+    try { process.kill(-pid, signal); } catch { /* already gone */ }
+  }
+}
+
+/** Once: pass SIGINT/SIGTERM on to the running groups, then end as the signal would have. */
+function forwardSignals(): void {
+  if (forwarding) return;
+  forwarding = true;
+  process.once('exit', () => killGroups('SIGTERM'));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killGroups(signal);
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
 /** Spawns argv without a shell (arguments are never re-parsed), collecting output, with a timeout. */
 export function runLocal(argv: readonly string[], options: ExecOptions & { host?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('runLocal: empty argv');
   return new Promise((resolve, reject) => {
-    // Its own process group, so a timeout ends the program and every child it started.
+    // Its own process group, so a timeout ends the program and every child it started; Ctrl-C and
+    // termination of the orchestrator are passed on to the groups still running (see forwardSignals).
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env, detached: true });
+    forwardSignals();
+    if (child.pid !== undefined) running.add(child.pid);
+    child.on('exit', () => { if (child.pid !== undefined) running.delete(child.pid); });
     let stdout = '';
     let stderr = '';
     let settled = false;

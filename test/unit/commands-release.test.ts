@@ -7,31 +7,60 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
-import { backendName, SLOTS, type Service, type SlotName } from '../../src/config/model.js';
+import { SLOTS, type Service, type SlotName } from '../../src/config/model.js';
+import { loadProfile } from '../../src/config/load.js';
 import {
-  logFile, MANIFEST, pidFile, pointSlot, prepareReleaseDirs, probeSlots, releaseDir, releasesDir, runDir, verifyManifest,
+  COMPLETE, finishRelease, logFile, MANIFEST, pidFile, pointSlot, prepareReleaseDirs, probeSlots, releaseDir, releasesDir, removeReleases,
+  runDir, verifyManifest,
 } from '../../src/commands/release.js';
-import { startSlot } from '../../src/commands/process.js';
+import { ALIVE, startSlot } from '../../src/commands/process.js';
 import { readHostSlots } from '../../src/observe/slots.js';
 import { writeManifest } from '../../src/release/manifest.js';
 import type { ExecOptions, ExecResult, Transport } from '../../src/transport/transport.js';
 
 const R1 = '2026.11.22-223104-1.0.0-3fa9c2d1';
 const R2 = '2026.11.23-080000-1.0.1-0badcafe';
+const R0 = '2026.11.20-101010-0.9.0-00c0ffee';
 
-/** A Service as src/config/load.ts resolves one: root without trailing slash, slot dirs {root}/{slot}, backends {service}_{slot}. */
+const SAMPLE_START = 'node server.mjs --port {port}';
+
+/**
+ * The sample service exactly as src/config/load.ts resolves it from a profile (defaults and derived
+ * fields included), moved to another root the way the loader derives slot dirs: {root}/{slot}.
+ */
+async function loadSampleService(): Promise<Service> {
+  const dir = mkdtempSync(join(tmpdir(), 'updateserver-profile-'));
+  try {
+    mkdirSync(join(dir, 'profiles'));
+    writeFileSync(join(dir, 'profiles', 'staging.yaml'), [
+      'from: dev',
+      'hosts: { h1: { address: 10.0.0.11 }, h2: { address: 10.0.0.12 } }',
+      'loadBalancers: { lb1: { socket: /run/haproxy/lb1.sock, mapFile: /etc/haproxy/live-staging.map } }',
+      'services:',
+      '  web:',
+      '    hosts: [h1, h2]',
+      '    root: /srv/web/',
+      '    listen: 8080',
+      '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
+      '    start: START',
+      '',
+    ].join('\n').replace('START', SAMPLE_START));
+    const stage = await loadProfile({ dir, stateDir: join(dir, 'state') }, 'staging');
+    const web = stage.services.web;
+    assert.ok(web);
+    return web;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// Loaded before any test is defined: every fixture below derives from it.
+const BASE = await loadSampleService();
+
 function makeService(rootDir: string, overrides: Partial<Service> = {}): Service {
   const root = rootDir.replace(/\/+$/, '') || '/';
-  const ports: Record<SlotName, number> = { a: 8081, b: 8082 };
-  const slots = Object.fromEntries(SLOTS.map((slot) => [slot, Object.freeze({
-    name: slot, port: ports[slot], dir: `${root}/${slot}`, backend: backendName('web', slot),
-  })])) as unknown as Service['slots'];
-  return Object.freeze({
-    name: 'web', hosts: Object.freeze(['h1', 'h2']), root, listen: 8080, slots: Object.freeze(slots),
-    start: 'node server.mjs --port {port}', stop: undefined, stopTimeoutMs: 10_000, exclude: Object.freeze([]),
-    health: Object.freeze({ path: '/health', expectStatus: [200], attemptTimeoutMs: 1000, intervalMs: 100, deadlineMs: 15_000 }),
-    drainTimeoutMs: 30_000, ...overrides,
-  });
+  const slots = Object.fromEntries(SLOTS.map((slot) => [slot, { ...BASE.slots[slot], dir: `${root}/${slot}` }])) as unknown as Service['slots'];
+  return Object.freeze({ ...BASE, root, slots, ...overrides });
 }
 
 interface Shell { code: number | null; stdout: string; stderr: string }
@@ -75,7 +104,7 @@ function alive(pid: number): boolean {
   }
 }
 
-const SAMPLE = makeService('/srv/web/');
+const SAMPLE = makeService(BASE.root);
 
 describe('release layout', () => {
   test('paths under the service root', () => {
@@ -86,18 +115,31 @@ describe('release layout', () => {
     assert.equal(pidFile(SAMPLE, 'a'), '/srv/web/run/a.pid');
     assert.equal(logFile(SAMPLE, 'b'), '/srv/web/run/b.log');
     assert.equal(MANIFEST, '.updateserver-manifest');
+    assert.equal(COMPLETE, '.updateserver-complete');
   });
 });
 
 describe('release commands, exactly', () => {
   test('probeSlots', () => {
     assert.equal(probeSlots(SAMPLE),
+      `${ALIVE}; ` +
       'r=$(readlink /srv/web/a 2>/dev/null); r=${r##*/}; ' +
-      'if [ -f /srv/web/run/a.pid ] && kill -0 "$(cat /srv/web/run/a.pid)" 2>/dev/null; then up=1; else up=0; fi; ' +
+      'if [ -f /srv/web/run/a.pid ] && alive "$(cat /srv/web/run/a.pid)"; then up=1; else up=0; fi; ' +
       'echo "a ${r:--} $up"; ' +
       'r=$(readlink /srv/web/b 2>/dev/null); r=${r##*/}; ' +
-      'if [ -f /srv/web/run/b.pid ] && kill -0 "$(cat /srv/web/run/b.pid)" 2>/dev/null; then up=1; else up=0; fi; ' +
-      'echo "b ${r:--} $up"');
+      'if [ -f /srv/web/run/b.pid ] && alive "$(cat /srv/web/run/b.pid)"; then up=1; else up=0; fi; ' +
+      'echo "b ${r:--} $up"; ' +
+      'printf \'releases\'; for d in /srv/web/releases/*/; do [ -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
+      'd=/srv/web; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk \'NR==2 {print "free", $4 * 1024}\'');
+  });
+
+  test('finishRelease', () => {
+    assert.equal(finishRelease(SAMPLE, R1, undefined), `touch /srv/web/releases/${R1}/.updateserver-complete`);
+    assert.equal(finishRelease(SAMPLE, R1, 'npm ci --omit=dev'), `cd /srv/web/releases/${R1} && ( npm ci --omit=dev ) && touch .updateserver-complete`);
+  });
+
+  test('removeReleases', () => {
+    assert.equal(removeReleases(SAMPLE, [R1, R2]), `cd /srv/web/releases && rm -rf -- ${R1} ${R2}`);
   });
 
   test('prepareReleaseDirs', () => {
@@ -226,11 +268,20 @@ describe('release commands run by bash in a temp dir', () => {
     assert.equal(readlinkSync(service.slots.a.dir), releaseDir(service, R2));
   });
 
-  test('probeSlots, read by readHostSlots: a fresh host has nothing in either slot', async () => {
-    assert.deepEqual(bash(probeSlots(service)), { code: 0, stdout: 'a - 0\nb - 0\n', stderr: '' });
-    assert.deepEqual(await readHostSlots(new BashTransport(), service), {
-      releases: { a: undefined, b: undefined }, running: { a: false, b: false },
+  test('probeSlots, read by readHostSlots: a fresh host has nothing in either slot, and the free space of its filesystem', async () => {
+    // The root does not exist yet on a new host: the space is measured on the nearest existing parent.
+    const fresh = makeService(join(root, 'not', 'yet'));
+    const r = bash(probeSlots(fresh));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^a - 0\nb - 0\nreleases\nfree \d+\n$/);
+    const free = Number(/free (\d+)/.exec(r.stdout)?.[1]);
+    const df = Number(bash(`df -Pk ${root} | awk 'NR==2 {print $4}'`).stdout) * 1024;
+    assert.ok(Math.abs(free - df) < 64 * 1024 * 1024, `free ${free}, df says ${df}`);
+    const slots = await readHostSlots(new BashTransport(), fresh);
+    assert.deepEqual({ ...slots, freeBytes: typeof slots.freeBytes }, {
+      releases: { a: undefined, b: undefined }, running: { a: false, b: false }, complete: [], freeBytes: 'number',
     });
+    assert.ok((slots.freeBytes ?? 0) > 0);
   });
 
   test('probeSlots, read by readHostSlots: releases of both slots and which one runs', async () => {
@@ -246,17 +297,49 @@ describe('release commands run by bash in a temp dir', () => {
     // A pid file for slot a whose process is gone.
     writeFileSync(pidFile(service, 'a'), '999999999\n');
 
-    assert.deepEqual(bash(probeSlots(service)), { code: 0, stdout: `a ${R1} 0\nb ${R2} 1\n`, stderr: '' });
-    assert.deepEqual(await readHostSlots(new BashTransport(), service), {
-      releases: { a: R1, b: R2 }, running: { a: false, b: true },
+    // R1 and R2 are complete; R0 is still being copied (no marker).
+    for (const r of [R1, R2]) assert.equal(bash(finishRelease(service, r, undefined)).code, 0);
+    makeRelease(R0);
+    const probe = bash(probeSlots(service));
+    assert.match(probe.stdout, new RegExp(`^a ${R1} 0\\nb ${R2} 1\\nreleases ${R1} ${R2}\\nfree \\d+\\n$`));
+    const slots = await readHostSlots(new BashTransport(), service);
+    assert.deepEqual({ ...slots, freeBytes: undefined }, {
+      releases: { a: R1, b: R2 }, running: { a: false, b: true }, complete: [R1, R2], freeBytes: undefined,
     });
     process.kill(-pid, 'SIGKILL');
   });
 
   test('probeSlots reports a slot dir that is a real directory as holding no release', async () => {
     mkdirSync(service.slots.a.dir);
-    assert.equal(bash(probeSlots(service)).stdout, 'a - 0\nb - 0\n');
+    assert.match(bash(probeSlots(service)).stdout, /^a - 0\nb - 0\n/);
     assert.deepEqual((await readHostSlots(new BashTransport(), service)).releases, { a: undefined, b: undefined });
+  });
+
+  test('finishRelease without a build step marks the release complete', () => {
+    makeRelease(R1);
+    assert.deepEqual(bash(finishRelease(service, R1, undefined)), { code: 0, stdout: '', stderr: '' });
+    assert.ok(existsSync(join(releaseDir(service, R1), COMPLETE)));
+  });
+
+  test('finishRelease runs the build step in the release dir, and marks the release complete only when it succeeds', () => {
+    makeRelease(R1);
+    const ok = bash(finishRelease(service, R1, 'pwd -P > built-in && test -f VERSION'));
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(readFileSync(join(releaseDir(service, R1), 'built-in'), 'utf8'), `${releaseDir(service, R1)}\n`);
+    assert.ok(existsSync(join(releaseDir(service, R1), COMPLETE)));
+
+    makeRelease(R2);
+    const failed = bash(finishRelease(service, R2, 'echo compiling; exit 5'));
+    assert.notEqual(failed.code, 0);
+    assert.equal(existsSync(join(releaseDir(service, R2), COMPLETE)), false);
+  });
+
+  test('removeReleases removes exactly the releases named', () => {
+    for (const r of [R0, R1, R2]) makeRelease(r);
+    symlinkSync(releaseDir(service, R2), service.slots.a.dir);
+    assert.deepEqual(bash(removeReleases(service, [R0, R1])), { code: 0, stdout: '', stderr: '' });
+    assert.deepEqual(readdirSync(releasesDir(service)), [R2]);
+    assert.equal(readFileSync(join(service.slots.a.dir, 'VERSION'), 'utf8'), R2);
   });
 
   test('verifyManifest passes for an intact copy and fails for a changed or missing file', async () => {

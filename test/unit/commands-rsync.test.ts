@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Host } from '../../src/config/model.js';
-import { bytesSent, remoteSpec, rsyncArgv, sshCommand } from '../../src/commands/rsync.js';
+import { bytesSent, remoteSpec, rsyncArgv, rsyncShellWord, sshCommand } from '../../src/commands/rsync.js';
 import { spawn } from 'node:child_process';
 
 const HOST: Host = Object.freeze({
@@ -72,6 +72,19 @@ describe('remoteSpec', () => {
   });
 });
 
+describe('rsyncShellWord', () => {
+  test('leaves safe words bare, and quotes the rest the way rsync splits -e (no backslash escapes)', () => {
+    assert.equal(rsyncShellWord('UserKnownHostsFile=/home/ci/known_hosts'), 'UserKnownHostsFile=/home/ci/known_hosts');
+    assert.equal(rsyncShellWord('/home/ci/my keys/id'), "'/home/ci/my keys/id'");
+    assert.equal(rsyncShellWord("/home/bob's keys/id"), '"/home/bob\'s keys/id"');
+    assert.equal(rsyncShellWord(''), "''");
+  });
+
+  test('refuses a word holding both kinds of quote', () => {
+    assert.throws(() => rsyncShellWord('it\'s "x"'), /holds both kinds of quote/);
+  });
+});
+
 describe('rsyncArgv', () => {
   test('remote copy with link-dest and excludes, exactly', () => {
     assert.deepEqual(rsyncArgv({
@@ -84,6 +97,11 @@ describe('rsyncArgv', () => {
       '--link-dest=../r1', '--exclude=.git', '--exclude=*.log',
       '/var/cache/updateserver/web/r2/', 'deploy@10.0.0.11:/srv/web/releases/r2/',
     ]);
+  });
+
+  test('files-from comes after the excludes, before source and destination', () => {
+    assert.deepEqual(rsyncArgv({ source: 'u@h:/r/', destination: '/cache/r/', remote: AGENT_HOST, excludes: ['.git'], filesFrom: '/cache/r.files' }).slice(6),
+      ['--exclude=.git', '--files-from=/cache/r.files', 'u@h:/r/', '/cache/r/']);
   });
 
   test('local copy: no -e, no link-dest, no excludes', () => {
@@ -129,6 +147,12 @@ describe('rsyncArgv as rsync itself reads it (fake ssh, no server)', () => {
     const host = { ...HOST, knownHosts: join(dir, 'my project', 'known_hosts') };
     const args = await sshArgsSeenByRsync(rsyncArgv({ source: src(), destination: remoteSpec(host, '/x/'), remote: host }));
     assert.ok(args?.includes(`UserKnownHostsFile=${host.knownHosts}`), `ssh got ${JSON.stringify(args)}`);
+  });
+
+  test('a key path with a double quote reaches ssh as one argument', async () => {
+    const host = { ...HOST, key: join(dir, 'the "deploy" key') };
+    const args = await sshArgsSeenByRsync(rsyncArgv({ source: src(), destination: remoteSpec(host, '/x/'), remote: host }));
+    assert.ok(args?.includes(host.key), `ssh got ${JSON.stringify(args)}`);
   });
 
   test('a key path with a single quote reaches ssh as one argument', async () => {
