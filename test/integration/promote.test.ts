@@ -115,7 +115,7 @@ test('a release whose health check fails never receives traffic: exit 1, live un
     const { value: r, load } = await underLoad(p.url.beta, () => updateserver(p.project.dir, 'beta'));
     assert.equal(r.code, 1, explain(r));
     assertNoFailures(load);
-    assert.match(r.stderr, /beta[12]: health check http GET \/health on http:\/\/127\.0\.60\.1[23]:8001\/health failed: status 500/);
+    assert.match(r.stderr, /beta[12]: health check health \(pre, http\) on beta[12] slot [ab] \(127\.0\.60\.1[23]:800[12]\) failed: GET http:\/\/127\.0\.60\.1[23]:800[12]\/health: status 500, expected 200/);
     assert.match(r.stderr, /live traffic was not touched/);
     const now = await served(p.url.beta);
     assert.deepEqual({ slot: now.slot, release: now.release }, { slot: before.slot, release: before.release });
