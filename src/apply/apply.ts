@@ -9,7 +9,7 @@
 import { describeError, UpdateserverError } from '../errors.js';
 import { eachLimited } from '../transport/runner.js';
 import type { CheckReport } from '../health/checks.js';
-import type { Phase, Plan, PlanItem } from '../plan/plan.js';
+import type { Action, Phase, Plan, PlanItem } from '../plan/plan.js';
 import { runAction } from './actions.js';
 import type { ApplyContext } from './context.js';
 
@@ -32,12 +32,22 @@ export class PromotionFailed extends UpdateserverError {
   }
 }
 
-async function runItems(ctx: ApplyContext, items: readonly PlanItem[]): Promise<void> {
+/** Runs one action, journalled before and after. */
+async function step(ctx: ApplyContext, phaseName: string, target: string, action: Action): Promise<void> {
+  ctx.logger.debug(action.title, { host: target, action });
+  ctx.journal?.step(phaseName, target, action.title, 'begin');
+  try {
+    await runAction(ctx, action);
+  } catch (err) {
+    ctx.journal?.step(phaseName, target, action.title, 'fail', describeError(err));
+    throw err;
+  }
+  ctx.journal?.step(phaseName, target, action.title, 'end');
+}
+
+async function runItems(ctx: ApplyContext, phaseName: string, items: readonly PlanItem[]): Promise<void> {
   const settled = await eachLimited(items, ctx.stage.parallel, async (item) => {
-    for (const action of item.actions) {
-      ctx.logger.debug(action.title, { host: item.target, action });
-      await runAction(ctx, action);
-    }
+    for (const action of item.actions) await step(ctx, phaseName, item.target, action);
   });
   const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length === 0) return;
@@ -63,7 +73,7 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
   // Before the switch: any failure stops the idle slots again and leaves live alone.
   for (const name of ['freeze', 'copy', 'data', 'start', 'check'] as const) {
     try {
-      await timed(name, (p) => runItems(ctx, p.items));
+      await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {
       if (name !== 'copy' && name !== 'freeze') await stopIdle(ctx, plan);
       await unfreeze(ctx, plan);
@@ -81,7 +91,7 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
   // The old slot still runs: a failure here sends the traffic back to it.
   for (const name of ['post', 'watch'] as const) {
     try {
-      await timed(name, (p) => runItems(ctx, p.items));
+      await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {
       const t0 = Date.now();
       const restored = await revert(ctx, plan, plan.phases.find((p) => p.name === 'switch')?.items.map((i) => i.target) ?? []);
@@ -95,7 +105,7 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
 
   for (const name of ['unfreeze', 'drain', 'stop-old', 'purge'] as const) {
     try {
-      await timed(name, (p) => runItems(ctx, p.items));
+      await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {
       const msg = `${phase(plan, name).title}: ${describeError(err)} (traffic is already on the new slot)`;
       ctx.warnings.push(msg);
@@ -138,7 +148,7 @@ async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
   const done: string[] = [];
   for (const item of phase(plan, 'switch').items) {
     try {
-      for (const action of item.actions) await runAction(ctx, action);
+      for (const action of item.actions) await step(ctx, 'switch', item.target, action);
       done.push(item.target);
     } catch (err) {
       const reverted = await revert(ctx, plan, [...done, item.target]);
@@ -164,4 +174,36 @@ async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[])
     }
   }));
   return results.every(Boolean);
+}
+
+/**
+ * Cleans up after a run that died, from its plan and how far its journal got, never touching the slot
+ * that was live before it unless traffic had already moved:
+ *   - drain or later began: the new slot had passed its checks and serves; the old one is stopped.
+ *   - the switch began: every load balancer goes back to the previous slot, the new slot is stopped.
+ *   - earlier: the new slot is stopped if it was started.
+ * A write freeze is always ended. Returns what was done, for the operator.
+ */
+export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: ReadonlySet<string>): Promise<{ switched: boolean; summary: string }> {
+  const done: string[] = [];
+  let switched = false;
+  if (['unfreeze', 'drain', 'stop-old', 'purge'].some((p) => phasesBegun.has(p))) {
+    switched = true;
+    await runItems(ctx, 'stop-old', phase(plan, 'stop-old').items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
+    done.push('the new slot had passed its checks and keeps the traffic; the old slot was stopped');
+  } else if (['switch', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
+    const restored = await revert(ctx, plan, phase(plan, 'switch').items.map((i) => i.target));
+    await stopIdle(ctx, plan);
+    done.push(restored ? 'traffic was put back on the previous slot and the new slot stopped' : 'COULD NOT put every load balancer back: check `updateserver status`');
+  } else if (['data', 'start', 'check'].some((p) => phasesBegun.has(p))) {
+    await stopIdle(ctx, plan);
+    done.push('traffic had not moved; the new slot was stopped');
+  } else {
+    done.push('traffic had not moved; nothing had started');
+  }
+  if (phasesBegun.has('freeze')) {
+    await unfreeze(ctx, plan);
+    done.push('the write freeze was ended');
+  }
+  return { switched, summary: done.join('; ') };
 }

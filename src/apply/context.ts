@@ -2,6 +2,7 @@ import type { Stage } from '../config/model.js';
 import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
 import type { CheckReport } from '../health/checks.js';
+import type { Journal } from '../state/journal.js';
 import type { TransportPool } from '../transport/pool.js';
 
 export interface ApplyContext {
@@ -15,4 +16,6 @@ export interface ApplyContext {
   transfers?: Array<{ host: string; bytesSent: number }>;
   /** Every health check run, passed or failed. */
   reports: CheckReport[];
+  /** Each step recorded before and after it runs, when the run keeps a journal. */
+  journal?: Journal;
 }

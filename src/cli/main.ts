@@ -33,7 +33,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-n, --dry-run', 'print the plan and change nothing')
     .option('-s, --service <name>', 'promote only this service (repeat or comma-separate for several)', collect)
     .option('-f, --force', 'promote even when the stage already runs that release')
-    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock instead of giving up'))
+    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock instead of giving up')
+    .option('--abandon', 'an earlier run died: clean up after it (live is not touched) and stop')
+    .option('--resume', 'an earlier run died: clean up after it, then promote'))
     .addHelpText('after', '\nExamples:\n  updateserver beta              promote dev\'s live release into beta\n  updateserver prod --dry-run    show every step of a prod promotion; change nothing\n  updateserver beta --service web --json')
     .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags)));
 
@@ -54,7 +56,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-n, --dry-run', 'print the plan and change nothing')
     .option('-s, --service <name>', 'flip only this service (repeat or comma-separate for several)', collect)
     .option('-f, --force', 'flip even to a release marked bad (one that failed its checks)')
-    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock'))
+    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock')
+    .option('--abandon', 'an earlier run died: clean up after it and stop')
+    .option('--resume', 'an earlier run died: clean up after it, then flip'))
     .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags, 'flip')));
 
   addCommonOptions(program.command('maintenance <stage> <mode>')

@@ -9,7 +9,7 @@ import { projectFrom } from './project.js';
 import { ConfigError, EXIT_OK } from '../errors.js';
 
 export interface PromoteFlags {
-  dryRun?: boolean; json?: boolean; service?: string[]; force?: boolean; wait?: string;
+  dryRun?: boolean; json?: boolean; service?: string[]; force?: boolean; wait?: string; abandon?: boolean; resume?: boolean;
   project?: string; stateDir?: string; verbose?: boolean; quiet?: boolean;
 }
 
@@ -22,7 +22,7 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
   try {
     const waitMs = flags.wait === undefined ? 0 : Number(flags.wait) * 1000;
     if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
-    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, waitMs };
+    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, waitMs, abandon: flags.abandon, resume: flags.resume };
     const result: PromoteResult = action === 'promote' ? await promote(options) : await flip({ ...options, rollback: action === 'rollback' });
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });

@@ -17,6 +17,8 @@ import { allLimited } from '../transport/runner.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { takeLock } from './lock.js';
+import { Journal, readInterrupted } from '../state/journal.js';
+import { hostsOfInterrupted, recoverInterrupted, refuseUnlessTold } from './interrupted.js';
 import type { PromoteResult } from './promote.js';
 
 export interface FlipOptions {
@@ -27,6 +29,8 @@ export interface FlipOptions {
   services?: string[];
   force?: boolean;
   waitMs?: number;
+  abandon?: boolean;
+  resume?: boolean;
   /** rollback: back to the slot that was live before; its release must be good, and the release left is marked bad. */
   rollback?: boolean;
   now?: () => Date;
@@ -41,8 +45,17 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   const store = new StateStore(project.stateDir);
   const link = new StageLink(stage);
   const lock = await takeLock(project, stage.name, options);
+  const interrupted = await readInterrupted(project.stateDir, stage.name);
   try {
-    await link.open(hostsUsed(stage, services));
+    if (!options.dryRun) refuseUnlessTold(interrupted, options);
+    if (options.abandon && !interrupted) {
+      throw new UpdateserverError(`--abandon: no interrupted run of ${stage.name} to clean up after; nothing was changed`);
+    }
+    await link.open([...new Set([...hostsUsed(stage, services), ...hostsOfInterrupted(interrupted)])]);
+    if (interrupted && !options.dryRun) {
+      const summary = await recoverInterrupted(interrupted, stage, link, store, logger);
+      if (options.abandon) return { plan: interrupted.start.plan, applied: false, skipped: `abandoned the interrupted run: ${summary}`, durationMs: Date.now() - started };
+    }
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, link.balancers, recorded);
     const facts: Record<string, ServiceFacts> = {};
@@ -75,13 +88,16 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
     if (options.dryRun) return { plan, applied: false, skipped: 'dry run', durationMs: Date.now() - started };
 
     const t0 = Date.now();
+    const journal = await Journal.begin(project.stateDir, plan);
     try {
-      const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] }, plan);
+      const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal }, plan);
+      await journal.finish('ok');
       await recordSwitch(store, stage, plan, recorded, now(), options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined);
       await appendRun(store, plan, 'ok', Date.now() - t0, now());
       return { plan, applied: true, apply, durationMs: Date.now() - started };
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
+      await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
       throw err;
     }
   } finally {

@@ -19,6 +19,8 @@ import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
 import { checkDiskSpace } from './preflight.js';
 import { takeLock } from './lock.js';
+import { Journal, readInterrupted } from '../state/journal.js';
+import { hostsOfInterrupted, recoverInterrupted, refuseUnlessTold } from './interrupted.js';
 import { join } from 'node:path';
 import { settleAll } from '../transport/runner.js';
 
@@ -29,6 +31,9 @@ export interface PromoteOptions {
   dryRun?: boolean;
   /** Promote only these services (all when empty). */
   services?: string[];
+  /** After an interrupted run: clean up after it and stop (abandon) or go on (resume). */
+  abandon?: boolean;
+  resume?: boolean;
   /** Wait up to this long for another run's lock. */
   waitMs?: number;
   /** Promote even when the stage already runs the release. */
@@ -65,15 +70,24 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const target = new StageLink(stage);
   const source = from ? new StageLink(from) : undefined;
   const lock = await takeLock(project, stage.name, options);
+  const interrupted = await readInterrupted(project.stateDir, stage.name);
   try {
+    if (!options.dryRun) refuseUnlessTold(interrupted, options);
+    if (options.abandon && !interrupted) {
+      throw new UpdateserverError(`--abandon: no interrupted run of ${stage.name} to clean up after; nothing was changed`);
+    }
     logger.info(`connecting to ${hostsUsed(stage, services).length} host(s) of ${stage.name}${from ? ` and the live hosts of ${from.name}` : ''}`);
     // Both sides settle before a failure is reported, so no connection is left half-open behind it.
     await settleAll([
-      target.open(hostsUsed(stage, services)),
+      target.open([...new Set([...hostsUsed(stage, services), ...hostsOfInterrupted(interrupted)])]),
       // From the previous stage only one host per service is needed: the release is the same on all.
       source?.open([...new Set([...services.map((s) => from!.services[s]!.hosts[0]!), ...Object.values(from!.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []))])]),
     ]);
 
+    if (interrupted && !options.dryRun) {
+      const summary = await recoverInterrupted(interrupted, stage, target, store, logger);
+      if (options.abandon) return { plan: interrupted.start.plan, applied: false, skipped: `abandoned the interrupted run: ${summary}`, durationMs: Date.now() - started };
+    }
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, target.balancers, recorded);
 
@@ -133,12 +147,15 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const balancers = target.balancerMap();
     const t0 = Date.now();
     let apply: ApplyResult;
+    const journal = await Journal.begin(project.stateDir, plan);
     try {
-      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [] }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
+      await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
       throw err;
     }
+    await journal.finish('ok');
     await recordSwitch(store, stage, plan, recorded, now());
     await appendRun(store, plan, 'ok', Date.now() - t0, now());
     return { plan, applied: true, apply, durationMs: Date.now() - started };

@@ -6,6 +6,7 @@
  * (`updateserver lock acquire`) has no heartbeat and lasts until released, unless given a ttl.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -39,8 +40,14 @@ export function describeHolder(l: LockInfo): string {
   return `${l.user}@${l.machine} (pid ${l.pid}) since ${l.since}${l.message ? `: "${l.message}"` : ''}`;
 }
 
+/** Whether a process of this machine runs: a zombie (dead, not yet reaped) does not count. */
 function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+  }
 }
 
 export function isStale(l: LockInfo, now = Date.now()): string | undefined {

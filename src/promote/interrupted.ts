@@ -1,0 +1,43 @@
+/*
+ * What a run does when the journal shows that an earlier run of the stage died: say so and stop
+ * (nothing changed), or clean up after it (--abandon), or clean up and go on (--resume).
+ */
+import type { Stage } from '../config/model.js';
+import { UpdateserverError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { recoverPlan } from '../apply/apply.js';
+import { archiveInterrupted, type Interrupted } from '../state/journal.js';
+import type { StateStore } from '../state/store.js';
+import { appendRun, recordSwitch } from './record.js';
+import type { StageLink } from './stage-link.js';
+
+export function describeInterrupted(i: Interrupted): string {
+  const s = i.start;
+  const where = i.lastStep ? `during "${i.lastStep.title}" (phase ${i.lastStep.phase}, ${i.lastStep.state === 'begin' ? 'unfinished' : i.lastStep.state})` : 'before its first step';
+  return `an earlier ${s.plan.action} of ${s.plan.stage} by ${s.user}@${s.machine} (pid ${s.pid}, started ${s.at}) did not finish: it stopped ${where}`;
+}
+
+/** Refuses to go on past an interrupted run unless told how: checked before any connection. */
+export function refuseUnlessTold(i: Interrupted | undefined, options: { resume?: boolean; abandon?: boolean }): void {
+  if (!i || options.resume || options.abandon) return;
+  throw new UpdateserverError(`${describeInterrupted(i)}; nothing was changed now`, {
+    hint: `run again with --abandon to clean up after it (the slot that was live before it is not touched), or with --resume to clean up and then promote again`,
+  });
+}
+
+/** Hosts the interrupted run's clean-up needs. */
+export function hostsOfInterrupted(i: Interrupted | undefined): string[] {
+  return i ? [...new Set(i.start.plan.services.flatMap((s) => s.hosts))] : [];
+}
+
+export async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink, store: StateStore, logger: Logger): Promise<string> {
+  const plan = i.start.plan;
+  const ctx = { stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] };
+  const result = await recoverPlan(ctx, plan, i.phases);
+  const now = new Date();
+  if (result.switched) await recordSwitch(store, stage, plan, await store.read(stage.name), now);
+  await appendRun(store, plan, result.switched ? 'ok' : 'failed', 0, now, `interrupted run cleaned up: ${result.summary}`);
+  await archiveInterrupted(i, `cleaned up: ${result.summary}`);
+  logger.warn(`${describeInterrupted(i)}. Cleaned up: ${result.summary}`);
+  return result.summary;
+}
