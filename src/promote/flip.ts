@@ -18,7 +18,7 @@ import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { takeLock } from './lock.js';
 import { Journal, readInterrupted } from '../state/journal.js';
-import { hostsOfInterrupted, recoverInterrupted, refuseUnlessTold } from './interrupted.js';
+import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import type { PromoteResult } from './promote.js';
 
 export interface FlipOptions {
@@ -47,15 +47,10 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   const lock = await takeLock(project, stage.name, options);
   const interrupted = await readInterrupted(project.stateDir, stage.name);
   try {
-    if (!options.dryRun) refuseUnlessTold(interrupted, options);
-    if (options.abandon && !interrupted) {
-      throw new UpdateserverError(`--abandon: no interrupted run of ${stage.name} to clean up after; nothing was changed`);
-    }
+    refuseUnlessTold(interrupted, stage.name, options);
     await link.open([...new Set([...hostsUsed(stage, services), ...hostsOfInterrupted(interrupted)])]);
-    if (interrupted && !options.dryRun) {
-      const summary = await recoverInterrupted(interrupted, stage, link, store, logger);
-      if (options.abandon) return { plan: interrupted.start.plan, applied: false, skipped: `abandoned the interrupted run: ${summary}`, durationMs: Date.now() - started };
-    }
+    const abandoned = await settleInterrupted(interrupted, stage, link, store, options);
+    if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, link.balancers, recorded);
     const facts: Record<string, ServiceFacts> = {};

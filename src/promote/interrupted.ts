@@ -17,8 +17,10 @@ export function describeInterrupted(i: Interrupted): string {
   return `an earlier ${s.plan.action} of ${s.plan.stage} by ${s.user}@${s.machine} (pid ${s.pid}, started ${s.at}) did not finish: it stopped ${where}`;
 }
 
-/** Refuses to go on past an interrupted run unless told how: checked before any connection. */
-export function refuseUnlessTold(i: Interrupted | undefined, options: { resume?: boolean; abandon?: boolean }): void {
+/** Refuses to go on past an interrupted run unless told how (and --abandon without one): checked before any connection. */
+export function refuseUnlessTold(i: Interrupted | undefined, stage: string, options: { resume?: boolean; abandon?: boolean; dryRun?: boolean }): void {
+  if (options.dryRun) return;
+  if (options.abandon && !i) throw new UpdateserverError(`--abandon: no interrupted run of ${stage} to clean up after; nothing was changed`);
   if (!i || options.resume || options.abandon) return;
   throw new UpdateserverError(`${describeInterrupted(i)}; nothing was changed now`, {
     hint: `run again with --abandon to clean up after it (the slot that was live before it is not touched), or with --resume to clean up and then promote again`,
@@ -30,7 +32,17 @@ export function hostsOfInterrupted(i: Interrupted | undefined): string[] {
   return i ? [...new Set(i.start.plan.services.flatMap((s) => s.hosts))] : [];
 }
 
-export async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink, store: StateStore, logger: Logger): Promise<string> {
+/**
+ * Once connected: cleans up after the interrupted run, if any. Returns the summary when the run
+ * should stop there (--abandon), undefined when it goes on.
+ */
+export async function settleInterrupted(i: Interrupted | undefined, stage: Stage, link: StageLink, store: StateStore, options: { abandon?: boolean; dryRun?: boolean; logger: Logger }): Promise<string | undefined> {
+  if (!i || options.dryRun) return undefined;
+  const summary = await recoverInterrupted(i, stage, link, store, options.logger);
+  return options.abandon ? `abandoned the interrupted run: ${summary}` : undefined;
+}
+
+async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink, store: StateStore, logger: Logger): Promise<string> {
   const plan = i.start.plan;
   const ctx = { stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] };
   const result = await recoverPlan(ctx, plan, i.phases);

@@ -20,7 +20,7 @@ import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } fro
 import { checkDiskSpace } from './preflight.js';
 import { takeLock } from './lock.js';
 import { Journal, readInterrupted } from '../state/journal.js';
-import { hostsOfInterrupted, recoverInterrupted, refuseUnlessTold } from './interrupted.js';
+import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import { join } from 'node:path';
 import { settleAll } from '../transport/runner.js';
 
@@ -72,10 +72,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const lock = await takeLock(project, stage.name, options);
   const interrupted = await readInterrupted(project.stateDir, stage.name);
   try {
-    if (!options.dryRun) refuseUnlessTold(interrupted, options);
-    if (options.abandon && !interrupted) {
-      throw new UpdateserverError(`--abandon: no interrupted run of ${stage.name} to clean up after; nothing was changed`);
-    }
+    refuseUnlessTold(interrupted, stage.name, options);
     logger.info(`connecting to ${hostsUsed(stage, services).length} host(s) of ${stage.name}${from ? ` and the live hosts of ${from.name}` : ''}`);
     // Both sides settle before a failure is reported, so no connection is left half-open behind it.
     await settleAll([
@@ -84,10 +81,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       source?.open([...new Set([...services.map((s) => from!.services[s]!.hosts[0]!), ...Object.values(from!.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []))])]),
     ]);
 
-    if (interrupted && !options.dryRun) {
-      const summary = await recoverInterrupted(interrupted, stage, target, store, logger);
-      if (options.abandon) return { plan: interrupted.start.plan, applied: false, skipped: `abandoned the interrupted run: ${summary}`, durationMs: Date.now() - started };
-    }
+    const abandoned = await settleInterrupted(interrupted, stage, target, store, options);
+    if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, target.balancers, recorded);
 
