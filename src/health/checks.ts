@@ -67,6 +67,10 @@ async function httpAttempt(spec: HttpSpec, target: CheckTarget, timeoutMs: numbe
     method: spec.method, headers: spec.headers, ...(spec.body !== undefined ? { body: spec.body } : {}),
     throwHttpErrors: false, retry: { limit: 0 }, followRedirect: false, timeout: { request: Math.max(1, timeoutMs) },
     ...(signal ? { signal } : {}),
+  }).catch((err: unknown) => {
+    // got's own messages (timeouts especially) do not say which request failed.
+    if (signal?.aborted) throw err;
+    throw new Error(`${spec.method} ${url}: ${(err as Error).message}`, { cause: err });
   });
   const latency = res.timings.phases.total ?? 0;
   if (!spec.status.includes(res.statusCode)) throw new Error(`${spec.method} ${url}: status ${res.statusCode}, expected ${spec.status.join(' or ')}`);

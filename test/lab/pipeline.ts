@@ -24,6 +24,10 @@ export interface PipelineOptions {
   betaServiceExtra?: string;
   /** dev's health path; a lenient dev ('/') lets a release that fails beta's /health reach beta. */
   devHealthPath?: string;
+  /** dev's health deadlineMs (default 4000): raise it to let a slowly starting release into dev. */
+  devHealthDeadlineMs?: number;
+  /** Files written into the project directory before the profiles are read, by relative path (e.g. healthchecks/web.yaml). */
+  projectFiles?: Record<string, string>;
   keepDir?: boolean;
 }
 
@@ -39,7 +43,7 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
-function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string }): string {
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string; healthDeadlineMs?: number }): string {
   return [
     opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
     'ssh:',
@@ -64,7 +68,7 @@ function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<
     '      b: { port: 8002 }',
     '    start: node server.mjs --host {address} --port {port} --slot {slot} --release {release}',
     '    stopTimeoutMs: 5000',
-    `    health: { path: ${opts.healthPath ?? '/health'}, deadlineMs: 4000, intervalMs: 50 }`,
+    `    health: { path: ${opts.healthPath ?? '/health'}, deadlineMs: ${opts.healthDeadlineMs ?? 4000}, intervalMs: 50 }`,
     '    drainTimeoutMs: 5000',
     ...(opts.extra ? [opts.extra] : []),
     '',
@@ -86,11 +90,15 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     await cp(FIXTURE_APP, appDir, { recursive: true });
     const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
-      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath,
+      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, healthDeadlineMs: opts.devHealthDeadlineMs,
     }));
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
       from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra,
     }));
+    for (const [file, text] of Object.entries(opts.projectFiles ?? {})) {
+      await mkdir(dirname(join(projectDir, file)), { recursive: true });
+      await writeFile(join(projectDir, file), text);
+    }
     const project: Project = { dir: projectDir, stateDir: join(projectDir, '.updateserver') };
     const lbs = {} as Record<'dev' | 'beta', LabHaproxy>;
     for (const name of ['dev', 'beta'] as const) {
