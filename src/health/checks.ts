@@ -44,7 +44,8 @@ export interface CheckReport {
 
 const DEFAULTS: Record<CheckPhase, { attempts: number; intervalMs: number; backoff: number; deadlineMs: number; attemptTimeoutMs: number }> = {
   pre: { attempts: 1_000_000, intervalMs: 100, backoff: 1.3, deadlineMs: 15_000, attemptTimeoutMs: 1000 },
-  post: { attempts: 1_000_000, intervalMs: 100, backoff: 1.3, deadlineMs: 5000, attemptTimeoutMs: 1000 },
+  // Users already see the new slot: a failing post check should hand traffic back quickly.
+  post: { attempts: 1_000_000, intervalMs: 100, backoff: 1.3, deadlineMs: 1500, attemptTimeoutMs: 1000 },
   // While watching, one failed answer is enough: the old slot is still there to take the traffic back.
   watch: { attempts: 1, intervalMs: 100, backoff: 1, deadlineMs: 5000, attemptTimeoutMs: 1000 },
 };
@@ -141,7 +142,8 @@ export async function runCheck(spec: CheckSpec, phase: CheckPhase, target: Check
     }, {
       // p-retry computes every delay up front, so the count must be finite; the deadline bounds it anyway.
       retries: Math.min(r.attempts - 1, Math.ceil(r.deadlineMs / Math.max(1, r.intervalMs)) + 1),
-      minTimeout: r.intervalMs, maxTimeout: Math.max(r.intervalMs, 2000), factor: r.backoff, maxRetryTime: r.deadlineMs,
+      // The pause between attempts is not cut to the time left, so it is kept to a quarter of the deadline at most.
+      minTimeout: r.intervalMs, maxTimeout: Math.max(r.intervalMs, Math.min(2000, r.deadlineMs / 4)), factor: r.backoff, maxRetryTime: r.deadlineMs,
       ...(signal ? { signal } : {}),
     });
     return report(true);
