@@ -51,7 +51,7 @@ test('a minimal file loads with every default: GET /health expecting 200, empty 
   });
   // Retry settings left out of the file come from the phase: pre waits up to 15 s for a slow start.
   assert.deepEqual(retryOf(checks.pre[0]!, 'pre'), { attempts: 1_000_000, intervalMs: 100, backoff: 1.3, deadlineMs: 15_000, attemptTimeoutMs: 1000 });
-  assert.deepEqual(retryOf(checks.pre[0]!, 'post'), { attempts: 1_000_000, intervalMs: 100, backoff: 1.3, deadlineMs: 5000, attemptTimeoutMs: 1000 });
+  assert.deepEqual(retryOf(checks.pre[0]!, 'post'), { attempts: 1_000_000, intervalMs: 100, backoff: 1.3, deadlineMs: 1500, attemptTimeoutMs: 1000 });
   // While watching, a single failed answer fails the check.
   assert.equal(retryOf(checks.pre[0]!, 'watch').attempts, 1);
 });
