@@ -37,8 +37,11 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
       await conn.close();
     }
   } catch (err) {
-    // A first stage's database may not exist yet: it is created empty and migrated from scratch.
-    if (source) throw new UpdateserverError(`cannot read ${describeConnection(source)}: ${describeError(err)}`, { cause: err });
+    // A stage promoted for the first time has no live database yet: the idle one is created empty
+    // and migrated from scratch. Any other unreadable source stops the run.
+    const missing = /does not exist|Unknown database/i.test(describeError(err));
+    if (source && !(db.strategy === 'copy-self' && missing)) throw new UpdateserverError(`cannot read ${describeConnection(source)}: ${describeError(err)}`, { cause: err });
+    source = undefined;
   }
   const pending = migrations.filter((m) => !m.baseline && (sourceVersion === undefined || m.version > sourceVersion)).map((m) => ({ version: m.version, name: m.name }));
   return { source, sourceVersion, pending };

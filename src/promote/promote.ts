@@ -18,6 +18,7 @@ import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
 import { checkDiskSpace } from './preflight.js';
+import { readDataFacts } from './data-facts.js';
 import { takeLock } from './lock.js';
 import { Journal, readInterrupted } from '../state/journal.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
@@ -87,14 +88,15 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const live = await readLiveSlots(stage, target.balancers, recorded);
 
     const releases: Record<string, SourceRelease> = {};
+    let fromLive: Record<string, SlotName> | undefined;
     if (from && source) {
       const fromState = await store.read(from.name);
-      const fromLive = await readLiveSlots(from, source.balancers, fromState);
+      fromLive = await readLiveSlots(from, source.balancers, fromState);
       await Promise.all(services.map(async (s) => {
         const service = from.services[s]!;
         const hostName = service.hosts[0]!;
         const slots = await readHostSlots(source.pool.get(hostName), service);
-        const slot = fromLive[s] as SlotName;
+        const slot = fromLive![s] as SlotName;
         const release = slots.releases[slot];
         if (release === undefined || !slots.running[slot]) {
           throw new UpdateserverError(`stage ${from.name} has no live release of ${s} to promote: slot ${slot} on ${hostName} ${release === undefined ? 'points at no release' : `(${release}) is not running`}`, {
@@ -118,7 +120,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     for (const s of services) {
       const service = stage.services[s]!;
       const hostSlots = await allLimited(service.hosts, stage.parallel, async (h) => [h, await readHostSlots(target.pool.get(h), service)] as const);
-      facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots> };
+      const data = await readDataFacts(stage, s, live[s]!, from, fromLive?.[s]);
+      facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...(data ? { data } : {}) };
     }
     if (!options.dryRun) await checkDiskSpace(stage, services, facts, releases);
     // Services not being promoted keep their slot; the plan needs them to rewrite the whole map.

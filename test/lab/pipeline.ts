@@ -22,6 +22,8 @@ export interface PipelineOptions {
   dir?: string;
   /** Extra YAML lines for beta's web service (indented by the caller as service keys). */
   betaServiceExtra?: string;
+  /** Extra YAML lines for dev's web service. */
+  devServiceExtra?: string;
   /** dev's health path; a lenient dev ('/') lets a release that fails beta's /health reach beta. */
   devHealthPath?: string;
   /** dev's health deadlineMs (default 4000): raise it to let a slowly starting release into dev. */
@@ -90,7 +92,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     await cp(FIXTURE_APP, appDir, { recursive: true });
     const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
-      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, healthDeadlineMs: opts.devHealthDeadlineMs,
+      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs,
     }));
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
       from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra,

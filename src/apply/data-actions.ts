@@ -1,0 +1,40 @@
+import { userInfo } from 'node:os';
+import { copyDatabase } from '../data/snapshot.js';
+import { openDb } from '../data/db.js';
+import { describeConnection } from '../data/connection.js';
+import { ident } from '../data/snapshot.js';
+import { loadMigrations } from '../data/migrations/files.js';
+import { migrate } from '../data/migrations/runner.js';
+import type { Action } from '../plan/plan.js';
+import type { ApplyContext } from './context.js';
+
+export async function runDataCopy(ctx: ApplyContext, action: Extract<Action, { kind: 'data-copy' }>): Promise<void> {
+  const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, logger: ctx.logger });
+  ctx.warnings.push(...result.warnings);
+  ctx.logger.info(`${action.service}: copied ${result.tables} table(s), ${result.rows} row(s) from ${result.source} into ${result.target} in ${result.ms} ms; row counts match`, { snapshot: result });
+}
+
+/** Creates the database when it does not exist (a first stage), then applies pending migrations. */
+export async function runMigrate(ctx: ApplyContext, action: Extract<Action, { kind: 'migrate' }>): Promise<void> {
+  const c = action.connection;
+  const admin = await openDb(c, { database: c.engine === 'postgres' ? 'postgres' : '' });
+  try {
+    const exists = c.engine === 'postgres'
+      ? (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [c.database])).length > 0
+      : (await admin.query('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [c.database])).length > 0;
+    if (!exists) {
+      await admin.exec(`CREATE DATABASE ${ident(c.engine, c.database)}`);
+      ctx.logger.info(`${action.service}: created ${describeConnection(c)}`);
+    }
+  } finally {
+    await admin.close();
+  }
+  const migrations = await loadMigrations(action.migrations);
+  const db = await openDb(c);
+  try {
+    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger });
+    ctx.logger.info(`${action.service}: ${describeConnection(c)} migrated (${result.applied.length} version(s) applied)`);
+  } finally {
+    await db.close();
+  }
+}
