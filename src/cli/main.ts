@@ -11,6 +11,7 @@ import { runLbRender } from './lb.js';
 import { runPurge } from './purge.js';
 import { runLock } from './lock.js';
 import { runHistory } from './history.js';
+import { runMigrate } from './migrate.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { stageStatus, renderStatus } from '../status/status.js';
@@ -93,6 +94,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-f, --force', 'release: even a lock held by a running command'))
     .addHelpText('after', '\nActions: status | acquire | release')
     .action(async (action: string, stage: string, flags: PromoteFlags & { message?: string; ttl?: string; force?: boolean }) => setExit(await runLock(action, stage, flags)));
+
+  addCommonOptions(program.command('migrate <action> <stage> [service] [version]')
+    .description('status: schema version, last version-table row and pending migrations of every slot database of <stage>; resolve <service> <version>: after repairing a failed migration by hand, mark it ok')
+    .option('--slot <a|b>', 'resolve: the slot whose database was repaired', 'a')
+    .option('-m, --comment <text>', 'resolve: what was done by hand'))
+    .addHelpText('after', '\nExamples:\n  updateserver migrate status prod\n  updateserver migrate resolve prod web 12 --slot b -m "added the missing index by hand"')
+    .action(async (action: string, stage: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }) => setExit(await runMigrate(action, stage, service, version, flags)));
 
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')

@@ -11,6 +11,9 @@ import { checkKind } from '../config/healthchecks.js';
 import { expand, type SlotContext } from '../commands/placeholders.js';
 import { HealthCheckFailed } from '../errors.js';
 import { urlHost } from '../commands/shell.js';
+import type { DatabaseConnection } from '../config/model.js';
+import { openDb } from '../data/db.js';
+import { describeConnection } from '../data/connection.js';
 import type { Transport } from '../transport/transport.js';
 
 export interface CheckTarget {
@@ -23,6 +26,8 @@ export interface CheckTarget {
   /** The slot and release the answers must come from. */
   slot: string;
   release: string;
+  /** For sql checks: the slot's database. */
+  database?: DatabaseConnection;
   /** For command checks: the slot's host connection and placeholders. */
   transport?: Transport;
   context?: SlotContext;
@@ -107,12 +112,25 @@ async function commandAttempt(spec: { run: string }, target: CheckTarget, timeou
   if (r.code !== 0) throw new Error(`\`${command}\` exited ${r.code ?? 'on a signal'}${(r.stderr || r.stdout).trim() ? `: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}` : ''}`);
 }
 
+async function sqlAttempt(spec: { query: string; expect: string }, target: CheckTarget): Promise<void> {
+  if (!target.database) throw new AbortError('an sql check needs the slot\'s database; this service has none');
+  const db = await openDb(target.database);
+  try {
+    const rows = await db.query<Record<string, unknown>>(spec.query);
+    const first = rows[0] === undefined ? undefined : Object.values(rows[0])[0];
+    const actual = first === undefined || first === null ? '' : String(first);
+    if (actual !== spec.expect) throw new Error(`${describeConnection(target.database)}: \`${spec.query}\` returned ${JSON.stringify(actual)}, expected ${JSON.stringify(spec.expect)}`);
+  } finally {
+    await db.close();
+  }
+}
+
 async function attempt(spec: CheckSpec, target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   switch (checkKind(spec)) {
     case 'http': return httpAttempt(spec.http!, target, timeoutMs, signal);
     case 'tcp': return tcpAttempt(target, timeoutMs);
     case 'command': return commandAttempt(spec.command!, target, timeoutMs);
-    case 'sql': throw new AbortError('sql checks need a database for the service; none is configured');
+    case 'sql': return sqlAttempt(spec.sql!, target);
   }
 }
 

@@ -84,8 +84,10 @@ export function releasesToPurge(all: readonly string[], slotReleases: ReadonlyAr
   return others.slice(Math.max(0, keep - pinned.size));
 }
 
-function checkAction(phase: CheckPhase, service: string, spec: CheckSpec, target: CheckTargetSpec): Extract<Action, { kind: 'check' }> {
-  return { kind: 'check', phase, service, check: spec, target, title: `${phase} check ${spec.name} on ${target.label}` };
+function checkAction(phase: CheckPhase, service: string, spec: CheckSpec, target: CheckTargetSpec, stage?: Stage): Extract<Action, { kind: 'check' }> {
+  const db = stage?.services[service]?.database;
+  const withDb = spec.sql && db ? { ...target, database: connectionOf(db, target.slot) } : target;
+  return { kind: 'check', phase, service, check: spec, target: withDb, title: `${phase} check ${spec.name} on ${target.label}` };
 }
 
 export function buildPlan(input: PlanInput): Plan {
@@ -169,7 +171,7 @@ export function buildPlan(input: PlanInput): Plan {
         add(check, hostName, checkAction('pre', name, spec, {
           label: `${hostName} slot ${target} (${host.address}:${service.slots[target].port})`, host: hostName,
           address: host.address, port: service.slots[target].port, slot: target, release: facts.release, sshHost: hostName, context: ctxTarget,
-        }));
+        }, stage));
       }
       const purge = releasesToPurge([...(slots?.complete ?? []), facts.release], [facts.release, liveRelease], input.stage.keepReleases);
       if (purge.length > 0 && input.mode !== 'flip') {
@@ -210,11 +212,11 @@ export function buildPlan(input: PlanInput): Plan {
         return checkAction(phaseName, sp.service, spec, {
           label: `${h} slot ${sp.target}`, host: h, address: host.address, port: service.slots[sp.target].port, slot: sp.target, release: sp.release,
           sshHost: h, context: slotContext(stage, service, host, sp.target, sp.release),
-        });
+        }, stage);
       })
       : lbs.map((lb) => checkAction(phaseName, sp.service, spec, {
         label: `${lb.name} (${lb.address}:${service.listen})`, host: lb.name, address: lb.address, port: service.listen, slot: sp.target, release: sp.release,
-      }))));
+      }, stage))));
   });
   const postItems: PlanItem[] = lbChecks('post').map((a) => ({ target: a.target.host, actions: [a] }));
   const watchWindow = Math.max(0, ...services.map((sp) => stage.services[sp.service]!.checks.watch.windowMs));

@@ -19,6 +19,8 @@ export interface CheckTargetSpec {
   /** Set for checks that run on a host over SSH (command). */
   sshHost?: string;
   context?: SlotContext;
+  /** Set for sql checks: the database of the slot checked. */
+  database?: DatabaseConnection;
 }
 
 export const PLAN_VERSION = 1;

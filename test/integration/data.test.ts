@@ -112,4 +112,18 @@ test('a failing migration stops the promotion before any switch, records error, 
   // dev still serves from its live slot.
   const res = await fetch(`${p.url.dev}/`, { headers: { connection: 'close' } });
   assert.equal(res.status, 200);
+  // migrate status shows the blocked version with the way out; resolve marks it done after a repair.
+  const idleSlot = idle.endsWith('_a') ? 'a' : 'b';
+  const status = await updateserver(p.project.dir, 'migrate', 'status', 'dev');
+  assert.equal(status.code, 0, explain(status));
+  assert.match(status.stdout, new RegExp(`web slot ${idleSlot} .*BLOCKED: version 4 is error .*updateserver migrate resolve dev web 4 --slot ${idleSlot}`));
+  const resolved = await updateserver(p.project.dir, 'migrate', 'resolve', 'dev', 'web', '4', '--slot', idleSlot, '-m', 'fixed by hand');
+  assert.equal(resolved.code, 0, explain(resolved));
+  const last = (await sql<{ status: string; comments: string }>(idle, 'SELECT status, comments FROM updateserver_version ORDER BY id DESC LIMIT 1'))[0]!;
+  assert.equal(last.status, 'ok');
+  assert.match(last.comments, /resolved by hand by .*: fixed by hand/);
+  // With the migration fixed, the next promotion takes a fresh copy of live and applies it.
+  await writeFile(join(p.project.dir, 'migrations', 'web', 'V0004__broken.sql'), 'ALTER TABLE items ADD COLUMN ok2 text;\n');
+  const again = await updateserver(p.project.dir, 'dev');
+  assert.equal(again.code, 0, explain(again));
 });

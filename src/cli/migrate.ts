@@ -1,0 +1,69 @@
+/*
+ * updateserver migrate status <stage>: per service and slot, the schema version, the last row of the
+ * version table and what is pending. updateserver migrate resolve <stage> <service> <version>: after
+ * a failed migration was repaired by hand, mark it ok so that the next run goes on (seed 000).
+ */
+import { userInfo } from 'node:os';
+import { loadProfile } from '../config/load.js';
+import { connectionOf, SLOTS } from '../config/model.js';
+import { ConfigError, EXIT_OK, describeError } from '../errors.js';
+import { openDb } from '../data/db.js';
+import { describeConnection } from '../data/connection.js';
+import { loadMigrations } from '../data/migrations/files.js';
+import { migrationStatus, resolveMigration } from '../data/migrations/runner.js';
+import { StateStore } from '../state/store.js';
+import { fail, printJson } from './output.js';
+import { projectFrom } from './project.js';
+import type { PromoteFlags } from './promote.js';
+
+export async function runMigrate(action: string, stageName: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }): Promise<number> {
+  try {
+    const project = projectFrom(flags);
+    const stage = await loadProfile(project, stageName);
+    if (action === 'status') {
+      const recorded = await new StateStore(project.stateDir).read(stage.name);
+      const out: unknown[] = [];
+      for (const s of Object.values(stage.services)) {
+        if (!s.database) continue;
+        const migrations = await loadMigrations(s.database.migrations);
+        for (const slot of s.database.strategy === 'shared' ? (['a'] as const) : SLOTS) {
+          const conn = connectionOf(s.database, slot);
+          const live = recorded?.services[s.name]?.live === slot;
+          try {
+            const db = await openDb(conn);
+            try {
+              const st = await migrationStatus(db, migrations);
+              out.push({ service: s.name, slot, live, database: describeConnection(conn), current: st.current ?? null, last: st.last ?? null, pending: st.pending.map((m) => `${m.version} ${m.name}`), blocked: st.blocked ?? null, changed: st.changed });
+            } finally { await db.close(); }
+          } catch (err) {
+            out.push({ service: s.name, slot, live, database: describeConnection(conn), error: describeError(err) });
+          }
+        }
+      }
+      if (flags.json) printJson(out);
+      else if (out.length === 0) process.stdout.write(`${stage.name}: no service has a database\n`);
+      else for (const r of out as Array<Record<string, unknown>>) {
+        process.stdout.write(`${r.service} slot ${r.slot}${r.live ? ' (live)' : ''} ${r.database}: ` + (r.error ? `unreachable: ${r.error}` :
+          `version ${r.current ?? 'none'}${(r.pending as string[]).length ? `, pending ${(r.pending as string[]).join(', ')}` : ''}${r.blocked ? `, BLOCKED: version ${(r.blocked as { version: number }).version} is ${(r.blocked as { status: string }).status} — repair it, then: updateserver migrate resolve ${stage.name} ${r.service} ${(r.blocked as { version: number }).version} --slot ${r.slot}` : ''}`) + '\n');
+      }
+      return EXIT_OK;
+    }
+    if (action === 'resolve') {
+      const s = service === undefined ? undefined : stage.services[service];
+      if (!s?.database) throw new ConfigError([{ file: stage.file, path: `services.${service ?? '?'}.database`, message: `service ${service ?? '(none given)'} has no database in ${stage.name}` }]);
+      const v = Number(version);
+      if (!Number.isInteger(v)) throw new ConfigError([{ file: 'command line', path: 'version', message: 'expected the version number to resolve' }]);
+      const slot = (flags as { slot?: string }).slot === 'b' ? 'b' : 'a';
+      const conn = connectionOf(s.database, slot);
+      const db = await openDb(conn);
+      try {
+        await resolveMigration(db, v, { appliedBy: userInfo().username, ...(flags.comment ? { comment: flags.comment } : {}) });
+      } finally { await db.close(); }
+      process.stdout.write(`${describeConnection(conn)}: migration ${v} marked ok (resolved by hand)\n`);
+      return EXIT_OK;
+    }
+    throw new ConfigError([{ file: 'command line', path: 'migrate', message: `unknown action "${action}" (status, resolve)` }]);
+  } catch (err) {
+    return fail(err, flags.json === true);
+  }
+}
