@@ -7,7 +7,7 @@ import { runCheck, type CheckReport } from '../health/checks.js';
 import { runLocal } from '../transport/local.js';
 import { run } from '../transport/transport.js';
 import { quoteAll } from '../commands/shell.js';
-import { bytesSent } from '../commands/rsync.js';
+import { bytesSent, rsyncArgv, tunnelSpec } from '../commands/rsync.js';
 import { runDataCopy, runMigrate } from './data-actions.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
@@ -24,9 +24,13 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       await run(ctx.pool.get(action.host), action.command, { what: action.title });
       return;
     case 'local': {
-      const result = await runLocal(action.argv, { host: action.host ?? 'local' });
-      if (result.code !== 0) throw new CommandFailed(action.host ?? 'local', quoteAll(action.argv), result, action.title);
-      const sent = action.argv[0] === 'rsync' ? bytesSent(result.stdout) : undefined;
+      const host = action.host === undefined ? undefined : ctx.stage.hosts[action.host];
+      const argv = ctx.tunnel && action.push && host
+        ? rsyncArgv({ source: `${action.push.cacheDir}/`, destination: tunnelSpec(host, `${action.push.releaseDir}/`), rsh: ctx.tunnel.rsh(), ...(action.push.linkDest ? { linkDest: action.push.linkDest } : {}) })
+        : action.argv;
+      const result = await runLocal(argv, { host: action.host ?? 'local' });
+      if (result.code !== 0) throw new CommandFailed(action.host ?? 'local', quoteAll(argv), result, action.title);
+      const sent = argv[0] === 'rsync' ? bytesSent(result.stdout) : undefined;
       if (sent !== undefined) {
         ctx.transfers?.push({ host: action.host ?? 'local', bytesSent: sent });
         ctx.logger.debug(`${action.title}: rsync sent ${sent} bytes`, { host: action.host, bytesSent: sent });

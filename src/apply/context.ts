@@ -3,6 +3,7 @@ import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
 import type { CheckReport } from '../health/checks.js';
 import type { Journal } from '../state/journal.js';
+import type { ExecTunnel } from '../transport/tunnel.js';
 import type { TransportPool } from '../transport/pool.js';
 
 export interface ApplyContext {
@@ -18,4 +19,6 @@ export interface ApplyContext {
   reports: CheckReport[];
   /** Each step recorded before and after it runs, when the run keeps a journal. */
   journal?: Journal;
+  /** rsync's way to the hosts over the run's own SSH connections. */
+  tunnel?: ExecTunnel;
 }

@@ -3,7 +3,7 @@ import { EXIT_OK } from '../errors.js';
 import { StateStore } from '../state/store.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import type { PromoteFlags } from './promote.js';
+import type { PromoteFlags } from './options.js';
 
 export async function runHistory(stage: string, flags: PromoteFlags & { limit?: string }): Promise<number> {
   try {

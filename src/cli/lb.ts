@@ -7,7 +7,7 @@ import { loadHaproxyTemplate, renderHaproxyConfig } from '../lb/config.js';
 import { runLocal } from '../transport/local.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import type { PromoteFlags } from './promote.js';
+import type { PromoteFlags } from './options.js';
 
 export async function runLbRender(stageName: string, flags: PromoteFlags & { check?: boolean }): Promise<number> {
   try {

@@ -3,7 +3,7 @@ import { EXIT_OK, ConfigError } from '../errors.js';
 import { describeHolder, isStale, LockStore } from '../state/lock.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import type { PromoteFlags } from './promote.js';
+import type { PromoteFlags } from './options.js';
 
 export async function runLock(action: string, stage: string, flags: PromoteFlags & { message?: string; ttl?: string; force?: boolean }): Promise<number> {
   try {

@@ -5,16 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { addCommonOptions, runPromote, type PromoteFlags } from './promote.js';
-import { runMaintenance } from './maintenance.js';
-import { runLbRender } from './lb.js';
-import { runPurge } from './purge.js';
-import { runLock } from './lock.js';
-import { runHistory } from './history.js';
-import { runMigrate } from './migrate.js';
-import { fail, printJson } from './output.js';
-import { projectFrom } from './project.js';
-import { stageStatus, renderStatus } from '../status/status.js';
+import { addCommonOptions, type PromoteFlags } from './options.js';
 import { EXIT_BAD_INPUT, EXIT_OK } from '../errors.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -38,20 +29,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--abandon', 'an earlier run died: clean up after it (live is not touched) and stop')
     .option('--resume', 'an earlier run died: clean up after it, then promote'))
     .addHelpText('after', '\nExamples:\n  updateserver beta              promote dev\'s live release into beta\n  updateserver prod --dry-run    show every step of a prod promotion; change nothing\n  updateserver beta --service web --json')
-    .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags)));
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./promote.js')).runPromote(stage, flags)));
 
   addCommonOptions(program.command('status <stage>')
     .description('show the live slot of every service, per load balancer and per host, and the last run'))
-    .action(async (stage: string, flags: { json?: boolean; project?: string; stateDir?: string }) => {
-      try {
-        const status = await stageStatus(projectFrom(flags), stage);
-        if (flags.json) printJson(status);
-        else process.stdout.write(renderStatus(status));
-        setExit(EXIT_OK);
-      } catch (err) {
-        setExit(fail(err, flags.json === true));
-      }
-    });
+    .action(async (stage: string, flags: { json?: boolean; project?: string; stateDir?: string }) => setExit(await (await import('./status.js')).runStatus(stage, flags)));
   addCommonOptions(program.command('flip <stage>')
     .description('send <stage>\'s traffic to the other slot, which keeps its release: start it where it is not running, health-check it on every host, switch every load balancer, drain and stop the old slot')
     .option('-n, --dry-run', 'print the plan and change nothing')
@@ -60,32 +42,32 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock')
     .option('--abandon', 'an earlier run died: clean up after it and stop')
     .option('--resume', 'an earlier run died: clean up after it, then flip'))
-    .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags, 'flip')));
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./promote.js')).runPromote(stage, flags, 'flip')));
 
   addCommonOptions(program.command('maintenance <stage> <mode>')
     .description('maintenance page for every request (on), writes refused with 503 while reads are served (read-only), or normal service (off); switched at every load balancer without a reload')
     .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect))
     .addHelpText('after', '\nModes: on | read-only | off')
-    .action(async (stage: string, mode: string, flags: PromoteFlags) => setExit(await runMaintenance(stage, mode, flags)));
+    .action(async (stage: string, mode: string, flags: PromoteFlags) => setExit(await (await import('./maintenance.js')).runMaintenance(stage, mode, flags)));
 
   addCommonOptions(program.command('purge <stage>')
     .description('remove old releases from every host of <stage>, keeping the newest (keepReleases in the profile, default 5) and always the releases of both slots')
     .option('-k, --keep <n>', 'releases to keep per service and host')
     .option('-n, --dry-run', 'list what would be removed; remove nothing')
     .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect))
-    .action(async (stage: string, flags: PromoteFlags & { keep?: string }) => setExit(await runPurge(stage, flags)));
+    .action(async (stage: string, flags: PromoteFlags & { keep?: string }) => setExit(await (await import('./purge.js')).runPurge(stage, flags)));
 
   addCommonOptions(program.command('rollback <stage>')
     .description('send <stage>\'s traffic back to the slot that was live before the last promotion (started if stopped, health-checked first); the release left is marked bad and is not promoted onward')
     .option('-n, --dry-run', 'print the plan and change nothing')
     .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock'))
-    .action(async (stage: string, flags: PromoteFlags) => setExit(await runPromote(stage, flags, 'rollback')));
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./promote.js')).runPromote(stage, flags, 'rollback')));
 
   addCommonOptions(program.command('history <stage>')
     .description('the runs recorded for <stage>: when, who, what moved where, result')
     .option('-l, --limit <n>', 'how many of the latest runs', '20'))
-    .action(async (stage: string, flags: PromoteFlags & { limit?: string }) => setExit(await runHistory(stage, flags)));
+    .action(async (stage: string, flags: PromoteFlags & { limit?: string }) => setExit(await (await import('./history.js')).runHistory(stage, flags)));
 
   addCommonOptions(program.command('lock <action> <stage>')
     .description('status: who holds the lock of <stage>; acquire: take it by hand (a maintenance window) until released; release: free it')
@@ -93,20 +75,20 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--ttl <seconds>', 'acquire: let the lock expire after this long')
     .option('-f, --force', 'release: even a lock held by a running command'))
     .addHelpText('after', '\nActions: status | acquire | release')
-    .action(async (action: string, stage: string, flags: PromoteFlags & { message?: string; ttl?: string; force?: boolean }) => setExit(await runLock(action, stage, flags)));
+    .action(async (action: string, stage: string, flags: PromoteFlags & { message?: string; ttl?: string; force?: boolean }) => setExit(await (await import('./lock.js')).runLock(action, stage, flags)));
 
   addCommonOptions(program.command('migrate <action> <stage> [service] [version]')
     .description('status: schema version, last version-table row and pending migrations of every slot database of <stage>; resolve <service> <version>: after repairing a failed migration by hand, mark it ok')
     .option('--slot <a|b>', 'resolve: the slot whose database was repaired', 'a')
     .option('-m, --comment <text>', 'resolve: what was done by hand'))
     .addHelpText('after', '\nExamples:\n  updateserver migrate status prod\n  updateserver migrate resolve prod web 12 --slot b -m "added the missing index by hand"')
-    .action(async (action: string, stage: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }) => setExit(await runMigrate(action, stage, service, version, flags)));
+    .action(async (action: string, stage: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }) => setExit(await (await import('./migrate.js')).runMigrate(action, stage, service, version, flags)));
 
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')
     .description('print the HAProxy configuration of each load balancer of <stage>, rendered from lb-templates/haproxy.cfg')
     .option('--check', 'also validate it with `haproxy -c` (needs haproxy on this machine)'))
-    .action(async (stage: string, flags: PromoteFlags & { check?: boolean }) => setExit(await runLbRender(stage, flags)));
+    .action(async (stage: string, flags: PromoteFlags & { check?: boolean }) => setExit(await (await import('./lb.js')).runLbRender(stage, flags)));
   return program;
 }
 
@@ -120,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
       // --help and --version end here with code 0; usage errors have been printed by commander.
       return err.exitCode === 0 ? EXIT_OK : EXIT_BAD_INPUT;
     }
-    return fail(err, argv.includes('--json'));
+    return (await import('./output.js')).fail(err, argv.includes('--json'));
   }
   return code;
 }

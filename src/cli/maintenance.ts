@@ -3,7 +3,7 @@ import { createLogger } from '../log.js';
 import { setMaintenance, type MaintenanceMode } from '../maintenance/maintenance.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import type { PromoteFlags } from './promote.js';
+import type { PromoteFlags } from './options.js';
 
 const MODES: readonly MaintenanceMode[] = ['on', 'off', 'read-only'];
 

@@ -14,7 +14,7 @@ import { migrationStatus, resolveMigration } from '../data/migrations/runner.js'
 import { StateStore } from '../state/store.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import type { PromoteFlags } from './promote.js';
+import type { PromoteFlags } from './options.js';
 
 export async function runMigrate(action: string, stageName: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }): Promise<number> {
   try {

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import type { Command } from 'commander';
 import { createLogger } from '../log.js';
 import { promote, type PromoteOptions, type PromoteResult } from '../promote/promote.js';
 import { flip } from '../promote/flip.js';
@@ -8,10 +7,8 @@ import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { ConfigError, EXIT_OK } from '../errors.js';
 
-export interface PromoteFlags {
-  dryRun?: boolean; json?: boolean; service?: string[]; force?: boolean; wait?: string; abandon?: boolean; resume?: boolean;
-  project?: string; stateDir?: string; verbose?: boolean; quiet?: boolean;
-}
+import type { PromoteFlags } from './options.js';
+export type { PromoteFlags } from './options.js';
 
 /** promote and flip share everything but the function that builds and applies the plan. */
 export async function runPromote(stage: string, flags: PromoteFlags, action: 'promote' | 'flip' | 'rollback' = 'promote'): Promise<number> {
@@ -54,11 +51,3 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
   }
 }
 
-export function addCommonOptions(cmd: Command): Command {
-  return cmd
-    .option('-C, --project <dir>', 'project directory holding profiles/ (default: current directory)')
-    .option('--state-dir <dir>', 'where state, history, logs and the release cache live (default: <project>/.updateserver)')
-    .option('--json', 'print the result as JSON on stdout (logs stay on stderr)')
-    .option('-v, --verbose', 'log every step and command')
-    .option('-q, --quiet', 'log only warnings and errors');
-}

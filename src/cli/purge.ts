@@ -3,7 +3,7 @@ import { createLogger } from '../log.js';
 import { purge } from '../purge/purge.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import type { PromoteFlags } from './promote.js';
+import type { PromoteFlags } from './options.js';
 
 export async function runPurge(stage: string, flags: PromoteFlags & { keep?: string }): Promise<number> {
   const logger = createLogger({ consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });

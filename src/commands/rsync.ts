@@ -28,6 +28,13 @@ export interface RsyncOptions {
   excludes?: readonly string[];
   /** Transfer exactly the files listed in this local file (paths relative to the source). */
   filesFrom?: string;
+  /** A remote shell of our own (the run's SSH connection, see transport/tunnel.ts) instead of OpenSSH. */
+  rsh?: string;
+}
+
+/** A host reached through the tunnel is named by its profile name: the tunnel knows its connection. */
+export function tunnelSpec(host: Host, path: string): string {
+  return `${host.name}:${path}`;
 }
 
 export function remoteSpec(host: Host, path: string): string {
@@ -50,7 +57,8 @@ export function rsyncShellWord(word: string): string {
 export function rsyncArgv(o: RsyncOptions): string[] {
   const argv = ['rsync', '-a', '--delete', '--stats'];
   // Plain -a keeps times and modes, which is what makes the next delta small.
-  if (o.remote) argv.push('-e', sshCommand(o.remote).map(rsyncShellWord).join(' '));
+  if (o.rsh !== undefined) argv.push('-e', o.rsh);
+  else if (o.remote) argv.push('-e', sshCommand(o.remote).map(rsyncShellWord).join(' '));
   if (o.linkDest !== undefined) argv.push(`--link-dest=${o.linkDest}`);
   for (const e of o.excludes ?? []) argv.push(`--exclude=${e}`);
   if (o.filesFrom !== undefined) argv.push(`--files-from=${o.filesFrom}`);

@@ -4,8 +4,7 @@
  * statements. PostgreSQL through pg, MySQL/MariaDB through mysql2. Errors name the server and the
  * database, never the password.
  */
-import pg from 'pg';
-import mysql from 'mysql2/promise';
+import type mysql from 'mysql2/promise';
 import type { DatabaseConnection } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';
 import { describeConnection } from './connection.js';
@@ -34,6 +33,8 @@ export async function openDb(conn: DatabaseConnection, opts: { database?: string
   const label = describeConnection({ ...conn, database });
   const wrap = (err: unknown): DatabaseError => new DatabaseError(label, clean((err as Error).message, conn), err);
   if (conn.engine === 'postgres') {
+    // Drivers load only when a database is used: most commands never need them.
+    const { default: pg } = await import('pg');
     const client = new pg.Client({
       host: conn.host, port: conn.port, user: conn.user, database, connectionTimeoutMillis: 10_000,
       ...(conn.password ? { password: conn.password.reveal() } : {}),
@@ -51,7 +52,8 @@ export async function openDb(conn: DatabaseConnection, opts: { database?: string
   }
   let c: mysql.Connection;
   try {
-    c = await mysql.createConnection({
+    const { default: mysqlDriver } = await import('mysql2/promise');
+    c = await mysqlDriver.createConnection({
       host: conn.host, port: conn.port, user: conn.user, connectTimeout: 10_000, multipleStatements: true,
       ...(database ? { database } : {}), ...(conn.password ? { password: conn.password.reveal() } : {}),
     });

@@ -152,6 +152,7 @@ export function buildPlan(input: PlanInput): Plan {
           { kind: 'exec', host: hostName, command: prepareReleaseDirs(service), title: `prepare ${service.root}` },
           {
             kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`,
+            push: { cacheDir: facts.cacheDir, releaseDir: releaseDir(service, facts.release), ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}) },
             argv: rsyncArgv({
               source: `${facts.cacheDir}/`, destination: remoteSpec(host, `${releaseDir(service, facts.release)}/`),
               remote: host, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}),

@@ -29,7 +29,7 @@ export type Action =
   /** A shell command on a host over its SSH connection. */
   | { kind: 'exec'; host: string; command: string; title: string }
   /** A program run on the orchestrator's machine (rsync relaying code), argv without a shell. */
-  | { kind: 'local'; argv: string[]; title: string; host?: string }
+  | { kind: 'local'; argv: string[]; title: string; host?: string; push?: { cacheDir: string; releaseDir: string; linkDest?: string } }
   /** One health check against one target: a host's idle slot (pre) or a load balancer's frontend (post, watch). */
   | { kind: 'check'; phase: CheckPhase; service: string; check: CheckSpec; target: CheckTargetSpec; title: string }
   /** Repeats the watch checks through the load balancers for a window; a failure rolls back. */

@@ -110,7 +110,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
         }
         releases[s] = options.dryRun
           ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
-          : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot);
+          : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot, await source.openTunnel());
       }));
     } else {
       for (const s of services) releases[s] = await stageLocalSource(project, stage, stage.services[s]!, now());
@@ -147,7 +147,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     let apply: ApplyResult;
     const journal = await Journal.begin(project.stateDir, plan);
     try {
-      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel() }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));

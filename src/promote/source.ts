@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { CommandFailed, UpdateserverError } from '../errors.js';
 import { MANIFEST, releaseDir } from '../commands/release.js';
-import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
+import { remoteSpec, rsyncArgv, tunnelSpec } from '../commands/rsync.js';
+import type { ExecTunnel } from '../transport/tunnel.js';
 import { quote, quoteAll } from '../commands/shell.js';
 import { run, type Transport } from '../transport/transport.js';
 import { writeManifest } from '../release/manifest.js';
@@ -65,7 +66,7 @@ export async function stageLocalSource(project: Project, stage: Stage, service: 
  * the files the manifest lists travel: what the build step made on the source host (node_modules, a
  * virtualenv) is rebuilt on each target instead of being copied between stages.
  */
-export async function pullStageRelease(project: Project, from: Stage, service: Service, transport: Transport, host: Host, release: string, slot: SlotName): Promise<SourceRelease> {
+export async function pullStageRelease(project: Project, from: Stage, service: Service, transport: Transport, host: Host, release: string, slot: SlotName, tunnel?: ExecTunnel): Promise<SourceRelease> {
   const root = cacheRoot(project, service.name);
   await mkdir(root, { recursive: true });
   const cacheDir = join(root, release);
@@ -76,7 +77,8 @@ export async function pullStageRelease(project: Project, from: Stage, service: S
   await writeFile(list, [MANIFEST, ...paths].join('\n') + '\n');
   try {
     await rsyncLocal(rsyncArgv({
-      source: remoteSpec(host, `${releaseDir(service, release)}/`), destination: `${cacheDir}/`, remote: host, filesFrom: list,
+      source: tunnel ? tunnelSpec(host, `${releaseDir(service, release)}/`) : remoteSpec(host, `${releaseDir(service, release)}/`), destination: `${cacheDir}/`, remote: host, filesFrom: list,
+      ...(tunnel ? { rsh: tunnel.rsh() } : {}),
       ...(previous ? { linkDest: `../${previous}` } : {}),
     }), host.name, `pulling release ${release} from stage ${from.name}`);
   } finally {

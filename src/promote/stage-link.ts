@@ -4,12 +4,24 @@ import type { Balancer } from '../lb/balancer.js';
 import { closeBalancers, openBalancers } from '../lb/open.js';
 import type { Logger } from '../log.js';
 import { TransportPool } from '../transport/pool.js';
+import { ExecTunnel, type StreamingTransport } from '../transport/tunnel.js';
+import type { Transport } from '../transport/transport.js';
 
 /** Everything opened for one stage during a run: one SSH connection per host, the load balancers. Closed in finally. */
 export class StageLink {
   readonly pool = new TransportPool();
   balancers: Balancer[] = [];
+  tunnel: ExecTunnel | undefined;
   constructor(readonly stage: Stage) {}
+
+  /** rsync through this stage's SSH connections (hosts without a streaming connection fall back to OpenSSH). */
+  async openTunnel(): Promise<ExecTunnel> {
+    this.tunnel ??= await ExecTunnel.open((h) => {
+      const t = this.pool.find(h) as (Transport & Partial<StreamingTransport>) | undefined;
+      return t?.stream ? (t as unknown as StreamingTransport) : undefined;
+    });
+    return this.tunnel;
+  }
 
   async open(hosts: readonly string[]): Promise<void> {
     await this.pool.connectAll(hosts.map((h) => this.stage.hosts[h]!), this.stage.parallel);
@@ -22,6 +34,7 @@ export class StageLink {
 
   async close(logger: Logger): Promise<void> {
     await closeBalancers(this.balancers).catch((err) => logger.warn(`closing load balancer connections: ${describeError(err)}`));
+    await this.tunnel?.close().catch(() => {});
     await this.pool.closeAll();
   }
 }

@@ -29,6 +29,10 @@ export class TransportPool {
     return t;
   }
 
+  find(host: string): Transport | undefined {
+    return this.open.get(host);
+  }
+
   async closeAll(): Promise<void> {
     this.closed = true;
     const all = [...this.open.values()];

@@ -131,6 +131,21 @@ export class SshTransport implements Transport {
     });
   }
 
+  /** A command with streamed input and output (rsync's remote side through the tunnel). */
+  stream(command: string): Promise<{ channel: ClientChannel; exit: Promise<number> }> {
+    return new Promise((resolve, reject) => {
+      this.client.exec(command, (err, channel) => {
+        if (err) return reject(new HostError(this.host, `cannot run command: ${err.message}`, { cause: err }));
+        const exit = new Promise<number>((done) => {
+          let code = 255;
+          channel.on('exit', (c: number | null) => { if (typeof c === 'number') code = c; });
+          channel.on('close', () => done(code));
+        });
+        resolve({ channel, exit });
+      });
+    });
+  }
+
   openUnixSocket(path: string): Promise<Duplex> {
     return new Promise((resolve, reject) => {
       this.client.openssh_forwardOutStreamLocal(path, (err, channel) => {
