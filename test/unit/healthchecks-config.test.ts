@@ -264,7 +264,7 @@ test('a profile takes its checks from the file it names; a broken file fails the
   });
 });
 
-test('sql checks: refused for a service without a database; accepted with one, but every run fails them today (no sql check is implemented)', async () => {
+test('sql checks: refused for a service without a database; with one, a target without its database fails the check at once', async () => {
   const sqlFile = 'pre:\n  - { name: port, tcp: {} }\n  - { name: users, sql: { query: "select count(*) from users", expect: "1" } }\n';
   await withProject({ 'profiles/dev.yaml': PROFILE(), 'healthchecks/web.yaml': sqlFile }, async (project) => {
     await assert.rejects(loadProfile(project, 'dev'), (err: unknown) => {
@@ -281,15 +281,15 @@ test('sql checks: refused for a service without a database; accepted with one, b
   }, (project) => loadProfile(project, 'dev'));
   const sql = stage.services.web!.checks.pre[1]!;
   assert.equal(checkKind(sql), 'sql');
-  // ...and the check fails at its first attempt, whatever the database: what the product does today.
+  // ...and a check whose target carries no database (the plan adds the slot's) fails at its first attempt.
   const target = { label: 'web1 slot a', host: 'web1', address: '127.0.0.9', port: 8001, slot: 'a', release: 'r1' };
   const err = await runCheck(sql, 'pre', target).then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof HealthCheckFailed);
   const report = (err as unknown as { report: CheckReport }).report;
   assert.equal(report.ok, false);
   assert.equal(report.attempts, 1);
-  assert.equal(report.lastError, 'sql checks need a database for the service; none is configured');
-  assert.match(err.message, /^web1: health check users \(pre, sql\) on web1 slot a failed: sql checks need a database/);
+  assert.equal(report.lastError, 'an sql check needs the slot\'s database; this service has none');
+  assert.match(err.message, /^web1: health check users \(pre, sql\) on web1 slot a failed: an sql check needs the slot's database/);
 });
 
 test('an http attempt that times out names the request in its error', async () => {

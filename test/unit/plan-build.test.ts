@@ -162,6 +162,8 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
         kind: 'local', host: 'h1', title: `copy web release ${R2}`,
         argv: ['rsync', '-a', '--delete', '--stats', '-e', SSH_E, `--link-dest=../${R1}`,
           `${CACHE}/${R2}/`, `deploy@10.0.0.11:/srv/web/releases/${R2}/`],
+        // What a real run sends through its own SSH connection instead (transport/tunnel.ts).
+        push: { cacheDir: `${CACHE}/${R2}`, releaseDir: `/srv/web/releases/${R2}`, linkDest: `../${R1}` },
       },
       {
         kind: 'exec', host: 'h1', title: `verify ${R2} against its manifest`,
