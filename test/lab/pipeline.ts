@@ -22,6 +22,11 @@ export interface PipelineOptions {
   dir?: string;
   /** Extra YAML lines for beta's web service (indented by the caller as service keys). */
   betaServiceExtra?: string;
+  /**
+   * A second HAProxy for beta (an HA pair), `lb2` on 127.0.<net>.3. `socket` replaces its runtime socket
+   * in the profile (e.g. a fault-injecting proxy in front of the real one).
+   */
+  betaSecondLb?: { socket?: string };
   /** Extra YAML lines for dev's web service. */
   devServiceExtra?: string;
   /** dev's health path; a lenient dev ('/') lets a release that fails beta's /health reach beta. */
@@ -39,13 +44,15 @@ export interface Pipeline {
   /** The first stage's source: change files here to make a new release. */
   appDir: string;
   lbs: Record<'dev' | 'beta', LabHaproxy>;
+  /** beta's second HAProxy, with betaSecondLb. */
+  lb2?: LabHaproxy | undefined;
   /** Where clients reach each stage's web service. */
   url: Record<'dev' | 'beta', string>;
   betaHosts: string[];
   stop(): Promise<void>;
 }
 
-function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string; healthDeadlineMs?: number }): string {
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string } }): string {
   return [
     opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
     'ssh:',
@@ -60,6 +67,7 @@ function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<
     `    socket: ${opts.lbDir}/admin.sock`,
     `    mapFile: ${opts.lbDir}/backends.map`,
     `    address: ${opts.lbAddress}`,
+    ...(opts.lb2 ? ['  lb2:', `    socket: ${opts.lb2.socket ?? `${opts.lb2.dir}/admin.sock`}`, `    mapFile: ${opts.lb2.dir}/backends.map`, `    address: ${opts.lb2.address}`] : []),
     'services:',
     '  web:',
     `    hosts: [${opts.hosts.map(([n]) => n).join(', ')}]`,
@@ -96,6 +104,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     }));
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
       from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra,
+      ...(opts.betaSecondLb ? { lb2: { dir: join(lab.dir, 'haproxy-beta2'), address: `127.0.${n}.3`, ...(opts.betaSecondLb.socket ? { socket: opts.betaSecondLb.socket } : {}) } } : {}),
     }));
     for (const [file, text] of Object.entries(opts.projectFiles ?? {})) {
       await mkdir(dirname(join(projectDir, file)), { recursive: true });
@@ -111,8 +120,15 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
         return renderHaproxyConfig(stage, lb);
       });
     }
+    let lb2: LabHaproxy | undefined;
+    if (opts.betaSecondLb) {
+      const stage = await loadProfile(project, 'beta');
+      const second = stage.loadBalancers.lb2!;
+      // The real HAProxy listens on its own socket; the profile may name a proxy in front of it.
+      lb2 = await lab.startHaproxy('beta2', (paths) => renderHaproxyConfig(stage, { ...second, socket: paths.socket }));
+    }
     return {
-      lab, project, appDir, lbs, betaHosts: betaHosts.map(([h]) => h),
+      lab, project, appDir, lbs, lb2, betaHosts: betaHosts.map(([h]) => h),
       url: { dev: `http://${lbAddress.dev}:8080`, beta: `http://${lbAddress.beta}:8080` },
       stop: () => lab.stop(),
     };
