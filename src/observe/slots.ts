@@ -8,11 +8,12 @@ import { HostError } from '../errors.js';
 /** Reads which release each slot points at on a host and whether it runs, in one round trip. */
 export async function readHostSlots(transport: Transport, service: Service): Promise<HostSlots> {
   const { stdout } = await run(transport, probeSlots(service), { what: `reading the slots of ${service.name}` });
-  const slots: HostSlots = { releases: { a: undefined, b: undefined }, running: { a: false, b: false }, complete: [], freeBytes: undefined };
+  const slots: HostSlots = { releases: { a: undefined, b: undefined }, running: { a: false, b: false }, complete: [], partial: [], freeBytes: undefined };
   for (const line of stdout.trim().split('\n')) {
     const [slot, release, up] = line.trim().split(' ');
     // Names read from a host go into commands later: anything unexpected there is not taken as a release.
     if (slot === 'releases') { slots.complete = line.trim().split(' ').slice(1).filter((r) => RELEASE_NAME.test(r)); continue; }
+    if (slot === 'partial') { slots.partial = line.trim().split(' ').slice(1).filter((r) => RELEASE_NAME.test(r)); continue; }
     if (slot === 'free') { slots.freeBytes = Number(release); continue; }
     if (slot !== 'a' && slot !== 'b') continue;
     const s: SlotName = slot;

@@ -19,6 +19,8 @@ export interface HostSlots {
   running: Record<SlotName, boolean>;
   /** Releases on the host that were fully copied, verified and built. */
   complete: string[];
+  /** Release directories left unfinished by a failed or interrupted run. */
+  partial: string[];
   /** Bytes available on the filesystem of the service root. */
   freeBytes: number | undefined;
 }
@@ -174,7 +176,7 @@ export function buildPlan(input: PlanInput): Plan {
           address: host.address, port: service.slots[target].port, slot: target, release: facts.release, sshHost: hostName, context: ctxTarget,
         }, stage));
       }
-      const purge = releasesToPurge([...(slots?.complete ?? []), facts.release], [facts.release, liveRelease], input.stage.keepReleases);
+      const purge = releasesToPurge([...(slots?.complete ?? []), ...(slots?.partial ?? []), facts.release], [facts.release, liveRelease], input.stage.keepReleases);
       if (purge.length > 0 && input.mode !== 'flip') {
         add(purgeOld, hostName, { kind: 'exec', host: hostName, command: removeReleases(service, purge), title: `remove ${purge.length} old release(s) of ${name} beyond the ${input.stage.keepReleases} kept` });
       }

@@ -26,7 +26,7 @@ export async function purge(options: { project: Project; stage: string; keep?: n
       const service = stage.services[s]!;
       await allLimited(service.hosts, stage.parallel, async (host) => {
         const slots = await readHostSlots(link.pool.get(host), service);
-        const gone = releasesToPurge(slots.complete, [slots.releases.a, slots.releases.b], keep);
+        const gone = releasesToPurge([...slots.complete, ...slots.partial], [slots.releases.a, slots.releases.b], keep);
         if (gone.length === 0) return;
         if (!options.dryRun) await run(link.pool.get(host), removeReleases(service, gone), { what: `removing old releases of ${s}` });
         options.logger.info(`${options.dryRun ? 'would remove' : 'removed'} ${gone.join(', ')}`, { host });

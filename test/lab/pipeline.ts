@@ -27,6 +27,8 @@ export interface PipelineOptions {
    * in the profile (e.g. a fault-injecting proxy in front of the real one).
    */
   betaSecondLb?: { socket?: string };
+  /** Extra top-level YAML lines for beta's profile (e.g. keepReleases: 3). */
+  betaTopExtra?: string;
   /** Extra YAML lines for dev's web service. */
   devServiceExtra?: string;
   /** dev's health path; a lenient dev ('/') lets a release that fails beta's /health reach beta. */
@@ -52,9 +54,10 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
-function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string } }): string {
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string }; top?: string }): string {
   return [
     opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
+    ...(opts.top ? [opts.top] : []),
     'ssh:',
     '  user: root',
     `  port: 2222`,
@@ -103,7 +106,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
       source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs,
     }));
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
-      from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra,
+      from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra, top: opts.betaTopExtra,
       ...(opts.betaSecondLb ? { lb2: { dir: join(lab.dir, 'haproxy-beta2'), address: `127.0.${n}.3`, ...(opts.betaSecondLb.socket ? { socket: opts.betaSecondLb.socket } : {}) } } : {}),
     }));
     for (const [file, text] of Object.entries(opts.projectFiles ?? {})) {

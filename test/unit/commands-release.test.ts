@@ -130,6 +130,7 @@ describe('release commands, exactly', () => {
       'if [ -f /srv/web/run/b.pid ] && alive "$(cat /srv/web/run/b.pid)"; then up=1; else up=0; fi; ' +
       'echo "b ${r:--} $up"; ' +
       'printf \'releases\'; for d in /srv/web/releases/*/; do [ -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
+      'printf \'partial\'; for d in /srv/web/releases/*/; do [ -d "$d" ] && [ ! -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
       'd=/srv/web; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk \'NR==2 {print "free", $4 * 1024}\'');
   });
 
@@ -273,13 +274,13 @@ describe('release commands run by bash in a temp dir', () => {
     const fresh = makeService(join(root, 'not', 'yet'));
     const r = bash(probeSlots(fresh));
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^a - 0\nb - 0\nreleases\nfree \d+\n$/);
+    assert.match(r.stdout, /^a - 0\nb - 0\nreleases\npartial\nfree \d+\n$/);
     const free = Number(/free (\d+)/.exec(r.stdout)?.[1]);
     const df = Number(bash(`df -Pk ${root} | awk 'NR==2 {print $4}'`).stdout) * 1024;
     assert.ok(Math.abs(free - df) < 64 * 1024 * 1024, `free ${free}, df says ${df}`);
     const slots = await readHostSlots(new BashTransport(), fresh);
     assert.deepEqual({ ...slots, freeBytes: typeof slots.freeBytes }, {
-      releases: { a: undefined, b: undefined }, running: { a: false, b: false }, complete: [], freeBytes: 'number',
+      releases: { a: undefined, b: undefined }, running: { a: false, b: false }, complete: [], partial: [], freeBytes: 'number',
     });
     assert.ok((slots.freeBytes ?? 0) > 0);
   });
@@ -301,10 +302,10 @@ describe('release commands run by bash in a temp dir', () => {
     for (const r of [R1, R2]) assert.equal(bash(finishRelease(service, r, undefined)).code, 0);
     makeRelease(R0);
     const probe = bash(probeSlots(service));
-    assert.match(probe.stdout, new RegExp(`^a ${R1} 0\\nb ${R2} 1\\nreleases ${R1} ${R2}\\nfree \\d+\\n$`));
+    assert.match(probe.stdout, new RegExp(`^a ${R1} 0\\nb ${R2} 1\\nreleases ${R1} ${R2}\\npartial ${R0}\\nfree \\d+\\n$`));
     const slots = await readHostSlots(new BashTransport(), service);
     assert.deepEqual({ ...slots, freeBytes: undefined }, {
-      releases: { a: R1, b: R2 }, running: { a: false, b: true }, complete: [R1, R2], freeBytes: undefined,
+      releases: { a: R1, b: R2 }, running: { a: false, b: true }, complete: [R1, R2], partial: [R0], freeBytes: undefined,
     });
     process.kill(-pid, 'SIGKILL');
   });

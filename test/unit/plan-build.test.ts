@@ -60,7 +60,7 @@ const STAGE = MAIN.stage;
 const WEB = STAGE.services.web!;
 
 const slots = (a: string | undefined, b: string | undefined, running: [boolean, boolean] = [a !== undefined, false], complete: string[] = []): HostSlots =>
-  ({ releases: { a, b }, running: { a: running[0], b: running[1] }, complete, freeBytes: 50 * 2 ** 30 });
+  ({ releases: { a, b }, running: { a: running[0], b: running[1] }, complete, partial: [], freeBytes: 50 * 2 ** 30 });
 
 function facts(live: SlotName, release: string, hosts: Record<string, HostSlots>, cacheDir = `${CACHE}/${release}`): ServiceFacts {
   return { live, release, cacheDir, source: `dev: web slot b (${release})`, hosts };

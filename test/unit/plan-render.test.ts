@@ -53,7 +53,7 @@ const { stage: STAGE, project: PROJECT } = await loadStage();
 const V6 = await loadStage('hosts: { h1: { address: "fd00::11" }, h2: { address: "fd00::12" } }');
 
 const slots = (a: string | undefined, b: string | undefined): HostSlots =>
-  ({ releases: { a, b }, running: { a: a !== undefined, b: false }, complete: [], freeBytes: undefined });
+  ({ releases: { a, b }, running: { a: a !== undefined, b: false }, complete: [], partial: [], freeBytes: undefined });
 
 function makePlan(): Plan {
   return buildPlan({
