@@ -22,6 +22,15 @@ const dbYaml = (stage: string) => [
   `      names: { a: ${names(stage).a}, b: ${names(stage).b} }`,
 ].join('\n');
 
+/** beta's checks: the app's /health, and an sql check that the slot's database has the expected schema version. */
+const CHECKS = (version: string) => `pre:
+  - name: health
+    http: { path: /health }
+  - name: schema
+    sql: { query: "SELECT MAX(version) FROM updateserver_version WHERE status = 'ok'", expect: "${version}" }
+    deadlineMs: 1000
+`;
+
 let p: Pipeline;
 const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
@@ -42,7 +51,10 @@ async function liveSlot(stage: 'dev' | 'beta'): Promise<'a' | 'b'> {
 
 before(async () => {
   await dropAll();
-  p = await startPipeline({ net: NET, devServiceExtra: dbYaml('dev'), betaServiceExtra: dbYaml('beta') });
+  p = await startPipeline({
+    net: NET, devServiceExtra: dbYaml('dev'), betaServiceExtra: `${dbYaml('beta')}\n    checks: web`,
+    projectFiles: { 'healthchecks/web.yaml': CHECKS('2') },
+  });
   const dir = join(p.project.dir, 'migrations', 'web');
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'V0001__items.sql'), 'CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\nINSERT INTO items (name) VALUES (\'one\'), (\'two\'), (\'three\');\n');
@@ -69,6 +81,16 @@ test('first promotions create and migrate each stage\'s slot database; beta gets
   assert.match(beta.stderr, /copied 2 table\(s\), 1005 row\(s\) .* row counts match/);
   const betaLive = names('beta')[await liveSlot('beta')];
   assert.equal(Number((await sql<{ n: string }>(betaLive, 'SELECT count(*) AS n FROM items'))[0]!.n), 1003);
+  assert.match(beta.stderr, /pre check schema on beta1 slot [ab] .*: ok/, 'the sql check ran against the slot\'s database and passed');
+  // The same check expecting another schema version fails, naming the query and what it returned.
+  await writeFile(join(p.project.dir, 'healthchecks', 'web.yaml'), CHECKS('99'));
+  try {
+    const flip = await updateserver(p.project.dir, 'beta', '--force');
+    assert.equal(flip.code, 1, explain(flip));
+    assert.match(flip.stderr, /health check schema \(pre, sql\) .*returned "2", expected "99"/);
+  } finally {
+    await writeFile(join(p.project.dir, 'healthchecks', 'web.yaml'), CHECKS('3'));
+  }
 });
 
 test('a new migration is rehearsed on a copy: dev applies it to its idle copy; beta copies the result; live databases untouched, under load', async () => {
