@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
-import { SLOTS, type Service, type SlotName } from '../../src/config/model.js';
-import { loadProfile } from '../../src/config/load.js';
+import { type Service, type SlotName } from '../../src/config/model.js';
+import { alive, loadSampleService, serviceAt } from './fixtures.js';
 import type { SlotContext } from '../../src/commands/placeholders.js';
 import { ALIVE, slotRunning, startSlot, stopSlot } from '../../src/commands/process.js';
 import { logFile, pidFile, pointSlot, prepareReleaseDirs, releaseDir } from '../../src/commands/release.js';
@@ -14,44 +14,10 @@ const R1 = '2026.11.22-223104-1.0.0-3fa9c2d1';
 
 const SAMPLE_START = 'node server.mjs --port {port} --release {release}';
 
-/**
- * The sample service exactly as src/config/load.ts resolves it from a profile (defaults and derived
- * fields included), moved to another root the way the loader derives slot dirs: {root}/{slot}.
- */
-async function loadSampleService(): Promise<Service> {
-  const dir = mkdtempSync(join(tmpdir(), 'updateserver-profile-'));
-  try {
-    mkdirSync(join(dir, 'profiles'));
-    writeFileSync(join(dir, 'profiles', 'staging.yaml'), [
-      'from: dev',
-      'hosts: { h1: { address: 10.0.0.11 }, h2: { address: 10.0.0.12 } }',
-      'loadBalancers: { lb1: { socket: /run/haproxy/lb1.sock, mapFile: /etc/haproxy/live-staging.map } }',
-      'services:',
-      '  web:',
-      '    hosts: [h1, h2]',
-      '    root: /srv/web/',
-      '    listen: 8080',
-      '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
-      '    start: START',
-      '',
-    ].join('\n').replace('START', SAMPLE_START));
-    const stage = await loadProfile({ dir, stateDir: join(dir, 'state') }, 'staging');
-    const web = stage.services.web;
-    assert.ok(web);
-    return web;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 // Loaded before any test is defined: every fixture below derives from it.
-const BASE = await loadSampleService();
+const BASE = await loadSampleService(SAMPLE_START);
 
-function makeService(rootDir: string, overrides: Partial<Service> = {}): Service {
-  const root = rootDir.replace(/\/+$/, '') || '/';
-  const slots = Object.fromEntries(SLOTS.map((slot) => [slot, { ...BASE.slots[slot], dir: `${root}/${slot}` }])) as unknown as Service['slots'];
-  return Object.freeze({ ...BASE, root, slots, ...overrides });
-}
+const makeService = (rootDir: string, overrides: Partial<Service> = {}): Service => serviceAt(BASE, rootDir, overrides);
 
 function ctxFor(service: Service, slot: SlotName, release = R1): SlotContext {
   return {
@@ -83,10 +49,6 @@ function procStat(pid: number): ProcStat | undefined {
 }
 
 /** Runs code: a zombie waiting for its parent to reap it runs nothing, so it counts as gone. */
-function alive(pid: number): boolean {
-  const s = procStat(pid);
-  return s !== undefined && s.state !== 'Z';
-}
 
 async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;

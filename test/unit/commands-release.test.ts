@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
-import { SLOTS, type Service, type SlotName } from '../../src/config/model.js';
-import { loadProfile } from '../../src/config/load.js';
+import type { Service } from '../../src/config/model.js';
+import { alive, loadSampleService, serviceAt } from './fixtures.js';
 import {
   COMPLETE, finishRelease, logFile, MANIFEST, pidFile, pointSlot, prepareReleaseDirs, probeSlots, releaseDir, releasesDir, removeReleases,
   runDir, verifyManifest,
@@ -24,44 +24,10 @@ const R0 = '2026.11.20-101010-0.9.0-00c0ffee';
 
 const SAMPLE_START = 'node server.mjs --port {port}';
 
-/**
- * The sample service exactly as src/config/load.ts resolves it from a profile (defaults and derived
- * fields included), moved to another root the way the loader derives slot dirs: {root}/{slot}.
- */
-async function loadSampleService(): Promise<Service> {
-  const dir = mkdtempSync(join(tmpdir(), 'updateserver-profile-'));
-  try {
-    mkdirSync(join(dir, 'profiles'));
-    writeFileSync(join(dir, 'profiles', 'staging.yaml'), [
-      'from: dev',
-      'hosts: { h1: { address: 10.0.0.11 }, h2: { address: 10.0.0.12 } }',
-      'loadBalancers: { lb1: { socket: /run/haproxy/lb1.sock, mapFile: /etc/haproxy/live-staging.map } }',
-      'services:',
-      '  web:',
-      '    hosts: [h1, h2]',
-      '    root: /srv/web/',
-      '    listen: 8080',
-      '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
-      '    start: START',
-      '',
-    ].join('\n').replace('START', SAMPLE_START));
-    const stage = await loadProfile({ dir, stateDir: join(dir, 'state') }, 'staging');
-    const web = stage.services.web;
-    assert.ok(web);
-    return web;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 // Loaded before any test is defined: every fixture below derives from it.
-const BASE = await loadSampleService();
+const BASE = await loadSampleService(SAMPLE_START);
 
-function makeService(rootDir: string, overrides: Partial<Service> = {}): Service {
-  const root = rootDir.replace(/\/+$/, '') || '/';
-  const slots = Object.fromEntries(SLOTS.map((slot) => [slot, { ...BASE.slots[slot], dir: `${root}/${slot}` }])) as unknown as Service['slots'];
-  return Object.freeze({ ...BASE, root, slots, ...overrides });
-}
+const makeService = (rootDir: string, overrides: Partial<Service> = {}): Service => serviceAt(BASE, rootDir, overrides);
 
 interface Shell { code: number | null; stdout: string; stderr: string }
 
@@ -95,14 +61,6 @@ class BashTransport implements Transport {
   async close(): Promise<void> {}
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 const SAMPLE = makeService(BASE.root);
 

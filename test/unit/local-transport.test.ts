@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { alive } from './fixtures.js';
 import { after, describe, test } from 'node:test';
 import { CommandFailed, HostError } from '../../src/errors.js';
 import { LocalTransport, runLocal } from '../../src/transport/local.js';
@@ -12,14 +13,6 @@ import { run } from '../../src/transport/transport.js';
 const dir = mkdtempSync(join(tmpdir(), 'updateserver-local-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 describe('runLocal', () => {
   test('collects stdout and stderr and returns the exit code', async () => {
