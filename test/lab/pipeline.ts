@@ -37,6 +37,8 @@ export interface PipelineOptions {
   devHealthDeadlineMs?: number;
   /** Files written into the project directory before the profiles are read, by relative path (e.g. healthchecks/web.yaml). */
   projectFiles?: Record<string, string>;
+  /** A bigger release: this many files data/f0000.txt... of 1-4 KB each, of varied content (appDataFile), in the app. */
+  appDataFiles?: number;
   keepDir?: boolean;
 }
 
@@ -88,6 +90,27 @@ function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<
   ].join('\n');
 }
 
+/** Path of the i-th generated data file, relative to the app directory. */
+export const appDataPath = (i: number) => `data/f${String(i).padStart(4, '0')}.txt`;
+
+/**
+ * Content of the i-th generated data file (variant 0 at first; another variant changes it): 1-4 KB of
+ * pseudo-random base64 lines, deterministic, so runs are comparable and rsync finds nothing to share.
+ */
+export function appDataFile(i: number, variant = 0): string {
+  let x = (Math.imul(i + 1, 0x9e3779b1) ^ Math.imul(variant + 1, 0x85ebca6b)) >>> 0 || 1;
+  const next = () => { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; return (x >>> 0) / 2 ** 32; };
+  const size = 1024 + Math.floor(next() * 3072);
+  const bytes = Buffer.alloc(Math.ceil(size * 3 / 4));
+  for (let k = 0; k < bytes.length; k++) bytes[k] = Math.floor(next() * 256);
+  return `${bytes.toString('base64').slice(0, size - 1).replace(/(.{76})/g, '$1\n')}\n`;
+}
+
+export async function writeAppData(appDir: string, count: number): Promise<void> {
+  await mkdir(join(appDir, 'data'), { recursive: true });
+  for (let i = 0; i < count; i++) await writeFile(join(appDir, appDataPath(i)), appDataFile(i));
+}
+
 export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const n = opts.net;
   const betaCount = opts.betaHosts ?? 2;
@@ -101,6 +124,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     const appDir = join(projectDir, 'app');
     await mkdir(join(projectDir, 'profiles'), { recursive: true });
     await cp(FIXTURE_APP, appDir, { recursive: true });
+    if (opts.appDataFiles) await writeAppData(appDir, opts.appDataFiles);
     const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
       source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs,
