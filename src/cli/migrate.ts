@@ -57,7 +57,9 @@ export async function runMigrate(action: string, stageName: string, service: str
       const conn = connectionOf(s.database, slot);
       const db = await openDb(conn);
       try {
-        await resolveMigration(db, v, { appliedBy: userInfo().username, ...(flags.comment ? { comment: flags.comment } : {}) });
+        // The migration may have been fixed since it failed: its current checksum is what ran by hand.
+        const fixed = (await loadMigrations(s.database.migrations)).find((m) => m.version === v);
+        await resolveMigration(db, v, { appliedBy: userInfo().username, ...(flags.comment ? { comment: flags.comment } : {}), ...(fixed ? { checksum: fixed.checksum } : {}) });
       } finally { await db.close(); }
       process.stdout.write(`${describeConnection(conn)}: migration ${v} marked ok (resolved by hand)\n`);
       return EXIT_OK;

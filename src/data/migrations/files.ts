@@ -1,12 +1,13 @@
 /*
- * Migrations of a service, from its directory (seed 000): versioned files V<version>__<name>.sql, or
- * one file migrations.sql with "-- version: <n> <name>" separators; and an optional baseline
- * B<version>__<name>.sql that creates the schema of that version at once on an empty database, so
- * old migrations can be folded into it.
+ * A service's migrations, from its directory (seed 000: "in various directories or even in a single
+ * file with various separators identifying the version"): either versioned files V<version>__<name>.sql,
+ * or one file migrations.sql cut by "-- version: <n> <name>" lines. Either layout may add one baseline
+ * B<version>__<name>.sql: the whole schema of that version, applied at once to a database that has no
+ * version yet, so that old migrations can be folded into it ("migrate from time to time the alter
+ * commands in the base create script and just modify its version").
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../../errors.js';
 
@@ -14,56 +15,114 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** sha256 (hex) of sql. */
   checksum: string;
+  /** The file it comes from: its own, or migrations.sql. */
   file: string;
   baseline: boolean;
 }
 
+export const SINGLE_FILE = 'migrations.sql';
+/** The version column is a 32-bit integer. */
+export const MAX_VERSION = 2_147_483_647;
+
 const FILE = /^([VB])(\d+)__([A-Za-z0-9_-]+)\.sql$/;
-const SEPARATOR = /^--\s*version:\s*(\d+)\s*([A-Za-z0-9_-]*)\s*$/;
-const checksum = (sql: string) => createHash('sha256').update(sql).digest('hex');
+const SEPARATOR = /^--[ \t]*version[ \t]*:[ \t]*(\d+)(?:[ \t]+([A-Za-z0-9_-]+))?[ \t]*$/i;
+const LOOKS_LIKE_SEPARATOR = /^--[ \t]*version[ \t]*:/i;
+
+export const checksumOf = (sql: string): string => createHash('sha256').update(sql).digest('hex');
+
+/** Line endings and a byte-order mark are not content: a checkout on Windows must not "change" a migration. */
+const normalise = (text: string): string => text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
+
+/** The text with its SQL comments blanked out; lines stay where they were. */
+const withoutComments = (sql: string): string =>
+  sql.replace(/\/\*[\s\S]*?(\*\/|$)/g, (c) => c.replace(/[^\n]/g, ' ')).replace(/(^|\s)(--|#)[^\n]*/g, '$1');
+
+/** True when the text has something besides blanks and SQL comments. */
+export function hasStatements(sql: string): boolean {
+  return withoutComments(sql).trim().length > 0;
+}
 
 export async function loadMigrations(dir: string): Promise<Migration[]> {
-  if (!existsSync(dir)) return [];
-  const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new ConfigError([{ file: dir, path: '', message: 'the migrations directory is a file' }]);
+    throw err;
+  }
   const issues: ConfigIssue[] = [];
   const migrations: Migration[] = [];
-  const single = names.includes('migrations.sql');
-  const versioned = names.filter((n) => n !== 'migrations.sql');
-  if (single && versioned.some((n) => n.startsWith('V'))) {
-    issues.push({ file: join(dir, 'migrations.sql'), path: '', message: 'use either V<version>__<name>.sql files or one migrations.sql, not both' });
+  const single = names.includes(SINGLE_FILE);
+  if (single && names.some((n) => n.startsWith('V'))) {
+    issues.push({ file: join(dir, SINGLE_FILE), path: '', message: `use either V<version>__<name>.sql files or one ${SINGLE_FILE}, not both (found ${names.filter((n) => n.startsWith('V')).join(', ')})` });
   }
-  for (const n of versioned) {
+  for (const n of names) {
+    if (n === SINGLE_FILE) continue;
+    const file = join(dir, n);
     const m = FILE.exec(n);
-    if (!m) { issues.push({ file: join(dir, n), path: '', message: 'expected a name like V0003__add_index.sql (or B0002__baseline.sql for a baseline)' }); continue; }
-    const sql = await readFile(join(dir, n), 'utf8');
-    if (!sql.trim()) issues.push({ file: join(dir, n), path: '', message: 'the migration is empty' });
-    migrations.push({ version: Number(m[2]), name: m[3]!, sql, checksum: checksum(sql), file: join(dir, n), baseline: m[1] === 'B' });
+    if (!m || !(await stat(file)).isFile()) {
+      issues.push({ file, path: '', message: `not a migration: expected a file named like V0003__add_index.sql (or B0002__baseline.sql for a baseline, or one ${SINGLE_FILE})` });
+      continue;
+    }
+    const version = Number(m[2]);
+    if (version > MAX_VERSION) { issues.push({ file, path: '', message: `version ${m[2]} is above ${MAX_VERSION}` }); continue; }
+    const sql = normalise(await readFile(file, 'utf8'));
+    if (!hasStatements(sql)) issues.push({ file, path: '', message: 'the migration is empty' });
+    migrations.push({ version, name: m[3]!, sql, checksum: checksumOf(sql), file, baseline: m[1] === 'B' });
   }
-  if (single) {
-    const file = join(dir, 'migrations.sql');
-    let current: { version: number; name: string; lines: string[]; line: number } | undefined;
-    const flush = () => {
-      if (!current) return;
-      const sql = current.lines.join('\n').trim();
-      if (!sql) issues.push({ file, path: '', line: current.line, message: `version ${current.version} is empty` });
-      migrations.push({ version: current.version, name: current.name || `v${current.version}`, sql: `${sql}\n`, checksum: checksum(`${sql}\n`), file, baseline: false });
-    };
-    (await readFile(file, 'utf8')).split('\n').forEach((line, i) => {
-      const sep = SEPARATOR.exec(line);
-      if (sep) { flush(); current = { version: Number(sep[1]), name: sep[2] ?? '', lines: [], line: i + 1 }; return; }
-      if (current) current.lines.push(line);
-      else if (line.trim() && !line.trim().startsWith('--')) issues.push({ file, path: '', line: i + 1, message: 'SQL before the first "-- version: <n>" line' });
-    });
-    flush();
-  }
-  const seen = new Map<string, string>();
+  if (single) migrations.push(...parseSingleFile(join(dir, SINGLE_FILE), normalise(await readFile(join(dir, SINGLE_FILE), 'utf8')), issues));
+
+  const seen = new Map<string, Migration>();
   for (const m of migrations) {
-    const key = `${m.baseline ? 'B' : 'V'}${m.version}`;
-    if (seen.has(key)) issues.push({ file: m.file, path: '', message: `version ${m.version} is defined twice (also in ${seen.get(key)})` });
-    seen.set(key, m.file);
+    const key = m.baseline ? 'B' : `V${m.version}`;
+    const first = seen.get(key);
+    if (!first) { seen.set(key, m); continue; }
+    issues.push({
+      file: m.file, path: '',
+      message: m.baseline ? `a second baseline (the first is ${first.file}): keep one B<version>__<name>.sql`
+        : `version ${m.version} is defined twice (also ${first.file === m.file ? `earlier in this file` : `in ${first.file}`})`,
+    });
   }
-  if (migrations.filter((m) => m.baseline).length > 1) issues.push({ file: dir, path: '', message: 'at most one baseline (B<version>__<name>.sql)' });
   if (issues.length > 0) throw new ConfigError(issues);
   return migrations.sort((a, b) => a.version - b.version || Number(b.baseline) - Number(a.baseline));
+}
+
+/** migrations.sql: "-- version: <n> <name>" starts a version; its SQL runs to the next such line. */
+function parseSingleFile(file: string, text: string, issues: ConfigIssue[]): Migration[] {
+  const out: Migration[] = [];
+  let current: { version: number; name: string; line: number; lines: string[] } | undefined;
+  const flush = () => {
+    if (!current) return;
+    const body = current.lines.join('\n').trim();
+    if (!hasStatements(body)) issues.push({ file, path: '', line: current.line, message: `version ${current.version} is empty` });
+    const sql = `${body}\n`;
+    out.push({ version: current.version, name: current.name, sql, checksum: checksumOf(sql), file, baseline: false });
+  };
+  const preamble: string[] = [];
+  text.split('\n').forEach((line, i) => {
+    const sep = SEPARATOR.exec(line.trim());
+    if (sep) {
+      flush();
+      const version = Number(sep[1]);
+      if (version > MAX_VERSION) issues.push({ file, path: '', line: i + 1, message: `version ${sep[1]} is above ${MAX_VERSION}` });
+      current = { version, name: sep[2] ?? `v${version}`, line: i + 1, lines: [] };
+      return;
+    }
+    if (LOOKS_LIKE_SEPARATOR.test(line.trim())) {
+      // A mistyped separator would otherwise glue two versions into one without a word.
+      issues.push({ file, path: '', line: i + 1, message: 'expected "-- version: <number> <name>" (name: letters, digits, _ and -)' });
+      return;
+    }
+    if (current) current.lines.push(line);
+    else preamble.push(line);
+  });
+  flush();
+  if (hasStatements(preamble.join('\n'))) {
+    issues.push({ file, path: '', line: withoutComments(preamble.join('\n')).split('\n').findIndex((l) => l.trim() !== '') + 1, message: 'SQL before the first "-- version: <number> <name>" line' });
+  }
+  if (out.length === 0 && !issues.some((x) => x.file === file)) issues.push({ file, path: '', message: 'no "-- version: <number> <name>" line: the file holds no migration' });
+  return out;
 }

@@ -1,123 +1,304 @@
 /*
  * Applies migrations the way seed 000 describes: find the last version; if its status is not ok,
  * stop and let a person resolve it; else for each new version insert a "begin" row, run it, and set
- * "error" (with the message in comments) or "ok". PostgreSQL runs each version and its "ok" in one
- * transaction, so a failure changes nothing but the row that says so; MySQL's DDL commits by itself,
- * so its error says the database may be half-changed. An advisory lock serialises concurrent runs.
+ * "error" (with the message in comments) or "ok". PostgreSQL runs each version together with its "ok"
+ * in one transaction, so a failure changes nothing but the row that says so; MySQL commits DDL
+ * statement by statement, so its error says the database may be half-changed and how far it got.
+ * An advisory lock serialises runs on one database; it is released in `finally`, and a failed unlock
+ * is only logged so that it never hides the error that got us there.
  */
 import { UpdateserverError, describeError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { Db } from '../db.js';
+import { silentLogger, type Logger } from '../../log.js';
+import { DatabaseError, type Db } from '../db.js';
 import type { Migration } from './files.js';
-import { createTable, insertBegin, lastId, lock, selectRows, setStatus, tableExists, unlock } from './sql.js';
+import {
+  createTable, currentDatabase, insertBegin, lastInsertId, lock, selectRows, setError, setOk, setResolved,
+  tableExists, tryLock, unlock, type VersionStatus,
+} from './sql.js';
 
 export interface VersionRow {
   id: number;
   version: number;
-  updated: string;
-  status: 'begin' | 'ok' | 'error';
-  comments: string | null;
+  updated: Date;
+  status: VersionStatus;
+  comments: string;
   checksum: string;
   applied_by: string;
   duration_ms: number | null;
+  baseline: boolean;
 }
 
 export interface MigrationStatus {
+  /** Highest version with status ok; undefined for a database without one. */
   current: number | undefined;
-  last: VersionRow | undefined;
+  last?: VersionRow;
+  /** Every row of the version table, oldest first. */
   applied: VersionRow[];
+  /** What migrate() would apply, in order: the baseline first on a database without a version. */
   pending: Migration[];
+  /** Applied versions whose file has changed since. */
   changed: Array<{ version: number; was: string; now: string }>;
-  blocked?: { version: number; status: string; comments: string };
+  /** Versions below current that never ran (added after a higher one): migrate() refuses them. */
+  outOfOrder: Migration[];
+  /** The last row is not ok: nothing runs until a person resolves it. */
+  blocked?: { version: number; status: VersionStatus; comments: string };
 }
 
-export class MigrationBlocked extends UpdateserverError {}
-
-async function rows(db: Db): Promise<VersionRow[]> {
-  if ((await db.query(tableExists(db.engine))).length === 0) return [];
-  return (await db.query<VersionRow>(selectRows())).map((r) => ({ ...r, id: Number(r.id), version: Number(r.version) }));
+export interface MigrateOptions {
+  /** Who runs it, for the applied_by column: user@host. */
+  appliedBy: string;
+  logger: Logger;
+  /** Return the SQL that would run; change nothing (no version table either, no lock). */
+  dryRun?: boolean;
+  /** How long to wait for another run's lock; default 10 minutes. */
+  lockTimeoutMs?: number;
+  /** For the resolve command in messages; "<stage>" and "<service>" otherwise. */
+  stage?: string;
+  service?: string;
 }
 
-export function statusOf(all: VersionRow[], migrations: readonly Migration[]): MigrationStatus {
-  const ok = all.filter((r) => r.status === 'ok');
+export interface MigrateResult {
+  applied: Array<{ version: number; name: string; baseline: boolean; durationMs: number }>;
+  /** Dry run: the version table (if missing) and each pending migration's SQL, in order. Else []. */
+  sql: string[];
+}
+
+/** The database's version table says no: a version not ok, a changed file, a version out of order. */
+export class MigrationBlocked extends UpdateserverError {
+  constructor(readonly version: number, message: string, hint: string) {
+    super(message, { hint });
+  }
+}
+
+/** A migration failed; its row says error. */
+export class MigrationFailed extends UpdateserverError {
+  constructor(readonly version: number, readonly halfChanged: boolean, message: string, options: { cause?: unknown; hint: string }) {
+    super(message, options);
+  }
+}
+
+export const DEFAULT_LOCK_TIMEOUT_MS = 10 * 60_000;
+const MAX_COMMENTS = 4000;
+
+const resolveCommand = (o: { stage?: string | undefined; service?: string | undefined }, version: number) =>
+  `updateserver migrate resolve ${o.stage ?? '<stage>'} ${o.service ?? '<service>'} ${version}`;
+const truthy = (v: unknown) => v === true || Number(v) === 1;
+const reasonOf = (err: unknown) => (err instanceof DatabaseError ? err.reason : describeError(err));
+
+async function readRows(db: Db): Promise<VersionRow[] | undefined> {
+  if ((await db.query(tableExists(db.engine))).length === 0) return undefined;
+  const raw = await db.query<Record<string, unknown>>(selectRows());
+  return raw.map((r) => ({
+    id: Number(r.id),
+    version: Number(r.version),
+    updated: r.updated instanceof Date ? r.updated : new Date(String(r.updated)),
+    status: String(r.status) as VersionStatus,
+    comments: r.comments == null ? '' : String(r.comments),
+    checksum: r.checksum == null ? '' : String(r.checksum),
+    applied_by: r.applied_by == null ? '' : String(r.applied_by),
+    duration_ms: r.duration_ms == null ? null : Number(r.duration_ms),
+    baseline: truthy(r.baseline),
+  }));
+}
+
+/** The status of a database from its rows and the migration files. Pure. */
+export function statusOf(rows: readonly VersionRow[], migrations: readonly Migration[]): MigrationStatus {
+  const ok = rows.filter((r) => r.status === 'ok');
   const current = ok.length === 0 ? undefined : Math.max(...ok.map((r) => r.version));
-  const last = all[all.length - 1];
-  const byVersion = new Map(ok.map((r) => [r.version, r]));
-  const changed = migrations.filter((m) => !m.baseline && byVersion.has(m.version) && byVersion.get(m.version)!.checksum !== '' && byVersion.get(m.version)!.checksum !== m.checksum)
-    .map((m) => ({ version: m.version, was: byVersion.get(m.version)!.checksum, now: m.checksum }));
+  const last = rows[rows.length - 1];
+  const versions = migrations.filter((m) => !m.baseline).sort((a, b) => a.version - b.version);
   const baseline = migrations.find((m) => m.baseline);
-  const pending = current === undefined && baseline
-    ? [baseline, ...migrations.filter((m) => !m.baseline && m.version > baseline.version)]
-    : migrations.filter((m) => !m.baseline && (current === undefined || m.version > current));
+  // A baseline row stands for every version up to its own: their files may be gone or kept.
+  const absorbed = Math.max(-1, ...ok.filter((r) => r.baseline).map((r) => r.version));
+  const okVersion = new Map(ok.filter((r) => !r.baseline).map((r) => [r.version, r]));
+  const changed = versions.flatMap((m) => {
+    const row = okVersion.get(m.version);
+    return row && row.checksum !== '' && row.checksum !== m.checksum ? [{ version: m.version, was: row.checksum, now: m.checksum }] : [];
+  });
+  const pending = current === undefined
+    ? (baseline ? [baseline, ...versions.filter((m) => m.version > baseline.version)] : versions)
+    : versions.filter((m) => m.version > current);
+  const outOfOrder = current === undefined ? [] : versions.filter((m) => m.version < current && m.version > absorbed && !okVersion.has(m.version));
   return {
-    current, last, applied: all, pending, changed,
-    ...(last && last.status !== 'ok' ? { blocked: { version: last.version, status: last.status, comments: last.comments ?? '' } } : {}),
+    current,
+    ...(last ? { last } : {}),
+    applied: [...rows],
+    pending,
+    changed,
+    outOfOrder,
+    ...(last && last.status !== 'ok' ? { blocked: { version: last.version, status: last.status, comments: last.comments } } : {}),
   };
 }
 
 export async function migrationStatus(db: Db, migrations: readonly Migration[]): Promise<MigrationStatus> {
-  return statusOf(await rows(db), migrations);
+  return statusOf((await readRows(db)) ?? [], migrations);
 }
 
-export async function migrate(db: Db, migrations: readonly Migration[], opts: { appliedBy: string; logger: Logger; dryRun?: boolean; where?: string }): Promise<{ applied: Array<{ version: number; durationMs: number }>; sql: string[] }> {
-  const where = opts.where ?? 'the database';
-  await db.query(lock(db.engine));
+/** Refuses what seed 000 and the checksums forbid; same refusals in a dry run as in a real one. */
+function refuse(db: Db, status: MigrationStatus, opts: MigrateOptions): void {
+  const where = db.label;
+  if (status.blocked) {
+    const { version, status: st, comments } = status.blocked;
+    const why = st === 'begin' ? 'a run stopped while applying it (killed, or its connection was lost), so nobody knows how far it got' : `it failed${comments ? `: ${comments}` : ''}`;
+    throw new MigrationBlocked(version,
+      `${where}: migration ${version} has status "${st}"${st === 'begin' && comments ? ` (${comments})` : ''}: ${why}. Nothing more is applied until a person repairs the database by hand and runs: ${resolveCommand(opts, version)}`,
+      `look at the database: finish or undo what version ${version} does, then mark it done: ${resolveCommand(opts, version)} -m "what you did"`);
+  }
+  if (status.changed.length > 0) {
+    const first = status.changed[0]!;
+    throw new MigrationBlocked(first.version,
+      `${where}: applied migration${status.changed.length > 1 ? 's' : ''} ${status.changed.map((c) => c.version).join(', ')} changed since ${status.changed.length > 1 ? 'they' : 'it'} ran (checksum ${first.was.slice(0, 12)}… in the database, ${first.now.slice(0, 12)}… in the file)`,
+      'never edit an applied migration: restore the file as it was and put the change in a new version');
+  }
+  if (status.outOfOrder.length > 0) {
+    const first = status.outOfOrder[0]!;
+    throw new MigrationBlocked(first.version,
+      `${where}: migration${status.outOfOrder.length > 1 ? 's' : ''} ${status.outOfOrder.map((m) => m.version).join(', ')} ${status.outOfOrder.length > 1 ? 'are' : 'is'} below the database's version ${status.current} but never ran (${first.file})`,
+      `give ${status.outOfOrder.length > 1 ? 'them versions' : 'it a version'} above ${status.current}`);
+  }
+}
+
+async function acquireLock(db: Db, database: string, opts: MigrateOptions): Promise<void> {
+  const [free] = await db.query<{ got: unknown }>(tryLock(db.engine, database));
+  if (truthy(free?.got)) return;
+  const timeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  opts.logger.info(`${db.label}: another migration of this database is running; waiting for its lock (at most ${Math.round(timeoutMs / 1000)} s)`);
+  const timedOut = () => new UpdateserverError(`${db.label}: another migration of this database still held the lock after ${Math.round(timeoutMs / 1000)} s`, {
+    hint: 'see who runs it: the session holding the advisory lock; run again when it is done',
+  });
+  if (db.engine === 'postgres') {
+    try {
+      await db.exec(lock(db.engine, database, timeoutMs));
+    } catch (err) {
+      if (err instanceof DatabaseError && err.code === '55P03') throw timedOut();
+      throw err;
+    }
+    return;
+  }
+  const [got] = await db.query<{ got: unknown }>(lock(db.engine, database, timeoutMs));
+  if (!truthy(got?.got)) throw timedOut();
+}
+
+async function releaseLock(db: Db, database: string, logger: Logger): Promise<void> {
   try {
-    await db.exec(createTable(db.engine));
-    const status = await migrationStatus(db, migrations);
-    if (status.blocked) {
-      throw new MigrationBlocked(`${where}: migration ${status.blocked.version} has status "${status.blocked.status}"${status.blocked.comments ? `: ${status.blocked.comments}` : ''}; nothing more is applied until a person resolves it`, {
-        hint: `repair the database by hand, then mark it done: updateserver migrate resolve <stage> <service> ${status.blocked.version}`,
-      });
+    const [r] = await db.query<{ released: unknown }>(unlock(db.engine, database));
+    if (!truthy(r?.released)) logger.warn(`${db.label}: the migration lock was not held any more when released`);
+  } catch (err) {
+    // Closing the session releases it anyway; the error that brought us here matters more.
+    logger.warn(`${db.label}: could not release the migration lock: ${describeError(err)}`);
+  }
+}
+
+async function lockName(db: Db): Promise<string> {
+  if (db.engine === 'postgres') return '';
+  const [r] = await db.query<{ name: unknown }>(currentDatabase());
+  return r?.name == null ? '' : String(r.name);
+}
+
+export async function migrate(db: Db, migrations: readonly Migration[], opts: MigrateOptions): Promise<MigrateResult> {
+  if (opts.dryRun) {
+    const rows = await readRows(db);
+    const status = statusOf(rows ?? [], migrations);
+    refuse(db, status, opts);
+    return {
+      applied: [],
+      sql: [
+        ...(rows === undefined ? [createTable(db.engine)] : []),
+        ...status.pending.map((m) => `-- ${m.baseline ? 'baseline' : 'version'} ${m.version} ${m.name} (${m.file})\n${m.sql}`),
+      ],
+    };
+  }
+  const database = await lockName(db);
+  await acquireLock(db, database, opts);
+  try {
+    let rows = await readRows(db);
+    if (rows === undefined) {
+      await db.exec(createTable(db.engine));
+      rows = [];
     }
-    if (status.changed.length > 0) {
-      throw new MigrationBlocked(`${where}: applied migration${status.changed.length > 1 ? 's' : ''} ${status.changed.map((c) => c.version).join(', ')} changed since they ran (checksum differs)`, {
-        hint: 'never edit an applied migration: put the change in a new version',
-      });
-    }
-    const applied: Array<{ version: number; durationMs: number }> = [];
-    if (opts.dryRun) return { applied, sql: status.pending.map((m) => m.sql) };
-    for (const m of status.pending) {
-      await db.query(insertBegin(db.engine), [m.version, m.baseline ? `baseline ${m.name}` : m.name, m.checksum, opts.appliedBy]);
-      const [{ id } = { id: 0 }] = await db.query<{ id: number }>(lastId());
-      const t0 = Date.now();
-      try {
-        if (db.engine === 'postgres') {
-          await db.exec('BEGIN');
-          try {
-            await db.exec(m.sql);
-            await db.query(setStatus(db.engine), ['ok', m.baseline ? `baseline ${m.name}` : m.name, Date.now() - t0, id]);
-            await db.exec('COMMIT');
-          } catch (err) {
-            await db.exec('ROLLBACK').catch(() => {});
-            throw err;
-          }
-        } else {
-          await db.exec(m.sql);
-          await db.query(setStatus(db.engine), ['ok', m.name, Date.now() - t0, id]);
-        }
-      } catch (err) {
-        const message = describeError(err);
-        await db.query(setStatus(db.engine), ['error', message.slice(0, 2000), Date.now() - t0, id]).catch(() => {});
-        throw new UpdateserverError(`${where}: migration ${m.version} (${m.name}) failed: ${message}${db.engine === 'mysql' ? '\nMySQL applies DDL at once: the database may be half-changed' : ' (rolled back: the schema is as before)'}`, {
-          hint: db.engine === 'mysql' ? `check the database, repair it, then: updateserver migrate resolve <stage> <service> ${m.version}` : 'fix the migration and promote again',
-        });
-      }
-      applied.push({ version: m.version, durationMs: Date.now() - t0 });
-      opts.logger.info(`${where}: migration ${m.version} ${m.name} ok in ${Date.now() - t0} ms`);
-    }
+    const status = statusOf(rows, migrations);
+    refuse(db, status, opts);
+    const applied: MigrateResult['applied'] = [];
+    for (const m of status.pending) applied.push(await applyOne(db, m, opts));
     return { applied, sql: [] };
   } finally {
-    await db.query(unlock(db.engine)).catch((err: unknown) => opts.logger.warn(`${where}: could not release the migration lock: ${describeError(err)}`));
+    await releaseLock(db, database, opts.logger);
   }
 }
 
-/** After a manual repair: the last row, which must be that version and not ok, becomes ok. */
-export async function resolveMigration(db: Db, version: number, opts: { appliedBy: string; comment?: string }): Promise<void> {
-  const all = await rows(db);
-  const last = all[all.length - 1];
-  if (!last || last.version !== version || last.status === 'ok') {
-    throw new UpdateserverError(`nothing to resolve: the last migration row is ${last ? `version ${last.version}, status ${last.status}` : 'absent'}, not version ${version} in begin or error`);
+async function applyOne(db: Db, m: Migration, opts: MigrateOptions): Promise<MigrateResult['applied'][number]> {
+  const label = m.baseline ? `baseline ${m.name}` : m.name;
+  const inserted = await db.query<{ id: unknown }>(insertBegin(db.engine), [m.version, label, m.checksum, opts.appliedBy, m.baseline]);
+  const [row] = db.engine === 'postgres' ? inserted : await db.query<{ id: unknown }>(lastInsertId());
+  const id = Number(row?.id);
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  try {
+    if (db.engine === 'postgres') {
+      await db.tx(async () => {
+        await db.exec(m.sql);
+        await db.query(setOk(db.engine), [label, elapsed(), id]);
+      });
+    } else {
+      await db.exec(m.sql);
+      await db.query(setOk(db.engine), [label, elapsed(), id]);
+    }
+  } catch (err) {
+    const durationMs = elapsed();
+    const reason = reasonOf(err);
+    // Outside the rolled-back transaction, so that the row says what happened.
+    await db.query(setError(db.engine), [`${label}: ${reason}`.slice(0, MAX_COMMENTS), durationMs, id]).catch((e: unknown) => {
+      opts.logger.error(`${db.label}: could not record the failure of migration ${m.version} (its row stays "begin"): ${describeError(e)}`);
+    });
+    throw failure(db, m, err, reason, opts);
   }
-  await db.query(setStatus(db.engine), ['ok', `resolved by hand by ${opts.appliedBy}${opts.comment ? `: ${opts.comment}` : ''} (was ${last.status}: ${last.comments ?? ''})`.slice(0, 2000), last.duration_ms ?? 0, last.id]);
+  const durationMs = elapsed();
+  opts.logger.info(`${db.label}: migration ${m.version} ${label} ok in ${durationMs} ms`);
+  return { version: m.version, name: m.name, baseline: m.baseline, durationMs };
+}
+
+function failure(db: Db, m: Migration, err: unknown, reason: string, opts: MigrateOptions): MigrationFailed {
+  const head = `${db.label}: migration ${m.version} (${m.name}) failed: ${reason}`;
+  if (db.engine === 'postgres') {
+    return new MigrationFailed(m.version, false, `${head} (rolled back: the schema is as before)`, {
+      cause: err,
+      hint: `fix ${m.file}. A slot database copied afresh at the next promotion needs nothing more; otherwise apply the fixed version by hand and mark it done: ${resolveCommand(opts, m.version)}`,
+    });
+  }
+  const at = err instanceof DatabaseError ? err.at : undefined;
+  const progress = at?.statement === undefined ? 'some of its statements may have run'
+    : at.statement === 1 ? `the failed statement was the first of ${at.statements ?? '?'}`
+      : `statements 1-${at.statement - 1} of ${at.statements ?? '?'} ran and stay applied; statement ${at.statement} (line ${at.line}) failed`;
+  return new MigrationFailed(m.version, true, `${head}\nMySQL commits each statement (DDL cannot be rolled back): the database may be half-changed (${progress})`, {
+    cause: err,
+    hint: `compare the database with ${m.file}, finish or undo version ${m.version} by hand, then mark it done: ${resolveCommand(opts, m.version)}`,
+  });
+}
+
+/** After a repair by hand: the last row, which must be that version and begin or error, becomes ok. */
+export async function resolveMigration(db: Db, version: number, opts: {
+  appliedBy: string;
+  comment?: string;
+  /** The migration file's checksum now, when it was fixed before the repair; default: the row's. */
+  checksum?: string;
+  logger?: Logger;
+}): Promise<VersionRow> {
+  const database = await lockName(db);
+  const [free] = await db.query<{ got: unknown }>(tryLock(db.engine, database));
+  if (!truthy(free?.got)) {
+    throw new UpdateserverError(`${db.label}: a migration of this database is running right now (it holds the lock); its row says "begin" until it ends`, { hint: 'wait for it to end, then look at the version table again' });
+  }
+  try {
+    const rows = (await readRows(db)) ?? [];
+    const last = rows[rows.length - 1];
+    if (!last || last.version !== version || last.status === 'ok') {
+      throw new UpdateserverError(`${db.label}: nothing to resolve: the last row of the version table is ${last ? `version ${last.version}, status ${last.status}` : 'absent'}, not version ${version} in begin or error`);
+    }
+    const comments = `resolved by hand by ${opts.appliedBy}${opts.comment ? `: ${opts.comment}` : ''} (was ${last.status}${last.comments ? `: ${last.comments}` : ''})`.slice(0, MAX_COMMENTS);
+    const checksum = opts.checksum ?? last.checksum;
+    await db.query(setResolved(db.engine), [comments, checksum, last.id]);
+    return { ...last, status: 'ok', comments, checksum };
+  } finally {
+    await releaseLock(db, database, opts.logger ?? silentLogger);
+  }
 }
