@@ -81,6 +81,14 @@ async function drain(ctx: ApplyContext, action: Extract<Action, { kind: 'drain' 
     sessions = await lb.sessions(backends);
   }
   if (sessions === 0) return;
+  // Marked down first: a session shut down looks to HAProxy like a server that closed without answering,
+  // and the rendered `retry-on ... empty-response` with `option redispatch` would send the same request
+  // again to another server of the old slot (observed on 2.6: the request then ran to its end, or until
+  // stop-old killed the slot). With no server up, the retry ends at once with HAProxy's 503. A switch to
+  // this backend marks its servers up again before sending it traffic.
+  for (const [backend, servers] of Object.entries(action.servers)) {
+    for (const server of servers) await lb.serverHealth(backend, server, 'down');
+  }
   for (const [backend, servers] of Object.entries(action.servers)) {
     for (const server of servers) await lb.shutdownSessions(backend, server);
   }

@@ -9,6 +9,7 @@
 import { describeError, UpdateserverError } from '../errors.js';
 import { eachLimited } from '../transport/runner.js';
 import type { CheckReport } from '../health/checks.js';
+import type { Balancer } from '../lb/balancer.js';
 import type { Action, Phase, Plan, PlanItem } from '../plan/plan.js';
 import { runAction } from './actions.js';
 import type { ApplyContext } from './context.js';
@@ -163,17 +164,41 @@ async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[])
   const results = await Promise.all(lbNames.map(async (name) => {
     const lb = ctx.stage.loadBalancers[name]!;
     const balancer = ctx.balancers[name]!;
+    let refused: unknown;
     try {
       for (const s of plan.services) await balancer.setMap(lb.mapFile, s.service, `${s.service}_${s.live}`);
-      ctx.logger.warn(`${name}: switched back to the previous slots`);
-      await balancer.persistMap(lb.mapFile);
-      return true;
     } catch (err) {
-      ctx.logger.error(`${name}: could not switch back: ${describeError(err)}; check it by hand (updateserver status ${plan.stage})`);
-      return false;
+      refused = err;
     }
+    // Read back, as after a switch: the load balancer whose switch failed may refuse this too and yet never
+    // have moved, and a command lost on its way can look like one that worked.
+    const wrong = await notOnPreviousSlots(balancer, lb.mapFile, plan);
+    if (wrong === undefined) {
+      ctx.logger.warn(refused === undefined ? `${name}: switched back to the previous slots`
+        : `${name}: on the previous slots (it had not switched; switching it back said: ${describeError(refused)})`);
+      return true;
+    }
+    ctx.logger.error(`${name}: could not switch back: ${refused === undefined ? wrong : describeError(refused)}; check it by hand (updateserver status ${plan.stage})`);
+    return false;
   }));
   return results.every(Boolean);
+}
+
+/**
+ * Undefined when a load balancer's runtime map names the slots that were live before the run (its map
+ * file is then rewritten from it, so a reload keeps them); otherwise what is wrong.
+ */
+async function notOnPreviousSlots(balancer: Balancer, file: string, plan: Plan): Promise<string | undefined> {
+  try {
+    const map = await balancer.readMap(file);
+    // No entry: the frontend's default backend, slot a.
+    const wrong = plan.services.filter((s) => (map.get(s.service) ?? `${s.service}_a`) !== `${s.service}_${s.live}`);
+    if (wrong.length > 0) return `its map still says ${wrong.map((s) => `${s.service} -> ${map.get(s.service) ?? `${s.service}_a`}`).join(', ')}`;
+    await balancer.persistMap(file);
+    return undefined;
+  } catch (err) {
+    return describeError(err);
+  }
 }
 
 /**

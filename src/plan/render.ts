@@ -25,7 +25,7 @@ function describe(action: Action): string {
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');
     case 'verify-map': return `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.expected).map(([k, v]) => `${k} ${v}`).join(', ')})`;
-    case 'drain': return `wait until ${Object.keys(action.servers).join(', ')} have no sessions (at most ${action.deadlineMs} ms, then shut down the rest)`;
+    case 'drain': return `wait until ${Object.keys(action.servers).join(', ')} have no sessions (at most ${action.deadlineMs} ms, then mark their servers down and shut down the rest)`;
     case 'persist-map': return `haproxy> ${showMapCommand(action.file)}, then write its entries to ${action.file} (temporary file + rename)`;
   }
 }

@@ -23,9 +23,17 @@ export interface PipelineOptions {
   /** Extra YAML lines for beta's web service (indented by the caller as service keys). */
   betaServiceExtra?: string;
   /**
-   * A second HAProxy for beta (an HA pair), `lb2` on 127.0.<net>.3. `socket` replaces its runtime socket
-   * in the profile (e.g. a fault-injecting proxy in front of the real one).
+   * beta's HAProxies (default 1): with 2, an HA pair `lb` on 127.0.<net>.2 and `lb2` on 127.0.<net>.3,
+   * each with its own directory (haproxy-beta, haproxy-beta2), runtime socket and map file.
    */
+  betaLoadBalancers?: 1 | 2;
+  /**
+   * Runtime sockets named in beta's profile instead of the real ones, by load balancer name (e.g. a
+   * fault-injecting proxy in front of the real socket, test/lab/fault-socket.ts). The HAProxy itself
+   * still listens on its own socket (`lbs.beta.socket`, `lb2.socket`), which the proxy forwards to.
+   */
+  betaSockets?: Partial<Record<'lb' | 'lb2', string>>;
+  /** Older spelling of betaLoadBalancers: 2 with betaSockets: { lb2: socket }. */
   betaSecondLb?: { socket?: string };
   /** Extra top-level YAML lines for beta's profile (e.g. keepReleases: 3). */
   betaTopExtra?: string;
@@ -48,15 +56,17 @@ export interface Pipeline {
   /** The first stage's source: change files here to make a new release. */
   appDir: string;
   lbs: Record<'dev' | 'beta', LabHaproxy>;
-  /** beta's second HAProxy, with betaSecondLb. */
+  /** beta's second HAProxy (`lb2` in the profile), with betaLoadBalancers: 2. */
   lb2?: LabHaproxy | undefined;
-  /** Where clients reach each stage's web service. */
+  /** Where clients reach each stage's web service (beta: through `lb`). */
   url: Record<'dev' | 'beta', string>;
+  /** beta's web service through each of its load balancers, by profile name (lb, lb2). */
+  betaUrls: Record<string, string>;
   betaHosts: string[];
   stop(): Promise<void>;
 }
 
-function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string }; top?: string }): string {
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; lbSocket?: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string }; top?: string }): string {
   return [
     opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
     ...(opts.top ? [opts.top] : []),
@@ -69,7 +79,7 @@ function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<
     ...opts.hosts.map(([n, a]) => `  ${n}: { address: ${a} }`),
     'loadBalancers:',
     '  lb:',
-    `    socket: ${opts.lbDir}/admin.sock`,
+    `    socket: ${opts.lbSocket ?? `${opts.lbDir}/admin.sock`}`,
     `    mapFile: ${opts.lbDir}/backends.map`,
     `    address: ${opts.lbAddress}`,
     ...(opts.lb2 ? ['  lb2:', `    socket: ${opts.lb2.socket ?? `${opts.lb2.dir}/admin.sock`}`, `    mapFile: ${opts.lb2.dir}/backends.map`, `    address: ${opts.lb2.address}`] : []),
@@ -129,9 +139,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
       source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs,
     }));
+    const sockets = { ...opts.betaSockets, ...(opts.betaSecondLb?.socket ? { lb2: opts.betaSecondLb.socket } : {}) };
+    const twoLbs = opts.betaLoadBalancers === 2 || opts.betaSecondLb !== undefined;
+    const lb2Address = `127.0.${n}.3`;
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
       from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra, top: opts.betaTopExtra,
-      ...(opts.betaSecondLb ? { lb2: { dir: join(lab.dir, 'haproxy-beta2'), address: `127.0.${n}.3`, ...(opts.betaSecondLb.socket ? { socket: opts.betaSecondLb.socket } : {}) } } : {}),
+      ...(sockets.lb ? { lbSocket: sockets.lb } : {}),
+      ...(twoLbs ? { lb2: { dir: join(lab.dir, 'haproxy-beta2'), address: lb2Address, ...(sockets.lb2 ? { socket: sockets.lb2 } : {}) } } : {}),
     }));
     for (const [file, text] of Object.entries(opts.projectFiles ?? {})) {
       await mkdir(dirname(join(projectDir, file)), { recursive: true });
@@ -142,13 +156,15 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     for (const name of ['dev', 'beta'] as const) {
       const stage = await loadProfile(project, name);
       const lb = stage.loadBalancers.lb!;
+      const ownSocket = name === 'beta' && sockets.lb !== undefined;
       lbs[name] = await lab.startHaproxy(name, (paths) => {
-        if (paths.socket !== lb.socket || paths.mapFile !== lb.mapFile) throw new Error(`lab paths ${paths.socket} ${paths.mapFile} differ from the profile's`);
-        return renderHaproxyConfig(stage, lb);
+        if ((!ownSocket && paths.socket !== lb.socket) || paths.mapFile !== lb.mapFile) throw new Error(`lab paths ${paths.socket} ${paths.mapFile} differ from the profile's`);
+        // With a socket of its own in the profile (a proxy), the real HAProxy keeps the lab's.
+        return renderHaproxyConfig(stage, ownSocket ? { ...lb, socket: paths.socket } : lb);
       });
     }
     let lb2: LabHaproxy | undefined;
-    if (opts.betaSecondLb) {
+    if (twoLbs) {
       const stage = await loadProfile(project, 'beta');
       const second = stage.loadBalancers.lb2!;
       // The real HAProxy listens on its own socket; the profile may name a proxy in front of it.
@@ -157,6 +173,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     return {
       lab, project, appDir, lbs, lb2, betaHosts: betaHosts.map(([h]) => h),
       url: { dev: `http://${lbAddress.dev}:8080`, beta: `http://${lbAddress.beta}:8080` },
+      betaUrls: { lb: `http://${lbAddress.beta}:8080`, ...(twoLbs ? { lb2: `http://${lb2Address}:8080` } : {}) },
       stop: () => lab.stop(),
     };
   } catch (err) {

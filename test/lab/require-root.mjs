@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Run before the integration tier (npm run test:integration). The tier runs real sshds, HAProxies and
-// rsync in a lab on this machine (test/lab/lab.ts), which needs root and a few Debian packages.
+// rsync in a lab on this machine (test/lab/lab.ts), which needs root and a few Debian packages (and wrk,
+// the load generator of the switching tests).
 // Silent when all is well; installs missing packages, saying so; exits 1 when it cannot go on.
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
-const PACKAGES = ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux'];
-const COMMANDS = ['haproxy', 'sshd', 'rsync', 'ssh', 'ssh-keygen', 'unshare'];
+const PACKAGES = ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux', 'wrk'];
+const COMMANDS = ['haproxy', 'sshd', 'rsync', 'ssh', 'ssh-keygen', 'unshare', 'wrk'];
 
 if (process.getuid?.() !== 0) {
   process.stderr.write(`The integration tier must run as root, and this is uid ${process.getuid?.() ?? 'unknown'}.
