@@ -4,13 +4,13 @@
  * for the console, the JSON log and the failure message.
  */
 import { connect } from 'node:net';
-import got from 'got';
 import pRetry, { AbortError } from 'p-retry';
 import type { CheckPhase, CheckSpec, HttpSpec } from '../config/healthchecks.js';
 import { checkKind } from '../config/healthchecks.js';
 import { expand, type SlotContext } from '../commands/placeholders.js';
 import { HealthCheckFailed } from '../errors.js';
 import { urlHost } from '../commands/shell.js';
+import { httpRequest } from './http.js';
 import type { DatabaseConnection } from '../config/model.js';
 import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
@@ -69,16 +69,15 @@ function field(value: unknown, path: string): unknown {
 
 async function httpAttempt(spec: HttpSpec, target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const url = `http://${urlHost(target.address)}:${target.port}${spec.path}`;
-  const res = await got(url, {
+  const res = await httpRequest(url, {
     method: spec.method, headers: spec.headers, ...(spec.body !== undefined ? { body: spec.body } : {}),
-    throwHttpErrors: false, retry: { limit: 0 }, followRedirect: false, timeout: { request: Math.max(1, timeoutMs) },
-    ...(signal ? { signal } : {}),
+    timeoutMs, ...(signal ? { signal } : {}),
   }).catch((err: unknown) => {
-    // got's own messages (timeouts especially) do not say which request failed.
+    // The driver's messages do not say which request failed.
     if (signal?.aborted) throw err;
     throw new Error(`${spec.method} ${url}: ${(err as Error).message}`, { cause: err });
   });
-  const latency = res.timings.phases.total ?? 0;
+  const latency = res.totalMs;
   if (!spec.status.includes(res.statusCode)) throw new Error(`${spec.method} ${url}: status ${res.statusCode}, expected ${spec.status.join(' or ')}`);
   if (spec.bodyContains !== undefined && !res.body.includes(spec.bodyContains)) throw new Error(`${url}: body does not contain ${JSON.stringify(spec.bodyContains)}`);
   if (spec.bodyMatches !== undefined && !new RegExp(spec.bodyMatches).test(res.body)) throw new Error(`${url}: body does not match /${spec.bodyMatches}/`);

@@ -87,6 +87,10 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, target.balancers, recorded);
 
+    // What the target hosts hold is read while the release is brought in: the two do not depend on each other.
+    const targetSlots = Promise.all(services.map((s) => allLimited(stage.services[s]!.hosts, stage.parallel, async (h) => [h, await readHostSlots(target.pool.get(h), stage.services[s]!)] as const)));
+    // Handled where it is awaited; this keeps an early failure of the source from leaving it unobserved.
+    targetSlots.catch(() => {});
     const releases: Record<string, SourceRelease> = {};
     let fromLive: Record<string, SlotName> | undefined;
     if (from && source) {
@@ -117,9 +121,9 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     }
 
     const facts: Record<string, ServiceFacts> = {};
-    for (const s of services) {
-      const service = stage.services[s]!;
-      const hostSlots = await allLimited(service.hosts, stage.parallel, async (h) => [h, await readHostSlots(target.pool.get(h), service)] as const);
+    const slotsByService = await targetSlots;
+    for (const [i, s] of services.entries()) {
+      const hostSlots = slotsByService[i]!;
       const data = await readDataFacts(stage, s, live[s]!, from, fromLive?.[s]);
       facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...(data ? { data } : {}) };
     }

@@ -4,7 +4,7 @@
  * its hosts. Hosts of different stages never talk to each other.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { CommandFailed, UpdateserverError } from '../errors.js';
@@ -60,7 +60,6 @@ export async function stageLocalSource(project: Project, stage: Stage, service: 
   return { release, cacheDir, source: `${src} (${manifest.files} files)` };
 }
 
-/** Brings the previous stage's live release into the cache and checks it against its manifest. */
 /**
  * Brings the previous stage's live release into the cache and checks it against its manifest. Only
  * the files the manifest lists travel: what the build step made on the source host (node_modules, a
@@ -70,10 +69,16 @@ export async function pullStageRelease(project: Project, from: Stage, service: S
   const root = cacheRoot(project, service.name);
   await mkdir(root, { recursive: true });
   const cacheDir = join(root, release);
-  const previous = await newestCached(root, release);
   const manifest = await run(transport, `cat ${quote(`${releaseDir(service, release)}/${MANIFEST}`)}`, { what: `reading the manifest of ${release}` });
-  const list = join(root, `.files-${release}`);
   const paths = manifest.stdout.split('\n').filter(Boolean).map((line) => line.slice(line.indexOf('  ') + 2));
+  const described = `stage ${from.name}, ${host.name}:${releaseDir(service, release)} (slot ${slot}, ${paths.length} files)`;
+  // The usual case: this machine relayed the release into the previous stage and still holds it. If
+  // the cached copy matches the manifest the source host has now, it is that release, byte for byte,
+  // and a second transfer would only repeat it.
+  if (await cachedCopyMatches(cacheDir, manifest.stdout)) return { release, cacheDir, source: `${described}, already in the local cache` };
+  await rm(cacheDir, { recursive: true, force: true });
+  const previous = await newestCached(root, release);
+  const list = join(root, `.files-${release}`);
   await writeFile(list, [MANIFEST, ...paths].join('\n') + '\n');
   try {
     await rsyncLocal(rsyncArgv({
@@ -84,11 +89,24 @@ export async function pullStageRelease(project: Project, from: Stage, service: S
   } finally {
     await rm(list, { force: true });
   }
-  const verify = await runLocal(['bash', '-c', `cd ${quoteAll([cacheDir])} && sha256sum --quiet --strict -c ${MANIFEST}`]);
+  const verify = await verifyCached(cacheDir);
   if (verify.code !== 0) {
+    // Nothing that failed its check stays in the cache, where the next run could take it for the release.
+    await rm(cacheDir, { recursive: true, force: true });
     throw new CommandFailed(host.name, `sha256sum -c ${MANIFEST}`, verify, `release ${release} pulled from stage ${from.name} does not match its manifest`);
   }
-  return { release, cacheDir, source: `stage ${from.name}, ${host.name}:${releaseDir(service, release)} (slot ${slot}, ${paths.length} files)` };
+  return { release, cacheDir, source: described };
+}
+
+function verifyCached(cacheDir: string) {
+  return runLocal(['bash', '-c', `cd ${quoteAll([cacheDir])} && sha256sum --quiet --strict -c ${MANIFEST}`]);
+}
+
+/** True when the cached copy's manifest is the source's, and every file in it still matches. */
+async function cachedCopyMatches(cacheDir: string, sourceManifest: string): Promise<boolean> {
+  const cached = await readFile(join(cacheDir, MANIFEST), 'utf8').catch(() => undefined);
+  if (cached === undefined || cached !== sourceManifest) return false;
+  return (await verifyCached(cacheDir)).code === 0;
 }
 
 /** Bytes a release takes, for the disk check before copying. */

@@ -159,10 +159,15 @@ test('a file deleted at the source is gone from the new release on every host an
   console.log(`deleted ${gone.join(', ')}: gone from ${dev.release} (dev1) and ${beta.release} (${p.betaHosts.join(', ')}), still in the releases before`);
 });
 
-test('a release altered in transit aborts the promotion with exit 1; live untouched, nothing new pointed at', async () => {
+test('a release altered in transit aborts the promotion with exit 1; live untouched, nothing new pointed at, nothing left in the cache', async () => {
   const release = await newDevRelease();
   const before = await liveState();
   const releasesBefore = p.betaHosts.map(releasesOn);
+  // This machine relayed the release into dev and still holds it, verified, in its cache: beta would
+  // take that copy and never pull. Without it (another operator's machine), the pull happens.
+  const cached = join(p.project.stateDir, 'cache', 'web', release);
+  assert.ok(existsSync(join(cached, MANIFEST)), `${cached} holds the release relayed into dev`);
+  await rm(cached, { recursive: true });
   // The copy on dev's host no longer matches its manifest: one byte appended to server.mjs.
   const file = join(releaseDir('dev1', release), 'server.mjs');
   const original = await readFile(file);
@@ -173,6 +178,7 @@ test('a release altered in transit aborts the promotion with exit 1; live untouc
     const message = json.error?.message ?? '';
     console.log(`beta exited ${r.code}: ${message.split('\n').slice(0, 3).join(' | ')}`);
     assert.match(message, new RegExp(`^dev1: release ${release} pulled from stage dev does not match its manifest`));
+    assert.equal(existsSync(cached), false, 'the altered copy is not kept in the cache');
     assert.deepEqual(await liveState(), before, 'beta serves the same release from the same slot');
     assert.deepEqual(p.betaHosts.map(releasesOn), releasesBefore, 'no release copied to any beta host');
     for (const h of p.betaHosts) {
@@ -182,6 +188,24 @@ test('a release altered in transit aborts the promotion with exit 1; live untouc
   } finally {
     await writeFile(file, original);
   }
+});
+
+test('the release relayed into dev is taken from the local cache, unless the cached copy no longer matches the manifest: then it is pulled again', async () => {
+  // Untouched cache: no second transfer from dev; the plan says where the release came from.
+  const release = await newDevRelease();
+  const first = await promoteOk('beta');
+  assert.equal(first.release, release);
+  assert.match(JSON.stringify(first.json.plan), /already in the local cache/);
+  // A cached file changed on this machine: the copy fails its manifest, is dropped and pulled afresh.
+  const next = await newDevRelease();
+  const cachedFile = join(p.project.stateDir, 'cache', 'web', next, 'server.mjs');
+  await appendFile(cachedFile, '// changed in the cache\n');
+  const second = await promoteOk('beta');
+  assert.equal(second.release, next);
+  assert.doesNotMatch(JSON.stringify(second.json.plan), /already in the local cache/);
+  const good = readFileSync(join(releaseDir('dev1', next), 'server.mjs'), 'utf8');
+  assert.equal(readFileSync(cachedFile, 'utf8'), good, 'the cache holds dev\'s copy again');
+  for (const h of p.betaHosts) assert.equal(readFileSync(join(releaseDir(h, next), 'server.mjs'), 'utf8'), good, `${h} got dev's copy`);
 });
 
 test('the build step runs in every new release on every host; a failing build stops the run naming the host, with its output', async () => {

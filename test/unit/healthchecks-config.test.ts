@@ -303,7 +303,7 @@ test('an http attempt that times out names the request in its error', async () =
     assert.ok(err instanceof HealthCheckFailed);
     const report = (err as unknown as { report: CheckReport }).report;
     assert.equal(report.attempts, 1);
-    assert.equal(report.lastError, `GET http://127.0.0.1:${port}/health: Timeout awaiting 'request' for 100ms`);
+    assert.equal(report.lastError, `GET http://127.0.0.1:${port}/health: no answer within 100 ms`);
   } finally {
     server.closeAllConnections();
     server.close();
