@@ -28,7 +28,7 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       const argv = ctx.tunnel && action.push && host
         ? rsyncArgv({ source: `${action.push.cacheDir}/`, destination: tunnelSpec(host, `${action.push.releaseDir}/`), rsh: ctx.tunnel.rsh(), ...(action.push.linkDest ? { linkDest: action.push.linkDest } : {}) })
         : action.argv;
-      const result = await runLocal(argv, { host: action.host ?? 'local' });
+      const result = await runLocal(argv, { host: action.host ?? 'local', ...(argv !== action.argv && ctx.tunnel ? { env: ctx.tunnel.env() } : {}) });
       if (result.code !== 0) throw new CommandFailed(action.host ?? 'local', quoteAll(argv), result, action.title);
       const sent = argv[0] === 'rsync' ? bytesSent(result.stdout) : undefined;
       if (sent !== undefined) {

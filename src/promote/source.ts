@@ -33,8 +33,8 @@ async function newestCached(root: string, except: string): Promise<string | unde
   return withTimes.sort((a, b) => b.t - a.t)[0]?.name;
 }
 
-async function rsyncLocal(argv: string[], host: string, what: string): Promise<void> {
-  const result = await runLocal(argv, { host });
+async function rsyncLocal(argv: string[], host: string, what: string, env?: NodeJS.ProcessEnv): Promise<void> {
+  const result = await runLocal(argv, { host, ...(env ? { env } : {}) });
   if (result.code !== 0) throw new CommandFailed(host, quoteAll(argv), result, what);
 }
 
@@ -85,7 +85,7 @@ export async function pullStageRelease(project: Project, from: Stage, service: S
       source: tunnel ? tunnelSpec(host, `${releaseDir(service, release)}/`) : remoteSpec(host, `${releaseDir(service, release)}/`), destination: `${cacheDir}/`, remote: host, filesFrom: list,
       ...(tunnel ? { rsh: tunnel.rsh() } : {}),
       ...(previous ? { linkDest: `../${previous}` } : {}),
-    }), host.name, `pulling release ${release} from stage ${from.name}`);
+    }), host.name, `pulling release ${release} from stage ${from.name}`, tunnel?.env());
   } finally {
     await rm(list, { force: true });
   }

@@ -1,37 +1,37 @@
-#!/usr/bin/env node
 /*
- * The "remote shell" rsync runs when updateserver relays code: instead of opening a new SSH
- * connection (a handshake and a process per transfer), it asks the running updateserver, through a
- * private UNIX socket, to run rsync's remote side over the SSH connection it already has, verified
- * against known_hosts like every other. rsync calls it as: <this> <socket> <host> <command...>.
- * Frames from the server: 1 byte type (1 stdout, 2 stderr, 3 exit status), 4 bytes length, payload.
+ * The "remote shell" rsync runs when updateserver relays code (see tunnel.ts), as a bash script: rsync
+ * calls it as `bash <script> <host> <command...>` with UPDATESERVER_TUNNEL="<port> <token> <dir>" in
+ * its environment. It connects to the tunnel on 127.0.0.1 twice (the command's stdin, and the request
+ * with the command's output), and relays its stdin and stdout through them. When the remote command has exited the tunnel
+ * closes the socket, having written the command's stderr and exit status to <dir>/<id>.err|.status;
+ * the script passes those on, like ssh does.
  */
-import { createConnection } from 'node:net';
+export const TUNNEL_ENV = 'UPDATESERVER_TUNNEL';
 
-const [socketPath, host, ...command] = process.argv.slice(2);
-if (!socketPath || !host || command.length === 0) {
-  process.stderr.write('usage: tunnel-client <socket> <host> <command...>\n');
-  process.exit(255);
-}
-const socket = createConnection(socketPath);
-let buffer = Buffer.alloc(0);
-let status = 255;
-socket.on('connect', () => {
-  socket.write(`${JSON.stringify({ host, command: command.join(' ') })}\n`);
-  process.stdin.pipe(socket);
-});
-socket.on('data', (chunk: Buffer) => {
-  buffer = Buffer.concat([buffer, chunk]);
-  while (buffer.length >= 5) {
-    const len = buffer.readUInt32BE(1);
-    if (buffer.length < 5 + len) break;
-    const type = buffer[0];
-    const payload = buffer.subarray(5, 5 + len);
-    buffer = buffer.subarray(5 + len);
-    if (type === 1) process.stdout.write(payload);
-    else if (type === 2) process.stderr.write(payload);
-    else if (type === 3) status = payload.readInt32BE(0);
-  }
-});
-socket.on('error', (err) => { process.stderr.write(`updateserver tunnel: ${err.message}\n`); process.exit(255); });
-socket.on('close', () => { process.stdout.end(() => process.exit(status)); });
+export const TUNNEL_CLIENT = `#!/bin/bash
+# updateserver's rsync remote shell: see src/transport/tunnel.ts. Generated; removed after the run.
+read -r port token dir <<<"\${${TUNNEL_ENV}:-}"
+if [ -z "$token" ] || [ $# -lt 2 ]; then echo "updateserver tunnel: run by rsync within updateserver only" >&2; exit 255; fi
+host=$1; shift
+id="$$.$RANDOM"
+# Two connections: "out" carries the request and the command's output; "in" carries stdin, in the
+# background (with stdin given explicitly: a background job's is /dev/null otherwise). When stdin ends,
+# that subshell exits and its connection closes: the remote command sees the end of its input.
+{
+  exec 4<>"/dev/tcp/127.0.0.1/$port" || exit 255
+  printf '%s\\t%s\\tin\\t%s\\t\\n' "$token" "$id" "$host" >&4
+  cat >&4
+} <&0 &
+in=$!
+exec 3<>"/dev/tcp/127.0.0.1/$port" || { echo "updateserver tunnel: cannot connect to 127.0.0.1:$port" >&2; kill "$in" 2>/dev/null; exit 255; }
+printf '%s\\t%s\\tout\\t%s\\t%s\\n' "$token" "$id" "$host" "$*" >&3
+# The output until the tunnel closes the connection, after the remote command has exited.
+cat <&3
+kill "$in" 2>/dev/null
+exec 3>&-
+[ -f "$dir/$id.err" ] && cat "$dir/$id.err" >&2
+status=255
+[ -f "$dir/$id.status" ] && read -r status < "$dir/$id.status"
+rm -f "$dir/$id.err" "$dir/$id.status"
+exit "$status"
+`;

@@ -1,85 +1,157 @@
 /*
- * Lets rsync use the SSH connections a run already holds (see tunnel-client.ts): a UNIX socket in a
- * private directory, one request per rsync, the remote command run over the host's ssh2 connection.
- * No new handshake per transfer and one host-key policy for everything; without a tunnel (or for a
- * host without an SSH connection) rsync falls back to OpenSSH with the same strict options.
+ * Lets rsync use the SSH connections a run already holds: rsync's "remote shell" is a few lines of bash
+ * (tunnel-client.ts) that connect back to this process over loopback TCP; the remote side of rsync
+ * then runs over the host's ssh2 connection. No new handshake per transfer and one host-key policy
+ * for everything; without a tunnel (or for a host without an SSH connection) rsync falls back to
+ * OpenSSH with the same strict options.
+ *
+ * Why bash and TCP rather than a Node client on a UNIX socket: rsync starts its remote shell for every
+ * transfer, and a Node process costs 40 ms of CPU to start on an idle machine and several hundred on a
+ * loaded 2-core one (measured: bench/README.md, "Start-up"); bash's /dev/tcp connects in a few.
+ * The port is on 127.0.0.1 only, and a connection must first present a random token that reaches the
+ * client through rsync's environment (never its argv, which `ps` shows to every user). The remote
+ * command's stderr and exit status go through files in a private directory (0700), read by the
+ * client once the data stream has ended.
  */
-import { createServer, type Server, type Socket } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { TUNNEL_CLIENT, TUNNEL_ENV } from './tunnel-client.js';
 
 export interface StreamingTransport {
   /** Runs a command with its stdin/stdout/stderr as streams; resolves the exit status on close. */
   stream(command: string): Promise<{ channel: Duplex & { stderr: NodeJS.ReadableStream }; exit: Promise<number> }>;
 }
 
-const CLIENT = join(dirname(fileURLToPath(import.meta.url)), 'tunnel-client.js');
+/**
+ * A request line: token, request id, role, host, command; tab-separated. Each request uses two
+ * connections: `out` carries the command and its output, `in` the command's stdin, so that the
+ * end of rsync's input reaches the remote command (bash cannot half-close a socket, only close it).
+ */
+const REQUEST = /^([0-9a-f]{64})\t([0-9A-Za-z.]{1,40})\t(in|out)\t([^\t]+)\t([^\n]*)$/;
+const MAX_REQUEST = 64 * 1024;
+/** How long one half of a request waits for the other before both are dropped. */
+const PAIRING_MS = 30_000;
 
-function frame(type: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(5);
-  head[0] = type;
-  head.writeUInt32BE(payload.length, 1);
-  return Buffer.concat([head, payload]);
-}
+type Channel = Duplex & { stderr: NodeJS.ReadableStream };
+interface Pending { channel: Promise<Channel | undefined>; open(c: Channel | undefined): void; timer: NodeJS.Timeout }
 
 export class ExecTunnel {
-  private constructor(private readonly server: Server, private readonly dir: string, readonly socket: string) {}
+  private constructor(private readonly server: Server, private readonly sockets: Set<Socket>, private readonly dir: string, private readonly port: number, private readonly token: string) {}
 
   static async open(resolve: (host: string) => StreamingTransport | undefined): Promise<ExecTunnel> {
+    // mkdtemp creates the directory 0700: the client script and the result files are this user's alone.
     const dir = await mkdtemp(join(tmpdir(), 'updateserver-tunnel-'));
-    const socketPath = join(dir, 's');
-    const server = createServer({ allowHalfOpen: true }, (socket) => { void serve(socket, resolve); });
-    await new Promise<void>((ok, fail) => { server.once('error', fail); server.listen(socketPath, ok); });
+    const token = randomBytes(32).toString('hex');
+    await writeFile(join(dir, 'rsh'), TUNNEL_CLIENT, { mode: 0o700 });
+    const pending = new Map<string, Pending>();
+    const sockets = new Set<Socket>();
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      serve(socket, token, dir, pending, resolve);
+    });
+    await new Promise<void>((ok, fail) => { server.once('error', fail); server.listen(0, '127.0.0.1', ok); });
     server.unref();
-    return new ExecTunnel(server, dir, socketPath);
+    return new ExecTunnel(server, sockets, dir, (server.address() as AddressInfo).port, token);
   }
 
   /** The -e argument for rsync. */
   rsh(): string {
-    return `${process.execPath} ${CLIENT} ${this.socket}`;
+    return `bash ${join(this.dir, 'rsh')}`;
+  }
+
+  /** The environment rsync needs to run with for rsh() to reach this tunnel. */
+  env(): NodeJS.ProcessEnv {
+    return { ...process.env, [TUNNEL_ENV]: `${this.port} ${this.token} ${this.dir}` };
   }
 
   async close(): Promise<void> {
+    // A transfer still running when the run ends (it failed elsewhere) is cut, not waited for.
+    for (const s of this.sockets) s.destroy();
     await new Promise<void>((ok) => this.server.close(() => ok()));
     await rm(this.dir, { recursive: true, force: true });
   }
 }
 
-async function serve(socket: Socket, resolve: (host: string) => StreamingTransport | undefined): Promise<void> {
+function serve(socket: Socket, token: string, dir: string, pending: Map<string, Pending>, resolve: (host: string) => StreamingTransport | undefined): void {
+  socket.on('error', () => {});
   let head = Buffer.alloc(0);
-  const onData = async (chunk: Buffer) => {
+  const onData = (chunk: Buffer): void => {
     head = Buffer.concat([head, chunk]);
     const nl = head.indexOf(10);
-    if (nl < 0) return;
-    socket.off('data', listener);
-    socket.pause();
-    const rest = head.subarray(nl + 1);
-    const fail = (msg: string) => { socket.write(frame(2, Buffer.from(`${msg}\n`))); socket.end(frame(3, Buffer.from([0, 0, 0, 255]))); };
-    let request: { host: string; command: string };
-    try { request = JSON.parse(head.subarray(0, nl).toString()) as typeof request; } catch { return fail('bad request'); }
-    const transport = resolve(request.host);
-    if (!transport) return fail(`updateserver has no SSH connection to ${request.host}`);
-    try {
-      const { channel, exit } = await transport.stream(request.command);
-      channel.on('data', (d: Buffer) => socket.write(frame(1, d)));
-      channel.stderr.on('data', (d: Buffer) => socket.write(frame(2, Buffer.from(d))));
-      if (rest.length > 0) channel.write(rest);
-      socket.on('data', (d: Buffer) => channel.write(d));
-      socket.on('end', () => channel.end());
-      socket.on('error', () => channel.destroy());
-      socket.resume();
-      const code = await exit;
-      const status = Buffer.alloc(4);
-      status.writeInt32BE(code, 0);
-      socket.end(frame(3, status));
-    } catch (err) {
-      fail(`updateserver tunnel: ${(err as Error).message}`);
+    if (nl < 0) {
+      if (head.length > MAX_REQUEST) socket.destroy();
+      return;
     }
+    socket.off('data', onData);
+    socket.pause();
+    const m = REQUEST.exec(head.subarray(0, nl).toString());
+    // Anything but a request with the right token is dropped without a word.
+    if (!m || !timingSafeEqual(Buffer.from(m[1]!), Buffer.from(token))) { socket.destroy(); return; }
+    const [, , id, role, host, command] = m as unknown as [string, string, string, 'in' | 'out', string, string];
+    const request = pairOf(pending, id);
+    const rest = head.subarray(nl + 1);
+    if (role === 'in') void feed(socket, rest, request);
+    else void relay(socket, join(dir, id), host, command, request, resolve);
   };
-  const listener = (chunk: Buffer) => { void onData(chunk); };
-  socket.on('data', listener);
-  socket.on('error', () => {});
+  socket.on('data', onData);
+}
+
+/** The meeting point of a request's two connections, whichever comes first. */
+function pairOf(pending: Map<string, Pending>, id: string): Pending {
+  const found = pending.get(id);
+  if (found) {
+    pending.delete(id);
+    clearTimeout(found.timer);
+    return found;
+  }
+  let open!: (c: Channel | undefined) => void;
+  const channel = new Promise<Channel | undefined>((r) => { open = r; });
+  const timer = setTimeout(() => { pending.delete(id); open(undefined); }, PAIRING_MS);
+  timer.unref();
+  const entry = { channel, open, timer };
+  pending.set(id, entry);
+  return entry;
+}
+
+/** The `in` connection: everything it brings goes to the command's stdin, and its end ends that stdin. */
+async function feed(socket: Socket, rest: Buffer, request: Pending): Promise<void> {
+  const channel = await request.channel;
+  if (!channel) { socket.destroy(); return; }
+  if (rest.length > 0) channel.write(rest);
+  socket.pipe(channel);
+  socket.on('error', () => channel.end());
+  // Half-open sockets are allowed (the output side needs that); this one carries nothing back.
+  socket.on('end', () => socket.end());
+  socket.resume();
+}
+
+async function relay(socket: Socket, results: string, host: string, command: string, request: Pending, resolve: (host: string) => StreamingTransport | undefined): Promise<void> {
+  // Written before the data stream ends: the client reads them as soon as it has.
+  const finish = async (code: number, stderr: string) => {
+    await writeFile(`${results}.err`, stderr).catch(() => {});
+    await writeFile(`${results}.status`, `${code}\n`).catch(() => {});
+    socket.end();
+  };
+  const transport = resolve(host);
+  if (!transport) {
+    request.open(undefined);
+    return finish(255, `updateserver has no SSH connection to ${host}\n`);
+  }
+  try {
+    const { channel, exit } = await transport.stream(command);
+    const stderr: Buffer[] = [];
+    channel.pipe(socket, { end: false });
+    channel.stderr.on('data', (d: Buffer) => stderr.push(Buffer.from(d)));
+    request.open(channel);
+    const code = await exit;
+    await finish(code, Buffer.concat(stderr).toString());
+  } catch (err) {
+    request.open(undefined);
+    await finish(255, `updateserver tunnel: ${(err as Error).message}\n`);
+  }
 }
