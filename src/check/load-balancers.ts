@@ -16,9 +16,22 @@ import { errnoOf, ok, problem, type Finding } from './finding.js';
 /** LoadBalancerError messages start with the load balancer's name, which the finding's subject already says. */
 const detailOf = (lb: LoadBalancer, err: unknown) => describeError(err).replace(`load balancer ${lb.name}: `, '');
 
-function socketFix(stage: Stage, lb: LoadBalancer, err: unknown): string | undefined {
+/**
+ * Through SSH a failed socket forward says only "open failed": the socket file, looked at on the
+ * host, tells why, in the errno a local connect would have given.
+ */
+export function socketStateCommand(socket: string): string {
+  const s = quote(socket);
+  return `if [ -S ${s} ]; then if [ -r ${s} ] && [ -w ${s} ]; then echo ECONNREFUSED; else echo EACCES; fi; elif [ -e ${s} ]; then echo ENOTSOCK; else echo ENOENT; fi`;
+}
+
+const SOCKET_STATES: Record<string, string> = {
+  ENOENT: 'there is no such file', EACCES: 'permission denied', ENOTSOCK: 'it is not a socket', ECONNREFUSED: 'nothing listens on it',
+};
+
+function socketFix(stage: Stage, lb: LoadBalancer, code: string | undefined, err: unknown): string | undefined {
   const setting = `loadBalancers.${lb.name}.socket in ${stage.file}`;
-  switch (errnoOf(err)) {
+  switch (code) {
     case 'ENOENT':
       return `start HAProxy, or set ${setting} to the path of its \`stats socket <path> level admin\` line`;
     case 'EACCES':
@@ -49,7 +62,16 @@ export async function probeLoadBalancers(stage: Stage, transports: ReadonlyMap<s
       const info = await haproxy.info();
       findings.push(ok(subject, 'runtime API', `HAProxy ${info.Version ?? '(version not shown)'} answers on ${lb.socket} (${where})`));
     } catch (err) {
-      findings.push(problem(subject, 'runtime API', detailOf(lb, err), socketFix(stage, lb, err)));
+      let code = errnoOf(err);
+      let detail = detailOf(lb, err);
+      if (lb.host !== undefined) {
+        const state = (await files.exec(socketStateCommand(lb.socket))).stdout.trim();
+        if (state in SOCKET_STATES) {
+          code = state;
+          detail = `${lb.socket} on host ${lb.host}: ${SOCKET_STATES[state]} (${detail})`;
+        }
+      }
+      findings.push(problem(subject, 'runtime API', detail, socketFix(stage, lb, code, err)));
       continue;
     }
     try {

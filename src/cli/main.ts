@@ -93,8 +93,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program.command('init [dir]')
     .description('write a starter project into [dir] (default: the current directory): profiles/ for two stages, healthchecks/, lb-templates/, migrations/ with an example, a systemd template unit for slots, and the JSON Schemas the YAML files name for editors')
     .option('-f, --force', 'overwrite files that exist already (without it, init names them and writes nothing)')
+    .option('-C, --project <dir>', 'the directory, as for the other commands ([dir] wins when both are given)')
     .option('--json', 'print the result as JSON on stdout')
-    .action(async (dir: string | undefined, flags: { force?: boolean; json?: boolean }) => setExit(await (await import('./init.js')).runInit(dir, flags)));
+    .action(async (dir: string | undefined, flags: { force?: boolean; json?: boolean; project?: string }) => setExit(await (await import('./init.js')).runInit(dir ?? flags.project, flags)));
 
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')
