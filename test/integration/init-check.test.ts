@@ -137,3 +137,35 @@ test('init in an empty directory, check names what is broken with its fix, the f
   assert.equal(answer.status, 200, answer.body);
   assert.match(answer.body, /"slot":"b"/);
 });
+
+test('check probes a service\'s database read-only: server version and which slot databases exist, or the fix when the server cannot be reached', async () => {
+  const original = await readFile(join(project, 'profiles', 'dev.yaml'), 'utf8');
+  const withDatabase = (engine: string, port: number) => original.replace(/^ {4}checks: web.*\n/m, [
+    '    checks: web',
+    '    database:',
+    `      engine: ${engine}`,
+    `      port: ${port}`,
+    '      names: { a: ustest_ops_web_a, b: ustest_ops_web_b }',
+    '',
+  ].join('\n'));
+  try {
+    for (const [engine, port, product] of [['postgres', 5432, /PostgreSQL \d+/], ['mysql', 3306, /\d+\.\d+\.\d+/]] as const) {
+      await writeFile(join(project, 'profiles', 'dev.yaml'), withDatabase(engine, port));
+      const { r, report } = await check('dev');
+      assert.equal(r.code, 0, explain(r));
+      const connect = report.findings.find((f) => f.subject === 'database web' && f.check === 'connect');
+      assert.ok(connect?.ok, JSON.stringify(report.findings, null, 2));
+      assert.match(connect.detail, product);
+      const slots = report.findings.find((f) => f.subject === 'database web' && f.check === 'slot databases');
+      assert.equal(slots?.detail, 'ustest_ops_web_a, ustest_ops_web_b will be created by the first promotion');
+    }
+    await writeFile(join(project, 'profiles', 'dev.yaml'), withDatabase('postgres', 5499));
+    const { r, report } = await check('dev');
+    assert.equal(r.code, 1, explain(r));
+    assert.deepEqual(failures(report).map((f) => `${f.subject}/${f.check}`), ['database web/connect']);
+    assert.match(failures(report)[0]!.detail, /postgres:\/\/postgres@127\.0\.0\.1:5499\/postgres: .*ECONNREFUSED/);
+    assert.match(failures(report)[0]!.fix ?? '', /check that postgres runs on 127\.0\.0\.1:5499/);
+  } finally {
+    await writeFile(join(project, 'profiles', 'dev.yaml'), original);
+  }
+});
