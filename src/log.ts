@@ -25,7 +25,7 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const transports: winston.transport[] = [];
-  const color = options.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR);
+  const color = options.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb');
   transports.push(new winston.transports.Console({
     level: options.consoleLevel ?? 'info',
     // The console is for people; stdout stays free for results (--json).

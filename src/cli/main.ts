@@ -84,6 +84,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', '\nExamples:\n  updateserver migrate status prod\n  updateserver migrate resolve prod web 12 --slot b -m "added the missing index by hand"')
     .action(async (action: string, stage: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }) => setExit(await (await import('./migrate.js')).runMigrate(action, stage, service, version, flags)));
 
+  addCommonOptions(program.command('check <stage>')
+    .summary('try everything a promotion into <stage> needs, changing nothing; print each problem with its fix')
+    .description('validate the profiles and templates of <stage> offline, then try every host (SSH with the strict host key policy, rsync, write access and disk under each service root), load balancer (runtime socket, level admin, map file) and database (connect, version), changing nothing; each failure is printed with its fix')
+    .option('--offline', 'only the checks that need no network: profiles, health checks, templates, source, migrations'))
+    .addHelpText('after', '\nExit status: 0 every check passed, 1 some failed (each with "fix:"), 2 wrong usage.\n\nExamples:\n  updateserver check beta\n  updateserver check prod --json | jq \'.findings[] | select(.ok | not)\'')
+    .action(async (stage: string, flags: { json?: boolean; offline?: boolean; project?: string; stateDir?: string }) => setExit(await (await import('./check.js')).runCheck(stage, flags)));
+
+  program.command('init [dir]')
+    .summary('write a commented starter project (profiles, health checks, HAProxy template, migrations, systemd unit)')
+    .description('write a starter project into [dir] (default: the current directory): profiles/ for two stages, healthchecks/, lb-templates/, migrations/ with an example, a systemd template unit for slots, and the JSON Schemas the YAML files name for editors')
+    .option('-f, --force', 'overwrite files that exist already (without it, init names them and writes nothing)')
+    .option('-C, --project <dir>', 'the directory, as for the other commands ([dir] wins when both are given)')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (dir: string | undefined, flags: { force?: boolean; json?: boolean; project?: string }) => setExit(await (await import('./init.js')).runInit(dir ?? flags.project, flags)));
+
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')
     .description('print the HAProxy configuration of each load balancer of <stage>, rendered from lb-templates/haproxy.cfg')

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Project } from './model.js';
-import { name, type HttpCheckData } from './schema.js';
+import { name, SINGLE_LINE, type HttpCheckData } from './schema.js';
 import { readYamlFile } from './yaml-file.js';
 
 const millis = (max: number) => z.int({ error: `expected a duration in milliseconds (integer 0-${max})` }).min(0).max(max);
@@ -43,19 +43,22 @@ export const httpSpec = z.strictObject({
   maxLatencyMs: millis(600_000).optional(),
 });
 
+const CHECK_KINDS = ['http', 'tcp', 'command', 'sql'] as const;
+
 export const check = z.strictObject({
   name: name(),
   http: httpSpec.optional(),
   /** The slot's port (pre) or the service's frontend (post, watch) accepts a TCP connection. */
   tcp: z.strictObject({}).optional(),
   /** A command run over SSH on the slot's host exits 0; placeholders as in start commands. */
-  command: z.strictObject({ run: z.string().min(1).refine((s) => !s.includes('\n'), { error: 'expected a single-line command' }) }).optional(),
+  command: z.strictObject({ run: z.string().min(1).regex(SINGLE_LINE, { error: 'expected a single-line command' }) }).optional(),
   /** A query on the slot's database returns the expected value (first column of the first row, as text). */
   sql: z.strictObject({ query: z.string().min(1), expect: z.string() }).optional(),
   ...retry,
-}).refine((c) => [c.http, c.tcp, c.command, c.sql].filter((k) => k !== undefined).length === 1, {
+}).refine((c) => CHECK_KINDS.filter((k) => c[k] !== undefined).length === 1, {
   error: 'expected exactly one of http, tcp, command or sql',
-});
+  // The same rule for the JSON Schema, which cannot run the function above.
+}).meta({ oneOf: CHECK_KINDS.map((k) => ({ required: [k] })) });
 
 export const healthchecksFile = z.strictObject({
   pre: z.array(check).default([]),

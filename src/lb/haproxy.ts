@@ -18,6 +18,8 @@ const serverRef = (backend: string, server: string): string =>
 
 export const SHOW_STAT = 'show stat';
 export const SHOW_INFO = 'show info';
+/** admin, operator or user: what the socket's `level` lets this connection do (switching needs admin). */
+export const SHOW_CLI_LEVEL = 'show cli level';
 
 export function serverHealthCommand(backend: string, server: string, health: ServerHealth): string {
   return `set server ${serverRef(backend, server)} health ${health}`;
@@ -63,6 +65,10 @@ export class Haproxy {
 
   async info(): Promise<Record<string, string>> {
     return this.parsed(SHOW_INFO, parseShowInfo);
+  }
+
+  async cliLevel(): Promise<string> {
+    return this.parsed(SHOW_CLI_LEVEL, (text) => text.trim());
   }
 
   /**

@@ -1,0 +1,87 @@
+/*
+ * The part of `check` that needs no network: the profiles of the pipeline up to the stage, the
+ * health-check files they name, the HAProxy template rendered for every load balancer, the first
+ * stage's source directory, the migrations, and the project's copies of the JSON Schemas.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadPipeline } from '../config/load.js';
+import type { Project, Stage } from '../config/model.js';
+import { jsonSchemaText, SCHEMA_FILES, type SchemaName } from '../config/json-schema.js';
+import { loadMigrations } from '../data/migrations/files.js';
+import { ConfigError, describeError, formatIssue } from '../errors.js';
+import { loadHaproxyTemplate, renderHaproxyConfig } from '../lb/config.js';
+import { PACKAGE_DIR } from '../init/init.js';
+import { ok, problem, type Finding } from './finding.js';
+
+export interface OfflineResult {
+  findings: Finding[];
+  /** The pipeline, target first; undefined when the profiles are not valid (then nothing is probed). */
+  pipeline: Stage[] | undefined;
+}
+
+export async function checkOffline(project: Project, stageName: string): Promise<OfflineResult> {
+  let pipeline: Stage[];
+  try {
+    pipeline = await loadPipeline(project, stageName);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return {
+      pipeline: undefined,
+      findings: err.issues.map((issue) => problem('profiles', 'valid', formatIssue(issue), err.hint ?? 'correct the file (every key is described in docs/profiles.md)')),
+    };
+  }
+  const stage = pipeline[0]!;
+  const findings: Finding[] = [ok('profiles', 'valid', `${pipeline.map((s) => s.file).reverse().join(' -> ')}: valid, with the health-check files they name`)];
+  findings.push(...checkTemplate(project, stage), checkSource(project, pipeline[pipeline.length - 1]!), ...(await checkMigrations(stage)), ...(await checkSchemaCopies(project)));
+  return { findings, pipeline };
+}
+
+function checkTemplate(project: Project, stage: Stage): Finding[] {
+  const template = loadHaproxyTemplate(project);
+  return Object.values(stage.loadBalancers).map((lb) => {
+    try {
+      renderHaproxyConfig(stage, lb, { template });
+      return ok(`load balancer ${lb.name}`, 'template', `${template.file} renders (updateserver lb render ${stage.name})`);
+    } catch (err) {
+      return problem(`load balancer ${lb.name}`, 'template', describeError(err), `correct ${template.file}: it may use {{name}} values and {{#list}}...{{/list}} sections of the view in src/lb/config.ts`);
+    }
+  });
+}
+
+function checkSource(project: Project, first: Stage): Finding {
+  const dir = first.sourcePath!;
+  const where = `${first.file}: source.path`;
+  if (!existsSync(dir)) return problem('source', 'directory', `${dir} does not exist (${where})`, `put the code to release in ${dir}, or point ${where} at it`);
+  if (!statSync(dir).isDirectory()) return problem('source', 'directory', `${dir} is not a directory (${where})`, `point ${where} at the directory holding the code`);
+  return ok('source', 'directory', `${dir} (stage ${first.name}'s code)`);
+}
+
+async function checkMigrations(stage: Stage): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const service of Object.values(stage.services)) {
+    if (!service.database) continue;
+    const subject = `migrations ${service.name}`;
+    try {
+      const migrations = await loadMigrations(service.database.migrations);
+      findings.push(ok(subject, 'files', `${migrations.length} in ${service.database.migrations}${migrations.length ? `, up to version ${migrations[migrations.length - 1]!.version}` : ''}`));
+    } catch (err) {
+      findings.push(problem(subject, 'files', describeError(err), 'rename or correct the files: V<version>__<name>.sql, or one migrations.sql cut by "-- version: <n> <name>" lines'));
+    }
+  }
+  return findings;
+}
+
+/** A schema copied by init goes stale when updateserver is upgraded; the editor would then check against old rules. */
+async function checkSchemaCopies(project: Project): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const which of Object.keys(SCHEMA_FILES) as SchemaName[]) {
+    const file = SCHEMA_FILES[which].file;
+    const copy = join(project.dir, file);
+    if (!existsSync(copy)) continue;
+    if ((await readFile(copy, 'utf8')) === jsonSchemaText(which)) findings.push(ok('schema', file, 'the same as this updateserver\'s'));
+    else findings.push(problem('schema', file, `differs from this updateserver's: an editor would check ${SCHEMA_FILES[which].describes} against other rules`, `cp ${join(PACKAGE_DIR, file)} ${copy}`));
+  }
+  return findings;
+}
