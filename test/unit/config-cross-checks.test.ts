@@ -55,14 +55,14 @@ test('a slot on the load balancer\'s address cannot take a listen port; elsewher
 });
 
 test('start and stop may use every placeholder and no other', () => {
-  const all = './app {stage} {service} {host} {address} {slot} {port} {dir} {release} ${HOME} $home';
+  const all = './app {stage} {service} {host} {address} {slot} {port} {dir} {release} {config} ${HOME} $home';
   assert.deepEqual(check({ services: { web: web({ start: all, stop: all }) } }), []);
   const issues = check({ services: { web: web({ start: './app {port} {name} {name}', stop: 'kill {pid}' }) } });
   assert.deepEqual(issues.map((i) => [i.path, i.message.split(' (')[0]]), [
     ['services.web.start', 'unknown placeholder {name}'],
     ['services.web.stop', 'unknown placeholder {pid}'],
   ]);
-  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\}\)$/);
+  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\} \{config\}\)$/);
 });
 
 test('a load balancer\'s host must be one of the hosts', () => {

@@ -62,9 +62,9 @@ test('the repository profiles load: beta, then dev, with every default applied',
 
     assert.equal(beta.file, join('profiles', 'beta.yaml'));
     assert.equal(beta.from, 'dev');
-    assert.equal(beta.sourcePath, undefined);
+    assert.equal(beta.source, undefined);
     assert.equal(dev.from, undefined);
-    assert.equal(dev.sourcePath, join(REPO, rawDev.source!.path));
+    assert.deepEqual(dev.source, { kind: 'path', path: join(REPO, rawDev.source!.path!) });
 
     // ssh: user and port merged into every host; key paths made absolute against the project.
     assert.deepEqual(Object.keys(beta.hosts), Object.keys(rawBeta.hosts));
@@ -134,7 +134,7 @@ ${LB}${SERVICES}`,
     assert.equal(dev.hosts.web2?.port, 22);
     assert.equal(dev.hosts.web2?.key, join(homedir(), '.ssh', 'web2'));
     assert.equal(dev.hosts.web3?.key, '/etc/keys/web3');
-    assert.equal(dev.sourcePath, join(project.dir, 'app'));
+    assert.deepEqual(dev.source, { kind: 'path', path: join(project.dir, 'app') });
   });
 });
 
@@ -145,7 +145,7 @@ test('without ssh: hosts default to root on port 22 with the ssh-agent and ~/.ss
       name: 'web1', address: 'web1.example.net', port: 22, user: 'root', key: undefined,
       knownHosts: join(homedir(), '.ssh', 'known_hosts'), connectTimeoutMs: 10_000, commandTimeoutMs: 600_000,
     });
-    assert.equal(dev.sourcePath, '/opt/app');
+    assert.deepEqual(dev.source, { kind: 'path', path: '/opt/app' });
     assert.equal(dev.loadBalancers.lb?.address, '127.0.0.1');
   });
 });

@@ -185,7 +185,7 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
   test('start: stop whatever idle slot b runs, then start b with its own context', () => {
     for (const [h, address] of [['h1', '10.0.0.11'], ['h2', '10.0.0.12']] as const) {
       const ctx = slotContext(STAGE, WEB, STAGE.hosts[h]!, 'b', R2);
-      assert.deepEqual(ctx, { stage: 'staging', service: 'web', host: h, address, slot: 'b', port: 8082, dir: '/srv/web/b', release: R2 });
+      assert.deepEqual(ctx, { stage: 'staging', service: 'web', host: h, address, slot: 'b', port: 8082, dir: '/srv/web/b', release: R2, config: '/srv/web/run/b' });
       assert.deepEqual(actionsOf(phase(plan, 'start'), h), [
         { kind: 'exec', host: h, command: stopSlot(WEB, 'b', ctx), title: 'stop idle slot web/b if running' },
         { kind: 'exec', host: h, command: startSlot(WEB, 'b', ctx), title: 'start web/b (port 8082)' },
