@@ -30,7 +30,8 @@ export async function resolveGitSource(stage: Stage, source: Extract<CodeSource,
       `list the tags with: git -C ${quote(source.repo)} tag`);
   }
   // Several tags on one commit: the ref itself if it is one of them, else the highest version.
-  const tags = (await git(source.repo, 'tag', '--points-at', commit, '--sort=-version:refname')).stdout.split('\n').map((t) => t.trim()).filter(Boolean);
+  // versionsort.suffix=- puts v1.1.0-rc.1 below v1.1.0, as people read versions.
+  const tags = (await git(source.repo, '-c', 'versionsort.suffix=-', 'tag', '--points-at', commit, '--sort=-version:refname')).stdout.split('\n').map((t) => t.trim()).filter(Boolean);
   const tag = tags.find((t) => t === source.ref || `refs/tags/${t}` === source.ref) ?? tags[0];
   return { commit, rev: shortRev(commit), tag };
 }

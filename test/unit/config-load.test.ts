@@ -264,3 +264,42 @@ ${LB}services:
     ]);
   });
 });
+
+const LB_LOCAL = 'loadBalancers:\n  lb: { socket: run/admin.sock, mapFile: run/slots.map }\n';
+
+test('a bad releaseName, a ref without git and a config path outside the release are refused naming file, line and path', async () => {
+  const text = `source: { path: app, ref: v1 }\nreleaseName: "{date}-{sha}"\nhosts:\n  web1: { address: 10.0.0.1 }\n${LB_LOCAL}${SERVICES}    configFiles:\n      - { template: ../etc/app.tmpl, path: app.env }\n`;
+  await withProject({ dev: text }, async (project) => {
+    const err = await loadProfile(project, 'dev').then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.message.split('\n'), [
+      'profiles/dev.yaml:17: services.web.configFiles.0.template: expected a path inside the release: relative, of letters, digits, ".", "_", "-" and "/", without ".."',
+    ]);
+  });
+  await withProject({ dev: text.replace('../etc/app.tmpl', 'etc/app.tmpl') }, async (project) => {
+    const err = await loadProfile(project, 'dev').then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.message.split('\n'), [
+      'profiles/dev.yaml:1: source.ref: a ref is only used with "git: <repository>"',
+      'profiles/dev.yaml:2: releaseName: unknown placeholder {sha} (allowed: {data} {date} {version} {rev} {hash})',
+    ]);
+  });
+});
+
+test('a git source resolves to the repository\'s absolute path (file:// URLs too) and keeps its ref; releaseName falls back stage -> default', async () => {
+  const text = (source: string, extra = '') => `source: ${source}\n${extra}hosts:\n  web1: { address: 10.0.0.1 }\n${LB_LOCAL}${SERVICES}`;
+  await withProject({ dev: text('{ git: ../repo, ref: v1.4.0 }') }, async (project) => {
+    const dev = await loadProfile(project, 'dev');
+    assert.deepEqual(dev.source, { kind: 'git', repo: join(project.dir, '..', 'repo'), ref: 'v1.4.0' });
+    assert.equal(dev.services.web?.releaseName, '{date}-{version}-{hash}');
+    assert.deepEqual(dev.services.web?.configFiles, []);
+  });
+  await withProject({ dev: text('{ git: "file:///srv/git/app.git", ref: main }', 'releaseName: "{data}-{date}-{version}-{rev}"\n') }, async (project) => {
+    const dev = await loadProfile(project, 'dev');
+    assert.deepEqual(dev.source, { kind: 'git', repo: '/srv/git/app.git', ref: 'main' });
+    assert.equal(dev.services.web?.releaseName, '{data}-{date}-{version}-{rev}');
+  });
+  await withProject({ dev: text('{ git: ../repo, ref: "-v" }') }, async (project) => {
+    await assert.rejects(loadProfile(project, 'dev'), /profiles\/dev.yaml:1: source.ref: expected a git tag, branch or commit .*not starting with "-"/);
+  });
+});
