@@ -89,13 +89,20 @@ function hostOf(stage: Stage, name: string): Host {
   return h;
 }
 
+/** The {date} part of a release name wherever the template put it ("" without one), for ordering. */
+const DATE_IN_NAME = /\d{4}\.\d{2}\.\d{2}-\d{6}/;
+const byAge = (a: string, b: string) => {
+  const [da, db] = [DATE_IN_NAME.exec(a)?.[0] ?? '', DATE_IN_NAME.exec(b)?.[0] ?? ''];
+  return da === db ? a.localeCompare(b, 'en') : da < db ? -1 : 1;
+};
+
 /**
- * Which releases to remove so that `keep` remain, newest first by name (names start with their
- * creation date), always keeping the releases that a slot points at.
+ * Which releases to remove so that `keep` remain, newest first by the date in their name (a template
+ * may put {data} before {date}), else by name, always keeping the releases that a slot points at.
  */
 export function releasesToPurge(all: readonly string[], slotReleases: ReadonlyArray<string | undefined>, keep: number): string[] {
   const pinned = new Set(slotReleases.filter((r): r is string => r !== undefined));
-  const others = [...new Set(all)].filter((r) => !pinned.has(r)).sort().reverse();
+  const others = [...new Set(all)].filter((r) => !pinned.has(r)).sort(byAge).reverse();
   return others.slice(Math.max(0, keep - pinned.size));
 }
 

@@ -405,6 +405,15 @@ describe('releasesToPurge', () => {
   test('never goes below the pinned releases, whatever keep says', () => {
     assert.deepEqual(releasesToPurge([R0, R1, R2], [R2, R1], 1), [R0]);
   });
+
+  test('orders by the date inside the name: {data}-{date}-... keeps the newest even when the data version sorts the other way', () => {
+    const old9 = '9-2026.11.20-101010-1.0-aaaaaaa';
+    const new10 = '10-2026.11.21-101010-1.1-bbbbbbb';
+    const new11 = '11-2026.11.22-101010-1.2-ccccccc';
+    assert.deepEqual(releasesToPurge([new10, old9, new11], [new11, undefined], 2), [old9]);
+    // Without a date in the names: by name.
+    assert.deepEqual(releasesToPurge(['v1-aaaaaaa', 'v2-bbbbbbb', 'v3-ccccccc'], [undefined, undefined], 1), ['v2-bbbbbbb', 'v1-aaaaaaa']);
+  });
 });
 
 describe('buildPlan: purge', () => {
