@@ -37,7 +37,9 @@ export async function checkStage(project: Project, stageName: string, options: C
   const findings = [...offline.findings, await localRsync()];
   if (offline.pipeline !== undefined && !options.offline) {
     const stage = offline.pipeline[0]!;
-    const source = offline.pipeline[offline.pipeline.length - 1]!.sourcePath;
+    const first = offline.pipeline[offline.pipeline.length - 1]!.source;
+    // A git source's size is known only once exported; the margin alone is checked then.
+    const source = first?.kind === 'path' ? first.path : undefined;
     const size = source !== undefined && existsSync(source) ? await releaseBytes(source) : 0;
     const hosts = await probeHosts(stage, size);
     try {

@@ -51,7 +51,12 @@ function checkTemplate(project: Project, stage: Stage): Finding[] {
 }
 
 function checkSource(project: Project, first: Stage): Finding {
-  const dir = first.sourcePath!;
+  const source = first.source!;
+  if (source.kind === 'git') {
+    return existsSync(source.repo) ? ok('source', 'git', `${source.repo} at ${source.ref} (stage ${first.name}'s code; the ref is resolved when promoting)`)
+      : problem('source', 'git', `${source.repo} does not exist (${first.file}: source.git)`, `point ${first.file}: source.git at the repository holding the code`);
+  }
+  const dir = source.path;
   const where = `${first.file}: source.path`;
   if (!existsSync(dir)) return problem('source', 'directory', `${dir} does not exist (${where})`, `put the code to release in ${dir}, or point ${where} at it`);
   if (!statSync(dir).isDirectory()) return problem('source', 'directory', `${dir} is not a directory (${where})`, `point ${where} at the directory holding the code`);

@@ -25,10 +25,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-n, --dry-run', 'print the plan and change nothing')
     .option('-s, --service <name>', 'promote only this service (repeat or comma-separate for several)', collect)
     .option('-f, --force', 'promote even when the stage already runs that release')
+    .option('--code-only', 'a minor revision: copy and start the code only; no snapshot, copy or migration (each idle slot keeps the database it has)')
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock instead of giving up')
     .option('--abandon', 'an earlier run died: clean up after it (live is not touched) and stop')
     .option('--resume', 'an earlier run died: clean up after it, then promote'))
-    .addHelpText('after', '\nExamples:\n  updateserver beta              promote dev\'s live release into beta\n  updateserver prod --dry-run    show every step of a prod promotion; change nothing\n  updateserver beta --service web --json')
+    .addHelpText('after', '\nExamples:\n  updateserver beta              promote dev\'s live release into beta\n  updateserver prod --dry-run    show every step of a prod promotion; change nothing\n  updateserver beta --service web --json\n  updateserver prod --code-only  a minor revision: new code, each idle slot keeps its database')
     .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./promote.js')).runPromote(stage, flags)));
 
   addCommonOptions(program.command('status <stage>')

@@ -19,7 +19,7 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
   try {
     const waitMs = flags.wait === undefined ? 0 : Number(flags.wait) * 1000;
     if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
-    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, waitMs, abandon: flags.abandon, resume: flags.resume };
+    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, codeOnly: flags.codeOnly, waitMs, abandon: flags.abandon, resume: flags.resume };
     const result: PromoteResult = action === 'promote' ? await promote(options) : await flip({ ...options, rollback: action === 'rollback' });
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });

@@ -14,9 +14,11 @@ export interface SlotContext {
   port: number;
   dir: string;
   release: string;
+  /** The slot's own config directory, {root}/run/<slot>: rendered config files live here. */
+  config: string;
 }
 
-export const PLACEHOLDERS = ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release'] as const;
+export const PLACEHOLDERS = ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config'] as const;
 
 export function expand(template: string, ctx: SlotContext): string {
   return template.replace(/\{([a-z]+)\}/g, (whole, key: string) => {

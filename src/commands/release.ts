@@ -3,6 +3,7 @@
  *   releases/<name>/          immutable copies of the code, one per release
  *   <slot dir> -> releases/<name>   the slot's pointer (a symlink, replaced atomically)
  *   run/<slot>.pid, run/<slot>.log  the running slot's process and output
+ *   run/<slot>/                     the slot's rendered config files (configFiles)
  */
 import type { Service, SlotName } from '../config/model.js';
 import { quote } from './shell.js';
@@ -17,6 +18,8 @@ export const releaseDir = (service: Service, release: string) => `${releasesDir(
 export const runDir = (service: Service) => `${service.root}/run`;
 export const pidFile = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}.pid`;
 export const logFile = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}.log`;
+/** The slot's own directory for rendered config files: releases are shared by both slots and never written. */
+export const configDir = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}`;
 
 /**
  * The host's side of the world in one round trip. Prints, per slot, "<slot> <release or -> <running 1|0>",

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { PLACEHOLDERS, unknownPlaceholders } from '../commands/placeholders.js';
 import type { ProfileData, ServiceData } from './schema.js';
+import { templateProblems } from '../release/name.js';
 
 export interface CrossIssue { path: string; message: string }
 
@@ -13,6 +14,8 @@ export interface CrossIssue { path: string; message: string }
 export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
   return [
     ...checkCodeSource(stage, data),
+    ...checkReleaseNames(data),
+    ...checkConfigFiles(data),
     ...checkLoadBalancers(data),
     ...checkServiceHosts(data),
     ...checkCommands(data),
@@ -37,7 +40,38 @@ function checkCodeSource(stage: string, data: ProfileData): CrossIssue[] {
     issues.push({ path: 'source', message: 'a stage takes its code either from the previous stage (from:) or from a source, not both' });
   }
   if (data.from === stage) issues.push({ path: 'from', message: `a stage cannot promote from itself ("${stage}")` });
+  const src = data.source;
+  if (src !== undefined) {
+    if (src.path !== undefined && src.git !== undefined) issues.push({ path: 'source', message: 'expected either path (a directory) or git (a repository with a ref), not both' });
+    else if (src.path === undefined && src.git === undefined) issues.push({ path: 'source', message: 'expected "path: <directory>" or "git: <repository>" with "ref: <tag, branch or commit>"' });
+    if (src.git !== undefined && src.ref === undefined) issues.push({ path: 'source.ref', message: 'expected the tag, branch or commit of the git repository to release' });
+    if (src.git === undefined && src.ref !== undefined) issues.push({ path: 'source.ref', message: 'a ref is only used with "git: <repository>"' });
+  }
   return issues;
+}
+
+/** Templates are checked here, so that a bad one is refused before a release is made with it. */
+function checkReleaseNames(data: ProfileData): CrossIssue[] {
+  const templates: Array<[string, string | undefined]> = [['releaseName', data.releaseName], ...Object.entries(data.services).map(([n, s]): [string, string | undefined] => [`services.${n}.releaseName`, s.releaseName])];
+  return templates.flatMap(([path, template]) => {
+    if (template === undefined) return [];
+    // Later stages keep the name the first stage gave: a template there would silently do nothing.
+    if (data.from !== undefined) return [{ path, message: `only the first stage names releases; this stage keeps the names of stage "${data.from}" (move releaseName to the first stage's profile)` }];
+    return templateProblems(template).map((message) => ({ path, message }));
+  });
+}
+
+/** Two templates rendered to one file would overwrite each other on every start. */
+function checkConfigFiles(data: ProfileData): CrossIssue[] {
+  return Object.entries(data.services).flatMap(([name, s]) => {
+    const seen = new Set<string>();
+    return s.configFiles.flatMap((f, i) => {
+      const out = posix.normalize(f.path);
+      if (seen.has(out)) return [{ path: `services.${name}.configFiles.${i}.path`, message: `${f.path} is already rendered by another entry; give each file its own path` }];
+      seen.add(out);
+      return [];
+    });
+  });
 }
 
 function checkLoadBalancers(data: ProfileData): CrossIssue[] {

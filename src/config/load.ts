@@ -5,9 +5,10 @@ import { homedir } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { readYamlFile } from './yaml-file.js';
 import { defaultChecks, healthchecksPath, loadHealthchecks, type HealthChecks } from './healthchecks.js';
-import { NAME_PATTERN, profile as profileSchema, type DatabaseData, type ProfileData } from './schema.js';
+import { NAME_PATTERN, profile as profileSchema, type DatabaseData, type ProfileData, type SourceData } from './schema.js';
+import { DEFAULT_RELEASE_NAME } from '../release/name.js';
 import { Secret } from './secret.js';
-import { backendName, SLOTS, type Database, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
+import { backendName, SLOTS, type CodeSource, type Database, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
 import { checkStage } from './cross-checks.js';
 
 export function profileFile(stage: string): string {
@@ -100,14 +101,26 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       exclude: Object.freeze([...s.exclude]), health: Object.freeze({ ...s.health }), drainTimeoutMs: s.drainTimeoutMs,
       checks: checksByService[serviceName] ?? defaultChecks(s.health),
       database: s.database === undefined ? undefined : resolveDatabase(project, name, serviceName, s.database),
+      releaseName: s.releaseName ?? data.releaseName ?? DEFAULT_RELEASE_NAME,
+      configFiles: Object.freeze(s.configFiles.map((f) => Object.freeze({ ...f }))),
     });
   }
   return Object.freeze({
     name, file, from: data.from, fromLine,
-    sourcePath: data.source === undefined ? undefined : resolveLocalPath(project, data.source.path),
+    source: data.source === undefined ? undefined : resolveSource(project, data.source),
     hosts: Object.freeze(hosts), loadBalancers: Object.freeze(loadBalancers), services: Object.freeze(services),
     parallel: data.serial ? 1 : data.parallel, keepReleases: data.keepReleases,
   });
+}
+
+/** The cross-checks made sure that exactly one of path and git (with a ref) is given. */
+function resolveSource(project: Project, s: SourceData): CodeSource {
+  if (s.git !== undefined) {
+    // A file:// URL names a repository on this machine like its path does.
+    const repo = s.git.startsWith('file://') ? decodeURIComponent(s.git.slice('file://'.length)) : s.git;
+    return Object.freeze({ kind: 'git', repo: resolveLocalPath(project, repo), ref: s.ref! });
+  }
+  return Object.freeze({ kind: 'path', path: resolveLocalPath(project, s.path!) });
 }
 
 /** Settings that name the environment: checked here, before any connection, rather than failing later. */

@@ -47,7 +47,17 @@ export interface Service {
   readonly checks: HealthChecks;
   readonly database: Database | undefined;
   readonly drainTimeoutMs: number;
+  /** Release name template (first stage): the service's, else the stage's, else the default. */
+  readonly releaseName: string;
+  /** Rendered for each slot from templates in the release; template and path are relative. */
+  readonly configFiles: ReadonlyArray<Readonly<{ template: string; path: string }>>;
 }
+
+/** Where the first stage's code comes from. */
+export type CodeSource =
+  | { readonly kind: 'path'; readonly path: string }
+  /** A git repository on this machine (absolute path) and the ref to release. */
+  | { readonly kind: 'git'; readonly repo: string; readonly ref: string };
 
 export type DatabaseEngine = 'postgres' | 'mysql';
 
@@ -98,8 +108,8 @@ export interface Stage {
   readonly from: string | undefined;
   /** Line of `from:` in the file, for errors about the stage it names. */
   readonly fromLine?: number | undefined;
-  /** Absolute path of the first stage's local source directory. */
-  readonly sourcePath: string | undefined;
+  /** The first stage's code (local paths absolute); undefined for a stage with `from`. */
+  readonly source: CodeSource | undefined;
   readonly hosts: Readonly<Record<string, Host>>;
   readonly loadBalancers: Readonly<Record<string, LoadBalancer>>;
   readonly services: Readonly<Record<string, Service>>;

@@ -17,6 +17,11 @@ const USER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOST_ADDRESS_PATTERN = /^[A-Za-z0-9.:-]+$/;
 /** A pattern rather than a refinement, so that the JSON Schema refuses a multi-line command too. */
 export const SINGLE_LINE = /^[^\n]*$/;
+/** A path inside a release: relative, no "..", no characters that need quoting. */
+const RELEASE_PATH_PATTERN = /^(?!\/)(?!(.*\/)?\.\.(\/|$))[A-Za-z0-9._/-]+$/;
+const RELEASE_PATH_HINT = 'expected a path inside the release: relative, of letters, digits, ".", "_", "-" and "/", without ".."';
+/** Git refs as the profile may name them: no leading "-" (it would read as an option), no shell metacharacters. */
+const GIT_REF_PATTERN = /^(?!-)[A-Za-z0-9._/+-]+$/;
 const HTTP_PATH_PATTERN = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
 
 export const name = () => z.string({ error: NAME_HINT }).regex(NAME_PATTERN, { error: NAME_HINT });
@@ -102,6 +107,18 @@ export const database = z.strictObject({
   jobs: z.int().min(1).max(64).default(1),
 });
 
+const releasePath = () => z.string({ error: RELEASE_PATH_HINT }).regex(RELEASE_PATH_PATTERN, { error: RELEASE_PATH_HINT });
+/** A release name template such as {data}-{date}-{version}-{rev}; placeholders are checked with the stage. */
+const releaseName = () => z.string({ error: 'expected a release name template such as "{date}-{version}-{hash}"' }).min(1, { error: 'expected a release name template such as "{date}-{version}-{hash}"' });
+
+/** A file rendered for each slot from a template in the release (see docs/decisions/0005-per-slot-config.md). */
+export const configFile = z.strictObject({
+  /** The template, relative to the release. */
+  template: releasePath(),
+  /** Where the rendered copy goes, relative to the slot's config directory {root}/run/<slot>/. */
+  path: releasePath(),
+});
+
 export const service = z.strictObject({
   hosts: z.array(name(), { error: 'expected a list of host names' }).min(1, { error: 'expected at least one host' }),
   /** Service root on each host: releases/ and run/ live here. */
@@ -119,20 +136,31 @@ export const service = z.strictObject({
   /** Files (relative to the source) left out of the copy, in rsync --exclude syntax. */
   exclude: z.array(z.string().regex(/^[A-Za-z0-9._*?/-]+$/, { error: 'expected an rsync pattern of letters, digits and . _ * ? / -' })).default([]),
   database: database.optional(),
+  /** Release name template for this service (first stage only); overrides the stage's releaseName. */
+  releaseName: releaseName().optional(),
+  /** Files rendered from templates in the release for each slot as it starts, on each host. */
+  configFiles: z.array(configFile).default([]),
   /** Name of healthchecks/<name>.yaml with pre, post and watch checks; without it, `health` is the only check. */
   checks: name().optional(),
   health: httpCheck.default({ path: '/health', expectStatus: [200], attemptTimeoutMs: 1000, intervalMs: 100, deadlineMs: 15_000 }),
   drainTimeoutMs: millis(3_600_000).default(30_000),
 });
 
+/** The first stage's code: a local directory, or a ref of a git repository on this machine. */
 export const source = z.strictObject({
   /** A local directory holding the code, relative to the project directory. */
-  path: localPath(),
+  path: localPath().optional(),
+  /** A git repository on this machine (a path, or a file:// URL). */
+  git: localPath().optional(),
+  /** With git: the tag, branch or commit to release. */
+  ref: z.string({ error: 'expected a git tag, branch or commit' }).regex(GIT_REF_PATTERN, { error: 'expected a git tag, branch or commit (letters, digits, ".", "_", "/", "+", "-", not starting with "-")' }).optional(),
 });
 
 export const profile = z.strictObject({
   from: name().optional(),
   source: source.optional(),
+  /** How the first stage names its releases; later stages keep the name. Default {date}-{version}-{hash}. */
+  releaseName: releaseName().optional(),
   ssh: sshSettings.default({}),
   hosts: z.record(name(), host, { error: 'expected a map of host name to host' }),
   loadBalancers: z.record(name(), loadBalancer).default({}),
@@ -152,3 +180,4 @@ export type HostData = z.output<typeof host>;
 export type LoadBalancerData = z.output<typeof loadBalancer>;
 export type HttpCheckData = z.output<typeof httpCheck>;
 export type DatabaseData = z.output<typeof database>;
+export type SourceData = z.output<typeof source>;

@@ -5,8 +5,9 @@
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { connectionOf, otherSlot } from '../config/model.js';
 import type { DatabaseConnection } from '../config/model.js';
-import { finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
+import { configDir, finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
+import { renderConfigFiles } from '../commands/config-files.js';
 import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
 import type { SlotContext } from '../commands/placeholders.js';
 import type { Action, CheckTargetSpec, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
@@ -34,9 +35,19 @@ export interface DataFacts {
   pending: Array<{ version: number; name: string }>;
 }
 
+/** With --code-only: the idle slot's database as it is, which the new release will use unchanged. */
+export interface KeptData {
+  database: string;
+  /** Its migration version (undefined: none applied), and the migrations it lacks that are not applied. */
+  version: number | undefined;
+  notApplied: number[];
+}
+
 export interface ServiceFacts {
   live: SlotName;
   data?: DataFacts;
+  /** Set with --code-only for a service with a database: no data step runs. */
+  kept?: KeptData;
   /** The release to promote, already present in the local relay cache. */
   release: string;
   /** Local directory of the release in the relay cache. */
@@ -61,12 +72,14 @@ export interface PlanInput {
   mode?: 'promote' | 'flip';
   /** What the history calls the run (a rollback is a flip back). */
   action?: Plan['action'];
+  /** --code-only: no snapshot, copy or migration; each idle slot keeps the database it has. */
+  codeOnly?: boolean;
 }
 
 export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string): SlotContext {
   return {
     stage: stage.name, service: service.name, host: host.name, address: host.address,
-    slot, port: service.slots[slot].port, dir: service.slots[slot].dir, release,
+    slot, port: service.slots[slot].port, dir: service.slots[slot].dir, release, config: configDir(service, slot),
   };
 }
 
@@ -76,13 +89,20 @@ function hostOf(stage: Stage, name: string): Host {
   return h;
 }
 
+/** The {date} part of a release name wherever the template put it ("" without one), for ordering. */
+const DATE_IN_NAME = /\d{4}\.\d{2}\.\d{2}-\d{6}/;
+const byAge = (a: string, b: string) => {
+  const [da, db] = [DATE_IN_NAME.exec(a)?.[0] ?? '', DATE_IN_NAME.exec(b)?.[0] ?? ''];
+  return da === db ? a.localeCompare(b, 'en') : da < db ? -1 : 1;
+};
+
 /**
- * Which releases to remove so that `keep` remain, newest first by name (names start with their
- * creation date), always keeping the releases that a slot points at.
+ * Which releases to remove so that `keep` remain, newest first by the date in their name (a template
+ * may put {data} before {date}), else by name, always keeping the releases that a slot points at.
  */
 export function releasesToPurge(all: readonly string[], slotReleases: ReadonlyArray<string | undefined>, keep: number): string[] {
   const pinned = new Set(slotReleases.filter((r): r is string => r !== undefined));
-  const others = [...new Set(all)].filter((r) => !pinned.has(r)).sort().reverse();
+  const others = [...new Set(all)].filter((r) => !pinned.has(r)).sort(byAge).reverse();
   return others.slice(Math.max(0, keep - pinned.size));
 }
 
@@ -111,12 +131,14 @@ export function buildPlan(input: PlanInput): Plan {
     if (!service || !facts) throw new Error(`internal: no facts for service ${name}`);
     const target = otherSlot(facts.live);
     const firstHost = facts.hosts[service.hosts[0] ?? ''];
+    const db = service.database;
+    const kept = input.codeOnly && db && db.strategy !== 'none' ? facts.kept : undefined;
     services.push({
       service: name, live: facts.live, target, release: facts.release,
       liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts],
+      ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` } : {}),
     });
-    const db = service.database;
-    if (db && db.strategy !== 'none' && input.mode !== 'flip' && facts.data) {
+    if (db && db.strategy !== 'none' && input.mode !== 'flip' && facts.data && !input.codeOnly) {
       const targetDb = connectionOf(db, target);
       // The idle slot must not hold its database open while it is replaced.
       for (const h of service.hosts) {
@@ -166,8 +188,10 @@ export function buildPlan(input: PlanInput): Plan {
         );
       }
       // The idle slot may still run an older release (kept for rollback); it is replaced, the live slot is never touched.
+      const render = renderConfigFiles(service, target, ctxTarget, db ? connectionOf(db, target) : undefined);
       if (input.mode !== 'flip' || !slots?.running[target]) add(start, hostName,
         { kind: 'exec', host: hostName, command: stopSlot(service, target, ctxTarget), title: `stop idle slot ${name}/${target} if running` },
+        ...(render ? [{ kind: 'exec', host: hostName, command: render, title: `render ${service.configFiles.map((f) => f.path).join(', ')} for slot ${target} into ${configDir(service, target)}` } as const] : []),
         { kind: 'exec', host: hostName, command: startSlot(service, target, ctxTarget), title: `start ${name}/${target} (port ${service.slots[target].port})` },
       );
       for (const spec of service.checks.pre) {

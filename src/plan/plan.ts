@@ -73,6 +73,8 @@ export interface ServicePlan {
   liveRelease: string | undefined;
   source: string;
   hosts: string[];
+  /** Set when the data step is skipped (--code-only): what the idle slot's database stays. */
+  data?: string;
 }
 
 export interface Plan {

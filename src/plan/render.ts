@@ -37,6 +37,7 @@ export function renderPlan(plan: Plan, options: { commands?: boolean } = {}): st
     out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
       `slot ${s.target} gets ${s.release} on ${s.hosts.join(', ')}`);
     out.push(`    from ${s.source}`);
+    if (s.data) out.push(`    data: ${s.data}`);
   }
   plan.phases.filter((p) => p.items.length > 0).forEach((phase, i) => {
     out.push('', `${i + 1}. ${phase.title}`);

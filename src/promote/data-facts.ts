@@ -2,13 +2,17 @@
  * The data side of the read phase: which database the idle slot's snapshot comes from, what
  * migration version it has and which migrations the copy will need. Read-only.
  */
-import { connectionOf, type SlotName, type Stage } from '../config/model.js';
+import { connectionOf, otherSlot, type SlotName, type Stage } from '../config/model.js';
+import { NO_DATA } from '../release/name.js';
 import { UpdateserverError, describeError } from '../errors.js';
 import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { migrationStatus } from '../data/migrations/runner.js';
-import type { DataFacts } from '../plan/build.js';
+import type { DataFacts, KeptData } from '../plan/build.js';
+
+/** A database that is not there yet: a stage (or slot) never promoted with its data step. */
+const isMissing = (err: unknown) => /does not exist|Unknown database/i.test(describeError(err));
 
 export async function readDataFacts(stage: Stage, service: string, live: SlotName, from: Stage | undefined, fromLive: SlotName | undefined): Promise<DataFacts | undefined> {
   const db = stage.services[service]!.database;
@@ -39,10 +43,45 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
   } catch (err) {
     // A stage promoted for the first time has no live database yet: the idle one is created empty
     // and migrated from scratch. Any other unreadable source stops the run.
-    const missing = /does not exist|Unknown database/i.test(describeError(err));
+    const missing = isMissing(err);
     if (source && !(db.strategy === 'copy-self' && missing)) throw new UpdateserverError(`cannot read ${describeConnection(source)}: ${describeError(err)}`, { cause: err });
     source = undefined;
   }
   const pending = migrations.filter((m) => !m.baseline && (sourceVersion === undefined || m.version > sourceVersion)).map((m) => ({ version: m.version, name: m.name }));
   return { source, sourceVersion, pending };
+}
+
+/**
+ * --code-only: the idle slot's database stays as it is. It must exist (a slot's first promotion needs
+ * its data step); its version and the migrations it lacks go into the plan so nobody is surprised.
+ */
+export async function readKeptData(stage: Stage, service: string, live: SlotName): Promise<KeptData | undefined> {
+  const db = stage.services[service]!.database;
+  if (!db || db.strategy === 'none') return undefined;
+  const idle = otherSlot(live);
+  const conn = connectionOf(db, idle);
+  const migrations = await loadMigrations(db.migrations);
+  let status;
+  try {
+    const open = await openDb(conn);
+    try { status = await migrationStatus(open, migrations); } finally { await open.close(); }
+  } catch (err) {
+    if (isMissing(err)) {
+      throw new UpdateserverError(`--code-only: slot ${idle} of ${service} in ${stage.name} has no database yet (${describeConnection(conn)} does not exist), so there is no data to keep`, {
+        cause: err, hint: `the first promotion into a slot needs its data step: run \`updateserver ${stage.name}\` without --code-only`,
+      });
+    }
+    throw new UpdateserverError(`cannot read ${describeConnection(conn)}: ${describeError(err)}`, { cause: err });
+  }
+  return { database: conn.database, version: status.current, notApplied: status.pending.filter((m) => !m.baseline).map((m) => m.version) };
+}
+
+/**
+ * {data} of a release name: the migration version the slot's database has when the release starts
+ * (after the copy and its pending migrations, or as kept with --code-only); "nodata" without a database.
+ */
+export function dataVersion(facts: { data?: DataFacts; kept?: KeptData }): string {
+  if (facts.kept) return String(facts.kept.version ?? 0);
+  if (!facts.data) return NO_DATA;
+  return String(Math.max(facts.data.sourceVersion ?? 0, ...facts.data.pending.map((m) => m.version)));
 }

@@ -9,16 +9,17 @@ import { UpdateserverError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readLiveSlots } from '../observe/live.js';
 import { readHostSlots } from '../observe/slots.js';
-import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
+import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import { StateStore } from '../state/store.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { allLimited } from '../transport/runner.js';
-import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
+import { cacheRoot, pullStageRelease, stageFirstSource, type SourceRelease } from './source.js';
+import { resolveGitSource } from '../release/git.js';
 import { checkDiskSpace } from './preflight.js';
-import { readDataFacts } from './data-facts.js';
+import { dataVersion, readDataFacts, readKeptData } from './data-facts.js';
 import { takeLock } from './lock.js';
 import { Journal, readInterrupted } from '../state/journal.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
@@ -39,6 +40,8 @@ export interface PromoteOptions {
   waitMs?: number;
   /** Promote even when the stage already runs the release. */
   force?: boolean;
+  /** Skip the data step: no snapshot, copy or migration; each idle slot keeps the database it has. */
+  codeOnly?: boolean;
   now?: () => Date;
 }
 
@@ -67,6 +70,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       });
     }
   }
+  // A git source's ref is resolved before the lock or any connection: an unknown ref changes nothing.
+  const git = stage.source?.kind === 'git' ? await resolveGitSource(stage, stage.source) : undefined;
   const store = new StateStore(project.stateDir);
   const target = new StageLink(stage);
   const source = from ? new StageLink(from) : undefined;
@@ -91,11 +96,23 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const targetSlots = Promise.all(services.map((s) => allLimited(stage.services[s]!.hosts, stage.parallel, async (h) => [h, await readHostSlots(target.pool.get(h), stage.services[s]!)] as const)));
     // Handled where it is awaited; this keeps an early failure of the source from leaving it unobserved.
     targetSlots.catch(() => {});
-    const releases: Record<string, SourceRelease> = {};
     let fromLive: Record<string, SlotName> | undefined;
+    const fromState = from && source ? await store.read(from.name) : undefined;
+    if (from && source) fromLive = await readLiveSlots(from, source.balancers, fromState);
+    // Read before the release is named: {data} is the version the idle slot's database will have.
+    const dataOf: Record<string, { data?: DataFacts; kept?: KeptData }> = {};
+    for (const s of services) {
+      if (options.codeOnly) {
+        const kept = await readKeptData(stage, s, live[s]!);
+        dataOf[s] = kept ? { kept } : {};
+      } else {
+        const data = await readDataFacts(stage, s, live[s]!, from, fromLive?.[s]);
+        dataOf[s] = data ? { data } : {};
+      }
+    }
+
+    const releases: Record<string, SourceRelease> = {};
     if (from && source) {
-      const fromState = await store.read(from.name);
-      fromLive = await readLiveSlots(from, source.balancers, fromState);
       await Promise.all(services.map(async (s) => {
         const service = from.services[s]!;
         const hostName = service.hosts[0]!;
@@ -117,22 +134,23 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
           : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot, await source.openTunnel());
       }));
     } else {
-      for (const s of services) releases[s] = await stageLocalSource(project, stage, stage.services[s]!, now());
+      for (const s of services) {
+        releases[s] = await stageFirstSource(project, stage, stage.services[s]!, { now: now(), data: dataVersion(dataOf[s]!), git });
+      }
     }
 
     const facts: Record<string, ServiceFacts> = {};
     const slotsByService = await targetSlots;
     for (const [i, s] of services.entries()) {
       const hostSlots = slotsByService[i]!;
-      const data = await readDataFacts(stage, s, live[s]!, from, fromLive?.[s]);
-      facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...(data ? { data } : {}) };
+      facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
     }
     if (!options.dryRun) await checkDiskSpace(stage, services, facts, releases);
     // Services not being promoted keep their slot; the plan needs them to rewrite the whole map.
     const allFacts = { ...facts };
     for (const [s, slot] of Object.entries(live)) if (!allFacts[s]) allFacts[s] = { live: slot, release: '', cacheDir: '', source: '', hosts: {} };
 
-    const plan = buildPlan({ project, stage, from: from?.name ?? 'source', facts: allFacts, services, now: now() });
+    const plan = buildPlan({ project, stage, from: from?.name ?? 'source', facts: allFacts, services, now: now(), codeOnly: options.codeOnly === true });
 
     const badHere = services.filter((s) => recorded?.services[s]?.bad?.[facts[s]!.release] !== undefined);
     if (badHere.length > 0 && !options.force) {

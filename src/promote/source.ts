@@ -1,20 +1,22 @@
 /*
  * Where a promotion's code comes from, brought into the orchestrator's relay cache: the first stage
- * copies a local directory; every later stage pulls the previous stage's live release from one of
+ * copies a local directory or the tree of a git ref; every later stage pulls the previous stage's live release from one of
  * its hosts. Hosts of different stages never talk to each other.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
-import { CommandFailed, UpdateserverError } from '../errors.js';
+import { CommandFailed, ConfigError, UpdateserverError } from '../errors.js';
+import { createHash } from 'node:crypto';
 import { MANIFEST, releaseDir } from '../commands/release.js';
 import { remoteSpec, rsyncArgv, tunnelSpec } from '../commands/rsync.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
 import { quote, quoteAll } from '../commands/shell.js';
 import { run, type Transport } from '../transport/transport.js';
 import { writeManifest } from '../release/manifest.js';
-import { readVersion, releaseName } from '../release/name.js';
+import { RELEASE_NAME, readVersion, renderReleaseName, usesPlaceholder } from '../release/name.js';
+import { checkoutRev, exportGitTree, type GitCommit } from '../release/git.js';
 import { runLocal } from '../transport/local.js';
 
 export interface SourceRelease {
@@ -38,26 +40,82 @@ async function rsyncLocal(argv: string[], host: string, what: string, env?: Node
   if (result.code !== 0) throw new CommandFailed(host, quoteAll(argv), result, what);
 }
 
-/** Copies the first stage's local source into the cache, names the release by its content. */
-export async function stageLocalSource(project: Project, stage: Stage, service: Service, now: Date): Promise<SourceRelease> {
-  const src = stage.sourcePath!;
-  if (!existsSync(src)) {
-    throw new UpdateserverError(`${stage.file}: source.path: directory ${src} does not exist`, { hint: 'point source.path at the directory holding the code to release' });
+/** What names a release besides its content: the time, the data version, the git commit of a git source. */
+export interface NamingFacts {
+  now: Date;
+  /** The data version the release will start with ({data}). */
+  data: string;
+  /** The resolved ref of a git source. */
+  git: GitCommit | undefined;
+}
+
+/** The cached release with exactly this content, found by its manifest's hash whatever its name. */
+async function cachedByHash(root: string, hash: string): Promise<string | undefined> {
+  for (const e of await readdir(root, { withFileTypes: true })) {
+    if (!e.isDirectory() || e.name.startsWith('.')) continue;
+    const manifest = join(root, e.name, MANIFEST);
+    if (existsSync(manifest) && createHash('sha256').update(await readFile(manifest)).digest('hex') === hash) return e.name;
   }
+  return undefined;
+}
+
+/**
+ * Copies the first stage's source (a directory, or the tree of a git ref) into the cache and names the
+ * release with the service's template. Content already cached keeps the name it was given then.
+ */
+export async function stageFirstSource(project: Project, stage: Stage, service: Service, naming: NamingFacts): Promise<SourceRelease> {
+  const source = stage.source!;
   const root = cacheRoot(project, service.name);
   const staging = join(root, '.staging');
   await mkdir(root, { recursive: true });
+  let rev = naming.git?.rev;
+  let from: string;
+  let described: string;
+  if (source.kind === 'path') {
+    if (!existsSync(source.path)) {
+      throw new UpdateserverError(`${stage.file}: source.path: directory ${source.path} does not exist`, { hint: 'point source.path at the directory holding the code to release' });
+    }
+    from = source.path;
+    described = source.path;
+    if (usesPlaceholder(service.releaseName, 'rev')) {
+      rev = await checkoutRev(source.path);
+      if (rev === undefined) {
+        throw new ConfigError([{ file: stage.file, path: 'source.path', message: `release names of ${service.name} use {rev} (${service.releaseName}), but ${source.path} is not a git checkout` }],
+          'release from a git ref (source: { git: <repository>, ref: <tag> }), or leave {rev} out of releaseName');
+      }
+    }
+  } else {
+    from = join(root, '.export');
+    described = `${source.repo} at ${source.ref} (${naming.git!.rev})`;
+    await rm(from, { recursive: true, force: true });
+    await mkdir(from);
+    await exportGitTree(source.repo, naming.git!.commit, from);
+  }
   const previous = await newestCached(root, '.staging');
-  await rsyncLocal(rsyncArgv({ source: `${src}/`, destination: `${staging}/`, excludes: [...service.exclude, '.git', MANIFEST],
-    ...(previous ? { linkDest: `../${previous}` } : {}) }), 'local', `copying ${src} into the release cache`);
+  try {
+    await rsyncLocal(rsyncArgv({ source: `${from}/`, destination: `${staging}/`, excludes: [...service.exclude, '.git', MANIFEST],
+      ...(previous ? { linkDest: `../${previous}` } : {}) }), 'local', `copying ${described} into the release cache`);
+  } finally {
+    if (source.kind === 'git') await rm(from, { recursive: true, force: true });
+  }
   const manifest = await writeManifest(staging);
   // Same content, same release: an unchanged source is not released twice under two names.
-  const existing = existsSync(root) ? (await readdir(root)).find((n) => n.endsWith(`-${manifest.hash.slice(0, 8)}`)) : undefined;
-  const release = existing ?? releaseName(readVersion(staging), manifest.hash, now);
+  const existing = await cachedByHash(root, manifest.hash);
+  if (existing) {
+    await rm(staging, { recursive: true, force: true });
+    return { release: existing, cacheDir: join(root, existing), source: `${described} (${manifest.files} files, unchanged since ${existing})` };
+  }
+  const release = renderReleaseName(service.releaseName, { now: naming.now, version: readVersion(staging, naming.git?.tag), hash: manifest.hash, rev, data: naming.data });
+  if (!RELEASE_NAME.test(release)) throw new UpdateserverError(`internal: release name "${release}" is not a valid directory name`);
+  if (existsSync(join(root, release))) {
+    await rm(staging, { recursive: true, force: true });
+    throw new UpdateserverError(`release name ${release} (from "${service.releaseName}") already names other content of ${service.name}`, {
+      hint: `add {hash} or {date} to releaseName in ${stage.file}, so that different code gets a different name`,
+    });
+  }
   const cacheDir = join(root, release);
-  if (existing) await rm(staging, { recursive: true, force: true });
-  else await rename(staging, cacheDir);
-  return { release, cacheDir, source: `${src} (${manifest.files} files)` };
+  await rename(staging, cacheDir);
+  return { release, cacheDir, source: `${described} (${manifest.files} files)` };
 }
 
 /**

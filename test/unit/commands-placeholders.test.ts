@@ -5,14 +5,14 @@ import { spawnSync } from 'node:child_process';
 
 const CTX: SlotContext = {
   stage: 'staging', service: 'web', host: 'h1', address: '10.0.0.11', slot: 'b', port: 8082,
-  dir: '/srv/web/b', release: '2026.11.22-223104-1.0.0-3fa9c2d1',
+  dir: '/srv/web/b', release: '2026.11.22-223104-1.0.0-3fa9c2d1', config: '/srv/web/run/b',
 };
 
 describe('expand', () => {
   test('replaces every placeholder', () => {
     assert.equal(
-      expand('app {stage} {service} {host} {address} {slot} {port} {dir} {release}', CTX),
-      'app staging web h1 10.0.0.11 b 8082 /srv/web/b 2026.11.22-223104-1.0.0-3fa9c2d1',
+      expand('app {stage} {service} {host} {address} {slot} {port} {dir} {release} {config}', CTX),
+      'app staging web h1 10.0.0.11 b 8082 /srv/web/b 2026.11.22-223104-1.0.0-3fa9c2d1 /srv/web/run/b',
     );
   });
 
@@ -49,7 +49,7 @@ describe('unknownPlaceholders', () => {
   });
 
   test('every documented placeholder is known', () => {
-    assert.deepEqual([...PLACEHOLDERS], ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release']);
+    assert.deepEqual([...PLACEHOLDERS], ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config']);
     assert.deepEqual(unknownPlaceholders(PLACEHOLDERS.map((p) => `{${p}}`).join(' ')), []);
   });
 });

@@ -22,7 +22,7 @@ const makeService = (rootDir: string, overrides: Partial<Service> = {}): Service
 function ctxFor(service: Service, slot: SlotName, release = R1): SlotContext {
   return {
     stage: 'staging', service: service.name, host: 'h1', address: '127.0.0.1', slot,
-    port: service.slots[slot].port, dir: service.slots[slot].dir, release,
+    port: service.slots[slot].port, dir: service.slots[slot].dir, release, config: `${service.root}/run/${slot}`,
   };
 }
 

@@ -248,7 +248,7 @@ describe('release commands run by bash in a temp dir', () => {
     makeRelease(R2);
     assert.equal(bash(`${prepareReleaseDirs(service)} && ${pointSlot(service, 'a', R1)} && ${pointSlot(service, 'b', R2)}`).code, 0);
     const start = bash(startSlot(makeService(root, { start: 'sleep 30' }), 'b', {
-      stage: 'staging', service: 'web', host: 'h1', address: '127.0.0.1', slot: 'b', port: 8082, dir: service.slots.b.dir, release: R2,
+      stage: 'staging', service: 'web', host: 'h1', address: '127.0.0.1', slot: 'b', port: 8082, dir: service.slots.b.dir, release: R2, config: `${root}/run/b`,
     }));
     assert.equal(start.code, 0, start.stderr);
     const pid = Number(readFileSync(pidFile(service, 'b'), 'utf8'));

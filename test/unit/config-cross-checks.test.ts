@@ -55,14 +55,14 @@ test('a slot on the load balancer\'s address cannot take a listen port; elsewher
 });
 
 test('start and stop may use every placeholder and no other', () => {
-  const all = './app {stage} {service} {host} {address} {slot} {port} {dir} {release} ${HOME} $home';
+  const all = './app {stage} {service} {host} {address} {slot} {port} {dir} {release} {config} ${HOME} $home';
   assert.deepEqual(check({ services: { web: web({ start: all, stop: all }) } }), []);
   const issues = check({ services: { web: web({ start: './app {port} {name} {name}', stop: 'kill {pid}' }) } });
   assert.deepEqual(issues.map((i) => [i.path, i.message.split(' (')[0]]), [
     ['services.web.start', 'unknown placeholder {name}'],
     ['services.web.stop', 'unknown placeholder {pid}'],
   ]);
-  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\}\)$/);
+  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\} \{config\}\)$/);
 });
 
 test('a load balancer\'s host must be one of the hosts', () => {
@@ -129,4 +129,36 @@ test('exactly one of from and source, and not from itself', () => {
 test('services need a load balancer', () => {
   assert.deepEqual(paths(check({ loadBalancers: {} })), ['loadBalancers']);
   assert.deepEqual(check({ loadBalancers: {}, services: {} }), []);
+});
+
+test('releaseName: placeholders, characters and uniqueness, at the stage or the service', () => {
+  assert.deepEqual(check({ releaseName: '{data}-{date}-{version}-{rev}', services: { web: web({ releaseName: 'WS{data}-{hash}' }) } }), []);
+  const issues = check({ releaseName: '{date}-{commit}', services: { web: web({ releaseName: '{version} {hash}' }), api: web({ root: '/srv/api', listen: 8090, slots: { a: { port: 9001 }, b: { port: 9002 } }, releaseName: '{data}-{version}' }) } });
+  assert.deepEqual(issues.map((i) => [i.path, i.message]), [
+    ['releaseName', 'unknown placeholder {commit} (allowed: {data} {date} {version} {rev} {hash})'],
+    ['services.web.releaseName', 'only letters, digits, ".", "_", "+" and "-" may stand between the placeholders'],
+    ['services.api.releaseName', 'expected {date}, {hash} or {rev} in the name, so that different code never gets the same name'],
+  ]);
+});
+
+test('releaseName belongs to the first stage: a later stage keeps the names it gets', () => {
+  const issues = check({ source: undefined, from: 'dev', releaseName: '{date}-{hash}' });
+  assert.deepEqual(paths(issues), ['releaseName']);
+  assert.match(issues[0]!.message, /only the first stage names releases; this stage keeps the names of stage "dev"/);
+});
+
+test('source: a path, or a git repository with a ref; not both, not neither', () => {
+  assert.deepEqual(check({ source: { git: '../repo.git', ref: 'v1.4.0' } }), []);
+  const both = check({ source: { path: 'app', git: '../repo', ref: 'v1' } });
+  assert.deepEqual(both.map((i) => [i.path, i.message]), [['source', 'expected either path (a directory) or git (a repository with a ref), not both']]);
+  assert.deepEqual(paths(check({ source: {} })), ['source']);
+  assert.deepEqual(check({ source: { git: '../repo' } }).map((i) => [i.path, i.message]), [['source.ref', 'expected the tag, branch or commit of the git repository to release']]);
+  assert.deepEqual(paths(check({ source: { path: 'app', ref: 'v1' } })), ['source.ref']);
+});
+
+test('configFiles: two entries cannot render to one file', () => {
+  const files = [{ template: 'a.tmpl', path: 'conf/app.env' }, { template: 'b.tmpl', path: 'conf/./app.env' }];
+  const issues = check({ services: { web: web({ configFiles: files }) } });
+  assert.deepEqual(issues.map((i) => [i.path, i.message]), [['services.web.configFiles.1.path', 'conf/./app.env is already rendered by another entry; give each file its own path']]);
+  assert.deepEqual(check({ services: { web: web({ configFiles: [files[0]!, { template: 'a.tmpl', path: 'conf/other.env' }] }) } }), []);
 });

@@ -10,8 +10,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../../src/config/load.js';
-import { host, httpCheck, loadBalancer, profile, service, slot, source, sshSettings } from '../../src/config/schema.js';
+import { configFile, host, httpCheck, loadBalancer, profile, service, slot, source, sshSettings } from '../../src/config/schema.js';
 import { PLACEHOLDERS } from '../../src/commands/placeholders.js';
+import { CONFIG_PLACEHOLDERS } from '../../src/commands/config-files.js';
+import { NAME_PLACEHOLDERS } from '../../src/release/name.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const DOC = readFileSync(join(REPO, 'docs', 'profiles.md'), 'utf8');
@@ -48,9 +50,9 @@ test('the complete examples of docs/profiles.md load', async () => {
 });
 
 test('docs/profiles.md documents every key of the schema and every placeholder', () => {
-  const sections = { profile, source, ssh: sshSettings, host, loadBalancer, service, slot, health: httpCheck };
+  const sections = { profile, source, ssh: sshSettings, host, loadBalancer, service, slot, health: httpCheck, configFile };
   const missing = Object.entries(sections).flatMap(([where, schema]) =>
     Object.keys(schema.shape).filter((key) => !DOC.includes(`| \`${key}\` |`)).map((key) => `${where}.${key}`));
   assert.deepEqual(missing, []);
-  for (const p of PLACEHOLDERS) assert.ok(DOC.includes(`| \`{${p}}\` |`), `placeholder {${p}} is not documented`);
+  for (const p of new Set([...PLACEHOLDERS, ...CONFIG_PLACEHOLDERS, ...NAME_PLACEHOLDERS])) assert.ok(DOC.includes(`| \`{${p}}\` |`), `placeholder {${p}} is not documented`);
 });

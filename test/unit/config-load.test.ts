@@ -62,9 +62,9 @@ test('the repository profiles load: beta, then dev, with every default applied',
 
     assert.equal(beta.file, join('profiles', 'beta.yaml'));
     assert.equal(beta.from, 'dev');
-    assert.equal(beta.sourcePath, undefined);
+    assert.equal(beta.source, undefined);
     assert.equal(dev.from, undefined);
-    assert.equal(dev.sourcePath, join(REPO, rawDev.source!.path));
+    assert.deepEqual(dev.source, { kind: 'path', path: join(REPO, rawDev.source!.path!) });
 
     // ssh: user and port merged into every host; key paths made absolute against the project.
     assert.deepEqual(Object.keys(beta.hosts), Object.keys(rawBeta.hosts));
@@ -134,7 +134,7 @@ ${LB}${SERVICES}`,
     assert.equal(dev.hosts.web2?.port, 22);
     assert.equal(dev.hosts.web2?.key, join(homedir(), '.ssh', 'web2'));
     assert.equal(dev.hosts.web3?.key, '/etc/keys/web3');
-    assert.equal(dev.sourcePath, join(project.dir, 'app'));
+    assert.deepEqual(dev.source, { kind: 'path', path: join(project.dir, 'app') });
   });
 });
 
@@ -145,7 +145,7 @@ test('without ssh: hosts default to root on port 22 with the ssh-agent and ~/.ss
       name: 'web1', address: 'web1.example.net', port: 22, user: 'root', key: undefined,
       knownHosts: join(homedir(), '.ssh', 'known_hosts'), connectTimeoutMs: 10_000, commandTimeoutMs: 600_000,
     });
-    assert.equal(dev.sourcePath, '/opt/app');
+    assert.deepEqual(dev.source, { kind: 'path', path: '/opt/app' });
     assert.equal(dev.loadBalancers.lb?.address, '127.0.0.1');
   });
 });
@@ -262,5 +262,44 @@ ${LB}services:
     assert.deepEqual(err.issues.map((i) => [i.path, i.line]).sort(), [
       ['from', 1], ['services.web.hosts.1', 8], ['services.web.slots.b.port', 13], ['services.web.start', 14],
     ]);
+  });
+});
+
+const LB_LOCAL = 'loadBalancers:\n  lb: { socket: run/admin.sock, mapFile: run/slots.map }\n';
+
+test('a bad releaseName, a ref without git and a config path outside the release are refused naming file, line and path', async () => {
+  const text = `source: { path: app, ref: v1 }\nreleaseName: "{date}-{sha}"\nhosts:\n  web1: { address: 10.0.0.1 }\n${LB_LOCAL}${SERVICES}    configFiles:\n      - { template: ../etc/app.tmpl, path: app.env }\n`;
+  await withProject({ dev: text }, async (project) => {
+    const err = await loadProfile(project, 'dev').then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.message.split('\n'), [
+      'profiles/dev.yaml:17: services.web.configFiles.0.template: expected a path inside the release: relative, of letters, digits, ".", "_", "-" and "/", without ".."',
+    ]);
+  });
+  await withProject({ dev: text.replace('../etc/app.tmpl', 'etc/app.tmpl') }, async (project) => {
+    const err = await loadProfile(project, 'dev').then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.message.split('\n'), [
+      'profiles/dev.yaml:1: source.ref: a ref is only used with "git: <repository>"',
+      'profiles/dev.yaml:2: releaseName: unknown placeholder {sha} (allowed: {data} {date} {version} {rev} {hash})',
+    ]);
+  });
+});
+
+test('a git source resolves to the repository\'s absolute path (file:// URLs too) and keeps its ref; releaseName falls back stage -> default', async () => {
+  const text = (source: string, extra = '') => `source: ${source}\n${extra}hosts:\n  web1: { address: 10.0.0.1 }\n${LB_LOCAL}${SERVICES}`;
+  await withProject({ dev: text('{ git: ../repo, ref: v1.4.0 }') }, async (project) => {
+    const dev = await loadProfile(project, 'dev');
+    assert.deepEqual(dev.source, { kind: 'git', repo: join(project.dir, '..', 'repo'), ref: 'v1.4.0' });
+    assert.equal(dev.services.web?.releaseName, '{date}-{version}-{hash}');
+    assert.deepEqual(dev.services.web?.configFiles, []);
+  });
+  await withProject({ dev: text('{ git: "file:///srv/git/app.git", ref: main }', 'releaseName: "{data}-{date}-{version}-{rev}"\n') }, async (project) => {
+    const dev = await loadProfile(project, 'dev');
+    assert.deepEqual(dev.source, { kind: 'git', repo: '/srv/git/app.git', ref: 'main' });
+    assert.equal(dev.services.web?.releaseName, '{data}-{date}-{version}-{rev}');
+  });
+  await withProject({ dev: text('{ git: ../repo, ref: "-v" }') }, async (project) => {
+    await assert.rejects(loadProfile(project, 'dev'), /profiles\/dev.yaml:1: source.ref: expected a git tag, branch or commit .*not starting with "-"/);
   });
 });

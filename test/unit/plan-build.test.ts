@@ -185,7 +185,7 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
   test('start: stop whatever idle slot b runs, then start b with its own context', () => {
     for (const [h, address] of [['h1', '10.0.0.11'], ['h2', '10.0.0.12']] as const) {
       const ctx = slotContext(STAGE, WEB, STAGE.hosts[h]!, 'b', R2);
-      assert.deepEqual(ctx, { stage: 'staging', service: 'web', host: h, address, slot: 'b', port: 8082, dir: '/srv/web/b', release: R2 });
+      assert.deepEqual(ctx, { stage: 'staging', service: 'web', host: h, address, slot: 'b', port: 8082, dir: '/srv/web/b', release: R2, config: '/srv/web/run/b' });
       assert.deepEqual(actionsOf(phase(plan, 'start'), h), [
         { kind: 'exec', host: h, command: stopSlot(WEB, 'b', ctx), title: 'stop idle slot web/b if running' },
         { kind: 'exec', host: h, command: startSlot(WEB, 'b', ctx), title: 'start web/b (port 8082)' },
@@ -405,6 +405,15 @@ describe('releasesToPurge', () => {
   test('never goes below the pinned releases, whatever keep says', () => {
     assert.deepEqual(releasesToPurge([R0, R1, R2], [R2, R1], 1), [R0]);
   });
+
+  test('orders by the date inside the name: {data}-{date}-... keeps the newest even when the data version sorts the other way', () => {
+    const old9 = '9-2026.11.20-101010-1.0-aaaaaaa';
+    const new10 = '10-2026.11.21-101010-1.1-bbbbbbb';
+    const new11 = '11-2026.11.22-101010-1.2-ccccccc';
+    assert.deepEqual(releasesToPurge([new10, old9, new11], [new11, undefined], 2), [old9]);
+    // Without a date in the names: by name.
+    assert.deepEqual(releasesToPurge(['v1-aaaaaaa', 'v2-bbbbbbb', 'v3-ccccccc'], [undefined, undefined], 1), ['v2-bbbbbbb', 'v1-aaaaaaa']);
+  });
 });
 
 describe('buildPlan: purge', () => {
@@ -518,5 +527,56 @@ describe('buildPlan: addresses', () => {
     const plan = buildPlan({ project: v6.project, stage: v6.stage, from: 'dev', now: NOW, services: ['web'], facts: { web: facts('a', R2, { h1: slots(R1, undefined) }) } });
     const copy = actionsOf(phase(plan, 'copy'), 'h1')[1];
     assert.equal(copy?.kind === 'local' && copy.argv.at(-1), `deploy@[fd00::11]:/srv/web/releases/${R2}/`);
+  });
+});
+
+const WITH_DATA = await loadStage([
+  'hosts: { h1: { address: 10.0.0.11 } }',
+  `loadBalancers: { lb1: { socket: /run/haproxy/lb1.sock, mapFile: ${MAP} } }`,
+  'services:',
+  ...WEB_LINES.map((l) => l.replace('[h1, h2]', '[h1]')),
+  '    database: { engine: postgres, strategy: copy, names: { a: web_staging_a, b: web_staging_b } }',
+  '    configFiles: [{ template: config/app.env.tmpl, path: app.env }]',
+]);
+
+describe('buildPlan: config files and --code-only', () => {
+  const { stage, project } = WITH_DATA;
+  const web = stage.services.web!;
+  const dev = { engine: 'postgres' as const, host: '127.0.0.1', port: 5432, user: 'postgres', password: undefined, database: 'web_dev_b' };
+  const input = (codeOnly: boolean): PlanInput => ({
+    project, stage, from: 'dev', now: NOW, services: ['web'], codeOnly,
+    facts: { web: {
+      ...facts('a', R2, { h1: slots(R1, R0, [true, false], [R0, R1]) }),
+      data: { source: dev, sourceVersion: 2, pending: [{ version: 3, name: 'index' }] },
+      ...(codeOnly ? { kept: { database: 'web_staging_b', version: 2, notApplied: [3] } } : {}),
+    } },
+  });
+
+  test('the idle slot\'s config files are rendered on each host between stopping and starting it, with its own database', () => {
+    const plan = buildPlan(input(false));
+    const ctx = slotContext(stage, web, stage.hosts.h1!, 'b', R2);
+    const tmpl = `/srv/web/releases/${R2}/config/app.env.tmpl`;
+    const render = actionsOf(phase(plan, 'start'), 'h1')[1];
+    assert.deepEqual(render, {
+      kind: 'exec', host: 'h1', title: 'render app.env for slot b into /srv/web/run/b',
+      command: `{ [ -f ${tmpl} ] || { echo 'config template config/app.env.tmpl is missing from release ${R2}' >&2; exit 3; }; } && ` +
+        `mkdir -p /srv/web/run/b && sed -e 's|{stage}|staging|g; s|{service}|web|g; s|{host}|h1|g; s|{address}|10.0.0.11|g; s|{slot}|b|g; s|{port}|8082|g; ` +
+        `s|{dir}|/srv/web/b|g; s|{release}|${R2}|g; s|{config}|/srv/web/run/b|g; s|{database}|web_staging_b|g; s|{dbhost}|127.0.0.1|g; s|{dbport}|5432|g; s|{dbuser}|postgres|g' ` +
+        `${tmpl} > /srv/web/run/b/app.env.tmp && mv -f /srv/web/run/b/app.env.tmp /srv/web/run/b/app.env`,
+    });
+    assert.deepEqual(actionsOf(phase(plan, 'start'), 'h1').map((a) => a.title), ['stop idle slot web/b if running', 'render app.env for slot b into /srv/web/run/b', 'start web/b (port 8082)']);
+    assert.equal(ctx.config, '/srv/web/run/b');
+    assert.deepEqual(phase(plan, 'data').items[0]!.actions.map((a) => a.kind), ['exec', 'data-copy', 'migrate']);
+    assert.equal(plan.services[0]!.data, undefined);
+  });
+
+  test('--code-only: no snapshot, copy or migration; the plan says which database the idle slot keeps and what it lacks', () => {
+    const plan = buildPlan(input(true));
+    assert.deepEqual(phase(plan, 'data').items, []);
+    assert.deepEqual(phase(plan, 'freeze').items, []);
+    assert.equal(plan.services[0]!.data, '--code-only: no data step; slot b keeps its database web_staging_b as it is (migration version 2; not applied: 3)');
+    const full = buildPlan(input(false));
+    // Everything else is the same plan.
+    for (const name of ['copy', 'start', 'check', 'switch', 'drain', 'stop-old'] as const) assert.deepEqual(phase(plan, name), phase(full, name));
   });
 });

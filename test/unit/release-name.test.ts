@@ -4,12 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { RELEASE_NAME, readVersion, releaseName } from '../../src/release/name.js';
+import { DEFAULT_RELEASE_NAME, NO_DATA, RELEASE_NAME, readVersion, renderReleaseName, templateProblems, usesPlaceholder } from '../../src/release/name.js';
 
 const HASH = '3fa9c2d1e0b7a6f5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1';
 
-describe('releaseName', () => {
+/** The default template, as a release of a source without git and without a database is named. */
+const releaseName = (version: string, hash: string, now: Date) => renderReleaseName(DEFAULT_RELEASE_NAME, { now, version, hash, rev: undefined, data: NO_DATA });
+const AT = new Date('2026-11-29T14:23:01Z');
+const FACTS = { now: AT, version: '1.4.0', hash: HASH, rev: '9f3c2ab', data: '221' };
+
+describe('releaseName (the default template)', () => {
   test('is <UTC date>-<UTC time>-<version>-<first 8 of the hash>', () => {
+    assert.equal(DEFAULT_RELEASE_NAME, '{date}-{version}-{hash}');
     assert.equal(releaseName('1.0.0', HASH, new Date('2026-11-22T22:31:04.987Z')), '2026.11.22-223104-1.0.0-3fa9c2d1');
   });
 
@@ -34,6 +40,52 @@ describe('releaseName', () => {
 
   test('matches RELEASE_NAME for a sanitised version', () => {
     assert.match(releaseName('1.0.0-rc.1+build.5', HASH, new Date('2026-11-22T22:31:04Z')), RELEASE_NAME);
+  });
+});
+
+describe('renderReleaseName: each placeholder', () => {
+  test('{date} is the UTC time, sortable', () => assert.equal(renderReleaseName('{date}', FACTS), '2026.11.29-142301'));
+  test('{version} is the version as read', () => assert.equal(renderReleaseName('v{version}-{hash}', FACTS), 'v1.4.0-3fa9c2d1'));
+  test('{rev} is the short commit', () => assert.equal(renderReleaseName('{rev}', FACTS), '9f3c2ab'));
+  test('{hash} is the first 8 of the content hash', () => assert.equal(renderReleaseName('{hash}', FACTS), '3fa9c2d1'));
+  test('{data} is the data version, or nodata', () => {
+    assert.equal(renderReleaseName('WS{data}-{rev}', FACTS), 'WS221-9f3c2ab');
+    assert.equal(renderReleaseName('{data}-{hash}', { ...FACTS, data: NO_DATA }), 'nodata-3fa9c2d1');
+  });
+  test('seed 003\'s shape, {data}-{date}-{version}-{rev}, repeated placeholders and literal text', () => {
+    assert.equal(renderReleaseName('{data}-{date}-{version}-{rev}', FACTS), '221-2026.11.29-142301-1.4.0-9f3c2ab');
+    assert.equal(renderReleaseName('web_{rev}.{rev}+{hash}', FACTS), 'web_9f3c2ab.9f3c2ab+3fa9c2d1');
+    assert.match(renderReleaseName('{data}-{date}-{version}-{rev}', FACTS), RELEASE_NAME);
+  });
+  test('{rev} without a revision is a bug of the caller, not a name with a hole', () => {
+    assert.throws(() => renderReleaseName('{date}-{rev}', { ...FACTS, rev: undefined }), /no value for \{rev\}/);
+  });
+});
+
+describe('templateProblems', () => {
+  test('accepts the default and seed 003\'s template', () => {
+    assert.deepEqual(templateProblems(DEFAULT_RELEASE_NAME), []);
+    assert.deepEqual(templateProblems('{data}-{date}-{version}-{rev}'), []);
+    assert.deepEqual(templateProblems('{rev}'), []);
+  });
+  test('names an unknown placeholder and lists the allowed ones', () => {
+    assert.deepEqual(templateProblems('{date}-{commit}'), ['unknown placeholder {commit} (allowed: {data} {date} {version} {rev} {hash})']);
+    assert.deepEqual(templateProblems('{date}-{Version}-{}'), [
+      'unknown placeholder {Version} (allowed: {data} {date} {version} {rev} {hash})',
+      'unknown placeholder {} (allowed: {data} {date} {version} {rev} {hash})',
+    ]);
+  });
+  test('refuses literal text a directory name cannot hold', () => {
+    for (const bad of ['{date} {hash}', '{date}/{hash}', '{hash};rm', '{date}-{hash}$x', '{date}{', 'x}{hash}']) {
+      assert.ok(templateProblems(bad).some((p) => /only letters, digits/.test(p)), bad);
+    }
+  });
+  test('refuses a template that could give two contents one name', () => {
+    assert.deepEqual(templateProblems('{data}-{version}'), ['expected {date}, {hash} or {rev} in the name, so that different code never gets the same name']);
+  });
+  test('usesPlaceholder', () => {
+    assert.equal(usesPlaceholder('{date}-{rev}', 'rev'), true);
+    assert.equal(usesPlaceholder('{date}-{hash}', 'rev'), false);
   });
 });
 
@@ -77,6 +129,14 @@ describe('readVersion', () => {
     assert.equal(readVersion(app({ 'package.json': '{"name":"web"}' })), '0');
     assert.equal(readVersion(app({ 'package.json': '{"version": 3}' })), '0');
     assert.equal(readVersion(app({ 'package.json': 'not json' })), '0');
+  });
+
+  test('the git tag comes after VERSION and package.json', () => {
+    assert.equal(readVersion(app({}), 'v2.1.0'), 'v2.1.0');
+    assert.equal(readVersion(app({ 'package.json': '{"name":"web"}' }), 'v2.1.0'), 'v2.1.0');
+    assert.equal(readVersion(app({ 'package.json': '{"version":"1.0.0"}' }), 'v2.1.0'), '1.0.0');
+    assert.equal(readVersion(app({ VERSION: '3\n' }), 'v2.1.0'), '3');
+    assert.equal(readVersion(app({}), 'release/2 beta'), 'release_2_beta');
   });
 
   test('an empty VERSION is "0"', () => {
