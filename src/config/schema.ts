@@ -125,6 +125,16 @@ export const source = z.strictObject({
   path: localPath(),
 });
 
+/** What a run reports to a webhook (seed 003); a failing or slow webhook is a warning, never a failed run. */
+export const NOTIFY_EVENTS = ['started', 'switched', 'rolled-back', 'failed'] as const;
+export const notify = z.strictObject({
+  /** URL that receives a JSON POST per event. */
+  webhook: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+  events: z.array(z.enum(NOTIFY_EVENTS, { error: `expected one of ${NOTIFY_EVENTS.join(', ')}` })).min(1).default([...NOTIFY_EVENTS]),
+  /** The longest a notification may hold the run up. */
+  timeoutMs: millis(60_000).default(5000),
+});
+
 export const profile = z.strictObject({
   from: name().optional(),
   source: source.optional(),
@@ -138,6 +148,7 @@ export const profile = z.strictObject({
   serial: z.boolean().default(false),
   /** Releases kept per service on each host (never the release of either slot). */
   keepReleases: z.int().min(2).max(100).default(5),
+  notify: notify.optional(),
 });
 
 export type ProfileInput = z.input<typeof profile>;
@@ -147,3 +158,4 @@ export type HostData = z.output<typeof host>;
 export type LoadBalancerData = z.output<typeof loadBalancer>;
 export type HttpCheckData = z.output<typeof httpCheck>;
 export type DatabaseData = z.output<typeof database>;
+export type NotifyData = z.output<typeof notify>;

@@ -12,6 +12,8 @@ import { readHostSlots } from '../observe/slots.js';
 import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import type { StepEvent } from '../apply/context.js';
+import { runNotifier } from '../notify/notify.js';
 import { StateStore } from '../state/store.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
@@ -40,6 +42,10 @@ export interface PromoteOptions {
   /** Promote even when the stage already runs the release. */
   force?: boolean;
   now?: () => Date;
+  /** Names the run in notifications (default: its start time). */
+  runId?: string;
+  /** Given the plan before it is applied; the listener it returns hears every step (the progress display). */
+  progress?: (plan: Plan) => ((event: StepEvent) => void) | undefined;
 }
 
 export interface PromoteResult {
@@ -146,16 +152,21 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const t0 = Date.now();
     let apply: ApplyResult;
     const journal = await Journal.begin(project.stateDir, plan);
+    const notifier = runNotifier(stage.notify, plan, logger, options.runId ?? new Date(started).toISOString(), now);
+    await notifier.started();
+    const onStep = options.progress?.(plan);
     try {
-      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel() }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel(), ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
+      await notifier.finished(err);
       throw err;
     }
     await journal.finish('ok');
     await recordSwitch(store, stage, plan, recorded, now());
     await appendRun(store, plan, 'ok', Date.now() - t0, now());
+    await notifier.finished();
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);
