@@ -16,7 +16,9 @@ import type { StepEvent } from '../apply/context.js';
 import { runNotifier } from '../notify/notify.js';
 import { StateStore } from '../state/store.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
-import { appendRun, recordFailure, recordSwitch } from './record.js';
+import { appendRun, passedRecords, recordFailure, recordPassed, recordSwitch } from './record.js';
+import { cachedCodeHash, hostCodeHash } from '../observe/code-hash.js';
+import type { StageState } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageLocalSource, type SourceRelease } from './source.js';
 import { checkDiskSpace } from './preflight.js';
@@ -114,6 +116,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
         if (bad !== undefined) {
           throw new UpdateserverError(`${s} ${release}, live in ${from.name}, is marked bad there: ${bad}`, { hint: `promote a good release into ${from.name} first` });
         }
+        await guardPassed(from, s, release, fromState, hostName, () => hostCodeHash(source.pool.get(hostName), service, release));
         releases[s] = options.dryRun
           ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
           : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot, await source.openTunnel());
@@ -165,11 +168,32 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     }
     await journal.finish('ok');
     await recordSwitch(store, stage, plan, recorded, now());
-    await appendRun(store, plan, 'ok', Date.now() - t0, now());
+    const passed = await passedRecords(stage, plan, (s) => cachedCodeHash(releases[s]!.cacheDir), now());
+    await recordPassed(store, stage.name, passed, plan);
+    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, passed);
     await notifier.finished();
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
+  }
+}
+
+/**
+ * Pipeline guard: the previous stage's live release goes on only if that stage recorded it as passed
+ * (checked, switched to, kept) and the code on its host is still byte for byte what passed.
+ */
+async function guardPassed(from: Stage, service: string, release: string, fromState: StageState | undefined, hostName: string, codeHashOnHost: () => Promise<string>): Promise<void> {
+  const record = fromState?.services[service]?.passed?.[release];
+  if (!record) {
+    throw new UpdateserverError(`${service} ${release}, live in ${from.name}, has no record of passing ${from.name} (it was not promoted there by updateserver, or its run did not finish)`, {
+      hint: `promote it through ${from.name} first, so its checks run and are recorded: updateserver ${from.name} --force`,
+    });
+  }
+  const onHost = await codeHashOnHost();
+  if (onHost !== record.codeHash) {
+    throw new UpdateserverError(`${service} ${release} on ${hostName} (${from.name}) is not the code that passed ${from.name}: its manifest hashes to ${onHost.slice(0, 16)}..., the record says ${record.codeHash.slice(0, 16)}...`, {
+      hint: `someone changed the release on ${hostName}; promote a clean release through ${from.name} again: updateserver ${from.name} --force`,
+    });
   }
 }

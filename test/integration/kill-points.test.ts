@@ -78,12 +78,17 @@ after(async () => { await p?.stop(); });
 
 test(`kill -9 at ${POINTS.length} step boundaries in turn, under load: live serves with 0 failed requests and the next run recovers`, async () => {
   const seen = new Set<string>();
+  let version = '1.0.0';
   for (const [i, point] of POINTS.entries()) {
-    const version = `5.${i}.0`;
-    await writeFile(join(p.appDir, 'VERSION'), `${version}\n`);
-    const dev = await updateserver(p.project.dir, 'dev');
-    assert.equal(dev.code, 0, explain(dev));
+    const t0 = Date.now();
     const before = await served();
+    // A new release in dev when beta already runs dev's (otherwise the interrupted one is promoted again).
+    if (before.version === version) {
+      version = `5.${i}.0`;
+      await writeFile(join(p.appDir, 'VERSION'), `${version}\n`);
+      const dev = await updateserver(p.project.dir, 'dev');
+      assert.equal(dev.code, 0, explain(dev));
+    }
 
     const load = startLoad(`${p.url.beta}/`, { connections: 2 });
     let stopped = false;
@@ -117,7 +122,7 @@ test(`kill -9 at ${POINTS.length} step boundaries in turn, under load: live serv
       stopped = true;
       assert.ok(result.requests > 50, `${point.at}: only ${result.requests} requests`);
       assert.equal(result.non2xx + result.errors + result.timeouts, 0, `${point.at}: ${JSON.stringify(result)}`);
-      console.log(`kill -9 ${point.what} (${point.at}), ${point.how}: ${result.requests} requests, 0 failed; ${JSON.stringify(result.byRelease)}`);
+      console.log(`kill -9 ${point.what} (${point.at}), ${point.how}: ${result.requests} requests, 0 failed; ${JSON.stringify(result.byRelease)}; ${Date.now() - t0} ms`);
       seen.add(point.at);
 
       // Nothing left behind: no problem in status, the stopped side of each host is not running twice.

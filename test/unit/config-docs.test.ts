@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../../src/config/load.js';
-import { host, httpCheck, loadBalancer, profile, service, slot, source, sshSettings } from '../../src/config/schema.js';
+import { host, httpCheck, loadBalancer, notify, profile, service, slot, source, sshSettings } from '../../src/config/schema.js';
 import { PLACEHOLDERS } from '../../src/commands/placeholders.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -48,7 +48,7 @@ test('the complete examples of docs/profiles.md load', async () => {
 });
 
 test('docs/profiles.md documents every key of the schema and every placeholder', () => {
-  const sections = { profile, source, ssh: sshSettings, host, loadBalancer, service, slot, health: httpCheck };
+  const sections = { profile, source, ssh: sshSettings, host, loadBalancer, service, slot, health: httpCheck, notify };
   const missing = Object.entries(sections).flatMap(([where, schema]) =>
     Object.keys(schema.shape).filter((key) => !DOC.includes(`| \`${key}\` |`)).map((key) => `${where}.${key}`));
   assert.deepEqual(missing, []);
