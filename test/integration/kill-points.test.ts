@@ -8,12 +8,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import pg from 'pg';
 import { join } from 'node:path';
 import { get, type ClientRequest } from 'node:http';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
 import { CLI, updateserver, type CliResult } from './cli.js';
+import { loadProfile } from '../../src/config/load.js';
+import { Haproxy } from '../../src/lb/haproxy.js';
 
 const NET = 78;
 let p: Pipeline;
@@ -46,14 +49,15 @@ function killedRun(killAt: string): Promise<{ signal: NodeJS.Signals | null; cod
 
 /*
  * The boundaries, in plan order (two beta hosts, one load balancer; each host's copy is 5 steps:
- * prepare, rsync, verify, mark complete, point the slot). `live` is who serves after --abandon: the
+ * prepare, rsync, verify, mark complete, point the slot; the data phase stops the idle slot on each
+ * host, copies the live database (copy-self, under a write freeze) and migrates it). `live` is who serves after --abandon: the
  * previous release until traffic has moved for good, the new one once the drain has begun.
  */
 const POINTS: Array<{ at: string; what: string; live: 'old' | 'new'; how: '--abandon' | '--resume' }> = [
-  { at: 'copy:1', what: 'after the first copy step (prepare) on one host', live: 'old', how: '--abandon' },
   { at: 'copy:3:begin', what: 'during the copy: rsync announced, not run', live: 'old', how: '--resume' },
   { at: 'copy:10', what: 'after the copy on every host', live: 'old', how: '--abandon' },
-  { at: 'start:2', what: 'after the start on one host', live: 'old', how: '--resume' },
+  { at: 'freeze:1', what: 'after the write freeze (copy-self)', live: 'old', how: '--abandon' },
+  { at: 'data:3', what: 'after the data copy, before the migration', live: 'old', how: '--resume' },
   { at: 'start:4', what: 'after the start on every host', live: 'old', how: '--abandon' },
   { at: 'check:2', what: 'after the health checks', live: 'old', how: '--resume' },
   { at: 'switch:1', what: 'after marking the new servers up, before the map changes', live: 'old', how: '--abandon' },
@@ -65,16 +69,40 @@ const POINTS: Array<{ at: string; what: string; live: 'old' | 'new'; how: '--aba
   { at: 'purge:1', what: 'after the purge on one host', live: 'new', how: '--abandon' },
 ];
 
+const DBS = ['ustest_orc_kp_a', 'ustest_orc_kp_b'];
+
+async function dropDbs(): Promise<void> {
+  const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });
+  await c.connect();
+  try { for (const d of DBS) await c.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`); } finally { await c.end(); }
+}
+
+/** Whether beta's load balancer refuses writes (the copy-self freeze) for web. */
+async function frozen(): Promise<boolean> {
+  const lb = (await loadProfile(p.project, 'beta')).loadBalancers.lb!;
+  return (await Haproxy.forLoadBalancer(lb).showMap(lb.mapFile)).some((e) => e.key === 'web.readonly' && e.value === 'on');
+}
+
 before(async () => {
+  await dropDbs();
   // keepReleases 2: old releases pile up quickly, so the last promotions have a purge phase to be killed in.
-  p = await startPipeline({ net: NET, betaTopExtra: 'keepReleases: 2' });
+  // beta's data is a copy of its own live database, taken under a write freeze: two more boundaries.
+  p = await startPipeline({
+    net: NET, betaTopExtra: 'keepReleases: 2',
+    betaServiceExtra: ['    database:', '      engine: postgres', '      strategy: copy-self', `      names: { a: ${DBS[0]}, b: ${DBS[1]} }`].join('\n'),
+  });
+  await mkdir(join(p.project.dir, 'migrations', 'web'), { recursive: true });
+  await writeFile(join(p.project.dir, 'migrations', 'web', 'V0001__items.sql'), "CREATE TABLE items (id serial PRIMARY KEY, name text);\nINSERT INTO items (name) VALUES ('one');\n");
   for (const stage of ['dev', 'beta']) {
     const r = await updateserver(p.project.dir, stage);
     assert.equal(r.code, 0, explain(r));
   }
 });
 
-after(async () => { await p?.stop(); });
+after(async () => {
+  await p?.stop();
+  await dropDbs();
+});
 
 test(`kill -9 at ${POINTS.length} step boundaries in turn, under load: live serves with 0 failed requests and the next run recovers`, async () => {
   const seen = new Set<string>();
@@ -106,6 +134,8 @@ test(`kill -9 at ${POINTS.length} step boundaries in turn, under load: live serv
       assert.match(refused.stderr, new RegExp(`an earlier promote of beta .* did not finish: it stopped during ".+" \\(phase ${phase}, ${state}\\)`), `${point.at}: ${explain(refused)}`);
       assert.match(refused.stderr, /took over the lock of beta from .*: its process \d+ is gone/);
       assert.equal((await served()).release, atKill.release, `${point.at}: refusing changed nothing`);
+      // Killed inside the freeze: writes stay refused (reads served) until the recovery ends it.
+      if (point.at === 'freeze:1') assert.equal(await frozen(), true, 'the killed run left the write freeze on');
 
       const recovered = await updateserver(p.project.dir, 'beta', point.how);
       assert.equal(recovered.code, 0, `${point.at} ${point.how}: ${explain(recovered)}`);
@@ -117,6 +147,7 @@ test(`kill -9 at ${POINTS.length} step boundaries in turn, under load: live serv
         assert.equal(now.version === version ? 'new' : 'old', point.live, `${point.at} --abandon: ${recovered.stdout}`);
         if (point.live === 'old') assert.equal(now.release, before.release);
       }
+      assert.equal(await frozen(), false, `${point.at}: the write freeze was ended`);
       await new Promise((r) => setTimeout(r, 200));
       const result = await load.stop();
       stopped = true;
