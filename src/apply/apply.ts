@@ -33,17 +33,47 @@ export class PromotionFailed extends UpdateserverError {
   }
 }
 
-/** Runs one action, journalled before and after. */
+/**
+ * Fault-injection hook for the crash tests (test/integration/kill-points.test.ts), never for operators:
+ * UPDATESERVER_KILL_AT=<phase>:<n> makes the process SIGKILL itself right after the journal records the
+ * end of the n-th step (1-based, in completion order) of that phase; <phase>:<n>:begin right after it
+ * records the step's begin, before the step runs. It is how a test reaches one exact step boundary
+ * every time instead of racing a timer. Inert unless the variable is set.
+ */
+const KILL_AT = parseKillAt(process.env.UPDATESERVER_KILL_AT);
+const killCounts = new Map<string, number>();
+
+export function parseKillAt(value: string | undefined): { phase: string; n: number; at: 'begin' | 'end' } | undefined {
+  if (!value) return undefined;
+  const m = /^([a-z-]+):(\d+)(?::(begin|end))?$/.exec(value);
+  if (!m) throw new Error(`UPDATESERVER_KILL_AT=${value}: expected <phase>:<n>[:begin|:end]`);
+  return { phase: m[1]!, n: Number(m[2]), at: (m[3] as 'begin' | 'end' | undefined) ?? 'end' };
+}
+
+function killPoint(phaseName: string, state: 'begin' | 'end'): void {
+  if (!KILL_AT || KILL_AT.phase !== phaseName || KILL_AT.at !== state) return;
+  const key = `${phaseName}:${state}`;
+  const n = (killCounts.get(key) ?? 0) + 1;
+  killCounts.set(key, n);
+  if (n === KILL_AT.n) process.kill(process.pid, 'SIGKILL');
+}
+
+/** Runs one action, journalled before and after; progress listeners hear the same three moments. */
 async function step(ctx: ApplyContext, phaseName: string, target: string, action: Action): Promise<void> {
   ctx.logger.debug(action.title, { host: target, action });
   ctx.journal?.step(phaseName, target, action.title, 'begin');
+  ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'begin' });
+  if (ctx.journal) killPoint(phaseName, 'begin');
   try {
     await runAction(ctx, action);
   } catch (err) {
     ctx.journal?.step(phaseName, target, action.title, 'fail', describeError(err));
+    ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'fail', error: describeError(err) });
     throw err;
   }
   ctx.journal?.step(phaseName, target, action.title, 'end');
+  ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'end' });
+  if (ctx.journal) killPoint(phaseName, 'end');
 }
 
 async function runItems(ctx: ApplyContext, phaseName: string, items: readonly PlanItem[]): Promise<void> {

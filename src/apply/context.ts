@@ -6,6 +6,9 @@ import type { Journal } from '../state/journal.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
 import type { TransportPool } from '../transport/pool.js';
 
+/** One step of a plan as it begins, ends or fails: what progress displays listen to. */
+export interface StepEvent { phase: string; target: string; title: string; state: 'begin' | 'end' | 'fail'; error?: string }
+
 export interface ApplyContext {
   stage: Stage;
   pool: TransportPool;
@@ -21,4 +24,6 @@ export interface ApplyContext {
   journal?: Journal;
   /** rsync's way to the hosts over the run's own SSH connections. */
   tunnel?: ExecTunnel;
+  /** Told of every step as it begins, ends or fails (the terminal's progress display). */
+  onStep?: (event: StepEvent) => void;
 }

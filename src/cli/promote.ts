@@ -3,6 +3,8 @@ import { createLogger } from '../log.js';
 import { promote, type PromoteOptions, type PromoteResult } from '../promote/promote.js';
 import { flip } from '../promote/flip.js';
 import { renderPlan } from '../plan/render.js';
+import type { Plan } from '../plan/plan.js';
+import { Progress } from './progress.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { ConfigError, EXIT_OK } from '../errors.js';
@@ -15,11 +17,15 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
   const project = projectFrom(flags);
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
   const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-${action}-${runId}.jsonl`);
-  const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
+  // The step list replaces the info lines on a terminal; elsewhere its plain lines come with them.
+  const showProgress = !flags.json && !flags.quiet && !flags.dryRun;
+  const liveList = showProgress && process.stderr.isTTY === true && !flags.verbose;
+  const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json || liveList ? 'warn' : 'info' });
   try {
     const waitMs = flags.wait === undefined ? 0 : Number(flags.wait) * 1000;
     if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
-    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, codeOnly: flags.codeOnly, waitMs, abandon: flags.abandon, resume: flags.resume };
+    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, codeOnly: flags.codeOnly, waitMs, abandon: flags.abandon, resume: flags.resume, runId,
+      ...(showProgress ? { progress: (plan: Plan) => new Progress(plan, process.stderr).onStep } : {}) };
     const result: PromoteResult = action === 'promote' ? await promote(options) : await flip({ ...options, rollback: action === 'rollback' });
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });

@@ -72,3 +72,8 @@ export function pointSlot(service: Service, slot: SlotName, release: string): st
   return `if [ -e ${quote(dir)} ] && [ ! -L ${quote(dir)} ]; then echo ${quote(`${dir} exists and is not a symlink; move it away (updateserver manages it as a pointer to a release)`)} >&2; exit 3; fi; ` +
     `ln -sfn ${quote(releaseDir(service, release))} ${quote(tmp)} && mv -Tf ${quote(tmp)} ${quote(dir)}`;
 }
+
+/** SHA-256 of a release's manifest on a host: the hash that names its code (the pipeline guard compares it). */
+export function manifestHash(service: Service, release: string): string {
+  return `sha256sum < ${quote(`${releaseDir(service, release)}/${MANIFEST}`)}`;
+}

@@ -110,6 +110,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
     source: data.source === undefined ? undefined : resolveSource(project, data.source),
     hosts: Object.freeze(hosts), loadBalancers: Object.freeze(loadBalancers), services: Object.freeze(services),
     parallel: data.serial ? 1 : data.parallel, keepReleases: data.keepReleases,
+    notify: data.notify === undefined ? undefined : Object.freeze({ webhook: data.notify.webhook, events: Object.freeze([...new Set(data.notify.events)]), timeoutMs: data.notify.timeoutMs }),
   });
 }
 

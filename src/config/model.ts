@@ -115,6 +115,15 @@ export interface Stage {
   readonly services: Readonly<Record<string, Service>>;
   readonly parallel: number;
   readonly keepReleases: number;
+  /** Webhook told of started / switched / rolled-back / failed runs. */
+  readonly notify?: Notify | undefined;
+}
+
+export type NotifyEvent = 'started' | 'switched' | 'rolled-back' | 'failed';
+export interface Notify {
+  readonly webhook: string;
+  readonly events: readonly NotifyEvent[];
+  readonly timeoutMs: number;
 }
 
 export interface Project {

@@ -156,6 +156,17 @@ export const source = z.strictObject({
   ref: z.string({ error: 'expected a git tag, branch or commit' }).regex(GIT_REF_PATTERN, { error: 'expected a git tag, branch or commit (letters, digits, ".", "_", "/", "+", "-", not starting with "-")' }).optional(),
 });
 
+/** What a run reports to a webhook (seed 003); a failing or slow webhook is a warning, never a failed run. */
+export const NOTIFY_EVENTS = ['started', 'switched', 'rolled-back', 'failed'] as const;
+export const notify = z.strictObject({
+  /** URL that receives a JSON POST per event. */
+  // A pattern rather than z.url(), so that the JSON Schema carries the same rule (no "format" an editor may ignore).
+  webhook: z.string({ error: 'expected an http:// or https:// URL' }).regex(/^https?:\/\/[A-Za-z0-9.[\]:_-]+(?::\d+)?(?:[/?#][^\s]*)?$/, { error: 'expected an http:// or https:// URL' }),
+  events: z.array(z.enum(NOTIFY_EVENTS, { error: `expected one of ${NOTIFY_EVENTS.join(', ')}` })).min(1).default([...NOTIFY_EVENTS]),
+  /** The longest a notification may hold the run up. */
+  timeoutMs: millis(60_000).default(5000),
+});
+
 export const profile = z.strictObject({
   from: name().optional(),
   source: source.optional(),
@@ -171,6 +182,7 @@ export const profile = z.strictObject({
   serial: z.boolean().default(false),
   /** Releases kept per service on each host (never the release of either slot). */
   keepReleases: z.int().min(2).max(100).default(5),
+  notify: notify.optional(),
 });
 
 export type ProfileInput = z.input<typeof profile>;
@@ -181,3 +193,4 @@ export type LoadBalancerData = z.output<typeof loadBalancer>;
 export type HttpCheckData = z.output<typeof httpCheck>;
 export type DatabaseData = z.output<typeof database>;
 export type SourceData = z.output<typeof source>;
+export type NotifyData = z.output<typeof notify>;

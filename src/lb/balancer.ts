@@ -3,6 +3,7 @@
  * socket, or the remote socket through the host's SSH connection).
  */
 import type { SlotName } from '../config/model.js';
+import type { StatRow } from './stat.js';
 
 export interface Balancer {
   readonly name: string;
@@ -17,6 +18,8 @@ export interface Balancer {
   sessions(backends: readonly string[]): Promise<number>;
   /** Rewrites the map file from the runtime map, atomically, so a reload or restart keeps what is live now. */
   persistMap(file: string): Promise<void>;
+  /** `show stat`: every frontend, backend and server with its state, weight and sessions (status display). */
+  stat(): Promise<StatRow[]>;
   close(): Promise<void>;
 }
 

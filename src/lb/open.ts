@@ -8,6 +8,7 @@ import { run, type Transport } from '../transport/transport.js';
 import { LocalTransport } from '../transport/local.js';
 import type { Balancer } from './balancer.js';
 import { Haproxy } from './haproxy.js';
+import type { StatRow } from './stat.js';
 import { localSocket } from './runtime-client.js';
 
 class HaproxyBalancer implements Balancer {
@@ -46,6 +47,10 @@ class HaproxyBalancer implements Balancer {
     // Written beside the target and renamed over it: HAProxy never reads half a file.
     const tmp = `${file}.updateserver-tmp`;
     await run(this.files, `cat > ${quote(tmp)} && mv -f ${quote(tmp)} ${quote(file)}`, { input: content, what: `rewriting map file ${file} on ${this.lb.host ?? 'this machine'}` });
+  }
+
+  stat(): Promise<StatRow[]> {
+    return this.haproxy.showStat();
   }
 
   async close(): Promise<void> {}

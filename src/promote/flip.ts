@@ -12,6 +12,9 @@ import { readLiveSlots } from '../observe/live.js';
 import { readHostSlots } from '../observe/slots.js';
 import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
 import { applyPlan } from '../apply/apply.js';
+import type { StepEvent } from '../apply/context.js';
+import type { Plan } from '../plan/plan.js';
+import { runNotifier } from '../notify/notify.js';
 import { StateStore } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
@@ -34,6 +37,8 @@ export interface FlipOptions {
   /** rollback: back to the slot that was live before; its release must be good, and the release left is marked bad. */
   rollback?: boolean;
   now?: () => Date;
+  runId?: string;
+  progress?: (plan: Plan) => ((event: StepEvent) => void) | undefined;
 }
 
 export async function flip(options: FlipOptions): Promise<PromoteResult> {
@@ -84,17 +89,23 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
 
     const t0 = Date.now();
     const journal = await Journal.begin(project.stateDir, plan);
+    const notifier = runNotifier(stage.notify, plan, logger, options.runId ?? new Date(started).toISOString(), now);
+    await notifier.started();
+    const onStep = options.progress?.(plan);
+    let apply;
     try {
-      const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal }, plan);
-      await journal.finish('ok');
-      await recordSwitch(store, stage, plan, recorded, now(), options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined);
-      await appendRun(store, plan, 'ok', Date.now() - t0, now());
-      return { plan, applied: true, apply, durationMs: Date.now() - started };
+      apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
+      await notifier.finished(err);
       throw err;
     }
+    await journal.finish('ok');
+    await recordSwitch(store, stage, plan, recorded, now(), options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined);
+    await appendRun(store, plan, 'ok', Date.now() - t0, now());
+    await notifier.finished();
+    return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await link.close(logger);
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));

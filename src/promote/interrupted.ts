@@ -8,7 +8,8 @@ import type { Logger } from '../log.js';
 import { recoverPlan } from '../apply/apply.js';
 import { archiveInterrupted, type Interrupted } from '../state/journal.js';
 import type { StateStore } from '../state/store.js';
-import { appendRun, recordSwitch } from './record.js';
+import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.js';
+import { hostCodeHash } from '../observe/code-hash.js';
 import type { StageLink } from './stage-link.js';
 
 export function describeInterrupted(i: Interrupted): string {
@@ -47,8 +48,14 @@ async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink,
   const ctx = { stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] };
   const result = await recoverPlan(ctx, plan, i.phases);
   const now = new Date();
-  if (result.switched) await recordSwitch(store, stage, plan, await store.read(stage.name), now);
-  await appendRun(store, plan, result.switched ? 'ok' : 'failed', 0, now, `interrupted run cleaned up: ${result.summary}`);
+  let passed;
+  if (result.switched) {
+    await recordSwitch(store, stage, plan, await store.read(stage.name), now);
+    // The drain had begun: the new release had passed its checks. Its code hash is read from a host.
+    passed = await passedRecords(stage, plan, (s, release) => hostCodeHash(link.pool.get(stage.services[s]!.hosts[0]!), stage.services[s]!, release), now);
+    await recordPassed(store, stage.name, passed, plan);
+  }
+  await appendRun(store, plan, result.switched ? 'ok' : 'failed', 0, now, `interrupted run cleaned up: ${result.summary}`, passed);
   await archiveInterrupted(i, `cleaned up: ${result.summary}`);
   logger.warn(`${describeInterrupted(i)}. Cleaned up: ${result.summary}`);
   return result.summary;

@@ -12,9 +12,13 @@ import { readHostSlots } from '../observe/slots.js';
 import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import type { StepEvent } from '../apply/context.js';
+import { runNotifier } from '../notify/notify.js';
 import { StateStore } from '../state/store.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
-import { appendRun, recordFailure, recordSwitch } from './record.js';
+import { appendRun, passedRecords, recordFailure, recordPassed, recordSwitch } from './record.js';
+import { cachedCodeHash, hostCodeHash } from '../observe/code-hash.js';
+import type { StageState } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageFirstSource, type SourceRelease } from './source.js';
 import { resolveGitSource } from '../release/git.js';
@@ -43,6 +47,10 @@ export interface PromoteOptions {
   /** Skip the data step: no snapshot, copy or migration; each idle slot keeps the database it has. */
   codeOnly?: boolean;
   now?: () => Date;
+  /** Names the run in notifications (default: its start time). */
+  runId?: string;
+  /** Given the plan before it is applied; the listener it returns hears every step (the progress display). */
+  progress?: (plan: Plan) => ((event: StepEvent) => void) | undefined;
 }
 
 export interface PromoteResult {
@@ -129,6 +137,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
         if (bad !== undefined) {
           throw new UpdateserverError(`${s} ${release}, live in ${from.name}, is marked bad there: ${bad}`, { hint: `promote a good release into ${from.name} first` });
         }
+        await guardPassed(from, s, release, fromState, hostName, () => hostCodeHash(source.pool.get(hostName), service, release));
         releases[s] = options.dryRun
           ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
           : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot, await source.openTunnel());
@@ -168,19 +177,45 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const t0 = Date.now();
     let apply: ApplyResult;
     const journal = await Journal.begin(project.stateDir, plan);
+    const notifier = runNotifier(stage.notify, plan, logger, options.runId ?? new Date(started).toISOString(), now);
+    await notifier.started();
+    const onStep = options.progress?.(plan);
     try {
-      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel() }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel(), ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
+      await notifier.finished(err);
       throw err;
     }
     await journal.finish('ok');
     await recordSwitch(store, stage, plan, recorded, now());
-    await appendRun(store, plan, 'ok', Date.now() - t0, now());
+    const passed = await passedRecords(stage, plan, (s) => cachedCodeHash(releases[s]!.cacheDir), now());
+    await recordPassed(store, stage.name, passed, plan);
+    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, passed);
+    await notifier.finished();
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
+  }
+}
+
+/**
+ * Pipeline guard: the previous stage's live release goes on only if that stage recorded it as passed
+ * (checked, switched to, kept) and the code on its host is still byte for byte what passed.
+ */
+async function guardPassed(from: Stage, service: string, release: string, fromState: StageState | undefined, hostName: string, codeHashOnHost: () => Promise<string>): Promise<void> {
+  const record = fromState?.services[service]?.passed?.[release];
+  if (!record) {
+    throw new UpdateserverError(`${service} ${release}, live in ${from.name}, has no record of passing ${from.name} (it was not promoted there by updateserver, or its run did not finish)`, {
+      hint: `promote it through ${from.name} first, so its checks run and are recorded: updateserver ${from.name} --force`,
+    });
+  }
+  const onHost = await codeHashOnHost();
+  if (onHost !== record.codeHash) {
+    throw new UpdateserverError(`${service} ${release} on ${hostName} (${from.name}) is not the code that passed ${from.name}: its manifest hashes to ${onHost.slice(0, 16)}..., the record says ${record.codeHash.slice(0, 16)}...`, {
+      hint: `someone changed the release on ${hostName}; promote a clean release through ${from.name} again: updateserver ${from.name} --force`,
+    });
   }
 }

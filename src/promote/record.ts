@@ -1,13 +1,17 @@
 /*
  * What a run leaves in the state store: the live slot and releases after a switch, releases that
- * failed their checks marked bad, and one history line per run.
+ * failed their checks marked bad, the record of what passed the stage (the pipeline guard reads it
+ * when the next stage is promoted), and one history line per run.
  */
 import { userInfo } from 'node:os';
 import type { Stage } from '../config/model.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/plan.js';
-import type { StageState, StateStore } from '../state/store.js';
+import type { ReleaseRecord, StageState, StateStore } from '../state/store.js';
+import type { Action } from '../plan/plan.js';
+import { loadMigrations } from '../data/migrations/files.js';
+import { describeConnection } from '../data/connection.js';
 import { PromotionFailed } from '../apply/apply.js';
 
 /** Records the slots after a switch; `markLeftBad` marks the releases traffic left as bad (a rollback). */
@@ -29,12 +33,44 @@ export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, 
   await store.write(state);
 }
 
-export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed' | 'rolled back', durationMs: number, at: Date, message?: string): Promise<void> {
+export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed' | 'rolled back', durationMs: number, at: Date, message?: string, passed?: Record<string, ReleaseRecord>): Promise<void> {
   await store.appendHistory({
     at: at.toISOString(), stage: plan.stage, action: plan.action, result, user: userInfo().username,
     services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
-    durationMs, ...(message === undefined ? {} : { message }),
+    durationMs, ...(message === undefined ? {} : { message }), ...(passed === undefined ? {} : { passed }),
   });
+}
+
+/**
+ * What passed the stage in a run that switched traffic for good: per service, the release's code hash
+ * (read by `codeHashOf`, from the relay cache or a host), the checksums of the migrations its
+ * database was brought to and where its data snapshot came from.
+ */
+export async function passedRecords(stage: Stage, plan: Plan, codeHashOf: (service: string, release: string) => Promise<string>, at: Date): Promise<Record<string, ReleaseRecord>> {
+  const out: Record<string, ReleaseRecord> = {};
+  for (const s of plan.services) {
+    const db = stage.services[s.service]?.database;
+    const copy = plan.phases.flatMap((p) => p.items.flatMap((i) => i.actions)).find((a): a is Extract<Action, { kind: 'data-copy' }> => a.kind === 'data-copy' && a.service === s.service);
+    const migrations = db && db.strategy !== 'none' ? await loadMigrations(db.migrations) : undefined;
+    out[s.service] = {
+      result: 'passed', codeHash: await codeHashOf(s.service, s.release), at: at.toISOString(),
+      ...(migrations ? { migrations: Object.fromEntries(migrations.filter((m) => !m.baseline).map((m) => [String(m.version), m.checksum])) } : {}),
+      ...(copy ? { dataSource: describeConnection(copy.source) } : {}),
+    };
+  }
+  return out;
+}
+
+/** Adds the releases that passed to the stage's record (kept beside the slots, per release). */
+export async function recordPassed(store: StateStore, stageName: string, passed: Record<string, ReleaseRecord>, plan: Plan): Promise<void> {
+  const state = await store.read(stageName);
+  if (!state) return;
+  for (const s of plan.services) {
+    const record = passed[s.service];
+    const svc = state.services[s.service];
+    if (record && svc) svc.passed = { ...(svc.passed ?? {}), [s.release]: record };
+  }
+  await store.write(state);
 }
 
 /**

@@ -14,6 +14,20 @@ export interface ServiceState {
   updated: string;
   /** Releases that failed their checks or were rolled back, with the reason: not switched to again without --force. */
   bad?: Record<string, string>;
+  /** Releases that passed this stage (checked, switched to, kept): what the next stage may receive. */
+  passed?: Record<string, ReleaseRecord>;
+}
+
+/** What passed a stage, so that the next stage receives exactly that (the pipeline guard). */
+export interface ReleaseRecord {
+  result: 'passed';
+  /** SHA-256 of the release's manifest, which lists the SHA-256 of every file: the code, exactly. */
+  codeHash: string;
+  /** Checksum of each migration (by version) the slot's database was migrated with, for a service with data. */
+  migrations?: Record<string, string>;
+  /** The database the slot's data snapshot was copied from, when it was copied. */
+  dataSource?: string;
+  at: string;
 }
 
 export interface StageState {
@@ -30,6 +44,8 @@ export interface HistoryEntry {
   services: Record<string, { from: SlotName; to: SlotName; release: string }>;
   durationMs: number;
   message?: string;
+  /** Per service, the record of the release that passed the stage in this run. */
+  passed?: Record<string, ReleaseRecord>;
 }
 
 export class StateStore {

@@ -4,7 +4,11 @@
  * Read-only; problems are reported in the result instead of stopping it.
  */
 import { loadProfile } from '../config/load.js';
-import type { Project, SlotName } from '../config/model.js';
+import { SLOTS, connectionOf, type Database, type Project, type SlotName } from '../config/model.js';
+import { openDb } from '../data/db.js';
+import { loadMigrations } from '../data/migrations/files.js';
+import { migrationStatus } from '../data/migrations/runner.js';
+import type { StatRow } from '../lb/stat.js';
 import { describeError } from '../errors.js';
 import { openBalancers } from '../lb/open.js';
 import { slotOfBackend } from '../lb/balancer.js';
@@ -14,12 +18,25 @@ import { TransportPool } from '../transport/pool.js';
 import { eachLimited } from '../transport/runner.js';
 import type { HostSlots } from '../plan/build.js';
 
+/** One slot's backend on one load balancer: its sessions now and each server's state and weight. */
+export interface BackendStatus {
+  backend: string;
+  slot: SlotName;
+  /** Current sessions (show stat scur) summed over the backend's servers. */
+  sessions: number;
+  servers: Array<{ server: string; status: string; weight: number; sessions: number }>;
+}
+
 export interface ServiceStatus {
   service: string;
   /** Live slot per load balancer (undefined where it could not be read). */
   loadBalancers: Record<string, SlotName | string>;
   recorded: SlotName | undefined;
   hosts: Record<string, HostSlots | { error: string }>;
+  /** Per load balancer, both slots' backends (absent where show stat could not be read). */
+  backends: Record<string, BackendStatus[]>;
+  /** Migration version of each slot's database, when the service has one (null: not readable, e.g. not created yet). */
+  data?: Record<SlotName, { database: string; version: number | null; error?: string }>;
 }
 
 export interface StageStatus {
@@ -47,10 +64,10 @@ export async function stageStatus(project: Project, stageName: string): Promise<
     const balancers = await openBalancers(stage, (h) => pool.get(h));
     const maps = await Promise.all(balancers.map(async (b) => {
       try {
-        return { name: b.name, map: await b.readMap(stage.loadBalancers[b.name]!.mapFile) };
+        return { name: b.name, map: await b.readMap(stage.loadBalancers[b.name]!.mapFile), stat: await b.stat() };
       } catch (err) {
         problems.push(describeError(err));
-        return { name: b.name, map: undefined };
+        return { name: b.name, map: undefined, stat: undefined };
       }
     }));
     const services: ServiceStatus[] = [];
@@ -71,13 +88,36 @@ export async function stageStatus(project: Project, stageName: string): Promise<
       const rec = recorded?.services[service.name]?.live;
       const lbLive = [...views][0];
       if (rec && views.size === 1 && lbLive !== rec) problems.push(`${service.name}: load balancers say slot ${lbLive}, the record says ${rec}`);
-      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts });
+      const backends: ServiceStatus['backends'] = {};
+      for (const m of maps) if (m.stat) backends[m.name] = SLOTS.map((slot) => backendStatus(m.stat!, service.slots[slot].backend, slot));
+      const data = service.database && service.database.strategy !== 'none' ? await dataVersions(service.database) : undefined;
+      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts, backends, ...(data ? { data } : {}) });
     }
     const last = (await store.history(stage.name, 1))[0];
     return { stage: stage.name, services, problems, last };
   } finally {
     await pool.closeAll();
   }
+}
+
+function backendStatus(rows: readonly StatRow[], backend: string, slot: SlotName): BackendStatus {
+  const servers = rows.filter((r) => r.proxy === backend && r.type === 'server').map((r) => ({ server: r.server, status: r.status, weight: r.weight, sessions: r.scur }));
+  return { backend, slot, sessions: servers.reduce((sum, x) => sum + x.sessions, 0), servers };
+}
+
+/** The schema version each slot's database is at, read from its version table; never fails the status. */
+async function dataVersions(db: Database): Promise<NonNullable<ServiceStatus['data']>> {
+  const migrations = await loadMigrations(db.migrations).catch(() => []);
+  const one = async (slot: SlotName) => {
+    const conn = connectionOf(db, slot);
+    try {
+      const c = await openDb(conn);
+      try { return { database: conn.database, version: (await migrationStatus(c, migrations)).current ?? null }; } finally { await c.close(); }
+    } catch (err) {
+      return { database: conn.database, version: null, error: describeError(err) };
+    }
+  };
+  return { a: await one('a'), b: await one('b') };
 }
 
 export function renderStatus(status: StageStatus): string {
@@ -89,6 +129,10 @@ export function renderStatus(status: StageStatus): string {
       if ('error' in h) { out.push(`    ${host}: ${h.error}`); continue; }
       const slot = (x: SlotName) => `${x}=${h.releases[x] ?? '-'}${h.running[x] ? ' (running)' : ''}`;
       out.push(`    ${host}: ${slot('a')}  ${slot('b')}`);
+    }
+    if (s.data) out.push(`    data: ${SLOTS.map((x) => `${x}=${s.data![x].database} version ${s.data![x].version ?? '-'}`).join('  ')}`);
+    for (const [lb, backends] of Object.entries(s.backends)) {
+      out.push(`    ${lb}: ${backends.map((b) => `${b.backend} ${b.sessions} session(s) [${b.servers.map((x) => `${x.server} ${x.status} w${x.weight}`).join(', ')}]`).join('; ')}`);
     }
   }
   if (status.last) out.push(`  last run: ${status.last.action} ${status.last.result} at ${status.last.at} by ${status.last.user}${status.last.message ? `: ${status.last.message}` : ''}`);

@@ -1,0 +1,81 @@
+/*
+ * Webhook notifications (seed 003): one JSON POST per event of a run, for chat or paging. The run
+ * never depends on them: each POST is bounded by the profile's timeoutMs, is not retried, and any
+ * failure (refused, 500, too slow) becomes a warning in the log. got is loaded only when a profile
+ * asks for notifications.
+ */
+import { userInfo } from 'node:os';
+import type { Notify, NotifyEvent } from '../config/model.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Plan } from '../plan/plan.js';
+import { PromotionFailed } from '../apply/apply.js';
+
+export interface NotificationBody {
+  event: NotifyEvent;
+  runId: string;
+  stage: string;
+  /** promote, flip or rollback. */
+  action: Plan['action'];
+  /** Where the release comes from: the previous stage, or "source" for the first stage. */
+  from: string;
+  services: Array<{ service: string; release: string; fromSlot: string; toSlot: string; previousRelease: string | null }>;
+  /** started, ok, failed or rolled back. */
+  result: 'started' | 'ok' | 'failed' | 'rolled back';
+  error: string | null;
+  durationMs: number;
+  user: string;
+  at: string;
+}
+
+export interface RunOutcome {
+  runId: string;
+  durationMs: number;
+  at: Date;
+  /** Set when the run failed; rolledBack when traffic had moved and was switched back to the old slot. */
+  error?: unknown;
+  rolledBack?: boolean;
+}
+
+/** Which event a finished run is: a rollback (automatic, or the rollback command), a failure, or traffic switched. */
+export function eventOf(plan: Plan, outcome: Pick<RunOutcome, 'error' | 'rolledBack'>): NotifyEvent {
+  if (outcome.error !== undefined) return outcome.rolledBack ? 'rolled-back' : 'failed';
+  return plan.action === 'rollback' ? 'rolled-back' : 'switched';
+}
+
+/** The POST body: plain data, the same for every receiver. */
+export function notificationBody(plan: Plan, event: NotifyEvent, outcome: RunOutcome): NotificationBody {
+  return {
+    event, runId: outcome.runId, stage: plan.stage, action: plan.action, from: plan.from,
+    services: plan.services.map((s) => ({ service: s.service, release: s.release, fromSlot: s.live, toSlot: s.target, previousRelease: s.liveRelease ?? null })),
+    result: event === 'started' ? 'started' : outcome.error === undefined ? 'ok' : outcome.rolledBack ? 'rolled back' : 'failed',
+    error: outcome.error === undefined ? null : describeError(outcome.error),
+    durationMs: outcome.durationMs, user: userInfo().username, at: outcome.at.toISOString(),
+  };
+}
+
+/** Posts the body if the profile subscribes to its event; never throws, never waits past timeoutMs. */
+export async function sendNotification(notify: Notify | undefined, body: NotificationBody, logger: Logger): Promise<void> {
+  if (!notify || !notify.events.includes(body.event)) return;
+  try {
+    const { got } = await import('got');
+    await got.post(notify.webhook, { json: body, timeout: { request: notify.timeoutMs }, retry: { limit: 0 }, throwHttpErrors: true });
+    logger.debug(`notified ${notify.webhook}: ${body.event}`);
+  } catch (err) {
+    logger.warn(`notification "${body.event}" to ${notify.webhook} failed (the run goes on): ${describeError(err)}`);
+  }
+}
+
+/** The notifications of one run: started before its first step, then how it ended. */
+export function runNotifier(notify: Notify | undefined, plan: Plan, logger: Logger, runId: string, now: () => Date = () => new Date()) {
+  const t0 = Date.now();
+  const send = (event: NotifyEvent, extra: Pick<RunOutcome, 'error' | 'rolledBack'> = {}) =>
+    sendNotification(notify, notificationBody(plan, event, { runId, durationMs: Date.now() - t0, at: now(), ...extra }), logger);
+  return {
+    started: () => send('started'),
+    finished: (error?: unknown) => {
+      const outcome = error === undefined ? {} : { error, rolledBack: error instanceof PromotionFailed && error.rolledBack };
+      return send(eventOf(plan, outcome), outcome);
+    },
+  };
+}

@@ -1,0 +1,267 @@
+/*
+ * The read phase, proven on the lab with PostgreSQL data:
+ *  - `updateserver beta --dry-run --json` prints the very plan a real run then journals, step for step,
+ *    and changes nothing: files on every host, every database, HAProxy's maps and server states, and
+ *    the local state directory are identical before and after it;
+ *  - a runtime map changed behind the tool's back stops promotions and status, which show both values;
+ *  - status shows per service and load balancer each backend's sessions and servers, and each slot's data version;
+ *  - the pipeline guard: what passed dev (code hash, migration checksums, data source) is recorded and
+ *    shown by history --json, and beta refuses a dev release without that record or whose code changed.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { get } from 'node:http';
+import pg from 'pg';
+import { startPipeline, type Pipeline } from '../lab/pipeline.js';
+import { ssh } from '../lab/remote.js';
+import { updateserver, type CliResult } from './cli.js';
+import { loadProfile } from '../../src/config/load.js';
+import { Haproxy } from '../../src/lb/haproxy.js';
+import type { Plan } from '../../src/plan/plan.js';
+import type { JournalEntry } from '../../src/state/journal.js';
+import type { HistoryEntry, StageState } from '../../src/state/store.js';
+import type { StageStatus } from '../../src/status/status.js';
+
+const NET = 80;
+const names = (stage: string) => ({ a: `ustest_orc_${stage}_a`, b: `ustest_orc_${stage}_b` });
+const dbYaml = (stage: string) => [
+  '    database:',
+  '      engine: postgres',
+  `      strategy: ${stage === 'dev' ? 'copy-self' : 'copy'}`,
+  '      host: 127.0.0.1',
+  `      names: { a: ${names(stage).a}, b: ${names(stage).b} }`,
+].join('\n');
+
+let p: Pipeline;
+const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+const run = promisify(execFile);
+
+async function sql<T = Record<string, unknown>>(database: string, text: string): Promise<T[]> {
+  const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database });
+  await c.connect();
+  try { return (await c.query(text)).rows as T[]; } finally { await c.end(); }
+}
+
+async function dropAll(): Promise<void> {
+  for (const stage of ['dev', 'beta']) for (const n of Object.values(names(stage))) await sql('postgres', `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
+}
+
+async function balancer(stage: 'dev' | 'beta'): Promise<{ haproxy: Haproxy; mapFile: string }> {
+  const lb = (await loadProfile(p.project, stage)).loadBalancers.lb!;
+  return { haproxy: Haproxy.forLoadBalancer(lb), mapFile: lb.mapFile };
+}
+
+/** Everything a dry run could change, as comparable text. */
+async function snapshot(): Promise<Record<string, unknown>> {
+  const files: Record<string, string> = {};
+  for (const h of p.lab.hosts) {
+    files[h.name] = await ssh(p.lab, h, "find /srv -printf '%p %y %s %T@ %l\\n' | LC_ALL=C sort; find /srv -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum");
+  }
+  const databases: Record<string, string> = {};
+  for (const { datname } of await sql<{ datname: string }>('postgres', "SELECT datname FROM pg_database WHERE datname LIKE 'ustest\\_orc\\_%' ORDER BY datname")) {
+    const { stdout } = await run('pg_dump', ['-h', '127.0.0.1', '-U', 'postgres', '--no-owner', datname], { maxBuffer: 64 << 20 });
+    // pg_dump 15.14+ wraps its output in \restrict <random key> ... \unrestrict <key> lines: not content.
+    databases[datname] = createHash('sha256').update(stdout.replace(/^\\(un)?restrict .*$/gm, '')).digest('hex');
+  }
+  const haproxy: Record<string, unknown> = {};
+  for (const stage of ['dev', 'beta'] as const) {
+    const { haproxy: h, mapFile } = await balancer(stage);
+    haproxy[stage] = {
+      map: await h.showMap(mapFile),
+      mapFile: await readFile(mapFile, 'utf8'),
+      servers: (await h.showStat()).filter((r) => r.type === 'server' || r.type === 'backend').map((r) => `${r.proxy}/${r.server} ${r.status} w${r.weight} ${r.raw.admin ?? ''}`),
+    };
+  }
+  const local = (await run('bash', ['-c', `cd ${p.project.stateDir} && find . -path ./logs -prune -o -printf '%p %s %T@\\n' | LC_ALL=C sort`])).stdout;
+  return { files, databases, haproxy, local };
+}
+
+/**
+ * A snapshot once the lab is at rest: HAProxy's checks mark a just-stopped slot down within a few
+ * seconds of the run that stopped it, which is no change of the dry run's.
+ */
+async function settledSnapshot(): Promise<Record<string, unknown>> {
+  let previous = await snapshot();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const next = await snapshot();
+    if (JSON.stringify(next) === JSON.stringify(previous)) return next;
+    previous = next;
+  }
+  throw new Error('the lab did not come to rest within 20 s');
+}
+
+function served(): Promise<{ release: string; slot: string; version: string }> {
+  return new Promise((resolve, reject) => {
+    get(`${p.url.beta}/`, { agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve(JSON.parse(body) as { release: string; slot: string; version: string }));
+    }).on('error', reject);
+  });
+}
+
+async function migration(version: number, text: string): Promise<void> {
+  await writeFile(join(p.project.dir, 'migrations', 'web', `V000${version}__m${version}.sql`), text);
+}
+
+before(async () => {
+  await dropAll();
+  p = await startPipeline({ net: NET, devServiceExtra: dbYaml('dev'), betaServiceExtra: dbYaml('beta') });
+  await mkdir(join(p.project.dir, 'migrations', 'web'), { recursive: true });
+  await migration(1, "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\nINSERT INTO items (name) VALUES ('one'), ('two');\n");
+  for (const stage of ['dev', 'beta']) {
+    const r = await updateserver(p.project.dir, stage);
+    assert.equal(r.code, 0, explain(r));
+  }
+  // dev moves on (code and a migration); a later migration is still pending for beta's copy of dev's data.
+  await migration(2, 'ALTER TABLE items ADD COLUMN note text;\n');
+  await writeFile(join(p.appDir, 'VERSION'), '2.0.0\n');
+  const dev = await updateserver(p.project.dir, 'dev');
+  assert.equal(dev.code, 0, explain(dev));
+  await migration(3, 'CREATE INDEX items_name ON items (name);\n');
+});
+
+after(async () => {
+  await p?.stop();
+  await dropAll();
+});
+
+test('the dry run changes nothing anywhere, and the real run journals exactly the steps it printed', async () => {
+  const before = await settledSnapshot();
+  const dry = await updateserver(p.project.dir, 'beta', '--dry-run', '--json');
+  assert.equal(dry.code, 0, explain(dry));
+  const after = await snapshot();
+  for (const part of Object.keys(before)) assert.deepEqual(after[part], before[part], `the dry run changed ${part}`);
+  const plan = (JSON.parse(dry.stdout) as { plan: Plan }).plan;
+  // It is worth reading: the data copy, the pending migration and the switch are all in it.
+  const kinds = plan.phases.flatMap((ph) => ph.items.flatMap((i) => i.actions.map((a) => a.kind)));
+  for (const k of ['exec', 'local', 'data-copy', 'migrate', 'check', 'set-map', 'persist-map', 'drain']) assert.ok(kinds.includes(k as never), `no ${k} step in the plan`);
+  const migrate = plan.phases.flatMap((ph) => ph.items.flatMap((i) => i.actions)).find((a) => a.kind === 'migrate');
+  assert.deepEqual(migrate?.kind === 'migrate' ? migrate.pending.map((m) => m.version) : [], [3]);
+
+  const real = await updateserver(p.project.dir, 'beta');
+  assert.equal(real.code, 0, explain(real));
+  assert.equal((await served()).version, '2.0.0');
+  const dir = join(p.project.stateDir, 'journal');
+  const last = (await readdir(dir)).filter((f) => /^beta\.\d+\.done\.jsonl$/.test(f)).sort().pop()!;
+  const entries = (await readFile(join(dir, last), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
+  const start = entries[0] as Extract<JournalEntry, { type: 'start' }>;
+  assert.equal(start.type, 'start');
+  // The plan the real run applied: same steps, hosts, commands, SQL and runtime-API lines; only the
+  // time it was made differs, and where the release came from (the dry run does not pull it).
+  assert.deepEqual(start.plan.phases, plan.phases);
+  assert.deepEqual(start.plan.services.map(({ source: _s, ...rest }) => rest), plan.services.map(({ source: _s, ...rest }) => rest));
+  assert.deepEqual(start.plan.liveAfter, plan.liveAfter);
+  // And the steps it journalled are those of the plan, each begun and ended once, none failed.
+  const planned = plan.phases.flatMap((ph) => ph.items.flatMap((i) => i.actions.map((a) => `${ph.name} | ${i.target} | ${a.title}`))).sort();
+  const steps = entries.filter((e): e is Extract<JournalEntry, { type: 'step' }> => e.type === 'step');
+  assert.deepEqual(steps.filter((s) => s.state === 'end').map((s) => `${s.phase} | ${s.target} | ${s.title}`).sort(), planned);
+  assert.deepEqual(steps.filter((s) => s.state === 'begin').map((s) => `${s.phase} | ${s.target} | ${s.title}`).sort(), planned);
+  assert.equal(steps.filter((s) => s.state === 'fail').length, 0);
+  assert.deepEqual(entries[entries.length - 1], { ...entries[entries.length - 1], type: 'finish', result: 'ok' });
+  console.log(`dry run: ${planned.length} steps printed, the same ${planned.length} journalled by the real run; hosts, ${Object.keys(before.databases as object).length} databases, HAProxy and local state unchanged by the dry run`);
+});
+
+test('status: per service and load balancer, each backend\'s sessions and servers, and each slot\'s data version', async () => {
+  const live = (await served()).slot as 'a' | 'b';
+  const idle = live === 'a' ? 'b' : 'a';
+  // A request in flight is a session on the live backend.
+  const slow = new Promise((resolve) => get(`${p.url.beta}/slow?ms=3000`, { agent: false }, (res) => { res.resume(); res.on('end', resolve); }));
+  await new Promise((r) => setTimeout(r, 500));
+  const r = await updateserver(p.project.dir, 'status', 'beta', '--json');
+  assert.equal(r.code, 0, explain(r));
+  const status = JSON.parse(r.stdout) as StageStatus;
+  const web = status.services[0]!;
+  const backends = web.backends.lb!;
+  assert.deepEqual(backends.map((b) => b.backend), ['web_a', 'web_b']);
+  const liveBackend = backends.find((b) => b.slot === live)!;
+  assert.ok(liveBackend.sessions >= 1, `the slow request is a session: ${JSON.stringify(backends)}`);
+  assert.deepEqual(liveBackend.servers.map((s) => [s.server, s.status, s.weight]), p.betaHosts.map((h) => [h, 'UP', 1]));
+  assert.ok(backends.find((b) => b.slot === idle)!.servers.every((s) => s.status !== 'UP'), 'the stopped slot\'s servers are down');
+  assert.deepEqual(web.data, {
+    [live]: { database: names('beta')[live], version: 3 },
+    [idle]: { database: names('beta')[idle], version: 1 },
+  });
+  const text = await updateserver(p.project.dir, 'status', 'beta');
+  assert.match(text.stdout, new RegExp(`data: a=ustest_orc_beta_a version ${live === 'a' ? 3 : 1}  b=ustest_orc_beta_b version ${live === 'b' ? 3 : 1}`));
+  assert.match(text.stdout, new RegExp(`lb: .*web_${live} [1-9]\\d* session\\(s\\) \\[beta1 UP w1, beta2 UP w1\\]`));
+  await slow;
+});
+
+test('the pipeline guard: what passed dev is recorded, shown by history --json, and required by beta', async () => {
+  const history = JSON.parse((await updateserver(p.project.dir, 'history', 'dev', '--json')).stdout) as HistoryEntry[];
+  const passed = history[history.length - 1]!.passed?.web;
+  assert.ok(passed, JSON.stringify(history[history.length - 1]));
+  assert.match(passed.codeHash, /^[0-9a-f]{64}$/);
+  // dev passed with migrations 1 and 2 (3 came later), each by its checksum.
+  assert.deepEqual(Object.keys(passed.migrations ?? {}), ['1', '2']);
+  assert.match(passed.migrations?.['2'] ?? '', /^[0-9a-f]{64}$/);
+  assert.match(passed.dataSource ?? '', /^postgres:\/\/postgres@127\.0\.0\.1:5432\/ustest_orc_dev_[ab]$/);
+  // beta's record has it too, with the same code hash as the release on beta's hosts.
+  const betaHistory = JSON.parse((await updateserver(p.project.dir, 'history', 'beta', '--json')).stdout) as HistoryEntry[];
+  const betaPassed = betaHistory[betaHistory.length - 1]!.passed?.web;
+  assert.equal(betaPassed?.codeHash, passed.codeHash);
+  assert.match(betaPassed?.dataSource ?? '', /ustest_orc_dev_[ab]$/);
+  const release = (await served()).release;
+  const beta1 = p.lab.hosts.find((h) => h.name === 'beta1')!;
+  assert.equal((await ssh(p.lab, beta1, `sha256sum < /srv/web/releases/${release}/.updateserver-manifest`)).slice(0, 64), passed.codeHash);
+
+  // Without dev's record, beta refuses.
+  const stateFile = join(p.project.stateDir, 'state', 'dev.json');
+  const saved = await readFile(stateFile, 'utf8');
+  const state = JSON.parse(saved) as StageState;
+  delete state.services.web!.passed;
+  await writeFile(stateFile, JSON.stringify(state));
+  const noRecord = await updateserver(p.project.dir, 'beta', '--force');
+  assert.equal(noRecord.code, 1, explain(noRecord));
+  assert.match(noRecord.stderr, new RegExp(`web ${release.replace(/\./g, '\\.')}, live in dev, has no record of passing dev`));
+  await writeFile(stateFile, saved);
+
+  // Code changed on dev's host after it passed: refused, naming the host.
+  const dev1 = p.lab.hosts.find((h) => h.name === 'dev1')!;
+  const manifest = `/srv/web/releases/${release}/.updateserver-manifest`;
+  await ssh(p.lab, dev1, `cp ${manifest} /srv/manifest.saved && echo "0000000000000000000000000000000000000000000000000000000000000000  ./extra" >> ${manifest}`);
+  try {
+    const changed = await updateserver(p.project.dir, 'beta', '--force');
+    assert.equal(changed.code, 1, explain(changed));
+    assert.match(changed.stderr, /web \S+ on dev1 \(dev\) is not the code that passed dev: its manifest hashes to [0-9a-f]{16}\.\.\., the record says [0-9a-f]{16}\.\.\./);
+  } finally {
+    await ssh(p.lab, dev1, `mv -f /srv/manifest.saved ${manifest}`);
+  }
+  // Put back as it was, beta goes through again.
+  const again = await updateserver(p.project.dir, 'beta', '--force');
+  assert.equal(again.code, 0, explain(again));
+});
+
+test('a runtime map changed behind the tool\'s back: promotion and status stop and show the recorded and the load balancer\'s slot', async () => {
+  const live = (await served()).slot as 'a' | 'b';
+  const other = live === 'a' ? 'b' : 'a';
+  const { haproxy, mapFile } = await balancer('beta');
+  await haproxy.setMap(mapFile, 'web', `web_${other}`);
+  try {
+    const refused = await updateserver(p.project.dir, 'beta', '--force');
+    assert.equal(refused.code, 1, explain(refused));
+    assert.match(refused.stderr, new RegExp(`the live slots are not what they should be; nothing was changed:\\n\\s+web: the load balancers send traffic to slot ${other}, but the last recorded run left slot ${live} live`));
+    const dry = await updateserver(p.project.dir, 'beta', '--dry-run');
+    assert.equal(dry.code, 1, explain(dry));
+    const status = await updateserver(p.project.dir, 'status', 'beta');
+    assert.equal(status.code, 1, explain(status));
+    assert.match(status.stdout, new RegExp(`web: live slot ${other} \\(load balancers: lb=${other}; recorded: ${live}\\)`));
+    assert.match(status.stdout, new RegExp(`problem: web: load balancers say slot ${other}, the record says ${live}`));
+    const json = JSON.parse((await updateserver(p.project.dir, 'status', 'beta', '--json')).stdout) as StageStatus;
+    assert.deepEqual({ lbs: json.services[0]!.loadBalancers, recorded: json.services[0]!.recorded }, { lbs: { lb: other }, recorded: live });
+    // Refusing changed nothing: the map still says what was set by hand.
+    assert.equal((await haproxy.showMap(mapFile)).find((e) => e.key === 'web')?.value, `web_${other}`);
+  } finally {
+    await haproxy.setMap(mapFile, 'web', `web_${live}`);
+  }
+  const fixed = await updateserver(p.project.dir, 'status', 'beta');
+  assert.equal(fixed.code, 0, explain(fixed));
+});
