@@ -87,8 +87,9 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
     try {
       const apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal }, plan);
       await journal.finish('ok');
-      await recordSwitch(store, stage, plan, recorded, now(), options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined);
-      await appendRun(store, plan, 'ok', Date.now() - t0, now());
+      await recordSwitch(store, stage, plan, recorded, now(), { markLeftBad: options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined });
+      // Traffic goes back to a slot whose database nothing touched since: its recorded data version holds.
+      await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, Object.fromEntries(plan.services.map((s) => [s.service, recorded?.services[s.service]?.data?.[s.target]])));
       return { plan, applied: true, apply, durationMs: Date.now() - started };
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);

@@ -154,8 +154,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       throw err;
     }
     await journal.finish('ok');
-    await recordSwitch(store, stage, plan, recorded, now());
-    await appendRun(store, plan, 'ok', Date.now() - t0, now());
+    await recordSwitch(store, stage, plan, recorded, now(), { data: apply.data });
+    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, apply.data);
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);

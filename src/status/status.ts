@@ -9,7 +9,7 @@ import { describeError } from '../errors.js';
 import { openBalancers } from '../lb/open.js';
 import { slotOfBackend } from '../lb/balancer.js';
 import { readHostSlots } from '../observe/slots.js';
-import { StateStore, type HistoryEntry } from '../state/store.js';
+import { StateStore, describeData, type DataRecord, type HistoryEntry } from '../state/store.js';
 import { TransportPool } from '../transport/pool.js';
 import { eachLimited } from '../transport/runner.js';
 import type { HostSlots } from '../plan/build.js';
@@ -20,6 +20,8 @@ export interface ServiceStatus {
   loadBalancers: Record<string, SlotName | string>;
   recorded: SlotName | undefined;
   hosts: Record<string, HostSlots | { error: string }>;
+  /** The data version of each slot's database, as recorded by the promotion that filled it. */
+  data?: Partial<Record<SlotName, DataRecord>>;
 }
 
 export interface StageStatus {
@@ -71,7 +73,8 @@ export async function stageStatus(project: Project, stageName: string): Promise<
       const rec = recorded?.services[service.name]?.live;
       const lbLive = [...views][0];
       if (rec && views.size === 1 && lbLive !== rec) problems.push(`${service.name}: load balancers say slot ${lbLive}, the record says ${rec}`);
-      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts });
+      const data = recorded?.services[service.name]?.data;
+      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts, ...(data ? { data } : {}) });
     }
     const last = (await store.history(stage.name, 1))[0];
     return { stage: stage.name, services, problems, last };
@@ -89,6 +92,10 @@ export function renderStatus(status: StageStatus): string {
       if ('error' in h) { out.push(`    ${host}: ${h.error}`); continue; }
       const slot = (x: SlotName) => `${x}=${h.releases[x] ?? '-'}${h.running[x] ? ' (running)' : ''}`;
       out.push(`    ${host}: ${slot('a')}  ${slot('b')}`);
+    }
+    for (const x of ['a', 'b'] as const) {
+      const d = s.data?.[x];
+      if (d) out.push(`    data slot ${x}: ${d.database} ${describeData(d)}`);
     }
   }
   if (status.last) out.push(`  last run: ${status.last.action} ${status.last.result} at ${status.last.at} by ${status.last.user}${status.last.message ? `: ${status.last.message}` : ''}`);
