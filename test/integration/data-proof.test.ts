@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
+import { startWriters } from '../lab/writers.js';
 import { updateserver, type CliResult } from './cli.js';
 
 const NET = 73;
@@ -93,34 +94,6 @@ async function fingerprint(database: string): Promise<Fingerprint> {
   };
 }
 const digest = (f: Fingerprint) => createHash('sha256').update(JSON.stringify(f)).digest('hex');
-
-interface WriteResult { acked: string[]; statuses: Record<string, number>; firstRefusal: string | undefined }
-
-/** Clients POSTing keys to /rows through HAProxy until stopped; a 201 is an acknowledged write. */
-function startWriters(url: string, prefix: string, clients = 2): { stop(): Promise<WriteResult> } {
-  let stopped = false;
-  const result: WriteResult = { acked: [], statuses: {}, firstRefusal: undefined };
-  const count = (k: string) => { result.statuses[k] = (result.statuses[k] ?? 0) + 1; };
-  const loop = async (c: number) => {
-    for (let i = 0; !stopped; i++) {
-      const key = `${prefix}-${c}-${i}`;
-      try {
-        const res = await fetch(`${url}/rows`, { method: 'POST', body: key, headers: { connection: 'close' }, signal: AbortSignal.timeout(10_000) });
-        const body = await res.text();
-        count(String(res.status));
-        if (res.status === 201) result.acked.push(key);
-        else if (res.status === 503) {
-          result.firstRefusal ??= body;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      } catch (err) {
-        count(`error ${(err as Error).message}`);
-      }
-    }
-  };
-  const runs = Array.from({ length: clients }, (_, c) => loop(c));
-  return { async stop() { stopped = true; await Promise.all(runs); return result; } };
-}
 
 async function missingKeys(database: string, keys: readonly string[]): Promise<string[]> {
   const present = new Set((await sql<{ k: string }>(database, 'SELECT k FROM writes')).map((r) => r.k));
