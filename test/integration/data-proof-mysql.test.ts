@@ -132,13 +132,14 @@ test('MariaDB copy-self: writes through HAProxy get 503 during the freeze, and e
   await new Promise((r) => setTimeout(r, 500));
   const dev = await updateserver(p.project.dir, 'dev');
   await new Promise((r) => setTimeout(r, 500));
-  const { acked, statuses } = await writers.stop();
-  t.diagnostic(`writes: ${JSON.stringify(statuses)}`);
+  const { acked, statuses, bySlot } = await writers.stop();
+  t.diagnostic(`writes: ${JSON.stringify(statuses)}, by slot ${JSON.stringify(bySlot)}`);
   assert.equal(dev.code, 0, explain(dev));
   assert.doesNotMatch(dev.stderr, /row counts .* differ/);
   const newSlot = await liveSlot('dev');
   assert.notEqual(newSlot, oldSlot);
   assert.deepEqual(Object.keys(statuses).sort(), ['201', '503'], JSON.stringify(statuses));
   assert.ok(statuses['503']! > 0 && acked.length > 10, JSON.stringify(statuses));
+  assert.ok(bySlot[oldSlot]! > 0 && bySlot[newSlot]! > 0, `writes acknowledged before the freeze and after the switch: ${JSON.stringify(bySlot)}`);
   assert.deepEqual(await missingKeys(names('dev')[newSlot], acked), []);
 });
