@@ -134,6 +134,11 @@ export function buildPlan(input: PlanInput): Plan {
           // Writes get a clear 503 while the live data is copied, so none is lost; reads are served throughout.
           for (const lb of Object.values(stage.loadBalancers)) {
             add(freeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'on' }, title: `freeze writes to ${name} (read-only)` });
+            // A write accepted just before the freeze may commit after the snapshot: the copy waits for it.
+            add(freeze, lb.name, {
+              kind: 'settle', loadBalancer: lb.name, backends: [service.slots[facts.live].backend], deadlineMs: service.drainTimeoutMs,
+              title: `wait for the requests to ${name} accepted before the freeze`,
+            });
             add(unfreeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'off' }, title: `end the write freeze of ${name}` });
           }
         }

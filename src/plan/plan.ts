@@ -42,6 +42,8 @@ export type Action =
   | { kind: 'verify-map'; loadBalancer: string; file: string; expected: Record<string, string>; title: string }
   /** Wait until the backends have no sessions left (or the deadline passes). */
   | { kind: 'drain'; loadBalancer: string; servers: Record<string, string[]>; deadlineMs: number; title: string }
+  /** After a write freeze: wait until no request accepted before it is in flight on these backends; fail at the deadline. */
+  | { kind: 'settle'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string }
   /** Snapshot a source database into the idle slot's database (strategies copy and copy-self). */
   | {
     kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean; title: string;

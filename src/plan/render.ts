@@ -29,6 +29,7 @@ function describe(action: Action): string {
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');
     case 'verify-map': return `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.expected).map(([k, v]) => `${k} ${v}`).join(', ')})`;
     case 'drain': return `wait until ${Object.keys(action.servers).join(', ')} have no sessions (at most ${action.deadlineMs} ms, then mark their servers down and shut down the rest)`;
+    case 'settle': return `wait until ${action.backends.join(', ')} have no request in flight (at most ${action.deadlineMs} ms, else stop: a write among them could be missing from the copy)`;
     case 'persist-map': return `haproxy> ${showMapCommand(action.file)}, then write its entries to ${action.file} (temporary file + rename)`;
   }
 }

@@ -20,6 +20,7 @@ import pg from 'pg';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
 import { startWriters } from '../lab/writers.js';
+import { ssh } from '../lab/remote.js';
 import { updateserver, type CliResult } from './cli.js';
 
 const NET = 73;
@@ -235,11 +236,18 @@ test('a promotion with a migration leaves the live database byte-for-byte untouc
 test('copy-self: writes through HAProxy get 503 during the freeze, and every acknowledged write is in the new slot\'s database', async (t) => {
   await writeFile(join(p.appDir, 'VERSION'), '1.2.0\n');
   const oldSlot = await liveSlot('dev');
-  const writers = startWriters(p.url.dev, 'cs');
+  // Slow writes on the live slot: when the freeze comes, writes accepted just before it are still in
+  // flight, and would commit after the snapshot if the copy did not wait for them (it fails without it).
+  await ssh(p.lab, p.lab.hosts.find((h) => h.name === 'dev1')!, `echo 2500 > /srv/web/${oldSlot}/rows-delay-ms`);
+  const reads = startLoad(`${p.url.dev}/`, { connections: 2 });
+  const writers = startWriters(p.url.dev, 'cs', 4);
   await new Promise((r) => setTimeout(r, 500));
   const dev = await updateserver(p.project.dir, 'dev');
   await new Promise((r) => setTimeout(r, 500));
   const w = await writers.stop();
+  const r = await reads.stop();
+  assert.equal(r.non2xx + r.errors + r.timeouts, 0, `reads are served throughout: ${JSON.stringify(r)}`);
+  assert.match(dev.stderr, /requests accepted before the freeze finished after \d+ ms/);
   t.diagnostic(`writes: ${JSON.stringify(w.statuses)}, by slot ${JSON.stringify(w.bySlot)}`);
   assert.equal(dev.code, 0, explain(dev));
   const newSlot = await liveSlot('dev');

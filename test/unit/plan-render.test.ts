@@ -232,6 +232,12 @@ describe('renderPlan', () => {
       assert.ok(i > 0, out.join('\n'));
       assert.equal(out[i + 2], `         snapshot size: 1.5 GiB (1610612736 bytes, ${how})`);
       assert.ok(out.includes('         no pending migration'));
+      // copy-self: the freeze, then a wait for the writes accepted before it, before anything is copied.
+      const freeze = withData.phases.find((ph) => ph.name === 'freeze')!.items[0]!.actions;
+      assert.deepEqual(freeze.map((a) => a.kind), ['set-map', 'settle']);
+      assert.deepEqual(freeze[1], { kind: 'settle', loadBalancer: 'lb1', backends: ['web_a'], deadlineMs: 30_000, title: 'wait for the requests to web accepted before the freeze' });
+      assert.ok(out.includes('         wait until web_a have no request in flight (at most 30000 ms, else stop: a write among them could be missing from the copy)'));
+      assert.ok(withData.phases.findIndex((ph) => ph.name === 'freeze') < withData.phases.findIndex((ph) => ph.name === 'data'));
     }
   });
 });
