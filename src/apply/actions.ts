@@ -2,7 +2,7 @@
  * Executes one action of a plan. Each kind of action has exactly one way to run, so what a dry run
  * prints is what a real run does.
  */
-import { CommandFailed, LoadBalancerError, describeError } from '../errors.js';
+import { CommandFailed, LoadBalancerError, UpdateserverError, describeError } from '../errors.js';
 import { runCheck, type CheckReport } from '../health/checks.js';
 import { runLocal } from '../transport/local.js';
 import { run } from '../transport/transport.js';
@@ -61,6 +61,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
     case 'persist-map':
       await balancer(ctx, action.loadBalancer).persistMap(action.file);
       return;
+    case 'settle':
+      await settle(ctx, action);
+      return;
     case 'drain':
       await drain(ctx, action);
       return;
@@ -71,6 +74,28 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
  * Waits for the old backends to have no sessions. Requests still running at the deadline (long polls,
  * downloads, websockets) are shut down so the old slot can stop, and reported by count.
  */
+/**
+ * After the freeze no write reaches the live slot, but one accepted just before it may still be
+ * running and commit after the snapshot. One sample with no request in flight on the live backend
+ * proves every such write has finished: what starts after the freeze is a read. Reads are short, so
+ * such a sample comes quickly even under load; without one by the deadline the copy is not made.
+ */
+async function settle(ctx: ApplyContext, action: Extract<Action, { kind: 'settle' }>): Promise<void> {
+  const lb = balancer(ctx, action.loadBalancer);
+  const started = Date.now();
+  let inFlight = await lb.sessions(action.backends);
+  while (inFlight > 0 && Date.now() - started < action.deadlineMs) {
+    await new Promise((r) => setTimeout(r, 10));
+    inFlight = await lb.sessions(action.backends);
+  }
+  if (inFlight > 0) {
+    throw new UpdateserverError(`${action.loadBalancer}: ${inFlight} request(s) still in flight on ${action.backends.join(', ')} ${action.deadlineMs} ms after the write freeze; a write among them could commit after the snapshot and be missing from the copy`, {
+      hint: 'nothing was copied or switched; promote again when the requests are done, or raise the service\'s drainTimeoutMs',
+    });
+  }
+  if (Date.now() - started >= 50) ctx.logger.info(`${action.loadBalancer}: requests accepted before the freeze finished after ${Date.now() - started} ms`);
+}
+
 async function drain(ctx: ApplyContext, action: Extract<Action, { kind: 'drain' }>): Promise<void> {
   const lb = balancer(ctx, action.loadBalancer);
   const backends = Object.keys(action.servers);

@@ -9,13 +9,14 @@
 import { describeError, UpdateserverError } from '../errors.js';
 import { eachLimited } from '../transport/runner.js';
 import type { CheckReport } from '../health/checks.js';
+import type { DataRecord } from '../state/store.js';
 import type { Balancer } from '../lb/balancer.js';
 import type { Action, Phase, Plan, PlanItem } from '../plan/plan.js';
 import { runAction } from './actions.js';
 import type { ApplyContext } from './context.js';
 
 export interface PhaseTiming { phase: string; ms: number }
-export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[] }
+export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord> }
 
 export class PromotionFailed extends UpdateserverError {
   /**
@@ -143,7 +144,7 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
       ctx.logger.warn(msg);
     }
   }
-  return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports };
+  return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports, data: ctx.data ?? {} };
 }
 
 /** Ends a write freeze after a failure; a failure to do so is loud, since writes stay refused. */

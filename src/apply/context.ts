@@ -3,6 +3,7 @@ import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
 import type { CheckReport } from '../health/checks.js';
 import type { Journal } from '../state/journal.js';
+import type { DataRecord } from '../state/store.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
 import type { TransportPool } from '../transport/pool.js';
 
@@ -22,6 +23,8 @@ export interface ApplyContext {
   reports: CheckReport[];
   /** Each step recorded before and after it runs, when the run keeps a journal. */
   journal?: Journal;
+  /** Per service: what the data step left in the idle slot's database (the release record's data version). */
+  data?: Record<string, DataRecord>;
   /** rsync's way to the hosts over the run's own SSH connections. */
   tunnel?: ExecTunnel;
   /** Told of every step as it begins, ends or fails (the terminal's progress display). */

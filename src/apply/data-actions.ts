@@ -4,7 +4,7 @@ import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
 import { ident } from '../data/snapshot.js';
 import { loadMigrations } from '../data/migrations/files.js';
-import { migrate } from '../data/migrations/runner.js';
+import { migrate, migrationStatus } from '../data/migrations/runner.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
@@ -12,6 +12,11 @@ export async function runDataCopy(ctx: ApplyContext, action: Extract<Action, { k
   const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, logger: ctx.logger });
   ctx.warnings.push(...result.warnings);
   ctx.logger.info(`${action.service}: copied ${result.tables} table(s), ${result.rows} row(s) from ${result.source} into ${result.target} in ${result.ms} ms; row counts match`, { snapshot: result });
+  // The migrate action that follows completes the record with the version.
+  (ctx.data ??= {})[action.service] = {
+    database: action.target.database, version: null,
+    ...(action.from ? { snapshot: { ...action.from, database: action.source.database, tables: result.tables, rows: result.rows } } : {}),
+  };
 }
 
 /** Creates the database when it does not exist (a first stage), then applies pending migrations. */
@@ -32,8 +37,11 @@ export async function runMigrate(ctx: ApplyContext, action: Extract<Action, { ki
   const migrations = await loadMigrations(action.migrations);
   const db = await openDb(c);
   try {
-    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger });
-    ctx.logger.info(`${action.service}: ${describeConnection(c)} migrated (${result.applied.length} version(s) applied)`);
+    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger, stage: action.stage, service: action.service, slot: action.slot });
+    const version = (await migrationStatus(db, migrations)).current ?? null;
+    ctx.logger.info(`${action.service}: ${describeConnection(c)} migrated (${result.applied.length} version(s) applied), data version ${version ?? 'none'}`);
+    const copied = ctx.data?.[action.service];
+    (ctx.data ??= {})[action.service] = { ...(copied?.database === c.database ? copied : { database: c.database }), version };
   } finally {
     await db.close();
   }

@@ -6,7 +6,8 @@
 import type { Host, Stage } from '../config/model.js';
 import { quote } from '../commands/shell.js';
 import { describeError, HostError, HostKeyError, UpdateserverError } from '../errors.js';
-import { bytesNeeded, formatBytes } from '../promote/preflight.js';
+import { bytesNeeded } from '../promote/preflight.js';
+import { formatBytes } from '../bytes.js';
 import { eachLimited } from '../transport/runner.js';
 import { SshTransport } from '../transport/ssh.js';
 import type { Transport } from '../transport/transport.js';

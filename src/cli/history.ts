@@ -1,6 +1,6 @@
 import { loadProfile } from '../config/load.js';
 import { EXIT_OK } from '../errors.js';
-import { StateStore } from '../state/store.js';
+import { StateStore, describeData } from '../state/store.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
@@ -13,7 +13,7 @@ export async function runHistory(stage: string, flags: PromoteFlags & { limit?: 
     if (flags.json) { printJson(entries); return EXIT_OK; }
     if (entries.length === 0) process.stdout.write(`${stage}: no runs recorded yet\n`);
     for (const e of entries) {
-      const what = Object.entries(e.services).map(([s, x]) => `${s} ${x.from}->${x.to} ${x.release}`).join(', ');
+      const what = Object.entries(e.services).map(([s, x]) => `${s} ${x.from}->${x.to} ${x.release}${x.data ? ` (data ${describeData(x.data)})` : ''}`).join(', ');
       process.stdout.write(`${e.at}  ${e.action.padEnd(8)} ${e.result.padEnd(11)} ${e.user}  ${what}  (${e.durationMs} ms)${e.message ? `\n    ${e.message.split('\n')[0]}` : ''}\n`);
     }
     return EXIT_OK;

@@ -12,13 +12,14 @@ import { quote } from './shell.js';
 import { posix } from 'node:path';
 
 /** Placeholders of config templates: those of start commands, and the slot's database when there is one. */
-export const CONFIG_PLACEHOLDERS = [...PLACEHOLDERS, 'database', 'dbhost', 'dbport', 'dbuser'] as const;
+export const CONFIG_PLACEHOLDERS = [...PLACEHOLDERS, 'dbhost', 'dbport', 'dbuser'] as const;
 
 /** Every value comes from the validated profile; anything else could change the sed script's meaning. */
 const SAFE_VALUE = /^[A-Za-z0-9._:/+-]*$/;
 
 export function configValues(ctx: SlotContext, db: DatabaseConnection | undefined): Array<[string, string]> {
-  const values: Array<[string, string]> = PLACEHOLDERS.map((p) => [p, String(ctx[p])]);
+  // {database} comes from the connection below (the context has it only for services with a database).
+  const values: Array<[string, string]> = PLACEHOLDERS.filter((p) => p !== 'database').map((p) => [p, String(ctx[p])]);
   if (db) values.push(['database', db.database], ['dbhost', db.host], ['dbport', String(db.port)], ['dbuser', db.user]);
   for (const [key, value] of values) {
     if (!SAFE_VALUE.test(value)) throw new Error(`internal: {${key}} = ${JSON.stringify(value)} cannot go into a config file`);

@@ -16,14 +16,16 @@ export interface SlotContext {
   release: string;
   /** The slot's own config directory, {root}/run/<slot>: rendered config files live here. */
   config: string;
+  /** The slot's database name (services with a `database` only: the app must know which one is its own). */
+  database?: string;
 }
 
-export const PLACEHOLDERS = ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config'] as const;
+export const PLACEHOLDERS = ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config', 'database'] as const;
 
 export function expand(template: string, ctx: SlotContext): string {
   return template.replace(/\{([a-z]+)\}/g, (whole, key: string) => {
     if (!(PLACEHOLDERS as readonly string[]).includes(key)) return whole;
-    return quote(String(ctx[key as keyof SlotContext]));
+    return quote(String(ctx[key as keyof SlotContext] ?? ''));
   });
 }
 

@@ -120,6 +120,9 @@ function checkCommands(data: ProfileData): CrossIssue[] {
       for (const unknown of new Set(unknownPlaceholders(command))) {
         issues.push({ path: `services.${serviceName}.${which}`, message: `unknown placeholder {${unknown}} (allowed: ${allowed})` });
       }
+      if (!service.database && /\{database\}/.test(command)) {
+        issues.push({ path: `services.${serviceName}.${which}`, message: `placeholder {database} names the slot's database, but the service has none: add services.${serviceName}.database or remove {database}` });
+      }
     }
   }
   return issues;

@@ -126,7 +126,7 @@ export const service = z.strictObject({
   /** Port of the service's frontend on every load balancer: where clients send requests. */
   listen: port(),
   slots: z.strictObject({ a: slot, b: slot }, { error: 'expected slots a and b' }),
-  /** The app's foreground command; the tool runs it detached in the slot directory. Placeholders: {slot} {port} {dir} {release} {stage} {host} {address} {service}. */
+  /** The app's foreground command; the tool runs it detached in the slot directory. Placeholders: {slot} {port} {dir} {release} {stage} {host} {address} {service} {database}. */
   start: command(),
   /** Run once in each new release directory on each host after it is copied and verified (e.g. npm ci --omit=dev); its own environment per release. */
   build: command().optional(),

@@ -13,6 +13,7 @@ import type { SlotContext } from '../commands/placeholders.js';
 import type { Action, CheckTargetSpec, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
+import { formatBytes } from '../bytes.js';
 
 /** What was read about one host for one service. */
 export interface HostSlots {
@@ -33,6 +34,10 @@ export interface DataFacts {
   /** Migration version of the source (what the copy will have), and the migrations the copy needs. */
   sourceVersion: number | undefined;
   pending: Array<{ version: number; name: string }>;
+  /** The stage and slot whose database is the source, for the release record. */
+  sourceSlot?: { stage: string; slot: SlotName };
+  /** Size of the source database (what the snapshot will copy), read-only, for the plan. */
+  sourceBytes?: number;
 }
 
 /** With --code-only: the idle slot's database as it is, which the new release will use unchanged. */
@@ -80,6 +85,7 @@ export function slotContext(stage: Stage, service: Service, host: Host, slot: Sl
   return {
     stage: stage.name, service: service.name, host: host.name, address: host.address,
     slot, port: service.slots[slot].port, dir: service.slots[slot].dir, release, config: configDir(service, slot),
+    ...(service.database ? { database: service.database.names[slot] } : {}),
   };
 }
 
@@ -150,12 +156,22 @@ export function buildPlan(input: PlanInput): Plan {
           // Writes get a clear 503 while the live data is copied, so none is lost; reads are served throughout.
           for (const lb of Object.values(stage.loadBalancers)) {
             add(freeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'on' }, title: `freeze writes to ${name} (read-only)` });
+            // A write accepted just before the freeze may commit after the snapshot: the copy waits for it.
+            add(freeze, lb.name, {
+              kind: 'settle', loadBalancer: lb.name, backends: [service.slots[facts.live].backend], deadlineMs: service.drainTimeoutMs,
+              title: `wait for the requests to ${name} accepted before the freeze`,
+            });
             add(unfreeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'off' }, title: `end the write freeze of ${name}` });
           }
         }
-        add(data, name, { kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen, title: `snapshot ${facts.data.source.database} into ${targetDb.database}` });
+        const size = facts.data.sourceBytes === undefined ? '' : ` (${formatBytes(facts.data.sourceBytes)})`;
+        add(data, name, {
+          kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen,
+          ...(facts.data.sourceSlot ? { from: facts.data.sourceSlot } : {}), ...(facts.data.sourceBytes === undefined ? {} : { sourceBytes: facts.data.sourceBytes }),
+          title: `snapshot ${facts.data.source.database}${size} into ${targetDb.database}`,
+        });
       }
-      add(data, name, { kind: 'migrate', service: name, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
+      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
     }
     for (const hostName of service.hosts) {
       const host = hostOf(stage, hostName);

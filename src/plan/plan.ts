@@ -42,10 +42,16 @@ export type Action =
   | { kind: 'verify-map'; loadBalancer: string; file: string; expected: Record<string, string>; title: string }
   /** Wait until the backends have no sessions left (or the deadline passes). */
   | { kind: 'drain'; loadBalancer: string; servers: Record<string, string[]>; deadlineMs: number; title: string }
+  /** After a write freeze: wait until no request accepted before it is in flight on these backends; fail at the deadline. */
+  | { kind: 'settle'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string }
   /** Snapshot a source database into the idle slot's database (strategies copy and copy-self). */
-  | { kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean; title: string }
+  | {
+    kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean; title: string;
+    /** The stage and slot the source database belongs to; its size when the plan was made (bytes). */
+    from?: { stage: string; slot: SlotName }; sourceBytes?: number;
+  }
   /** Apply pending migrations to a slot's database under the version table's rules. */
-  | { kind: 'migrate'; service: string; connection: DatabaseConnection; migrations: string; pending: Array<{ version: number; name: string }>; title: string }
+  | { kind: 'migrate'; service: string; stage: string; slot: SlotName; connection: DatabaseConnection; migrations: string; pending: Array<{ version: number; name: string }>; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string };
 

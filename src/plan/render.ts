@@ -1,5 +1,6 @@
 import { quoteAll, urlHost } from '../commands/shell.js';
 import { describeConnection } from '../data/connection.js';
+import { formatBytes } from '../bytes.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
@@ -17,15 +18,18 @@ function describe(action: Action): string {
     case 'exec': return `$ ${action.command}`;
     case 'local': return `(local) $ ${quoteAll(action.argv)}`;
     case 'check': return describeCheck(action);
-    case 'data-copy': return action.source.engine === 'postgres'
+    case 'data-copy': return [action.source.engine === 'postgres'
       ? `pg_dump -Fc -Z0 (one snapshot) ${describeConnection(action.source)} | pg_restore ${describeConnection(action.target)}; compare row counts`
-      : `mysqldump --single-transaction ${describeConnection(action.source)} | mysql ${describeConnection(action.target)}; compare row counts`;
+      : `mysqldump --single-transaction ${describeConnection(action.source)} | mysql ${describeConnection(action.target)}; compare row counts`,
+    ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
+    ].join('\n');
     case 'migrate': return action.pending.length === 0 ? 'no pending migration' : action.pending.map((m) => `V${m.version} ${m.name}`).join('\n');
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');
     case 'verify-map': return `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.expected).map(([k, v]) => `${k} ${v}`).join(', ')})`;
     case 'drain': return `wait until ${Object.keys(action.servers).join(', ')} have no sessions (at most ${action.deadlineMs} ms, then mark their servers down and shut down the rest)`;
+    case 'settle': return `wait until ${action.backends.join(', ')} have no request in flight (at most ${action.deadlineMs} ms, else stop: a write among them could be missing from the copy)`;
     case 'persist-map': return `haproxy> ${showMapCommand(action.file)}, then write its entries to ${action.file} (temporary file + rename)`;
   }
 }

@@ -8,7 +8,8 @@ import { UpdateserverError, describeError } from '../errors.js';
 import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
 import { loadMigrations } from '../data/migrations/files.js';
-import { migrationStatus } from '../data/migrations/runner.js';
+import { migrationStatus, statusOf } from '../data/migrations/runner.js';
+import { databaseBytes } from '../data/size.js';
 import type { DataFacts, KeptData } from '../plan/build.js';
 
 /** A database that is not there yet: a stage (or slot) never promoted with its data step. */
@@ -18,8 +19,11 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
   const db = stage.services[service]!.database;
   if (!db || db.strategy === 'none') return undefined;
   let source;
-  if (db.strategy === 'copy-self') source = connectionOf(db, live);
-  else if (db.strategy === 'copy' && from) {
+  let sourceSlot: DataFacts['sourceSlot'];
+  if (db.strategy === 'copy-self') {
+    source = connectionOf(db, live);
+    sourceSlot = { stage: stage.name, slot: live };
+  } else if (db.strategy === 'copy' && from) {
     const fromDb = from.services[service]?.database;
     if (!fromDb) {
       throw new UpdateserverError(`${service} in ${stage.name} copies its data from ${from.name}, but ${from.file} gives ${service} no database`, {
@@ -27,16 +31,22 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
       });
     }
     source = connectionOf(fromDb, fromLive ?? 'a');
+    sourceSlot = { stage: from.name, slot: fromLive ?? 'a' };
   }
   const migrations = await loadMigrations(db.migrations);
   // The version the idle slot's database will start from: the snapshot's, or (shared, first stage) its own.
   const probe = source ?? connectionOf(db, db.strategy === 'shared' ? 'a' : live);
   let sourceVersion: number | undefined;
+  let sourceBytes: number | undefined;
+  // What the copy will need: the status accounts for a baseline (an empty database starts with it).
+  let pending = statusOf([], migrations).pending;
   try {
     const conn = await openDb(probe);
     try {
       const status = await migrationStatus(conn, migrations);
       sourceVersion = status.current;
+      pending = status.pending;
+      if (source) sourceBytes = await databaseBytes(conn);
     } finally {
       await conn.close();
     }
@@ -46,9 +56,12 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
     const missing = isMissing(err);
     if (source && !(db.strategy === 'copy-self' && missing)) throw new UpdateserverError(`cannot read ${describeConnection(source)}: ${describeError(err)}`, { cause: err });
     source = undefined;
+    sourceSlot = undefined;
   }
-  const pending = migrations.filter((m) => !m.baseline && (sourceVersion === undefined || m.version > sourceVersion)).map((m) => ({ version: m.version, name: m.name }));
-  return { source, sourceVersion, pending };
+  return {
+    source, sourceVersion, pending: pending.map((m) => ({ version: m.version, name: m.name })),
+    ...(source && sourceSlot ? { sourceSlot } : {}), ...(sourceBytes === undefined ? {} : { sourceBytes }),
+  };
 }
 
 /**

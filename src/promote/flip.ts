@@ -102,8 +102,9 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
       throw err;
     }
     await journal.finish('ok');
-    await recordSwitch(store, stage, plan, recorded, now(), options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined);
-    await appendRun(store, plan, 'ok', Date.now() - t0, now());
+    await recordSwitch(store, stage, plan, recorded, now(), { markLeftBad: options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined });
+    // Traffic goes back to a slot whose database nothing touched since: its recorded data version holds.
+    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, recorded?.services[s.service]?.data?.[s.target]])) });
     await notifier.finished();
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {

@@ -55,7 +55,7 @@ async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink,
     passed = await passedRecords(stage, plan, (s, release) => hostCodeHash(link.pool.get(stage.services[s]!.hosts[0]!), stage.services[s]!, release), now);
     await recordPassed(store, stage.name, passed, plan);
   }
-  await appendRun(store, plan, result.switched ? 'ok' : 'failed', 0, now, `interrupted run cleaned up: ${result.summary}`, passed);
+  await appendRun(store, plan, result.switched ? 'ok' : 'failed', 0, now, `interrupted run cleaned up: ${result.summary}`, { passed });
   await archiveInterrupted(i, `cleaned up: ${result.summary}`);
   logger.warn(`${describeInterrupted(i)}. Cleaned up: ${result.summary}`);
   return result.summary;

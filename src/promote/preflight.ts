@@ -5,18 +5,13 @@ import type { Stage } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';
 import type { ServiceFacts } from '../plan/build.js';
 import { releaseBytes, type SourceRelease } from './source.js';
+import { formatBytes } from '../bytes.js';
 
 const MiB = 1024 * 1024;
 
 /** Room a release needs on a host: its full size (hard links may save most of it) plus a margin. */
 export function bytesNeeded(releaseSize: number): number {
   return releaseSize + Math.max(Math.ceil(releaseSize / 10), 16 * MiB);
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1024 * MiB) return `${(n / 1024 / MiB).toFixed(1)} GiB`;
-  if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
-  return `${Math.ceil(n / 1024)} KiB`;
 }
 
 export async function checkDiskSpace(stage: Stage, services: readonly string[], facts: Record<string, ServiceFacts>, releases: Record<string, SourceRelease>): Promise<void> {

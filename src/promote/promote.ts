@@ -189,10 +189,10 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       throw err;
     }
     await journal.finish('ok');
-    await recordSwitch(store, stage, plan, recorded, now());
+    await recordSwitch(store, stage, plan, recorded, now(), { data: apply.data });
     const passed = await passedRecords(stage, plan, (s) => cachedCodeHash(releases[s]!.cacheDir), now());
     await recordPassed(store, stage.name, passed, plan);
-    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, passed);
+    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, { passed, data: apply.data });
     await notifier.finished();
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {

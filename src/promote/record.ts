@@ -8,14 +8,18 @@ import type { Stage } from '../config/model.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/plan.js';
-import type { ReleaseRecord, StageState, StateStore } from '../state/store.js';
+import type { DataRecord, ReleaseRecord, StageState, StateStore } from '../state/store.js';
 import type { Action } from '../plan/plan.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { describeConnection } from '../data/connection.js';
 import { PromotionFailed } from '../apply/apply.js';
 
-/** Records the slots after a switch; `markLeftBad` marks the releases traffic left as bad (a rollback). */
-export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, at: Date, markLeftBad?: string): Promise<void> {
+/**
+ * Records the slots after a switch; `markLeftBad` marks the releases traffic left as bad (a rollback);
+ * `data` is what the data step left in each service's new slot database.
+ */
+export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, at: Date, opts: { markLeftBad?: string | undefined; data?: Record<string, DataRecord> } = {}): Promise<void> {
+  const { markLeftBad } = opts;
   const state: StageState = { stage: stage.name, services: { ...(previous?.services ?? {}) } };
   for (const s of plan.services) {
     const before = state.services[s.service];
@@ -25,6 +29,7 @@ export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, 
       releases: { ...(before?.releases ?? {}), [s.target]: s.release, ...(s.liveRelease ? { [s.live]: s.liveRelease } : {}) },
       updated: at.toISOString(),
       ...(markLeftBad && s.liveRelease ? { bad: { ...(before?.bad ?? {}), [s.liveRelease]: markLeftBad } } : {}),
+      ...(opts.data?.[s.service] ? { data: { ...(before?.data ?? {}), [s.target]: opts.data[s.service] } } : {}),
     };
   }
   for (const [svc, slot] of Object.entries(plan.liveAfter)) {
@@ -33,10 +38,16 @@ export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, 
   await store.write(state);
 }
 
-export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed' | 'rolled back', durationMs: number, at: Date, message?: string, passed?: Record<string, ReleaseRecord>): Promise<void> {
+/**
+ * One history line. `passed`: what passed the stage (the pipeline guard); `data`: the data version of
+ * each service's slot that traffic went to, when known.
+ */
+export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed' | 'rolled back', durationMs: number, at: Date, message?: string,
+  extra: { passed?: Record<string, ReleaseRecord> | undefined; data?: Record<string, DataRecord | undefined> | undefined } = {}): Promise<void> {
+  const { passed, data } = extra;
   await store.appendHistory({
     at: at.toISOString(), stage: plan.stage, action: plan.action, result, user: userInfo().username,
-    services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release }])),
+    services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release, ...(data?.[s.service] ? { data: data[s.service] } : {}) }])),
     durationMs, ...(message === undefined ? {} : { message }), ...(passed === undefined ? {} : { passed }),
   });
 }

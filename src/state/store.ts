@@ -7,6 +7,21 @@ import { mkdir, readFile, rename, writeFile, appendFile, open } from 'node:fs/pr
 import { join } from 'node:path';
 import type { SlotName } from '../config/model.js';
 
+/** What a slot's database holds after a promotion: the data version that goes into the release record. */
+export interface DataRecord {
+  /** The slot's database. */
+  database: string;
+  /** Highest migration version applied with status ok; null for a database without one. */
+  version: number | null;
+  /** The snapshot it was made from (strategies copy and copy-self); absent for shared or a new database. */
+  snapshot?: { stage: string; slot: SlotName; database: string; tables: number; rows: number };
+}
+
+/** A data record as people read it: `version 3, snapshot of dev slot a (1005 rows in 2 tables)`. */
+export function describeData(d: DataRecord): string {
+  return `version ${d.version ?? 'none'}${d.snapshot ? `, snapshot of ${d.snapshot.stage} slot ${d.snapshot.slot} (${d.snapshot.rows} rows in ${d.snapshot.tables} tables)` : ''}`;
+}
+
 export interface ServiceState {
   live: SlotName;
   /** Release each slot points at, as last recorded. */
@@ -14,6 +29,8 @@ export interface ServiceState {
   updated: string;
   /** Releases that failed their checks or were rolled back, with the reason: not switched to again without --force. */
   bad?: Record<string, string>;
+  /** Data version of each slot's database, as the last promotion into that slot left it. */
+  data?: Partial<Record<SlotName, DataRecord>>;
   /** Releases that passed this stage (checked, switched to, kept): what the next stage may receive. */
   passed?: Record<string, ReleaseRecord>;
 }
@@ -41,7 +58,7 @@ export interface HistoryEntry {
   action: 'promote' | 'flip' | 'rollback' | 'maintenance';
   result: 'ok' | 'failed' | 'rolled back';
   user: string;
-  services: Record<string, { from: SlotName; to: SlotName; release: string }>;
+  services: Record<string, { from: SlotName; to: SlotName; release: string; data?: DataRecord }>;
   durationMs: number;
   message?: string;
   /** Per service, the record of the release that passed the stage in this run. */

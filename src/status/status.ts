@@ -13,7 +13,7 @@ import { describeError } from '../errors.js';
 import { openBalancers } from '../lb/open.js';
 import { slotOfBackend } from '../lb/balancer.js';
 import { readHostSlots } from '../observe/slots.js';
-import { StateStore, type HistoryEntry } from '../state/store.js';
+import { StateStore, describeData, type DataRecord, type HistoryEntry } from '../state/store.js';
 import { TransportPool } from '../transport/pool.js';
 import { eachLimited } from '../transport/runner.js';
 import type { HostSlots } from '../plan/build.js';
@@ -35,8 +35,11 @@ export interface ServiceStatus {
   hosts: Record<string, HostSlots | { error: string }>;
   /** Per load balancer, both slots' backends (absent where show stat could not be read). */
   backends: Record<string, BackendStatus[]>;
-  /** Migration version of each slot's database, when the service has one (null: not readable, e.g. not created yet). */
-  data?: Record<SlotName, { database: string; version: number | null; error?: string }>;
+  /**
+   * Each slot's database: its migration version as read now (null: not readable, e.g. not created yet),
+   * and the snapshot it was made from, as recorded by the promotion that filled it.
+   */
+  data?: Record<SlotName, { database: string; version: number | null; error?: string; snapshot?: DataRecord['snapshot'] }>;
 }
 
 export interface StageStatus {
@@ -90,7 +93,8 @@ export async function stageStatus(project: Project, stageName: string): Promise<
       if (rec && views.size === 1 && lbLive !== rec) problems.push(`${service.name}: load balancers say slot ${lbLive}, the record says ${rec}`);
       const backends: ServiceStatus['backends'] = {};
       for (const m of maps) if (m.stat) backends[m.name] = SLOTS.map((slot) => backendStatus(m.stat!, service.slots[slot].backend, slot));
-      const data = service.database && service.database.strategy !== 'none' ? await dataVersions(service.database) : undefined;
+      const recordedData = recorded?.services[service.name]?.data;
+      const data = service.database && service.database.strategy !== 'none' ? await dataVersions(service.database, recordedData) : undefined;
       services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts, backends, ...(data ? { data } : {}) });
     }
     const last = (await store.history(stage.name, 1))[0];
@@ -106,15 +110,18 @@ function backendStatus(rows: readonly StatRow[], backend: string, slot: SlotName
 }
 
 /** The schema version each slot's database is at, read from its version table; never fails the status. */
-async function dataVersions(db: Database): Promise<NonNullable<ServiceStatus['data']>> {
+async function dataVersions(db: Database, recorded: Partial<Record<SlotName, DataRecord>> | undefined): Promise<NonNullable<ServiceStatus['data']>> {
   const migrations = await loadMigrations(db.migrations).catch(() => []);
   const one = async (slot: SlotName) => {
     const conn = connectionOf(db, slot);
+    // The snapshot is known only from the record; it belongs to this database only if the names agree.
+    const snap = recorded?.[slot]?.database === conn.database ? recorded[slot]!.snapshot : undefined;
+    const withSnapshot = snap ? { snapshot: snap } : {};
     try {
       const c = await openDb(conn);
-      try { return { database: conn.database, version: (await migrationStatus(c, migrations)).current ?? null }; } finally { await c.close(); }
+      try { return { database: conn.database, version: (await migrationStatus(c, migrations)).current ?? null, ...withSnapshot }; } finally { await c.close(); }
     } catch (err) {
-      return { database: conn.database, version: null, error: describeError(err) };
+      return { database: conn.database, version: null, error: describeError(err), ...withSnapshot };
     }
   };
   return { a: await one('a'), b: await one('b') };
@@ -130,8 +137,11 @@ export function renderStatus(status: StageStatus): string {
       const slot = (x: SlotName) => `${x}=${h.releases[x] ?? '-'}${h.running[x] ? ' (running)' : ''}`;
       out.push(`    ${host}: ${slot('a')}  ${slot('b')}`);
     }
-    if (s.data) out.push(`    data: ${SLOTS.map((x) => `${x}=${s.data![x].database} version ${s.data![x].version ?? '-'}`).join('  ')}`);
-    for (const [lb, backends] of Object.entries(s.backends)) {
+    for (const x of SLOTS) {
+      const d = s.data?.[x];
+      if (d) out.push(`    data slot ${x}: ${d.database} ${describeData(d)}${d.error ? ` (not readable: ${d.error})` : ''}`);
+    }
+    for (const [lb, backends] of Object.entries(s.backends ?? {})) {
       out.push(`    ${lb}: ${backends.map((b) => `${b.backend} ${b.sessions} session(s) [${b.servers.map((x) => `${x.server} ${x.status} w${x.weight}`).join(', ')}]`).join('; ')}`);
     }
   }

@@ -104,7 +104,7 @@ test('a new migration is rehearsed on a copy: dev applies it to its idle copy; b
   const load = startLoad(`${p.url.beta}/`, { connections: 4 });
   // ... so beta's copy of dev's live data arrives at version 3 with nothing left to apply.
   const r = await updateserver(p.project.dir, 'beta', '--dry-run');
-  assert.match(r.stdout, new RegExp(`snapshot ustest_${NET}_dev_[ab] into ustest_${NET}_beta_[ab]`));
+  assert.match(r.stdout, new RegExp(`snapshot ustest_${NET}_dev_[ab] \\([\\d.]+ [KMG]iB\\) into ustest_${NET}_beta_[ab]`));
   assert.match(r.stdout, /no pending migration/);
   const beta = await updateserver(p.project.dir, 'beta');
   const result = await load.stop();

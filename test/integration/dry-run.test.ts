@@ -190,7 +190,7 @@ test('status: per service and load balancer, each backend\'s sessions and server
     [idle]: { database: names('beta')[idle], version: 1 },
   });
   const text = await updateserver(p.project.dir, 'status', 'beta');
-  assert.match(text.stdout, new RegExp(`data: a=ustest_orc_beta_a version ${live === 'a' ? 3 : 1}  b=ustest_orc_beta_b version ${live === 'b' ? 3 : 1}`));
+  for (const x of ['a', 'b'] as const) assert.match(text.stdout, new RegExp(`data slot ${x}: ustest_orc_beta_${x} version ${live === x ? 3 : 1}\\b`));
   assert.match(text.stdout, new RegExp(`lb: .*web_${live} [1-9]\\d* session\\(s\\) \\[beta1 UP w1, beta2 UP w1\\]`));
   await slow;
 });

@@ -37,6 +37,8 @@ export interface PipelineOptions {
   betaSecondLb?: { socket?: string };
   /** Extra top-level YAML lines for beta's profile (e.g. keepReleases: 3). */
   betaTopExtra?: string;
+  /** Appended to the app's start command in both stages, e.g. `--db postgres://postgres@127.0.0.1:5432/{database}`. */
+  appArgs?: string;
   /** Extra YAML lines for dev's web service. */
   devServiceExtra?: string;
   /** dev's health path; a lenient dev ('/') lets a release that fails beta's /health reach beta. */
@@ -66,7 +68,7 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
-function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; lbSocket?: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string }; top?: string }): string {
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; lbSocket?: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string }; top?: string; appArgs?: string }): string {
   return [
     opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
     ...(opts.top ? [opts.top] : []),
@@ -91,7 +93,7 @@ function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<
     '    slots:',
     '      a: { port: 8001 }',
     '      b: { port: 8002 }',
-    '    start: node server.mjs --host {address} --port {port} --slot {slot} --release {release}',
+    `    start: node server.mjs --host {address} --port {port} --slot {slot} --release {release}${opts.appArgs ? ` ${opts.appArgs}` : ''}`,
     '    stopTimeoutMs: 5000',
     `    health: { path: ${opts.healthPath ?? '/health'}, deadlineMs: ${opts.healthDeadlineMs ?? 4000}, intervalMs: 50 }`,
     '    drainTimeoutMs: 5000',
@@ -137,13 +139,13 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     if (opts.appDataFiles) await writeAppData(appDir, opts.appDataFiles);
     const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
-      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs,
+      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs, appArgs: opts.appArgs,
     }));
     const sockets = { ...opts.betaSockets, ...(opts.betaSecondLb?.socket ? { lb2: opts.betaSecondLb.socket } : {}) };
     const twoLbs = opts.betaLoadBalancers === 2 || opts.betaSecondLb !== undefined;
     const lb2Address = `127.0.${n}.3`;
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
-      from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra, top: opts.betaTopExtra,
+      from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra, top: opts.betaTopExtra, appArgs: opts.appArgs,
       ...(sockets.lb ? { lbSocket: sockets.lb } : {}),
       ...(twoLbs ? { lb2: { dir: join(lab.dir, 'haproxy-beta2'), address: lb2Address, ...(sockets.lb2 ? { socket: sockets.lb2 } : {}) } } : {}),
     }));

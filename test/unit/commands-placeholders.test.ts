@@ -9,6 +9,10 @@ const CTX: SlotContext = {
 };
 
 describe('expand', () => {
+  test('{database} is the slot\'s database name', () => {
+    assert.equal(expand('app --db postgres://db/{database}', { ...CTX, database: 'web_prod_b' }), 'app --db postgres://db/web_prod_b');
+  });
+
   test('replaces every placeholder', () => {
     assert.equal(
       expand('app {stage} {service} {host} {address} {slot} {port} {dir} {release} {config}', CTX),
@@ -49,7 +53,7 @@ describe('unknownPlaceholders', () => {
   });
 
   test('every documented placeholder is known', () => {
-    assert.deepEqual([...PLACEHOLDERS], ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config']);
+    assert.deepEqual([...PLACEHOLDERS], ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config', 'database']);
     assert.deepEqual(unknownPlaceholders(PLACEHOLDERS.map((p) => `{${p}}`).join(' ')), []);
   });
 });

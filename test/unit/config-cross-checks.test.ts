@@ -62,7 +62,15 @@ test('start and stop may use every placeholder and no other', () => {
     ['services.web.start', 'unknown placeholder {name}'],
     ['services.web.stop', 'unknown placeholder {pid}'],
   ]);
-  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\} \{config\}\)$/);
+  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\} \{config\} \{database\}\)$/);
+});
+
+test('{database} names the slot\'s database: allowed with a database, refused without one', () => {
+  const start = './app --db postgres://127.0.0.1/{database}';
+  assert.deepEqual(check({ services: { web: web({ start, database: { engine: 'postgres' } }) } }), []);
+  const issues = check({ services: { web: web({ start }) } });
+  assert.deepEqual(issues.map((i) => i.path), ['services.web.start']);
+  assert.match(issues[0]!.message, /placeholder \{database\} names the slot's database, but the service has none: add services\.web\.database/);
 });
 
 test('a load balancer\'s host must be one of the hosts', () => {

@@ -18,7 +18,7 @@ const R2 = '2026.11.22-223104-1.1.0-9e8d7c6b';
 const MAP = '/etc/haproxy/live-staging.map';
 
 /** A stage exactly as src/config/load.ts resolves it from a profile (the key path has a space on purpose). */
-async function loadStage(hostsLine = 'hosts: { h1: { address: 10.0.0.11 }, h2: { address: 10.0.0.12 } }'): Promise<{ stage: Stage; project: Project }> {
+async function loadStage(hostsLine = 'hosts: { h1: { address: 10.0.0.11 }, h2: { address: 10.0.0.12 } }', webExtra: string[] = []): Promise<{ stage: Stage; project: Project }> {
   const dir = mkdtempSync(join(tmpdir(), 'updateserver-render-'));
   try {
     mkdirSync(join(dir, 'profiles'));
@@ -34,6 +34,7 @@ async function loadStage(hostsLine = 'hosts: { h1: { address: 10.0.0.11 }, h2: {
       '    listen: 8080',
       '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
       '    start: node server.mjs --port {port} --release {release}',
+      ...webExtra,
       '  api:',
       '    hosts: [h2]',
       '    root: /srv/api',
@@ -215,5 +216,28 @@ describe('renderPlan', () => {
 
   test('the same plan renders the same text', () => {
     assert.equal(renderPlan(makePlan()), text);
+  });
+
+  test('a data copy shows the size of the snapshot it would take, in the title and in bytes with where it comes from', async () => {
+    for (const [engine, how] of [['postgres', 'pg_database_size'], ['mysql', 'data + index length of its tables']] as const) {
+      const db = await loadStage(undefined, [`    database: { engine: ${engine}, strategy: copy-self, names: { a: web_a, b: web_b } }`]);
+      const source = { engine, host: '127.0.0.1', port: 5432, user: 'u', password: undefined, database: 'web_a' };
+      const withData = buildPlan({
+        project: db.project, stage: db.stage, from: 'dev', now: new Date('2026-11-22T22:31:04.000Z'), services: ['web'],
+        facts: { web: { live: 'a', release: R2, cacheDir: `/cache/web/${R2}`, source: 'dev', hosts: { h1: slots(R1, undefined), h2: slots(R1, undefined) },
+          data: { source, sourceVersion: 3, pending: [], sourceSlot: { stage: 'staging', slot: 'a' }, sourceBytes: 1_610_612_736 } } },
+      });
+      const out = renderPlan(withData).split('\n');
+      const i = out.indexOf('     - snapshot web_a (1.5 GiB) into web_b');
+      assert.ok(i > 0, out.join('\n'));
+      assert.equal(out[i + 2], `         snapshot size: 1.5 GiB (1610612736 bytes, ${how})`);
+      assert.ok(out.includes('         no pending migration'));
+      // copy-self: the freeze, then a wait for the writes accepted before it, before anything is copied.
+      const freeze = withData.phases.find((ph) => ph.name === 'freeze')!.items[0]!.actions;
+      assert.deepEqual(freeze.map((a) => a.kind), ['set-map', 'settle']);
+      assert.deepEqual(freeze[1], { kind: 'settle', loadBalancer: 'lb1', backends: ['web_a'], deadlineMs: 30_000, title: 'wait for the requests to web accepted before the freeze' });
+      assert.ok(out.includes('         wait until web_a have no request in flight (at most 30000 ms, else stop: a write among them could be missing from the copy)'));
+      assert.ok(withData.phases.findIndex((ph) => ph.name === 'freeze') < withData.phases.findIndex((ph) => ph.name === 'data'));
+    }
   });
 });

@@ -55,6 +55,8 @@ export interface MigrateOptions {
   /** For the resolve command in messages; "<stage>" and "<service>" otherwise. */
   stage?: string;
   service?: string;
+  /** The slot whose database this is, for the resolve command in messages. */
+  slot?: 'a' | 'b';
 }
 
 export interface MigrateResult {
@@ -80,8 +82,8 @@ export class MigrationFailed extends UpdateserverError {
 export const DEFAULT_LOCK_TIMEOUT_MS = 10 * 60_000;
 const MAX_COMMENTS = 4000;
 
-const resolveCommand = (o: { stage?: string | undefined; service?: string | undefined }, version: number) =>
-  `updateserver migrate resolve ${o.stage ?? '<stage>'} ${o.service ?? '<service>'} ${version}`;
+const resolveCommand = (o: { stage?: string | undefined; service?: string | undefined; slot?: 'a' | 'b' | undefined }, version: number) =>
+  `updateserver migrate resolve ${o.stage ?? '<stage>'} ${o.service ?? '<service>'} ${version}${o.slot ? ` --slot ${o.slot}` : ''}`;
 const truthy = (v: unknown) => v === true || Number(v) === 1;
 const reasonOf = (err: unknown) => (err instanceof DatabaseError ? err.reason : describeError(err));
 
