@@ -131,7 +131,10 @@ export function buildPlan(input: PlanInput): Plan {
             add(unfreeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'off' }, title: `end the write freeze of ${name}` });
           }
         }
-        add(data, name, { kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen, title: `snapshot ${facts.data.source.database} into ${targetDb.database}` });
+        add(data, name, {
+          kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen, fastPath: db.fastPath,
+          live: connectionOf(db, facts.live), title: `snapshot ${facts.data.source.database} into ${targetDb.database}`,
+        });
       }
       add(data, name, { kind: 'migrate', service: name, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
     }

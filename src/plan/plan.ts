@@ -43,7 +43,14 @@ export type Action =
   /** Wait until the backends have no sessions left (or the deadline passes). */
   | { kind: 'drain'; loadBalancer: string; servers: Record<string, string[]>; deadlineMs: number; title: string }
   /** Snapshot a source database into the idle slot's database (strategies copy and copy-self). */
-  | { kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean; title: string }
+  | {
+    kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean;
+    /** PostgreSQL's TEMPLATE fast path (src/data/template.ts), decided when it runs: it depends on who is connected then. */
+    fastPath: 'auto' | 'template' | 'off';
+    /** This stage's live slot database: never replaced, whatever else the plan says. */
+    live: DatabaseConnection;
+    title: string;
+  }
   /** Apply pending migrations to a slot's database under the version table's rules. */
   | { kind: 'migrate'; service: string; connection: DatabaseConnection; migrations: string; pending: Array<{ version: number; name: string }>; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
