@@ -84,6 +84,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', '\nExamples:\n  updateserver migrate status prod\n  updateserver migrate resolve prod web 12 --slot b -m "added the missing index by hand"')
     .action(async (action: string, stage: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }) => setExit(await (await import('./migrate.js')).runMigrate(action, stage, service, version, flags)));
 
+  addCommonOptions(program.command('refresh <stage>')
+    .description('copy the live data of a later stage (--from) into the idle slot\'s database of <stage>, then run <stage>\'s refresh.after SQL on the copy (e.g. rewrite e-mail addresses); the later stage is only read, from one consistent snapshot')
+    .requiredOption('--from <stage>', 'the later stage whose live data is copied (e.g. prod)')
+    .option('--slot <a|b>', 'the slot whose database is replaced (default: the idle one; never the live one)')
+    .option('-n, --dry-run', 'print what would be copied and run; change nothing')
+    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
+    .option('-w, --wait <seconds>', 'wait this long for <stage>\'s lock'))
+    .addHelpText('after', '\nExamples:\n  updateserver refresh dev --from prod --dry-run\n  updateserver refresh dev --from prod --json     (a nightly job; then `updateserver flip dev` to serve it)')
+    .action(async (stage: string, flags: PromoteFlags & { from?: string; slot?: string }) => setExit(await (await import('./refresh.js')).runRefresh(stage, flags)));
+
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')
     .description('print the HAProxy configuration of each load balancer of <stage>, rendered from lb-templates/haproxy.cfg')
