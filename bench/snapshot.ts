@@ -1,11 +1,12 @@
 /*
  * Snapshot throughput on the real PostgreSQL of this machine, on a database of >= 1 GiB.
  *
- *   npm run build && node dist/bench/snapshot.js        (RUNS=1 by default; KEEP=1 keeps the source for the next run)
+ *   npm run build && node dist/bench/snapshot.js        (RUNS=3 by default; KEEP=1 keeps the source for the next run)
  *
  * The source, bench_snap_src, is generated with SQL (generate_series into three tables with primary
  * keys, two secondary indexes, a foreign key and a view) and reused when it exists complete and big
- * enough. Then, in the same run and one after the other, each into a freshly dropped target:
+ * enough. Then, in the same run and one after the other (every other run in reverse order, a
+ * CHECKPOINT before each), each into a freshly dropped target:
  *   baseline      pg_dump -Fc <src> | pg_restore -d <dst>, in a shell, into a database made by createdb
  *                 (the raw pipeline the issue names: default compression, one restore job);
  *   updateserver  copyDatabase() as a promotion runs it with fastPath off: drop and create the target,
@@ -111,7 +112,7 @@ async function viaUpdateserver(name: string, dst: string, opts: { jobs: number; 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 async function main(): Promise<void> {
-  const runs = Number(process.env.RUNS ?? 1);
+  const runs = Number(process.env.RUNS ?? 3);
   const keep = process.env.KEEP === '1';
   const [dataDir] = await sql<{ d: string }>('postgres', "SELECT current_setting('data_directory') AS d");
   const fs = await statfs(dataDir!.d);
@@ -126,18 +127,22 @@ async function main(): Promise<void> {
   const all: Measure[] = [];
   try {
     for (let i = 0; i < runs; i++) {
-      for (const m of [
-        () => baseline(TARGETS.baseline),
-        () => viaUpdateserver('updateserver (jobs 1)', TARGETS.updateserver, { jobs: 1, fastPath: 'off' }),
-        () => viaUpdateserver('updateserver (jobs 2)', TARGETS.updateserverJobs, { jobs: 2, fastPath: 'off' }),
-        () => viaUpdateserver('template fast path', TARGETS.template, { jobs: 1, fastPath: 'auto' }),
-      ]) {
-        const r = await m();
+      const paths = [
+        [TARGETS.baseline, () => baseline(TARGETS.baseline)],
+        [TARGETS.updateserver, () => viaUpdateserver('updateserver (jobs 1)', TARGETS.updateserver, { jobs: 1, fastPath: 'off' })],
+        [TARGETS.updateserverJobs, () => viaUpdateserver('updateserver (jobs 2)', TARGETS.updateserverJobs, { jobs: 2, fastPath: 'off' })],
+        [TARGETS.template, () => viaUpdateserver('template fast path', TARGETS.template, { jobs: 1, fastPath: 'auto' })],
+      ] as const;
+      // Every other run in reverse order, so that no path always comes first (or right after the generation).
+      for (const [target, measure] of i % 2 === 0 ? paths : [...paths].reverse()) {
+        // Each starts with no dirty buffers of the one before to write back.
+        await sql('postgres', 'CHECKPOINT');
+        const r = await measure();
         if (r.rows !== sourceRows) throw new Error(`${r.name}: the copy has ${r.rows} rows, the source ${sourceRows}`);
         all.push(r);
         process.stdout.write(`${JSON.stringify(r)}\n`);
-        // Each copy is dropped before the next one is made: they do not compete for the page cache or the disk.
-        await drop(r.name === 'baseline' ? TARGETS.baseline : r.name.includes('jobs 2') ? TARGETS.updateserverJobs : r.name.includes('jobs 1') ? TARGETS.updateserver : TARGETS.template);
+        // Each copy is dropped before the next one is made: they do not compete for the disk.
+        await drop(target);
       }
     }
   } finally {
@@ -156,7 +161,7 @@ async function main(): Promise<void> {
     '',
     '| path | what runs | wall time | MB/s | time vs baseline |',
     '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.name} | ${r.what} | ${(r.ms / 1000).toFixed(1)} s | ${r.mbPerS} | ${r.ratioToBaseline.toFixed(3)}x |`),
+    ...rows.map((r) => `| ${r.name} | ${r.what.replace(/\|/g, '\\|')} | ${(r.ms / 1000).toFixed(1)} s | ${r.mbPerS} | ${r.ratioToBaseline.toFixed(3)}x |`),
   ].join('\n');
   process.stdout.write(`\n${table}\n`);
   await mkdir(join(REPO, 'bench', 'results'), { recursive: true });

@@ -68,7 +68,7 @@ export async function copyByTemplate(src: DatabaseConnection, dst: DatabaseConne
       return { copied: false, why: `${before} other session(s) on ${src.database} (fastPath auto copies by template only from a database nobody is connected to; fastPath: template ends them)` };
     }
     const [version] = await admin.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-    const source = await openDb(src);
+    const source = await openDb(src, { readOnly: true });
     let counts: Map<string, number>;
     try {
       await source.exec('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');

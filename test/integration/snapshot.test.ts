@@ -10,6 +10,9 @@ import pg from 'pg';
 import type { DatabaseConnection } from '../../src/config/model.js';
 import type { Logger } from '../../src/log.js';
 import { copyDatabase } from '../../src/data/snapshot.js';
+import { openDb } from '../../src/data/db.js';
+import { toolEnv } from '../../src/data/tools.js';
+import { spawnSync } from 'node:child_process';
 
 const PREFIX = 'ustest_snap_t_';
 const SRC = `${PREFIX}src`;
@@ -126,4 +129,32 @@ test('the live slot\'s database is never dropped, and a source is never copied o
   }
   assert.deepEqual(await sql(LIVE, 'SELECT v FROM precious'), [{ v: 'live data' }]);
   assert.equal((await sql<{ n: number }>(SRC, 'SELECT count(*)::int AS n FROM items'))[0]!.n, 5000);
+});
+
+test('a source is opened read-only: the driver\'s session and the client tools\' (PGOPTIONS) refuse writes; MariaDB\'s session too', async () => {
+  const db = await openDb(conn(SRC), { readOnly: true });
+  try {
+    await assert.rejects(db.exec("INSERT INTO items (name) VALUES ('x')"), /read-only transaction/);
+  } finally {
+    await db.close();
+  }
+  const psql = spawnSync('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', SRC, '-c', "INSERT INTO items (name) VALUES ('x')"], { env: toolEnv(conn(SRC), { readOnly: true }) });
+  assert.notEqual(psql.status, 0);
+  assert.match(psql.stderr.toString(), /read-only transaction/);
+  assert.equal((await sql<{ n: number }>(SRC, 'SELECT count(*)::int AS n FROM items'))[0]!.n, 5000);
+
+  const my = (database: string): DatabaseConnection => ({ engine: 'mysql', host: '127.0.0.1', port: 3306, user: 'root', password: undefined, database });
+  const admin = await openDb(my(''));
+  try {
+    await admin.exec(`DROP DATABASE IF EXISTS ${PREFIX}my; CREATE DATABASE ${PREFIX}my; CREATE TABLE ${PREFIX}my.t (id int PRIMARY KEY)`);
+    const ro = await openDb(my(`${PREFIX}my`), { readOnly: true });
+    try {
+      await assert.rejects(ro.exec('INSERT INTO t VALUES (1)'), /READ ONLY/i);
+    } finally {
+      await ro.close();
+    }
+  } finally {
+    await admin.exec(`DROP DATABASE IF EXISTS ${PREFIX}my`);
+    await admin.close();
+  }
 });
