@@ -3,6 +3,8 @@
  * beta's live database; `refresh dev --from beta` puts those rows into dev's idle slot database with
  * dev's refresh.after renaming applied, and beta's database is byte-for-byte what it was (pg_dump of
  * schema and data compared). Refused: --from an earlier stage, the live slot, a dry run that changes.
+ * The lab's promotions also show the snapshot strategy chosen: TEMPLATE from dev's unconnected live
+ * database into beta, pg_dump when dev's app is connected to the database that copy-self copies.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -76,8 +78,12 @@ test('refresh dev --from beta: beta\'s live rows land in dev\'s idle database, r
   assert.equal((await updateserver(p.project.dir, 'dev')).code, 0);
   const devLiveDb = names('dev')[await liveSlot('dev')];
   await sql(devLiveDb, "INSERT INTO items (name) VALUES ('from dev')");
+  // dev's and beta's databases share this server and nobody is connected to dev's: the promotion copies by TEMPLATE.
+  const plan = await updateserver(p.project.dir, 'beta', '--dry-run');
+  assert.match(plan.stdout, new RegExp(`CREATE DATABASE ustest_snap_beta_[ab] TEMPLATE ${devLiveDb} if nobody else is connected to ${devLiveDb} at that moment; otherwise pg_dump -Fc -Z0`));
   const beta = await updateserver(p.project.dir, 'beta');
   assert.equal(beta.code, 0, explain(beta));
+  assert.match(beta.stderr, /web: copied 4 table\(s\), 2 row\(s\) from .* by template \(same server, no other session on the source\); row counts match/);
   const betaLiveDb = names('beta')[await liveSlot('beta')];
   // Users of beta write.
   await sql(betaLiveDb, `INSERT INTO items (name) SELECT 'beta row ' || g FROM generate_series(1, 250) g;
@@ -131,4 +137,19 @@ test('refresh refuses an earlier stage as --from, itself, and the live slot, bef
   assert.equal(live.code, 2, explain(live));
   assert.match(live.stderr, new RegExp(`--slot: slot ${devLive} of web is live in dev: refresh replaces only a slot that serves no traffic`));
   assert.equal(fingerprint(liveDb), before);
+});
+
+test('a copy-self promotion while the app is connected to the live database falls back to pg_dump and says why', async () => {
+  const devLiveDb = names('dev')[await liveSlot('dev')];
+  const app = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: devLiveDb });
+  await app.connect();
+  try {
+    const r = await updateserver(p.project.dir, 'dev', '--force');
+    assert.equal(r.code, 0, explain(r));
+    assert.match(r.stderr, new RegExp(`copied 4 table\\(s\\), 2 row\\(s\\) from postgres://postgres@127.0.0.1:5432/${devLiveDb} .* by pg_dump \\(1 other session\\(s\\) on ${devLiveDb} \\(fastPath auto copies by template only from a database nobody is connected to`));
+    // The app's session was left alone.
+    assert.equal((await app.query('SELECT count(*)::int AS n FROM items')).rows[0].n, 1);
+  } finally {
+    await app.end();
+  }
 });
