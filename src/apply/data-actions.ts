@@ -9,9 +9,9 @@ import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
 export async function runDataCopy(ctx: ApplyContext, action: Extract<Action, { kind: 'data-copy' }>): Promise<void> {
-  const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, logger: ctx.logger });
+  const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, fastPath: action.fastPath, protect: [action.live], logger: ctx.logger });
   ctx.warnings.push(...result.warnings);
-  ctx.logger.info(`${action.service}: copied ${result.tables} table(s), ${result.rows} row(s) from ${result.source} into ${result.target} in ${result.ms} ms; row counts match`, { snapshot: result });
+  ctx.logger.info(`${action.service}: copied ${result.tables} table(s), ${result.rows} row(s) from ${result.source} into ${result.target} in ${result.ms} ms by ${result.method} (${result.why}); row counts match`, { snapshot: result });
   // The migrate action that follows completes the record with the version.
   (ctx.data ??= {})[action.service] = {
     database: action.target.database, version: null,

@@ -100,6 +100,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--json', 'print the result as JSON on stdout')
     .action(async (dir: string | undefined, flags: { force?: boolean; json?: boolean; project?: string }) => setExit(await (await import('./init.js')).runInit(dir ?? flags.project, flags)));
 
+  addCommonOptions(program.command('refresh <stage>')
+    .description('copy the live data of a later stage (--from) into the idle slot\'s database of <stage>, then run <stage>\'s refresh.after SQL on the copy (e.g. rewrite e-mail addresses); the later stage is only read, from one consistent snapshot')
+    .requiredOption('--from <stage>', 'the later stage whose live data is copied (e.g. prod)')
+    .option('--slot <a|b>', 'the slot whose database is replaced (default: the idle one; never the live one)')
+    .option('-n, --dry-run', 'print what would be copied and run; change nothing')
+    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
+    .option('-w, --wait <seconds>', 'wait this long for <stage>\'s lock'))
+    .addHelpText('after', '\nExamples:\n  updateserver refresh dev --from prod --dry-run\n  updateserver refresh dev --from prod --json     (a nightly job; then `updateserver flip dev` to serve it)')
+    .action(async (stage: string, flags: PromoteFlags & { from?: string; slot?: string }) => setExit(await (await import('./refresh.js')).runRefresh(stage, flags)));
+
   const lb = program.command('lb').description('load balancer configuration');
   addCommonOptions(lb.command('render <stage>')
     .description('print the HAProxy configuration of each load balancer of <stage>, rendered from lb-templates/haproxy.cfg')

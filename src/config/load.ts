@@ -59,6 +59,8 @@ function resolveDatabase(project: Project, stage: string, service: string, d: Da
     names: Object.freeze({ a, b: d.strategy === 'shared' ? a : d.names?.b ?? fallback('b') }),
     migrations: resolveLocalPath(project, d.migrations ?? join('migrations', service)),
     jobs: d.jobs,
+    fastPath: d.fastPath,
+    refreshAfter: Object.freeze([...d.refresh.after]),
   });
 }
 

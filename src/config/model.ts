@@ -74,6 +74,10 @@ export interface Database {
   /** Absolute path of the service's migrations directory. */
   readonly migrations: string;
   readonly jobs: number;
+  /** PostgreSQL's CREATE DATABASE ... TEMPLATE fast path (src/data/template.ts). */
+  readonly fastPath: 'auto' | 'template' | 'off';
+  /** SQL run on this stage's copy of a later stage's data after `updateserver refresh`. */
+  readonly refreshAfter: readonly string[];
 }
 
 /** What it takes to open one database. */

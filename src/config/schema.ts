@@ -105,6 +105,17 @@ export const database = z.strictObject({
   migrations: localPath().optional(),
   /** pg_restore / pg_dump parallel jobs for large databases. */
   jobs: z.int().min(1).max(64).default(1),
+  /**
+   * PostgreSQL, source and target on one server: CREATE DATABASE ... TEMPLATE instead of a dump.
+   * auto: only when nobody else is connected to the source; template: end the source's other
+   * sessions for the copy (the operator accepts it); off: always pg_dump | pg_restore.
+   */
+  fastPath: z.enum(['auto', 'template', 'off'], { error: 'expected auto, template or off' }).default('auto'),
+  /** `updateserver refresh <this stage> --from <later stage>`: what to change in the copy of the later stage's data. */
+  refresh: z.strictObject({
+    /** SQL run on the refreshed copy, in order, in one transaction on PostgreSQL (e.g. UPDATE users SET email = ...). */
+    after: z.array(z.string().trim().min(1, { error: 'expected an SQL statement' }), { error: 'expected a list of SQL statements' }).default([]),
+  }).default({ after: [] }),
 });
 
 const releasePath = () => z.string({ error: RELEASE_PATH_HINT }).regex(RELEASE_PATH_PATTERN, { error: RELEASE_PATH_HINT });

@@ -53,6 +53,8 @@ export class DatabaseError extends UpdateserverError {
 export interface OpenOptions {
   /** Another database on the same server than conn.database, e.g. 'postgres' (or '' on MySQL) to create one. */
   database?: string;
+  /** Every transaction of the session is read-only: a snapshot's source is only ever read. */
+  readOnly?: boolean;
 }
 
 export const CONNECT_TIMEOUT_MS = 10_000;
@@ -60,8 +62,9 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export async function openDb(conn: DatabaseConnection, opts: OpenOptions = {}): Promise<Db> {
   const target = { ...conn, database: opts.database ?? conn.database };
   // Drivers load only when a database is used: most commands never need one.
-  if (conn.engine === 'postgres') return (await import('./postgres.js')).openPostgres(target);
-  return (await import('./mysql.js')).openMysql(target);
+  const readOnly = opts.readOnly === true;
+  if (conn.engine === 'postgres') return (await import('./postgres.js')).openPostgres(target, { readOnly });
+  return (await import('./mysql.js')).openMysql(target, { readOnly });
 }
 
 const AUTH_CODES = new Set(['28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR']);

@@ -89,7 +89,7 @@ export function splitMysqlScript(script: string): ScriptStatement[] {
   return out;
 }
 
-export async function openMysql(conn: DatabaseConnection): Promise<Db> {
+export async function openMysql(conn: DatabaseConnection, opts: { readOnly?: boolean } = {}): Promise<Db> {
   const password = conn.password?.reveal();
   let c: mysql.Connection;
   try {
@@ -104,6 +104,9 @@ export async function openMysql(conn: DatabaseConnection): Promise<Db> {
   }
   // A connection lost while idle: the next call on it fails and says so.
   c.on('error', () => {});
+  if (opts.readOnly) {
+    try { await c.query('SET SESSION TRANSACTION READ ONLY'); } catch (err) { await c.end().catch(() => {}); throw driverError(err, conn); }
+  }
   let inTx = false;
   const query = async <T>(sql: string, params?: unknown[]): Promise<T[]> => {
     const [rows] = await c.query(sql, params);

@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { DatabaseConnection } from '../config/model.js';
 import { CONNECT_TIMEOUT_MS, driverError, type Db } from './db.js';
 import { describeConnection } from './connection.js';
+import { READ_ONLY_OPTIONS } from './tools.js';
 
 /** 1-based line of a 1-based character offset in text (PostgreSQL reports error positions so). */
 export function lineAt(text: string, position: number): number {
@@ -15,11 +16,12 @@ export function lineAt(text: string, position: number): number {
   return line;
 }
 
-export async function openPostgres(conn: DatabaseConnection): Promise<Db> {
+export async function openPostgres(conn: DatabaseConnection, opts: { readOnly?: boolean } = {}): Promise<Db> {
   const password = conn.password?.reveal();
   const client = new pg.Client({
     host: conn.host, port: conn.port, user: conn.user, database: conn.database,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    ...(opts.readOnly ? { options: READ_ONLY_OPTIONS } : {}),
     ...(password === undefined ? {} : { password }),
   });
   // A connection lost while idle: the next call on this client fails and says so.

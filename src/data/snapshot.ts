@@ -1,8 +1,12 @@
 /*
  * The data step: a consistent snapshot of a source database restored into the idle slot's database,
- * then checked table by table against the source's row counts.
- *   PostgreSQL: the source's snapshot is exported from a REPEATABLE READ transaction; pg_dump reads
- *     exactly that snapshot and the row counts are taken in it, so the check is exact under writes.
+ * then checked table by table against the source's row counts. The source is only ever read: every
+ * session on it is read-only (PostgreSQL: default_transaction_read_only, also for pg_dump).
+ *   PostgreSQL, same server, source without other sessions: CREATE DATABASE ... TEMPLATE (template.ts);
+ *     the row counts are taken just before, while nobody else is connected.
+ *   PostgreSQL otherwise: the source's snapshot is exported from a REPEATABLE READ transaction;
+ *     pg_dump reads exactly that snapshot and the row counts are taken in it, so the check is exact
+ *     under writes.
  *   MySQL/MariaDB: mysqldump --single-transaction reads one consistent snapshot; the row counts come
  *     from a consistent-snapshot transaction opened just before, so a source that is written to during
  *     the copy can differ slightly: reported as a warning, an error when the source is frozen.
@@ -12,115 +16,145 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatabaseConnection } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';
-import { describeConnection } from './connection.js';
+import { describeConnection, ident, sameDatabase } from './connection.js';
 import type { Logger } from '../log.js';
 import { runLocal } from '../transport/local.js';
-import { openDb, type Db } from './db.js';
+import { openDb } from './db.js';
 import { pipeCommands } from './pipe.js';
+import { compareCounts, countRows } from './row-counts.js';
+import { copyByTemplate, dropDatabaseSql, templateRefusal, type FastPath } from './template.js';
 import { mysqlArgv, mysqldumpArgv, pgDumpArgv, pgRestoreArgv, toolEnv } from './tools.js';
+
+export { ident } from './connection.js';
 
 export interface SnapshotResult {
   engine: string;
   source: string;
   target: string;
+  /** How the copy was made, and why that way. */
+  method: 'template' | 'pg_dump' | 'mysqldump';
+  why: string;
   tables: number;
   rows: number;
   ms: number;
   warnings: string[];
 }
 
-
-/** Quotes an identifier; names are validated to [a-z0-9_] anyway. */
-export function ident(engine: DatabaseConnection['engine'], name: string): string {
-  return engine === 'postgres' ? `"${name.replace(/"/g, '""')}"` : `\`${name.replace(/`/g, '``')}\``;
+export interface CopyOptions {
+  jobs: number;
+  /** The source gets no writes during the copy (copy-self's freeze, a refresh's nobody-writes): counts must match exactly. */
+  frozen: boolean;
+  logger: Logger;
+  /** PostgreSQL's CREATE DATABASE ... TEMPLATE fast path (template.ts); off when not given. */
+  fastPath?: FastPath;
+  /** Databases the copy must never replace, whatever the plan says: the live slot's. */
+  protect?: readonly DatabaseConnection[];
 }
 
-async function countRows(db: Db, engine: DatabaseConnection['engine']): Promise<Map<string, number>> {
-  const tables = engine === 'postgres'
-    ? await db.query<{ t: string }>(`SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1`)
-    : await db.query<{ t: string }>(`SELECT CONCAT('\`', REPLACE(TABLE_NAME, '\`', '\`\`'), '\`') AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1`);
-  const counts = new Map<string, number>();
-  for (const { t } of tables) {
-    const [row] = await db.query<{ n: string | number }>(`SELECT COUNT(*) AS n FROM ${t}`);
-    counts.set(t, Number(row?.n ?? 0));
+/**
+ * The last guard before a DROP DATABASE: never the source, never a protected (live) database. The
+ * live database belongs to the same stage as the target, so its name alone identifies it.
+ */
+export function refuseUnsafeTarget(src: DatabaseConnection, dst: DatabaseConnection, protect: readonly DatabaseConnection[]): void {
+  if (sameDatabase(src, dst)) throw new UpdateserverError(`refusing to copy ${describeConnection(src)} onto itself`);
+  const live = protect.find((p) => p.engine === dst.engine && p.database === dst.database);
+  if (live) {
+    throw new UpdateserverError(`refusing to replace ${describeConnection(dst)}: it is the live slot's database`, {
+      hint: 'only the idle slot\'s database is ever replaced; check the database names of the profile and the recorded live slot (updateserver status)',
+    });
   }
-  return counts;
 }
 
-/** Drops and recreates the target database. Refuses to touch the source. */
-async function recreate(dst: DatabaseConnection, src: DatabaseConnection): Promise<void> {
-  if (dst.host === src.host && dst.port === src.port && dst.database === src.database) {
-    throw new UpdateserverError(`refusing to copy ${describeConnection(src)} onto itself`);
-  }
+/** Drops and recreates the (empty) target database. */
+async function recreate(dst: DatabaseConnection): Promise<void> {
   const admin = await openDb(dst, { database: dst.engine === 'postgres' ? 'postgres' : '' });
   try {
     const name = ident(dst.engine, dst.database);
-    if (dst.engine === 'postgres') {
-      // The idle slot is stopped before the data step; WITH (FORCE) ends stray sessions of that database only.
-      await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.exec(`CREATE DATABASE ${name}`);
-    } else {
-      await admin.exec(`DROP DATABASE IF EXISTS ${name}`);
-      await admin.exec(`CREATE DATABASE ${name}`);
-    }
+    await admin.exec(dst.engine === 'postgres' ? dropDatabaseSql(dst.database) : `DROP DATABASE IF EXISTS ${name}`);
+    await admin.exec(`CREATE DATABASE ${name}`);
   } finally {
     await admin.close();
   }
 }
 
-function compare(source: Map<string, number>, target: Map<string, number>): string[] {
-  const diffs: string[] = [];
-  for (const [t, n] of source) {
-    const m = target.get(t);
-    if (m !== n) diffs.push(`${t}: source ${n} rows, copy ${m ?? 'missing'}`);
-  }
-  for (const t of target.keys()) if (!source.has(t)) diffs.push(`${t}: not in the source`);
-  return diffs;
-}
-
-export async function copyDatabase(src: DatabaseConnection, dst: DatabaseConnection, opts: { jobs: number; frozen: boolean; logger: Logger }): Promise<SnapshotResult> {
-  const started = Date.now();
-  if (src.engine !== dst.engine) throw new UpdateserverError(`cannot copy ${src.engine} data into ${dst.engine}`);
-  await recreate(dst, src);
-  const source = await openDb(src);
-  const warnings: string[] = [];
-  let counts: Map<string, number>;
+/** pg_dump | pg_restore from one exported snapshot; the row counts are taken in that snapshot. */
+async function dumpPostgres(src: DatabaseConnection, dst: DatabaseConnection, jobs: number): Promise<Map<string, number>> {
+  const source = await openDb(src, { readOnly: true });
   try {
-    if (src.engine === 'postgres') {
-      await source.exec('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const [snap] = await source.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
-      counts = await countRows(source, 'postgres');
-      if (opts.jobs > 1) {
-        const dir = await mkdtemp(join(tmpdir(), 'updateserver-dump-'));
-        try {
-          const dumpDir = join(dir, 'dump');
-          const dump = await runLocal(pgDumpArgv(src, { snapshot: snap?.s, jobs: opts.jobs, dir: dumpDir }), { env: toolEnv(src) });
-          if (dump.code !== 0) throw new UpdateserverError(`pg_dump of ${describeConnection(src)} failed: ${dump.stderr.trim()}`);
-          const restore = await runLocal(pgRestoreArgv(dst, { jobs: opts.jobs, dir: dumpDir }), { env: toolEnv(dst) });
-          if (restore.code !== 0) throw new UpdateserverError(`pg_restore into ${describeConnection(dst)} failed: ${restore.stderr.trim()}`);
-        } finally {
-          await rm(dir, { recursive: true, force: true });
-        }
-      } else {
-        await pipeCommands({ argv: pgDumpArgv(src, { snapshot: snap?.s, jobs: 1 }), env: toolEnv(src) },
-          { argv: pgRestoreArgv(dst, { jobs: 1 }), env: toolEnv(dst) }, `copying ${describeConnection(src)} into ${describeConnection(dst)}`);
+    await source.exec('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const [snap] = await source.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
+    const counts = await countRows(source, 'postgres');
+    const what = `copying ${describeConnection(src)} into ${describeConnection(dst)}`;
+    if (jobs > 1) {
+      // pg_restore runs jobs in parallel only from a file: a directory dump, read back once it is complete.
+      const dir = await mkdtemp(join(tmpdir(), 'updateserver-dump-'));
+      try {
+        const dumpDir = join(dir, 'dump');
+        const dump = await runLocal(pgDumpArgv(src, { snapshot: snap?.s, jobs, dir: dumpDir }), { env: toolEnv(src, { readOnly: true }) });
+        if (dump.code !== 0) throw new UpdateserverError(`pg_dump of ${describeConnection(src)} failed: ${dump.stderr.trim()}`);
+        const restore = await runLocal(pgRestoreArgv(dst, { jobs, dir: dumpDir }), { env: toolEnv(dst) });
+        if (restore.code !== 0) throw new UpdateserverError(`pg_restore into ${describeConnection(dst)} failed: ${restore.stderr.trim()}`);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
-      await source.exec('COMMIT');
     } else {
-      await source.exec('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-      counts = await countRows(source, 'mysql');
-      await source.exec('COMMIT');
-      await pipeCommands({ argv: mysqldumpArgv(src), env: toolEnv(src) }, { argv: mysqlArgv(dst), env: toolEnv(dst) },
-        `copying ${describeConnection(src)} into ${describeConnection(dst)}`);
+      await pipeCommands({ argv: pgDumpArgv(src, { snapshot: snap?.s, jobs: 1 }), env: toolEnv(src, { readOnly: true }) },
+        { argv: pgRestoreArgv(dst, { jobs: 1 }), env: toolEnv(dst) }, what);
     }
+    await source.exec('COMMIT');
+    return counts;
   } finally {
     await source.close();
   }
+}
+
+async function dumpMysql(src: DatabaseConnection, dst: DatabaseConnection): Promise<Map<string, number>> {
+  const source = await openDb(src, { readOnly: true });
+  let counts: Map<string, number>;
+  try {
+    await source.exec('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+    counts = await countRows(source, 'mysql');
+    await source.exec('COMMIT');
+  } finally {
+    await source.close();
+  }
+  await pipeCommands({ argv: mysqldumpArgv(src), env: toolEnv(src) }, { argv: mysqlArgv(dst), env: toolEnv(dst) },
+    `copying ${describeConnection(src)} into ${describeConnection(dst)}`);
+  return counts;
+}
+
+export async function copyDatabase(src: DatabaseConnection, dst: DatabaseConnection, opts: CopyOptions): Promise<SnapshotResult> {
+  const started = Date.now();
+  if (src.engine !== dst.engine) throw new UpdateserverError(`cannot copy ${src.engine} data into ${dst.engine}`);
+  refuseUnsafeTarget(src, dst, opts.protect ?? []);
+  let method: SnapshotResult['method'];
+  let why: string;
+  let counts: Map<string, number>;
+  if (src.engine === 'postgres') {
+    const mode = opts.fastPath ?? 'off';
+    const refusal = templateRefusal(src, dst, mode);
+    const outcome = refusal === undefined && mode !== 'off' ? await copyByTemplate(src, dst, mode, opts.logger) : { copied: false as const, why: refusal ?? '' };
+    if (outcome.copied) {
+      method = 'template';
+      counts = outcome.counts;
+    } else {
+      method = 'pg_dump';
+      await recreate(dst);
+      counts = await dumpPostgres(src, dst, opts.jobs);
+    }
+    why = outcome.why;
+  } else {
+    method = 'mysqldump';
+    why = 'the only way for MySQL/MariaDB';
+    await recreate(dst);
+    counts = await dumpMysql(src, dst);
+  }
+  opts.logger.info(`snapshot of ${describeConnection(src)} by ${method === 'template' ? 'CREATE DATABASE ... TEMPLATE' : method}: ${why}`);
+  const warnings: string[] = [];
   const target = await openDb(dst);
   let diffs: string[];
   try {
-    diffs = compare(counts, await countRows(target, dst.engine));
+    diffs = compareCounts(counts, await countRows(target, dst.engine));
   } finally {
     await target.close();
   }
@@ -132,5 +166,5 @@ export async function copyDatabase(src: DatabaseConnection, dst: DatabaseConnect
     opts.logger.warn(warnings[0]!);
   }
   const rows = [...counts.values()].reduce((a, b) => a + b, 0);
-  return { engine: src.engine, source: describeConnection(src), target: describeConnection(dst), tables: counts.size, rows, ms: Date.now() - started, warnings };
+  return { engine: src.engine, source: describeConnection(src), target: describeConnection(dst), method, why, tables: counts.size, rows, ms: Date.now() - started, warnings };
 }

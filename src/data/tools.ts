@@ -4,6 +4,9 @@
  */
 import type { DatabaseConnection } from '../config/model.js';
 
+/** The server-side setting that makes every transaction of a PostgreSQL session read-only (PGOPTIONS, or pg's options). */
+export const READ_ONLY_OPTIONS = '-c default_transaction_read_only=on';
+
 export function pgDumpArgv(src: DatabaseConnection, opts: { snapshot?: string; jobs: number; dir?: string }): string[] {
   const argv = ['pg_dump', '-h', src.host, '-p', String(src.port), '-U', src.user, '--no-password', '-d', src.database];
   if (opts.snapshot) argv.push(`--snapshot=${opts.snapshot}`);
@@ -28,11 +31,15 @@ export function mysqlArgv(dst: DatabaseConnection): string[] {
   return ['mysql', '-h', dst.host, '-P', String(dst.port), '-u', dst.user, dst.database];
 }
 
-/** The child's environment: the caller's, plus the password in the variable the tool reads. */
-export function toolEnv(conn: DatabaseConnection): NodeJS.ProcessEnv {
+/**
+ * The child's environment: the caller's, plus the password in the variable the tool reads; for a
+ * source, PostgreSQL sessions that refuse every write (PGOPTIONS reaches the server at connection).
+ */
+export function toolEnv(conn: DatabaseConnection, opts: { readOnly?: boolean } = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.PGPASSWORD;
   delete env.MYSQL_PWD;
   if (conn.password) env[conn.engine === 'postgres' ? 'PGPASSWORD' : 'MYSQL_PWD'] = conn.password.reveal();
+  if (opts.readOnly && conn.engine === 'postgres') env.PGOPTIONS = [env.PGOPTIONS, READ_ONLY_OPTIONS].filter(Boolean).join(' ');
   return env;
 }

@@ -166,7 +166,8 @@ export function buildPlan(input: PlanInput): Plan {
         }
         const size = facts.data.sourceBytes === undefined ? '' : ` (${formatBytes(facts.data.sourceBytes)})`;
         add(data, name, {
-          kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen,
+          kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen, fastPath: db.fastPath,
+          live: connectionOf(db, facts.live),
           ...(facts.data.sourceSlot ? { from: facts.data.sourceSlot } : {}), ...(facts.data.sourceBytes === undefined ? {} : { sourceBytes: facts.data.sourceBytes }),
           title: `snapshot ${facts.data.source.database}${size} into ${targetDb.database}`,
         });

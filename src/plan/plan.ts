@@ -46,7 +46,12 @@ export type Action =
   | { kind: 'settle'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string }
   /** Snapshot a source database into the idle slot's database (strategies copy and copy-self). */
   | {
-    kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean; title: string;
+    kind: 'data-copy'; service: string; source: DatabaseConnection; target: DatabaseConnection; jobs: number; frozen: boolean;
+    /** PostgreSQL's TEMPLATE fast path (src/data/template.ts), decided when it runs: it depends on who is connected then. */
+    fastPath: 'auto' | 'template' | 'off';
+    /** This stage's live slot database: never replaced, whatever else the plan says. */
+    live: DatabaseConnection;
+    title: string;
     /** The stage and slot the source database belongs to; its size when the plan was made (bytes). */
     from?: { stage: string; slot: SlotName }; sourceBytes?: number;
   }

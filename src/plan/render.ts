@@ -1,6 +1,7 @@
 import { quoteAll, urlHost } from '../commands/shell.js';
 import { describeConnection } from '../data/connection.js';
 import { formatBytes } from '../bytes.js';
+import { templateRefusal } from '../data/template.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
@@ -13,14 +14,26 @@ function describeCheck(a: Extract<Action, { kind: 'check' }>): string {
   return `sql ${c.sql?.query ?? ''}`;
 }
 
+/** The copy as it will run; whether the TEMPLATE fast path is taken is decided then, and logged with its reason. */
+function describeDataCopy(a: Extract<Action, { kind: 'data-copy' }>): string {
+  const src = describeConnection(a.source);
+  const dst = describeConnection(a.target);
+  if (a.source.engine !== 'postgres') return `mysqldump --single-transaction ${src} | mysql ${dst}; compare row counts`;
+  const dump = a.jobs > 1
+    ? `pg_dump -Fd -j ${a.jobs} -Z0 (one snapshot) ${src}, then pg_restore -j ${a.jobs} into ${dst}`
+    : `pg_dump -Fc -Z0 (one snapshot) ${src} | pg_restore ${dst}`;
+  const refusal = templateRefusal(a.source, a.target, a.fastPath);
+  if (refusal !== undefined) return `${dump}; compare row counts   (no TEMPLATE fast path: ${refusal})`;
+  const when = a.fastPath === 'template' ? 'after ending the other sessions of the source (fastPath: template)' : `if nobody else is connected to ${a.source.database} at that moment`;
+  return `CREATE DATABASE ${a.target.database} TEMPLATE ${a.source.database} ${when}; otherwise ${dump}; compare row counts`;
+}
+
 function describe(action: Action): string {
   switch (action.kind) {
     case 'exec': return `$ ${action.command}`;
     case 'local': return `(local) $ ${quoteAll(action.argv)}`;
     case 'check': return describeCheck(action);
-    case 'data-copy': return [action.source.engine === 'postgres'
-      ? `pg_dump -Fc -Z0 (one snapshot) ${describeConnection(action.source)} | pg_restore ${describeConnection(action.target)}; compare row counts`
-      : `mysqldump --single-transaction ${describeConnection(action.source)} | mysql ${describeConnection(action.target)}; compare row counts`,
+    case 'data-copy': return [describeDataCopy(action),
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
     ].join('\n');
     case 'migrate': return action.pending.length === 0 ? 'no pending migration' : action.pending.map((m) => `V${m.version} ${m.name}`).join('\n');

@@ -1,0 +1,65 @@
+/*
+ * updateserver refresh <stage> --from <later stage>: the later stage's live data into the earlier
+ * stage's idle slot database (src/refresh/refresh.ts). Prints what it did, or with --dry-run what it
+ * would do; --json for scripts (a nightly cron job).
+ */
+import { join } from 'node:path';
+import { createLogger } from '../log.js';
+import { ConfigError, EXIT_OK } from '../errors.js';
+import { describeConnection } from '../data/connection.js';
+import { refresh, type RefreshResult } from '../refresh/refresh.js';
+import { fail, printJson } from './output.js';
+import { projectFrom } from './project.js';
+import type { PromoteFlags } from './options.js';
+
+export interface RefreshFlags extends PromoteFlags { from?: string; slot?: string }
+
+function render(r: RefreshResult, dryRun: boolean): string {
+  const out: string[] = [dryRun ? `Plan: refresh ${r.stage} from ${r.from}'s live data` : `${r.stage}: refreshed from ${r.from}'s live data`];
+  for (const [i, s] of r.steps.entries()) {
+    const done = r.snapshots[i];
+    out.push(`  ${s.service}: slot ${s.slot} ${describeConnection(s.target)} <- ${describeConnection(s.source)} (read-only, one snapshot)`);
+    out.push(done
+      ? `    copied ${done.tables} table(s), ${done.rows} row(s) in ${done.ms} ms; row counts match`
+      : `    ${s.source.engine === 'postgres' ? `pg_dump -Z0 | pg_restore${s.jobs > 1 ? ` (-j ${s.jobs})` : ''}` : 'mysqldump --single-transaction | mysql'}; compare row counts`);
+    out.push(s.after.length === 0 ? '    refresh.after: nothing to run' : `    refresh.after (${s.after.length} statement(s)${s.target.engine === 'postgres' ? ', one transaction' : ''}):`);
+    for (const sql of s.after) out.push(`      ${sql}`);
+  }
+  out.push('', dryRun
+    ? `Dry run: nothing was changed. Run \`updateserver refresh ${r.stage} --from ${r.from}\` to apply.`
+    : `The refreshed slot serves no traffic; \`updateserver flip ${r.stage}\` sends traffic to it.`);
+  return `${out.join('\n')}\n`;
+}
+
+export async function runRefresh(stage: string, flags: RefreshFlags): Promise<number> {
+  const project = projectFrom(flags);
+  const runId = new Date().toISOString().replace(/[:.]/g, '-');
+  const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-refresh-${runId}.jsonl`);
+  const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
+  try {
+    if (flags.slot !== undefined && flags.slot !== 'a' && flags.slot !== 'b') throw new ConfigError([{ file: 'command line', path: '--slot', message: 'expected a or b' }]);
+    const waitMs = flags.wait === undefined ? 0 : Number(flags.wait) * 1000;
+    if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
+    const result = await refresh({
+      // commander requires --from.
+      project, stage, from: flags.from ?? '', logger, dryRun: flags.dryRun === true, waitMs,
+      ...(flags.service ? { services: flags.service } : {}), ...(flags.slot ? { slot: flags.slot } : {}),
+    });
+    if (flags.json) {
+      printJson({
+        ok: true, applied: result.applied, stage: result.stage, from: result.from, durationMs: result.durationMs,
+        services: result.steps.map((s, i) => ({
+          service: s.service, slot: s.slot, source: describeConnection(s.source), target: describeConnection(s.target), after: s.after,
+          ...(result.snapshots[i] ? { snapshot: result.snapshots[i] } : {}),
+        })),
+      });
+    } else {
+      process.stdout.write(render(result, flags.dryRun === true));
+    }
+    return EXIT_OK;
+  } catch (err) {
+    return fail(err, flags.json === true);
+  } finally {
+    await logger.close();
+  }
+}

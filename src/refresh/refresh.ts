@@ -1,0 +1,142 @@
+/*
+ * `updateserver refresh <stage> --from <later stage>`: a later stage's live data copied back into an
+ * earlier stage's idle (or a named, not live) slot database, then the earlier stage's `refresh.after`
+ * SQL run on the copy (seed 002: production's data every night in development, with what must not
+ * leak, such as users' e-mail addresses, rewritten). The later stage is only read: its database is
+ * opened read-only and dumped from one consistent snapshot (never by TEMPLATE, which would hold its
+ * new connections for the copy); nothing on its hosts or load balancers changes.
+ */
+import { loadPipeline } from '../config/load.js';
+import { connectionOf, otherSlot, type DatabaseConnection, type Project, type SlotName, type Stage } from '../config/model.js';
+import { ConfigError, UpdateserverError, describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { describeConnection } from '../data/connection.js';
+import { openDb } from '../data/db.js';
+import { copyDatabase, refuseUnsafeTarget, type SnapshotResult } from '../data/snapshot.js';
+import { readLiveSlots } from '../observe/live.js';
+import { StateStore } from '../state/store.js';
+import { StageLink, selectServices } from '../promote/stage-link.js';
+import { takeLock } from '../promote/lock.js';
+
+export interface RefreshOptions {
+  project: Project;
+  stage: string;
+  from: string;
+  logger: Logger;
+  dryRun?: boolean;
+  services?: string[];
+  /** The slot whose database is replaced; default the idle one. Never the live one. */
+  slot?: SlotName;
+  waitMs?: number;
+}
+
+export interface RefreshStep {
+  service: string;
+  slot: SlotName;
+  source: DatabaseConnection;
+  target: DatabaseConnection;
+  /** The earlier stage's live slot database: never replaced. */
+  live: DatabaseConnection;
+  jobs: number;
+  after: readonly string[];
+}
+
+export interface RefreshResult {
+  stage: string;
+  from: string;
+  steps: RefreshStep[];
+  applied: boolean;
+  snapshots: SnapshotResult[];
+  durationMs: number;
+}
+
+/** The stages from `from` back to the first one; `stage` must be among them, before `from`. */
+export async function refreshPipeline(project: Project, stageName: string, fromName: string): Promise<{ stage: Stage; from: Stage }> {
+  const chain = await loadPipeline(project, fromName);
+  const order = [...chain].reverse().map((s) => s.name).join(' -> ');
+  const stage = chain.find((s) => s.name === stageName);
+  if (stageName === fromName || !stage) {
+    throw new ConfigError([{
+      file: 'command line', path: '--from',
+      message: stageName === fromName ? `a stage cannot be refreshed from itself ("${stageName}")` : `${fromName} is not later than ${stageName} in the pipeline (${order}): refresh copies a later stage's data back to an earlier one`,
+    }]);
+  }
+  return { stage, from: chain[0]! };
+}
+
+/** What will be copied where, checked before anything is opened. */
+export function refreshSteps(stage: Stage, from: Stage, live: { stage: Record<string, SlotName>; from: Record<string, SlotName> }, opts: { services?: string[]; slot?: SlotName }): RefreshStep[] {
+  const wanted = selectServices(stage, opts.services);
+  const steps: RefreshStep[] = [];
+  for (const name of wanted) {
+    const db = stage.services[name]!.database;
+    if (!db || db.strategy === 'none') {
+      if (opts.services?.includes(name)) throw new ConfigError([{ file: stage.file, path: `services.${name}.database`, message: `service ${name} has no database to refresh in ${stage.name}` }]);
+      continue;
+    }
+    const fromDb = from.services[name]?.database;
+    if (!fromDb) throw new ConfigError([{ file: from.file, path: `services.${name}.database`, message: `${from.name} gives ${name} no database to refresh ${stage.name} from` }]);
+    if (fromDb.engine !== db.engine) throw new ConfigError([{ file: stage.file, path: `services.${name}.database.engine`, message: `${name} is ${db.engine} here but ${fromDb.engine} in ${from.name}` }]);
+    if (db.strategy === 'shared') {
+      throw new ConfigError([{ file: stage.file, path: `services.${name}.database.strategy`, message: `${name} shares one database between its slots in ${stage.name}: it is always live, and refresh never replaces a live database` }]);
+    }
+    const liveSlot = live.stage[name] ?? 'a';
+    const slot = opts.slot ?? otherSlot(liveSlot);
+    if (slot === liveSlot) {
+      throw new ConfigError([{ file: 'command line', path: '--slot', message: `slot ${slot} of ${name} is live in ${stage.name}: refresh replaces only a slot that serves no traffic (the idle one is ${otherSlot(liveSlot)})` }]);
+    }
+    steps.push({ service: name, slot, source: connectionOf(fromDb, live.from[name] ?? 'a'), target: connectionOf(db, slot), live: connectionOf(db, liveSlot), jobs: db.jobs, after: db.refreshAfter });
+  }
+  if (steps.length === 0) throw new ConfigError([{ file: stage.file, path: 'services', message: `no service of ${stage.name} has a database to refresh` }]);
+  for (const s of steps) refuseUnsafeTarget(s.source, s.target, [s.live]);
+  return steps;
+}
+
+/** refresh.after on the copy: in one transaction on PostgreSQL (all or nothing); statement by statement on MySQL. */
+async function runAfter(step: RefreshStep, logger: Logger): Promise<void> {
+  if (step.after.length === 0) return;
+  const db = await openDb(step.target);
+  try {
+    const all = async () => { for (const sql of step.after) await db.exec(sql); };
+    if (step.target.engine === 'postgres') await db.tx(all); else await all();
+  } catch (err) {
+    throw new UpdateserverError(`${step.service}: refresh.after failed on ${describeConnection(step.target)}: ${describeError(err)}`, {
+      cause: err, hint: 'the copy is in the database but not renamed: fix refresh.after in the profile and run refresh again before using it',
+    });
+  } finally {
+    await db.close();
+  }
+  logger.info(`${step.service}: ran ${step.after.length} refresh.after statement(s) on ${describeConnection(step.target)}`);
+}
+
+export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
+  const started = Date.now();
+  const { project, logger } = options;
+  const { stage, from } = await refreshPipeline(project, options.stage, options.from);
+  // The earlier stage is the one changed: its lock keeps a promotion from replacing the same database meanwhile.
+  const lock = await takeLock(project, stage.name, options);
+  const links = [new StageLink(stage), new StageLink(from)];
+  try {
+    const store = new StateStore(project.stateDir);
+    // Only the load balancers are asked (over SSH when they are remote): they decide what is live.
+    const [here, there] = await Promise.all(links.map(async (link) => {
+      await link.open(Object.values(link.stage.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : [])));
+      return readLiveSlots(link.stage, link.balancers, await store.read(link.stage.name));
+    }));
+    const live = { stage: here!, from: there! };
+    const steps = refreshSteps(stage, from, live, options);
+    if (options.dryRun) return { stage: stage.name, from: from.name, steps, applied: false, snapshots: [], durationMs: Date.now() - started };
+    const snapshots: SnapshotResult[] = [];
+    for (const step of steps) {
+      logger.info(`${step.service}: refreshing ${describeConnection(step.target)} (slot ${step.slot}) from ${from.name}'s live ${describeConnection(step.source)}`);
+      const result = await copyDatabase(step.source, step.target, { jobs: step.jobs, frozen: false, fastPath: 'off', protect: [step.live], logger });
+      logger.info(`${step.service}: copied ${result.tables} table(s), ${result.rows} row(s) in ${result.ms} ms; row counts match`, { snapshot: result });
+      await runAfter(step, logger);
+      snapshots.push(result);
+    }
+    return { stage: stage.name, from: from.name, steps, applied: true, snapshots, durationMs: Date.now() - started };
+  } finally {
+    await Promise.all(links.map((l) => l.close(logger)));
+    await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
+  }
+}
