@@ -27,6 +27,7 @@ import { dataVersion, readDataFacts, readKeptData } from './data-facts.js';
 import { takeLock } from './lock.js';
 import { Journal, readInterrupted } from '../state/journal.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { settleAll } from '../transport/runner.js';
 
@@ -154,7 +155,9 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       const hostSlots = slotsByService[i]!;
       facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
     }
-    if (!options.dryRun) await checkDiskSpace(stage, services, facts, releases);
+    // A dry run checks disk too where it knows the release's size: the release is in the local cache
+    // (always for the first stage; for a later one when this machine relayed it into the previous stage).
+    if (!options.dryRun || services.every((s) => existsSync(releases[s]!.cacheDir))) await checkDiskSpace(stage, services, facts, releases);
     // Services not being promoted keep their slot; the plan needs them to rewrite the whole map.
     const allFacts = { ...facts };
     for (const [s, slot] of Object.entries(live)) if (!allFacts[s]) allFacts[s] = { live: slot, release: '', cacheDir: '', source: '', hosts: {} };

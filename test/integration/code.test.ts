@@ -242,6 +242,10 @@ test('too little disk on a host: exit 1 before any copy, naming the host, the by
   // A 2 MB filesystem over beta2's service root (its content is hidden until the umount, not moved).
   await ssh(p.lab, beta2, 'mount -t tmpfs -o size=2m tmpfs /srv/web');
   try {
+    // The dry run already says so: the release is in this machine's cache, so its size is known.
+    const dry = await run('beta', '--dry-run');
+    assert.equal(dry.r.code, 1, explain(dry.r));
+    assert.match(dry.json.error?.message ?? '', /not enough disk space; nothing was copied:\n {2}beta2: web needs/);
     const { r, json } = await run('beta');
     assert.equal(r.code, 1, explain(r));
     const message = json.error?.message ?? '';
