@@ -22,6 +22,7 @@ import { startLoad } from '../lab/load.js';
 import { startWriters } from '../lab/writers.js';
 import { ssh } from '../lab/remote.js';
 import { updateserver, type CliResult } from './cli.js';
+import { sql } from '../lab/pg.js';
 
 const NET = 73;
 const PREFIX = `ustest_dat_${NET}`;
@@ -46,12 +47,6 @@ const CHECKS = (version: string) => `pre:
 
 let p: Pipeline;
 const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
-
-async function sql<T = Record<string, unknown>>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database });
-  await c.connect();
-  try { return (await c.query(text)).rows as T[]; } finally { await c.end(); }
-}
 
 async function dropAll(): Promise<void> {
   const rows = await sql<{ datname: string }>('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${PREFIX}%'`);

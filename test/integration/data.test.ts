@@ -11,6 +11,7 @@ import pg from 'pg';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
 import { updateserver, type CliResult } from './cli.js';
+import { sql } from '../lab/pg.js';
 
 const NET = 66;
 const names = (stage: string) => ({ a: `ustest_${NET}_${stage}_a`, b: `ustest_${NET}_${stage}_b` });
@@ -33,12 +34,6 @@ const CHECKS = (version: string) => `pre:
 
 let p: Pipeline;
 const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
-
-async function sql<T = Record<string, unknown>>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database });
-  await c.connect();
-  try { return (await c.query(text)).rows as T[]; } finally { await c.end(); }
-}
 
 async function dropAll(): Promise<void> {
   for (const stage of ['dev', 'beta']) for (const n of Object.values(names(stage))) await sql('postgres', `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);

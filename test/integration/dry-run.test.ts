@@ -26,6 +26,7 @@ import type { Plan } from '../../src/plan/plan.js';
 import type { JournalEntry } from '../../src/state/journal.js';
 import type { HistoryEntry, StageState } from '../../src/state/store.js';
 import type { StageStatus } from '../../src/status/status.js';
+import { sql } from '../lab/pg.js';
 
 const NET = 80;
 const names = (stage: string) => ({ a: `ustest_orc_${stage}_a`, b: `ustest_orc_${stage}_b` });
@@ -40,12 +41,6 @@ const dbYaml = (stage: string) => [
 let p: Pipeline;
 const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 const run = promisify(execFile);
-
-async function sql<T = Record<string, unknown>>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database });
-  await c.connect();
-  try { return (await c.query(text)).rows as T[]; } finally { await c.end(); }
-}
 
 async function dropAll(): Promise<void> {
   for (const stage of ['dev', 'beta']) for (const n of Object.values(names(stage))) await sql('postgres', `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { updateserver, type CliResult } from './cli.js';
+import { sql } from '../lab/pg.js';
 
 const NET = 75;
 const names = (stage: string) => ({ a: `ustest_snap_${stage}_a`, b: `ustest_snap_${stage}_b` });
@@ -34,11 +35,6 @@ const dbYaml = (stage: string) => [
 let p: Pipeline;
 const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
-async function sql<T = Record<string, unknown>>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database });
-  await c.connect();
-  try { return (await c.query(text)).rows as T[]; } finally { await c.end(); }
-}
 const exists = async (database: string) => (await sql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${database}'`)).length > 0;
 /**
  * Schema and every row, as pg_dump writes them: equal text means an untouched database. (pg_dump

@@ -16,6 +16,7 @@ import { FIXTURE_APP, startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { ssh } from '../lab/remote.js';
 import type { LabHost } from '../lab/lab.js';
 import { updateserver, type CliResult } from './cli.js';
+import { sql } from '../lab/pg.js';
 
 const NET = 71;
 const names = (stage: string) => ({ a: `ustest_rel_${stage}_a`, b: `ustest_rel_${stage}_b` });
@@ -44,12 +45,6 @@ async function promote(...args: string[]): Promise<{ r: CliResult; json: RunJson
   let json: RunJson = {};
   try { json = JSON.parse(r.stdout) as RunJson; } catch { /* the callers' asserts show the output */ }
   return { r, json };
-}
-
-async function sql<T = Record<string, unknown>>(database: string, text: string): Promise<T[]> {
-  const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database });
-  await c.connect();
-  try { return (await c.query(text)).rows as T[]; } finally { await c.end(); }
 }
 
 async function dropAll(): Promise<void> {
