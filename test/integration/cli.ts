@@ -19,3 +19,14 @@ export function updateserver(project: string, ...args: string[]): Promise<CliRes
     child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
   });
 }
+
+/** A CLI result as an assertion message: the exit status and everything it said. */
+export const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+
+/** The slot updateserver recorded as live for the stage's first service (status --json). */
+export async function recordedLiveSlot(project: string, stage: string): Promise<'a' | 'b'> {
+  const r = await updateserver(project, 'status', stage, '--json');
+  return (JSON.parse(r.stdout) as { services: Array<{ recorded: 'a' | 'b' }> }).services[0]!.recorded;
+}
+
+export const otherSlot = (s: 'a' | 'b'): 'a' | 'b' => (s === 'a' ? 'b' : 'a');

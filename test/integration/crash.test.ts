@@ -11,10 +11,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
-import { CLI, updateserver, type CliResult } from './cli.js';
+import { CLI, updateserver, type CliResult, explain } from './cli.js';
 
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 async function slot(): Promise<string> {
   const res = await fetch(`${p.url.beta}/`, { headers: { connection: 'close' } });

@@ -9,34 +9,20 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain, recordedLiveSlot } from './cli.js'
+import { sql } from '../lab/mysql.js';
+import { slotDatabases } from '../lab/databases.js';;
 
 const NET = 69;
-const names = (stage: string) => ({ a: `ustest_${NET}_${stage}_a`, b: `ustest_${NET}_${stage}_b` });
-const dbYaml = (stage: string) => [
-  '    database:',
-  '      engine: mysql',
-  `      strategy: ${stage === 'dev' ? 'copy-self' : 'copy'}`,
-  '      host: 127.0.0.1',
-  `      names: { a: ${names(stage).a}, b: ${names(stage).b} }`,
-].join('\n');
+const dbs = slotDatabases('mysql', `ustest_${NET}`);
+const { names, dropAll } = dbs;
+const dbYaml = (stage: string) => dbs.yaml(stage);
 
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
-async function sql<T = Record<string, unknown>>(database: string | undefined, text: string): Promise<T[]> {
-  const c = await mysql.createConnection({ host: '127.0.0.1', user: 'root', ...(database ? { database } : {}) });
-  try { return (await c.query(text))[0] as T[]; } finally { await c.end(); }
-}
 
-async function dropAll(): Promise<void> {
-  for (const stage of ['dev', 'beta']) for (const n of Object.values(names(stage))) await sql(undefined, `DROP DATABASE IF EXISTS ${n}`);
-}
 
-async function liveDb(stage: 'dev' | 'beta'): Promise<string> {
-  const r = await updateserver(p.project.dir, 'status', stage, '--json');
-  return names(stage)[(JSON.parse(r.stdout) as { services: Array<{ recorded: 'a' | 'b' }> }).services[0]!.recorded];
-}
+const liveDb = async (stage: 'dev' | 'beta') => names(stage)[await recordedLiveSlot(p.project.dir, stage)];
 
 before(async () => {
   await dropAll();

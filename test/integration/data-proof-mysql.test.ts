@@ -12,36 +12,20 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startWriters } from '../lab/writers.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain, recordedLiveSlot } from './cli.js'
+import { sql } from '../lab/mysql.js';
+import { slotDatabases } from '../lab/databases.js';;
 
 const NET = 74;
 const PREFIX = `ustest_dat_${NET}`;
-const names = (stage: string) => ({ a: `${PREFIX}_${stage}_a`, b: `${PREFIX}_${stage}_b` });
-const dbYaml = (stage: string, strategy: string) => [
-  '    database:',
-  '      engine: mysql',
-  `      strategy: ${strategy}`,
-  '      host: 127.0.0.1',
-  `      names: { a: ${names(stage).a}, b: ${names(stage).b} }`,
-].join('\n');
+const dbs = slotDatabases('mysql', PREFIX);
+const { names, dropAll } = dbs;
+const dbYaml = (stage: string, strategy: string) => dbs.yaml(stage, strategy);
 
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
-async function sql<T = Record<string, unknown>>(database: string | undefined, text: string, params: unknown[] = []): Promise<T[]> {
-  const c = await mysql.createConnection({ host: '127.0.0.1', user: 'root', ...(database ? { database } : {}) });
-  try { return (await c.query(text, params))[0] as T[]; } finally { await c.end(); }
-}
 
-async function dropAll(): Promise<void> {
-  const rows = await sql<{ n: string }>(undefined, 'SELECT SCHEMA_NAME AS n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${PREFIX}%`]);
-  for (const { n } of rows) await sql(undefined, `DROP DATABASE IF EXISTS \`${n}\``);
-}
-
-async function liveSlot(stage: 'dev' | 'beta'): Promise<'a' | 'b'> {
-  const r = await updateserver(p.project.dir, 'status', stage, '--json');
-  return (JSON.parse(r.stdout) as { services: Array<{ recorded: 'a' | 'b' }> }).services[0]!.recorded;
-}
+const liveSlot = (stage: 'dev' | 'beta') => recordedLiveSlot(p.project.dir, stage);
 
 /** What the proof compares; the database's own name is replaced by `DB` where MariaDB spells it out (views). */
 async function fingerprint(database: string) {

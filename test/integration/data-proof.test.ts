@@ -21,43 +21,24 @@ import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
 import { startWriters } from '../lab/writers.js';
 import { ssh } from '../lab/remote.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain, otherSlot, recordedLiveSlot } from './cli.js';
 import { sql } from '../lab/pg.js';
+import { schemaChecks, slotDatabases } from '../lab/databases.js';
 
 const NET = 73;
 const PREFIX = `ustest_dat_${NET}`;
-const names = (stage: string) => ({ a: `${PREFIX}_${stage}_a`, b: `${PREFIX}_${stage}_b` });
+const dbs = slotDatabases('postgres', PREFIX);
+const { names, dropAll } = dbs;
 const SHARED = `${PREFIX}_shared`;
-const dbYaml = (stage: string, strategy: string, n = names(stage)) => [
-  '    database:',
-  '      engine: postgres',
-  `      strategy: ${strategy}`,
-  '      host: 127.0.0.1',
-  `      names: { a: ${n.a}, b: ${n.b} }`,
-].join('\n');
-
+const dbYaml = (stage: string, strategy: string, n = names(stage)) => dbs.yaml(stage, strategy, n);
 /** beta's pre checks: the app's health, and the slot's schema version. */
-const CHECKS = (version: string) => `pre:
-  - name: health
-    http: { path: /health }
-  - name: schema
-    sql: { query: "SELECT MAX(version) FROM updateserver_version WHERE status = 'ok'", expect: "${version}" }
-    deadlineMs: 1000
-`;
+const CHECKS = schemaChecks;
 
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
-async function dropAll(): Promise<void> {
-  const rows = await sql<{ datname: string }>('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${PREFIX}%'`);
-  for (const { datname } of rows) await sql('postgres', `DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
-}
 
-async function liveSlot(stage: 'dev' | 'beta'): Promise<'a' | 'b'> {
-  const r = await updateserver(p.project.dir, 'status', stage, '--json');
-  return (JSON.parse(r.stdout) as { services: Array<{ recorded: 'a' | 'b' }> }).services[0]!.recorded;
-}
-const other = (s: 'a' | 'b') => (s === 'a' ? 'b' : 'a');
+const liveSlot = (stage: 'dev' | 'beta') => recordedLiveSlot(p.project.dir, stage);
+const other = otherSlot;
 
 interface Fingerprint {
   tables: Record<string, { rows: number; md5: string }>;

@@ -10,39 +10,21 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain, recordedLiveSlot } from './cli.js';
 import { sql } from '../lab/pg.js';
+import { schemaChecks, slotDatabases } from '../lab/databases.js';
 
 const NET = 66;
-const names = (stage: string) => ({ a: `ustest_${NET}_${stage}_a`, b: `ustest_${NET}_${stage}_b` });
-const dbYaml = (stage: string) => [
-  '    database:',
-  '      engine: postgres',
-  `      strategy: ${stage === 'dev' ? 'copy-self' : 'copy'}`,
-  '      host: 127.0.0.1',
-  `      names: { a: ${names(stage).a}, b: ${names(stage).b} }`,
-].join('\n');
-
+const dbs = slotDatabases('postgres', `ustest_${NET}`);
+const { names, dropAll } = dbs;
+const dbYaml = (stage: string) => dbs.yaml(stage);
 /** beta's checks: the app's /health, and an sql check that the slot's database has the expected schema version. */
-const CHECKS = (version: string) => `pre:
-  - name: health
-    http: { path: /health }
-  - name: schema
-    sql: { query: "SELECT MAX(version) FROM updateserver_version WHERE status = 'ok'", expect: "${version}" }
-    deadlineMs: 1000
-`;
+const CHECKS = schemaChecks;
 
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
-async function dropAll(): Promise<void> {
-  for (const stage of ['dev', 'beta']) for (const n of Object.values(names(stage))) await sql('postgres', `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
-}
 
-async function liveSlot(stage: 'dev' | 'beta'): Promise<'a' | 'b'> {
-  const r = await updateserver(p.project.dir, 'status', stage, '--json');
-  return (JSON.parse(r.stdout) as { services: Array<{ recorded: 'a' | 'b' }> }).services[0]!.recorded;
-}
+const liveSlot = (stage: 'dev' | 'beta') => recordedLiveSlot(p.project.dir, stage);
 
 before(async () => {
   await dropAll();

@@ -19,7 +19,7 @@ import { get } from 'node:http';
 import pg from 'pg';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { ssh } from '../lab/remote.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain } from './cli.js';
 import { loadProfile } from '../../src/config/load.js';
 import { Haproxy } from '../../src/lb/haproxy.js';
 import type { Plan } from '../../src/plan/plan.js';
@@ -27,24 +27,16 @@ import type { JournalEntry } from '../../src/state/journal.js';
 import type { HistoryEntry, StageState } from '../../src/state/store.js';
 import type { StageStatus } from '../../src/status/status.js';
 import { sql } from '../lab/pg.js';
+import { slotDatabases } from '../lab/databases.js';
 
 const NET = 80;
-const names = (stage: string) => ({ a: `ustest_orc_${stage}_a`, b: `ustest_orc_${stage}_b` });
-const dbYaml = (stage: string) => [
-  '    database:',
-  '      engine: postgres',
-  `      strategy: ${stage === 'dev' ? 'copy-self' : 'copy'}`,
-  '      host: 127.0.0.1',
-  `      names: { a: ${names(stage).a}, b: ${names(stage).b} }`,
-].join('\n');
+const dbs = slotDatabases('postgres', 'ustest_orc');
+const { names, dropAll } = dbs;
+const dbYaml = (stage: string) => dbs.yaml(stage);
 
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 const run = promisify(execFile);
 
-async function dropAll(): Promise<void> {
-  for (const stage of ['dev', 'beta']) for (const n of Object.values(names(stage))) await sql('postgres', `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
-}
 
 async function balancer(stage: 'dev' | 'beta'): Promise<{ haproxy: Haproxy; mapFile: string }> {
   const lb = (await loadProfile(p.project, stage)).loadBalancers.lb!;

@@ -18,12 +18,11 @@ import { startFaultSocket, type FaultSocket } from '../lab/fault-socket.js';
 import { haproxyCommand } from '../lab/lab-haproxy.js';
 import { startLoad, type LoadResult } from '../lab/load.js';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain } from './cli.js';
 
 let p: Pipeline;
 let fault: FaultSocket;
 let faultDir: string;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface StatusJson {

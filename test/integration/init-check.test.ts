@@ -15,7 +15,7 @@ import { loadHaproxyTemplate, renderHaproxyConfig } from '../../src/lb/config.js
 import { runLocal } from '../../src/transport/local.js';
 import { startLab, type Lab } from '../lab/lab.js';
 import { FIXTURE_APP } from '../lab/pipeline.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain } from './cli.js';
 
 const NET = 81;
 const ADDR = { dev1: `127.0.${NET}.11`, prod1: `127.0.${NET}.21`, prod2: `127.0.${NET}.22`, devLb: `127.0.${NET}.1`, prodLb: `127.0.${NET}.2` };
@@ -26,7 +26,6 @@ interface Report { stage: string; ok: boolean; findings: Finding[] }
 let lab: Lab;
 let project: string;
 
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 function served(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

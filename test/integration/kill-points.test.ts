@@ -14,13 +14,12 @@ import { join } from 'node:path';
 import { get, type ClientRequest } from 'node:http';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
-import { CLI, updateserver, type CliResult } from './cli.js';
+import { CLI, updateserver, type CliResult, explain } from './cli.js';
 import { loadProfile } from '../../src/config/load.js';
 import { Haproxy } from '../../src/lb/haproxy.js';
 
 const NET = 78;
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 /** What beta serves now, on a new connection. */
 function served(): Promise<{ release: string; slot: string; version: string }> {

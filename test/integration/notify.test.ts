@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain } from './cli.js';
 import type { NotificationBody } from '../../src/notify/notify.js';
 
 const NET = 79;
@@ -23,7 +23,6 @@ let server: Server;
 /** What the webhook does: answer 204, answer 500, or answer only after 30 s. */
 let mode: 'ok' | '500' | 'slow' = 'ok';
 let received: NotificationBody[] = [];
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 async function newRelease(version: string): Promise<void> {
   await writeFile(join(p.appDir, 'VERSION'), `${version}\n`);

@@ -13,17 +13,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, explain, recordedLiveSlot } from './cli.js';
 import { sql } from '../lab/pg.js';
+import { slotDatabases } from '../lab/databases.js';
 
 const NET = 75;
-const names = (stage: string) => ({ a: `ustest_snap_${stage}_a`, b: `ustest_snap_${stage}_b` });
+const dbs = slotDatabases('postgres', 'ustest_snap');
+const { names, dropAll } = dbs;
 const dbYaml = (stage: string) => [
-  '    database:',
-  '      engine: postgres',
-  `      strategy: ${stage === 'dev' ? 'copy-self' : 'copy'}`,
-  '      host: 127.0.0.1',
-  `      names: { a: ${names(stage).a}, b: ${names(stage).b} }`,
+  dbs.yaml(stage),
   ...(stage === 'dev' ? [
     '      refresh:',
     '        after:',
@@ -33,7 +31,6 @@ const dbYaml = (stage: string) => [
 ].join('\n');
 
 let p: Pipeline;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
 const exists = async (database: string) => (await sql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${database}'`)).length > 0;
 /**
@@ -43,14 +40,8 @@ const exists = async (database: string) => (await sql('postgres', `SELECT 1 FROM
 const fingerprint = (database: string) => execFileSync('pg_dump', ['-h', '127.0.0.1', '-U', 'postgres', '-d', database, '--no-owner'], { maxBuffer: 64 << 20 })
   .toString().split('\n').filter((l) => !/^\\(un)?restrict /.test(l)).join('\n');
 
-async function dropAll(): Promise<void> {
-  for (const stage of ['dev', 'beta']) for (const n of Object.values(names(stage))) await sql('postgres', `DROP DATABASE IF EXISTS ${n} WITH (FORCE)`);
-}
 
-async function liveSlot(stage: 'dev' | 'beta'): Promise<'a' | 'b'> {
-  const r = await updateserver(p.project.dir, 'status', stage, '--json');
-  return (JSON.parse(r.stdout) as { services: Array<{ recorded: 'a' | 'b' }> }).services[0]!.recorded;
-}
+const liveSlot = (stage: 'dev' | 'beta') => recordedLiveSlot(p.project.dir, stage);
 
 before(async () => {
   await dropAll();

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { FIXTURE_APP, startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { ssh } from '../lab/remote.js';
 import type { LabHost } from '../lab/lab.js';
-import { updateserver, type CliResult } from './cli.js';
+import { updateserver, type CliResult, otherSlot, recordedLiveSlot } from './cli.js';
 import { sql } from '../lab/pg.js';
 
 const NET = 71;
@@ -66,11 +66,8 @@ async function served(stage: 'dev' | 'beta'): Promise<string | null> {
   return res.headers.get('x-release');
 }
 
-async function liveSlot(stage: 'dev' | 'beta'): Promise<'a' | 'b'> {
-  const r = await updateserver(p.project.dir, 'status', stage, '--json');
-  return (JSON.parse(r.stdout) as { services: Array<{ recorded: 'a' | 'b' }> }).services[0]!.recorded;
-}
-const other = (slot: 'a' | 'b') => (slot === 'a' ? 'b' : 'a');
+const liveSlot = (stage: 'dev' | 'beta') => recordedLiveSlot(p.project.dir, stage);
+const other = otherSlot;
 
 /** Points dev's profile at a ref of the test's repository. */
 async function devRef(ref: string): Promise<void> {

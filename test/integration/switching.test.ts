@@ -35,11 +35,10 @@ import { parseShowStat } from '../../src/lb/stat.js';
 import { haproxyCommand } from '../lab/lab-haproxy.js';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { assertLoopback, startLoad, type LoadResult } from '../lab/load.js';
-import { CLI, updateserver, type CliResult } from './cli.js';
+import { CLI, updateserver, type CliResult, explain } from './cli.js';
 
 let p: Pipeline;
 const MIN_REQUESTS = 20_000;
-const explain = (r: CliResult) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Answer { status: number; slot: string | null; release: string | null; retryAfter: string | null; body: string }
