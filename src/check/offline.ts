@@ -12,7 +12,7 @@ import { jsonSchemaText, SCHEMA_FILES, type SchemaName } from '../config/json-sc
 import { loadMigrations } from '../data/migrations/files.js';
 import { ConfigError, describeError, formatIssue } from '../errors.js';
 import { loadHaproxyTemplate, renderHaproxyConfig } from '../lb/config.js';
-import { PACKAGE_DIR } from '../init/init.js';
+import { PACKAGE_DIR } from '../package-dir.js';
 import { ok, problem, type Finding } from './finding.js';
 
 export interface OfflineResult {

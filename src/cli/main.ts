@@ -4,11 +4,13 @@
  * status: 0 success, 1 failed (live traffic untouched unless the message says otherwise), 2 bad input.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_DIR } from '../package-dir.js';
 import { Command, CommanderError } from 'commander';
 import { addCommonOptions, type PromoteFlags } from './options.js';
 import { EXIT_BAD_INPUT, EXIT_OK } from '../errors.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string };
 
 const collect = (value: string, previous: string[] = []) => [...previous, ...value.split(',').filter(Boolean)];
 

@@ -26,6 +26,8 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
     if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
     const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, codeOnly: flags.codeOnly, waitMs, abandon: flags.abandon, resume: flags.resume, runId,
       ...(showProgress ? { progress: (plan: Plan) => new Progress(plan, process.stderr).onStep } : {}) };
+    // How long Node took to load the command before any work: start-up is part of every run's wall time.
+    logger.debug(`command loaded ${Math.round(process.uptime() * 1000)} ms after the process started`);
     const result: PromoteResult = action === 'promote' ? await promote(options) : await flip({ ...options, rollback: action === 'rollback' });
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });

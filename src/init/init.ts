@@ -7,13 +7,11 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { TEMPLATE_FILE } from '../lb/config.js';
 import { SCHEMA_FILES } from '../config/json-schema.js';
 
-/** Compiled to dist/src/init/, so the repository (or the installed package) is three levels up. */
-export const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+import { PACKAGE_DIR } from '../package-dir.js';
 const STARTER_DIR = join(PACKAGE_DIR, 'starter');
 
 export interface StarterFile {

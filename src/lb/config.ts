@@ -6,14 +6,14 @@
  * on disk makes the choice survive a reload or restart (docs/decisions/0003-switch-with-a-map.md).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_DIR } from '../package-dir.js';
 import type { LoadBalancer, Project, SlotName, Stage } from '../config/model.js';
 import { renderTemplate, type View } from './template.js';
 
 export const TEMPLATE_FILE = join('lb-templates', 'haproxy.cfg');
 /** The template shipped with updateserver, used when the project has none of its own. */
-const BUILT_IN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', TEMPLATE_FILE);
+const BUILT_IN = join(PACKAGE_DIR, TEMPLATE_FILE);
 
 export interface HaproxyTemplate { file: string; text: string }
 

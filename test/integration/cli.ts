@@ -3,7 +3,11 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO } from '../lab/pipeline.js';
 
-export const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
+/**
+ * The bundle that the `updateserver` command starts (package.json bin), as users run it.
+ * UPDATESERVER_CLI=dist/src/cli/main.js runs tsc's unbundled output instead (to compare start-up times).
+ */
+export const CLI = process.env.UPDATESERVER_CLI ? join(REPO, process.env.UPDATESERVER_CLI) : join(REPO, 'dist', 'bin', 'updateserver.js');
 
 export interface CliResult { code: number | null; stdout: string; stderr: string; ms: number }
 
