@@ -73,7 +73,11 @@ export function pointSlot(service: Service, slot: SlotName, release: string): st
     `ln -sfn ${quote(releaseDir(service, release))} ${quote(tmp)} && mv -Tf ${quote(tmp)} ${quote(dir)}`;
 }
 
-/** SHA-256 of a release's manifest on a host: the hash that names its code (the pipeline guard compares it). */
-export function manifestHash(service: Service, release: string): string {
-  return `sha256sum < ${quote(`${releaseDir(service, release)}/${MANIFEST}`)}`;
+/**
+ * A release's manifest on a host, after its SHA-256 (the hash that names its code, which the pipeline
+ * guard compares): the first line is `<hash>  -`, the rest the manifest. One round trip for both.
+ */
+export function readManifestWithHash(service: Service, release: string): string {
+  const file = quote(`${releaseDir(service, release)}/${MANIFEST}`);
+  return `sha256sum < ${file} && cat ${file}`;
 }

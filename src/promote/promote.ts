@@ -17,7 +17,7 @@ import { runNotifier } from '../notify/notify.js';
 import { StateStore } from '../state/store.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, passedRecords, recordFailure, recordPassed, recordSwitch } from './record.js';
-import { cachedCodeHash, hostCodeHash } from '../observe/code-hash.js';
+import { cachedCodeHash, readHostManifest } from '../observe/code-hash.js';
 import type { StageState } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
 import { cacheRoot, pullStageRelease, stageFirstSource, type SourceRelease } from './source.js';
@@ -96,15 +96,20 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       source?.open([...new Set([...services.map((s) => from!.services[s]!.hosts[0]!), ...Object.values(from!.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []))])]),
     ]);
 
+    logger.debug('connected');
     const abandoned = await settleInterrupted(interrupted, stage, target, store, options);
     if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, target.balancers, recorded);
+    logger.debug(`live slots read from the load balancers: ${Object.entries(live).map(([s, slot]) => `${s} ${slot}`).join(', ')}`);
 
     // What the target hosts hold is read while the release is brought in: the two do not depend on each other.
     const targetSlots = Promise.all(services.map((s) => allLimited(stage.services[s]!.hosts, stage.parallel, async (h) => [h, await readHostSlots(target.pool.get(h), stage.services[s]!)] as const)));
     // Handled where it is awaited; this keeps an early failure of the source from leaving it unobserved.
     targetSlots.catch(() => {});
+    // So is what the previous stage's first host of each service holds (its live release is one of them).
+    const sourceSlots = new Map(from && source ? services.map((s) => [s, readHostSlots(source.pool.get(from.services[s]!.hosts[0]!), from.services[s]!)] as const) : []);
+    for (const p of sourceSlots.values()) p.catch(() => {});
     let fromLive: Record<string, SlotName> | undefined;
     const fromState = from && source ? await store.read(from.name) : undefined;
     if (from && source) fromLive = await readLiveSlots(from, source.balancers, fromState);
@@ -125,7 +130,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       await Promise.all(services.map(async (s) => {
         const service = from.services[s]!;
         const hostName = service.hosts[0]!;
-        const slots = await readHostSlots(source.pool.get(hostName), service);
+        const slots = await sourceSlots.get(s)!;
         const slot = fromLive![s] as SlotName;
         const release = slots.releases[slot];
         if (release === undefined || !slots.running[slot]) {
@@ -138,10 +143,12 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
         if (bad !== undefined) {
           throw new UpdateserverError(`${s} ${release}, live in ${from.name}, is marked bad there: ${bad}`, { hint: `promote a good release into ${from.name} first` });
         }
-        await guardPassed(from, s, release, fromState, hostName, () => hostCodeHash(source.pool.get(hostName), service, release));
+        // One read of the manifest serves the guard (its hash) and the pull (its file list).
+        const manifest = await readHostManifest(source.pool.get(hostName), service, release);
+        guardPassed(from, s, release, fromState, hostName, manifest.hash);
         releases[s] = options.dryRun
           ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
-          : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot, await source.openTunnel());
+          : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot, await source.openTunnel(), manifest.text);
       }));
     } else {
       for (const s of services) {
@@ -149,6 +156,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       }
     }
 
+    logger.debug(`release ready: ${services.map((s) => `${s} ${releases[s]!.release} (${releases[s]!.source})`).join(', ')}`);
     const facts: Record<string, ServiceFacts> = {};
     const slotsByService = await targetSlots;
     for (const [i, s] of services.entries()) {
@@ -208,14 +216,13 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
  * Pipeline guard: the previous stage's live release goes on only if that stage recorded it as passed
  * (checked, switched to, kept) and the code on its host is still byte for byte what passed.
  */
-async function guardPassed(from: Stage, service: string, release: string, fromState: StageState | undefined, hostName: string, codeHashOnHost: () => Promise<string>): Promise<void> {
+function guardPassed(from: Stage, service: string, release: string, fromState: StageState | undefined, hostName: string, onHost: string): void {
   const record = fromState?.services[service]?.passed?.[release];
   if (!record) {
     throw new UpdateserverError(`${service} ${release}, live in ${from.name}, has no record of passing ${from.name} (it was not promoted there by updateserver, or its run did not finish)`, {
       hint: `promote it through ${from.name} first, so its checks run and are recorded: updateserver ${from.name} --force`,
     });
   }
-  const onHost = await codeHashOnHost();
   if (onHost !== record.codeHash) {
     throw new UpdateserverError(`${service} ${release} on ${hostName} (${from.name}) is not the code that passed ${from.name}: its manifest hashes to ${onHost.slice(0, 16)}..., the record says ${record.codeHash.slice(0, 16)}...`, {
       hint: `someone changed the release on ${hostName}; promote a clean release through ${from.name} again: updateserver ${from.name} --force`,

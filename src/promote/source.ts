@@ -123,11 +123,14 @@ export async function stageFirstSource(project: Project, stage: Stage, service: 
  * the files the manifest lists travel: what the build step made on the source host (node_modules, a
  * virtualenv) is rebuilt on each target instead of being copied between stages.
  */
-export async function pullStageRelease(project: Project, from: Stage, service: Service, transport: Transport, host: Host, release: string, slot: SlotName, tunnel?: ExecTunnel): Promise<SourceRelease> {
+export async function pullStageRelease(project: Project, from: Stage, service: Service, transport: Transport, host: Host, release: string, slot: SlotName, tunnel?: ExecTunnel,
+  /** The manifest as the source host has it, when the caller has read it already (the pipeline guard does). */
+  manifestText?: string): Promise<SourceRelease> {
   const root = cacheRoot(project, service.name);
   await mkdir(root, { recursive: true });
   const cacheDir = join(root, release);
-  const manifest = await run(transport, `cat ${quote(`${releaseDir(service, release)}/${MANIFEST}`)}`, { what: `reading the manifest of ${release}` });
+  const manifest = manifestText !== undefined ? { stdout: manifestText }
+    : await run(transport, `cat ${quote(`${releaseDir(service, release)}/${MANIFEST}`)}`, { what: `reading the manifest of ${release}` });
   const paths = manifest.stdout.split('\n').filter(Boolean).map((line) => line.slice(line.indexOf('  ') + 2));
   const described = `stage ${from.name}, ${host.name}:${releaseDir(service, release)} (slot ${slot}, ${paths.length} files)`;
   // The usual case: this machine relayed the release into the previous stage and still holds it. If
