@@ -26,7 +26,7 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
     case 'local': {
       const host = action.host === undefined ? undefined : ctx.stage.hosts[action.host];
       const argv = ctx.tunnel && action.push && host
-        ? rsyncArgv({ source: `${action.push.cacheDir}/`, destination: tunnelSpec(host, `${action.push.releaseDir}/`), rsh: ctx.tunnel.rsh(), ...(action.push.linkDest ? { linkDest: action.push.linkDest } : {}) })
+        ? rsyncArgv({ source: `${action.push.cacheDir}/`, destination: tunnelSpec(host, `${action.push.releaseDir}/`), rsh: ctx.tunnel.rsh(), ...(action.push.linkDest ? { linkDest: action.push.linkDest } : {}), ...(action.push.remoteSetup ? { remoteSetup: action.push.remoteSetup } : {}) })
         : action.argv;
       const result = await runLocal(argv, { host: action.host ?? 'local', ...(argv !== action.argv && ctx.tunnel ? { env: ctx.tunnel.env() } : {}) });
       if (result.code !== 0) throw new CommandFailed(action.host ?? 'local', quoteAll(argv), result, action.title);

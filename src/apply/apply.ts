@@ -160,9 +160,12 @@ async function unfreeze(ctx: ApplyContext, plan: Plan): Promise<void> {
   }
 }
 
-/** Stops the slots the start phase started (the new, idle ones). Failures here are only logged. */
+/** Stops the slots the start phase started (the new, idle ones): each start's undo. Failures here are only logged. */
 async function stopIdle(ctx: ApplyContext, plan: Plan): Promise<void> {
-  const stops = phase(plan, 'start').items.map((item) => ({ target: item.target, actions: item.actions.filter((a) => a.title.startsWith('stop idle')) }));
+  const stops = phase(plan, 'start').items.map((item) => ({
+    target: item.target,
+    actions: item.actions.flatMap((a): Action[] => (a.kind === 'exec' && a.undo ? [{ kind: 'exec', host: a.host, command: a.undo.command, title: a.undo.title }] : [])),
+  }));
   const settled = await eachLimited(stops, ctx.stage.parallel, async (item) => {
     for (const a of item.actions) await runAction(ctx, a);
   });

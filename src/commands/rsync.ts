@@ -30,6 +30,11 @@ export interface RsyncOptions {
   filesFrom?: string;
   /** A remote shell of our own (the run's SSH connection, see transport/tunnel.ts) instead of OpenSSH. */
   rsh?: string;
+  /**
+   * A shell command the remote side runs before its rsync (e.g. creating the parent directories):
+   * `--rsync-path='<setup> && rsync'`, which saves a round trip of its own.
+   */
+  remoteSetup?: string;
 }
 
 /** A host reached through the tunnel is named by its profile name: the tunnel knows its connection. */
@@ -59,6 +64,7 @@ export function rsyncArgv(o: RsyncOptions): string[] {
   // Plain -a keeps times and modes, which is what makes the next delta small.
   if (o.rsh !== undefined) argv.push('-e', o.rsh);
   else if (o.remote) argv.push('-e', sshCommand(o.remote).map(rsyncShellWord).join(' '));
+  if (o.remoteSetup !== undefined) argv.push(`--rsync-path=${o.remoteSetup} && rsync`);
   if (o.linkDest !== undefined) argv.push(`--link-dest=${o.linkDest}`);
   for (const e of o.excludes ?? []) argv.push(`--exclude=${e}`);
   if (o.filesFrom !== undefined) argv.push(`--files-from=${o.filesFrom}`);

@@ -118,6 +118,11 @@ function checkAction(phase: CheckPhase, service: string, spec: CheckSpec, target
   return { kind: 'check', phase, service, check: spec, target: withDb, title: `${phase} check ${spec.name} on ${target.label}` };
 }
 
+/** Shell commands run one after the other on a host, each only if the previous one succeeded. */
+export function andThen(...commands: string[]): string {
+  return commands.map((c) => `{ ${c}; }`).join(' && ');
+}
+
 export function buildPlan(input: PlanInput): Plan {
   const { stage } = input;
   const services: ServicePlan[] = [];
@@ -182,35 +187,42 @@ export function buildPlan(input: PlanInput): Plan {
       const ctxTarget = slotContext(stage, service, host, target, facts.release);
       // Unchanged files are hard-linked from the release the host already runs: the copy costs only the delta.
       const linkFrom = [liveRelease, idleRelease].find((r) => r !== undefined && r !== facts.release);
-      const point: Action = { kind: 'exec', host: hostName, command: pointSlot(service, target, facts.release), title: `point slot ${target} at ${facts.release}` };
+      const point = { kind: 'exec', host: hostName, command: pointSlot(service, target, facts.release), title: `point slot ${target} at ${facts.release}` } as const;
       if (input.mode === 'flip') {
         // The slot keeps its release: nothing to copy or point.
       } else if (slots?.complete.includes(facts.release)) {
         // Already copied, verified and built here (e.g. it is the other slot's release): never rewritten, only pointed at.
         add(copy, hostName, point);
       } else {
+        // The remote rsync first creates releases/ and run/ (a new host has neither): no round trip of its own.
+        const remoteSetup = prepareReleaseDirs(service);
         add(copy, hostName,
-          { kind: 'exec', host: hostName, command: prepareReleaseDirs(service), title: `prepare ${service.root}` },
           {
             kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`,
-            push: { cacheDir: facts.cacheDir, releaseDir: releaseDir(service, facts.release), ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}) },
+            push: { cacheDir: facts.cacheDir, releaseDir: releaseDir(service, facts.release), remoteSetup, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}) },
             argv: rsyncArgv({
               source: `${facts.cacheDir}/`, destination: remoteSpec(host, `${releaseDir(service, facts.release)}/`),
-              remote: host, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}),
+              remote: host, remoteSetup, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}),
             }),
           },
-          { kind: 'exec', host: hostName, command: verifyManifest(service, facts.release), title: `verify ${facts.release} against its manifest` },
-          { kind: 'exec', host: hostName, command: finishRelease(service, facts.release, service.build), title: service.build ? `build ${facts.release}: ${service.build}` : `mark ${facts.release} complete` },
-          point,
+          // Verify, build (or mark complete) and point in one round trip: each runs only if the one before succeeded.
+          {
+            kind: 'exec', host: hostName,
+            command: andThen(verifyManifest(service, facts.release), finishRelease(service, facts.release, service.build), point.command),
+            title: `verify ${facts.release} against its manifest, ${service.build ? `build it: ${service.build}` : 'mark it complete'}, point slot ${target} at it`,
+          },
         );
       }
       // The idle slot may still run an older release (kept for rollback); it is replaced, the live slot is never touched.
       const render = renderConfigFiles(service, target, ctxTarget, db ? connectionOf(db, target) : undefined);
-      if (input.mode !== 'flip' || !slots?.running[target]) add(start, hostName,
-        { kind: 'exec', host: hostName, command: stopSlot(service, target, ctxTarget), title: `stop idle slot ${name}/${target} if running` },
-        ...(render ? [{ kind: 'exec', host: hostName, command: render, title: `render ${service.configFiles.map((f) => f.path).join(', ')} for slot ${target} into ${configDir(service, target)}` } as const] : []),
-        { kind: 'exec', host: hostName, command: startSlot(service, target, ctxTarget), title: `start ${name}/${target} (port ${service.slots[target].port})` },
-      );
+      // One round trip: stop whatever still runs in the idle slot, render its config files, start it.
+      const stopIdle = stopSlot(service, target, ctxTarget);
+      if (input.mode !== 'flip' || !slots?.running[target]) add(start, hostName, {
+        kind: 'exec', host: hostName,
+        command: andThen(stopIdle, ...(render ? [render] : []), startSlot(service, target, ctxTarget)),
+        title: `start ${name}/${target} (port ${service.slots[target].port})${render ? ` with ${service.configFiles.map((f) => f.path).join(', ')} rendered into ${configDir(service, target)}` : ''}, stopping what ran there`,
+        undo: { command: stopIdle, title: `stop ${name}/${target} on ${hostName} again` },
+      });
       for (const spec of service.checks.pre) {
         add(check, hostName, checkAction('pre', name, spec, {
           label: `${hostName} slot ${target} (${host.address}:${service.slots[target].port})`, host: hostName,

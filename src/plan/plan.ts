@@ -26,10 +26,13 @@ export interface CheckTargetSpec {
 export const PLAN_VERSION = 1;
 
 export type Action =
-  /** A shell command on a host over its SSH connection. */
-  | { kind: 'exec'; host: string; command: string; title: string }
+  /**
+   * A shell command on a host over its SSH connection. `undo` is what stops what it started, run
+   * when the promotion fails before the switch (starting the idle slot: stopping it again).
+   */
+  | { kind: 'exec'; host: string; command: string; title: string; undo?: { command: string; title: string } }
   /** A program run on the orchestrator's machine (rsync relaying code), argv without a shell. */
-  | { kind: 'local'; argv: string[]; title: string; host?: string; push?: { cacheDir: string; releaseDir: string; linkDest?: string } }
+  | { kind: 'local'; argv: string[]; title: string; host?: string; push?: { cacheDir: string; releaseDir: string; linkDest?: string; remoteSetup?: string } }
   /** One health check against one target: a host's idle slot (pre) or a load balancer's frontend (post, watch). */
   | { kind: 'check'; phase: CheckPhase; service: string; check: CheckSpec; target: CheckTargetSpec; title: string }
   /** Repeats the watch checks through the load balancers for a window; a failure rolls back. */

@@ -220,7 +220,7 @@ test('the build step runs in every new release on every host; a failing build st
     assert.equal(r.code, 1, explain(r));
     const message = json.error?.message ?? '';
     console.log(`failing build: exit ${r.code}: ${message.split('\n').join(' | ')} (hint: ${json.error?.hint})`);
-    assert.match(message, /^(copy the release to every host failed: )?beta[12]: build [^\n]+: echo boom >&2; exit 7 \(exit 7\): [^\n]*\nboom$/);
+    assert.match(message, /^(copy the release to every host failed: )?beta[12]: verify [^\n]+ against its manifest, build it: echo boom >&2; exit 7, point slot [ab] at it \(exit 7\): [^\n]*\nboom$/);
     assert.deepEqual(await liveState(), before, 'live untouched');
     for (const h of p.betaHosts) {
       assert.notEqual(pointer(h, 'a'), release);

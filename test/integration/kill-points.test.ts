@@ -53,11 +53,11 @@ function killedRun(killAt: string): Promise<{ signal: NodeJS.Signals | null; cod
  * previous release until traffic has moved for good, the new one once the drain has begun.
  */
 const POINTS: Array<{ at: string; what: string; live: 'old' | 'new'; how: '--abandon' | '--resume' }> = [
-  { at: 'copy:3:begin', what: 'during the copy: rsync announced, not run', live: 'old', how: '--resume' },
-  { at: 'copy:10', what: 'after the copy on every host', live: 'old', how: '--abandon' },
+  { at: 'copy:1:begin', what: 'during the copy: rsync announced, not run', live: 'old', how: '--resume' },
+  { at: 'copy:4', what: 'after the copy on every host', live: 'old', how: '--abandon' },
   { at: 'freeze:1', what: 'after the write freeze (copy-self)', live: 'old', how: '--abandon' },
   { at: 'data:3', what: 'after the data copy, before the migration', live: 'old', how: '--resume' },
-  { at: 'start:4', what: 'after the start on every host', live: 'old', how: '--abandon' },
+  { at: 'start:2', what: 'after the start on every host', live: 'old', how: '--abandon' },
   { at: 'check:2', what: 'after the health checks', live: 'old', how: '--resume' },
   { at: 'switch:1', what: 'after marking the new servers up, before the map changes', live: 'old', how: '--abandon' },
   { at: 'switch:2', what: 'right after the switch (set map) on the load balancer', live: 'old', how: '--abandon' },

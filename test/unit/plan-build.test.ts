@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadProfile } from '../../src/config/load.js';
-import type { Project, SlotName, Stage } from '../../src/config/model.js';
+import { connectionOf, type Project, type SlotName, type Stage } from '../../src/config/model.js';
+import { renderConfigFiles } from '../../src/commands/config-files.js';
 import { startSlot, stopSlot } from '../../src/commands/process.js';
 import { serverHealthCommand } from '../../src/lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../../src/lb/map.js';
@@ -155,48 +156,45 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
     assert.deepEqual(plan.phases.filter((p) => p.items.length > 0).map((p) => p.name), ['copy', 'start', 'check', 'switch', 'post', 'drain', 'stop-old']);
   });
 
-  test('copy: prepare, rsync with link-dest to the live release, verify, mark complete, point slot b', () => {
+  test('copy: rsync (whose remote side first creates releases/ and run/) with link-dest to the live release; then verify, mark complete and point slot b in one round trip', () => {
     assert.deepEqual(actionsOf(phase(plan, 'copy'), 'h1'), [
-      { kind: 'exec', host: 'h1', command: 'mkdir -p /srv/web/releases /srv/web/run', title: 'prepare /srv/web' },
       {
         kind: 'local', host: 'h1', title: `copy web release ${R2}`,
-        argv: ['rsync', '-a', '--delete', '--stats', '-e', SSH_E, `--link-dest=../${R1}`,
+        argv: ['rsync', '-a', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync', `--link-dest=../${R1}`,
           `${CACHE}/${R2}/`, `deploy@10.0.0.11:/srv/web/releases/${R2}/`],
         // What a real run sends through its own SSH connection instead (transport/tunnel.ts).
-        push: { cacheDir: `${CACHE}/${R2}`, releaseDir: `/srv/web/releases/${R2}`, linkDest: `../${R1}` },
+        push: { cacheDir: `${CACHE}/${R2}`, releaseDir: `/srv/web/releases/${R2}`, remoteSetup: 'mkdir -p /srv/web/releases /srv/web/run', linkDest: `../${R1}` },
       },
       {
-        kind: 'exec', host: 'h1', title: `verify ${R2} against its manifest`,
-        command: `cd /srv/web/releases/${R2} && sha256sum --quiet --strict -c .updateserver-manifest`,
-      },
-      { kind: 'exec', host: 'h1', title: `mark ${R2} complete`, command: `touch /srv/web/releases/${R2}/.updateserver-complete` },
-      {
-        kind: 'exec', host: 'h1', title: `point slot b at ${R2}`,
-        command: 'if [ -e /srv/web/b ] && [ ! -L /srv/web/b ]; then echo \'/srv/web/b exists and is not a symlink; move it away ' +
+        kind: 'exec', host: 'h1', title: `verify ${R2} against its manifest, mark it complete, point slot b at it`,
+        command: `{ cd /srv/web/releases/${R2} && sha256sum --quiet --strict -c .updateserver-manifest; } && ` +
+          `{ touch /srv/web/releases/${R2}/.updateserver-complete; } && ` +
+          '{ if [ -e /srv/web/b ] && [ ! -L /srv/web/b ]; then echo \'/srv/web/b exists and is not a symlink; move it away ' +
           '(updateserver manages it as a pointer to a release)\' >&2; exit 3; fi; ' +
-          `ln -sfn /srv/web/releases/${R2} /srv/web/b.updateserver-new && mv -Tf /srv/web/b.updateserver-new /srv/web/b`,
+          `ln -sfn /srv/web/releases/${R2} /srv/web/b.updateserver-new && mv -Tf /srv/web/b.updateserver-new /srv/web/b; }`,
       },
     ]);
-    const h2Copy = actionsOf(phase(plan, 'copy'), 'h2')[1];
+    const h2Copy = actionsOf(phase(plan, 'copy'), 'h2')[0];
     assert.ok(h2Copy?.kind === 'local');
-    assert.deepEqual(h2Copy.argv.slice(6), [`--link-dest=../${R1}`, `${CACHE}/${R2}/`, `deploy@10.0.0.12:/srv/web/releases/${R2}/`]);
+    assert.deepEqual(h2Copy.argv.slice(7), [`--link-dest=../${R1}`, `${CACHE}/${R2}/`, `deploy@10.0.0.12:/srv/web/releases/${R2}/`]);
   });
 
   test('start: stop whatever idle slot b runs, then start b with its own context', () => {
     for (const [h, address] of [['h1', '10.0.0.11'], ['h2', '10.0.0.12']] as const) {
       const ctx = slotContext(STAGE, WEB, STAGE.hosts[h]!, 'b', R2);
       assert.deepEqual(ctx, { stage: 'staging', service: 'web', host: h, address, slot: 'b', port: 8082, dir: '/srv/web/b', release: R2, config: '/srv/web/run/b' });
-      assert.deepEqual(actionsOf(phase(plan, 'start'), h), [
-        { kind: 'exec', host: h, command: stopSlot(WEB, 'b', ctx), title: 'stop idle slot web/b if running' },
-        { kind: 'exec', host: h, command: startSlot(WEB, 'b', ctx), title: 'start web/b (port 8082)' },
-      ]);
+      assert.deepEqual(actionsOf(phase(plan, 'start'), h), [{
+        kind: 'exec', host: h, command: `{ ${stopSlot(WEB, 'b', ctx)}; } && { ${startSlot(WEB, 'b', ctx)}; }`,
+        title: 'start web/b (port 8082), stopping what ran there',
+        // A failure before the switch stops it again.
+        undo: { command: stopSlot(WEB, 'b', ctx), title: `stop web/b on ${h} again` },
+      }]);
     }
-    const start = actionsOf(phase(plan, 'start'), 'h1')[1];
-    assert.equal(start?.kind === 'exec' && start.command,
-      `cd /srv/web/b/ && { setsid bash -c 'node server.mjs --host 10.0.0.11 --port 8082 --slot b --release ${R2}' ` +
-      '</dev/null >>/srv/web/run/b.log 2>&1 & echo $! > /srv/web/run/b.pid; }');
-    const stop = actionsOf(phase(plan, 'start'), 'h1')[0];
-    assert.ok(stop?.kind === 'exec' && stop.command.includes('if [ -f /srv/web/run/b.pid ]; then'), JSON.stringify(stop));
+    const start = actionsOf(phase(plan, 'start'), 'h1')[0];
+    assert.ok(start?.kind === 'exec' && start.command.endsWith(
+      `&& { cd /srv/web/b/ && { setsid bash -c 'node server.mjs --host 10.0.0.11 --port 8082 --slot b --release ${R2}' ` +
+      '</dev/null >>/srv/web/run/b.log 2>&1 & echo $! > /srv/web/run/b.pid; }; }'), JSON.stringify(start));
+    assert.ok(start.undo?.command.includes('if [ -f /srv/web/run/b.pid ]; then'), JSON.stringify(start));
   });
 
   test('check: the pre checks against the idle slot\'s port on each host', () => {
@@ -287,7 +285,7 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
 describe('buildPlan: link-dest', () => {
   const copyArgv = (hostSlots: HostSlots, live: SlotName = 'a'): string[] => {
     const plan = buildPlan({ ...mainInput(), facts: { web: facts(live, R2, { h1: hostSlots, h2: hostSlots }) } });
-    const a = actionsOf(phase(plan, 'copy'), 'h1')[1];
+    const a = actionsOf(phase(plan, 'copy'), 'h1')[0];
     assert.ok(a?.kind === 'local', `copy of h1 is ${JSON.stringify(a)}`);
     return a.argv;
   };
@@ -309,7 +307,7 @@ describe('buildPlan: link-dest', () => {
 
   test('a host missing from the facts gets no link-dest', () => {
     const plan = buildPlan({ ...mainInput(), facts: { web: facts('a', R2, { h1: slots(R1, undefined) }) } });
-    const a = actionsOf(phase(plan, 'copy'), 'h2')[1];
+    const a = actionsOf(phase(plan, 'copy'), 'h2')[0];
     assert.ok(a?.kind === 'local');
     assert.deepEqual(linkDest(a.argv), []);
   });
@@ -320,7 +318,7 @@ describe('buildPlan: a release already complete on a host', () => {
     const plan = buildPlan({ ...mainInput(), facts: { web: facts('a', R2, { h1: slots(R1, R2, [true, false], [R1, R2]), h2: slots(R1, undefined, [true, false], [R1]) }) } });
     assert.deepEqual(actionsOf(phase(plan, 'copy'), 'h1').map((a) => a.title), [`point slot b at ${R2}`]);
     assert.deepEqual(actionsOf(phase(plan, 'copy'), 'h2').map((a) => a.title),
-      ['prepare /srv/web', `copy web release ${R2}`, `verify ${R2} against its manifest`, `mark ${R2} complete`, `point slot b at ${R2}`]);
+      [`copy web release ${R2}`, `verify ${R2} against its manifest, mark it complete, point slot b at it`]);
   });
 });
 
@@ -331,8 +329,8 @@ describe('buildPlan: a stage never promoted', () => {
 
   test('has no --link-dest anywhere', () => {
     for (const { a } of allActions(plan.phases)) assert.doesNotMatch(textOf(a), /--link-dest/);
-    const copy = actionsOf(phase(plan, 'copy'), 'h1')[1];
-    assert.deepEqual(copy?.kind === 'local' && copy.argv, ['rsync', '-a', '--delete', '--stats', '-e', SSH_E,
+    const copy = actionsOf(phase(plan, 'copy'), 'h1')[0];
+    assert.deepEqual(copy?.kind === 'local' && copy.argv, ['rsync', '-a', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync',
       `${CACHE}/${R1}/`, `deploy@10.0.0.11:/srv/web/releases/${R1}/`]);
   });
 
@@ -373,7 +371,7 @@ describe('buildPlan: flip (the idle slot\'s own release goes live)', () => {
     assert.equal(plan.action, 'flip');
     assert.deepEqual(phase(plan, 'copy').items, []);
     assert.deepEqual(phase(plan, 'start').items.map((i) => [i.target, i.actions.map((a) => a.title)]), [
-      ['h2', ['stop idle slot web/b if running', 'start web/b (port 8082)']],
+      ['h2', ['start web/b (port 8082), stopping what ran there']],
     ]);
     assert.deepEqual(phase(plan, 'check').items.map((i) => i.target), ['h1', 'h2']);
     assert.deepEqual(phase(plan, 'purge').items, []);
@@ -474,8 +472,8 @@ describe('buildPlan: two services, two load balancers', () => {
 
   test('each host gets the actions of every service it carries, in service order', () => {
     assert.deepEqual(actionsOf(phase(plan, 'start'), 'h2').map((a) => a.title),
-      ['stop idle slot web/b if running', 'start web/b (port 8082)', 'stop idle slot api/a if running', 'start api/a (port 9001)']);
-    assert.deepEqual(actionsOf(phase(plan, 'start'), 'h1').map((a) => a.title), ['stop idle slot web/b if running', 'start web/b (port 8082)']);
+      ['start web/b (port 8082), stopping what ran there', 'start api/a (port 9001), stopping what ran there']);
+    assert.deepEqual(actionsOf(phase(plan, 'start'), 'h1').map((a) => a.title), ['start web/b (port 8082), stopping what ran there']);
     assert.deepEqual(phase(plan, 'check').items.flatMap((i) => i.actions.map((a) => (a.kind === 'check' ? `${a.target.address}:${a.target.port}` : ''))),
       ['10.0.0.11:8082', '10.0.0.12:8082', '10.0.0.12:9001']);
   });
@@ -525,7 +523,7 @@ describe('buildPlan: addresses', () => {
       '    start: node server.mjs',
     ]);
     const plan = buildPlan({ project: v6.project, stage: v6.stage, from: 'dev', now: NOW, services: ['web'], facts: { web: facts('a', R2, { h1: slots(R1, undefined) }) } });
-    const copy = actionsOf(phase(plan, 'copy'), 'h1')[1];
+    const copy = actionsOf(phase(plan, 'copy'), 'h1')[0];
     assert.equal(copy?.kind === 'local' && copy.argv.at(-1), `deploy@[fd00::11]:/srv/web/releases/${R2}/`);
   });
 });
@@ -556,15 +554,17 @@ describe('buildPlan: config files and --code-only', () => {
     const plan = buildPlan(input(false));
     const ctx = slotContext(stage, web, stage.hosts.h1!, 'b', R2);
     const tmpl = `/srv/web/releases/${R2}/config/app.env.tmpl`;
-    const render = actionsOf(phase(plan, 'start'), 'h1')[1];
-    assert.deepEqual(render, {
-      kind: 'exec', host: 'h1', title: 'render app.env for slot b into /srv/web/run/b',
-      command: `{ [ -f ${tmpl} ] || { echo 'config template config/app.env.tmpl is missing from release ${R2}' >&2; exit 3; }; } && ` +
+    const start = actionsOf(phase(plan, 'start'), 'h1');
+    assert.equal(start.length, 1);
+    assert.ok(start[0]?.kind === 'exec');
+    assert.equal(start[0].title, 'start web/b (port 8082) with app.env rendered into /srv/web/run/b, stopping what ran there');
+    // Stop, render, start, each only if the one before succeeded.
+    assert.equal(start[0].command, `{ ${stopSlot(web, 'b', ctx)}; } && { ${renderConfigFiles(web, 'b', ctx, connectionOf(web.database!, 'b'))}; } && { ${startSlot(web, 'b', ctx)}; }`);
+    assert.equal(renderConfigFiles(web, 'b', ctx, connectionOf(web.database!, 'b')),
+      `{ [ -f ${tmpl} ] || { echo 'config template config/app.env.tmpl is missing from release ${R2}' >&2; exit 3; }; } && ` +
         `mkdir -p /srv/web/run/b && sed -e 's|{stage}|staging|g; s|{service}|web|g; s|{host}|h1|g; s|{address}|10.0.0.11|g; s|{slot}|b|g; s|{port}|8082|g; ` +
         `s|{dir}|/srv/web/b|g; s|{release}|${R2}|g; s|{config}|/srv/web/run/b|g; s|{database}|web_staging_b|g; s|{dbhost}|127.0.0.1|g; s|{dbport}|5432|g; s|{dbuser}|postgres|g' ` +
-        `${tmpl} > /srv/web/run/b/app.env.tmp && mv -f /srv/web/run/b/app.env.tmp /srv/web/run/b/app.env`,
-    });
-    assert.deepEqual(actionsOf(phase(plan, 'start'), 'h1').map((a) => a.title), ['stop idle slot web/b if running', 'render app.env for slot b into /srv/web/run/b', 'start web/b (port 8082)']);
+        `${tmpl} > /srv/web/run/b/app.env.tmp && mv -f /srv/web/run/b/app.env.tmp /srv/web/run/b/app.env`);
     assert.equal(ctx.config, '/srv/web/run/b');
     assert.deepEqual(phase(plan, 'data').items[0]!.actions.map((a) => a.kind), ['exec', 'data-copy', 'migrate']);
     assert.equal(plan.services[0]!.data, undefined);

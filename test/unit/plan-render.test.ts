@@ -126,8 +126,8 @@ describe('renderPlan', () => {
 
   test('every exec command appears verbatim, prefixed by "$ "', () => {
     const execs = plan.phases.flatMap((p) => p.items.flatMap((i) => i.actions)).filter((a): a is Extract<Action, { kind: 'exec' }> => a.kind === 'exec');
-    // Per service and host: prepare, verify, mark complete, point (copy); stop idle, start (start); stop old. web on h1, h2 and api on h2.
-    assert.equal(execs.length, 7 * 3);
+    // Per service and host: verify + mark complete + point (copy); stop idle + start (start); stop old. web on h1, h2 and api on h2.
+    assert.equal(execs.length, 3 * 3);
     for (const a of execs) assert.ok(lines.includes(`         $ ${a.command}`), a.command);
   });
 
