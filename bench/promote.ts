@@ -57,7 +57,7 @@ for (const [i, n] of hostCounts.entries()) {
       try {
         checkPhaseMs = (JSON.parse(r.stdout) as { timings?: Array<{ phase: string; ms: number }> }).timings?.find((t) => t.phase === 'check')?.ms ?? 0;
       } catch { /* not ok: reported by `ok` */ }
-      const waiting = applicationWaiting(await lastJournal(p.project.stateDir, 'beta'));
+      const waiting = r.code === 0 ? applicationWaiting(await lastJournal(p.project.stateDir, 'beta')) : { waitingMs: NaN, appStartMs: {} };
       results.push({
         wallMs: r.wallMs, peakKb: r.peakKb, checkPhaseMs, waitingMs: waiting.waitingMs, overheadMs: r.wallMs - waiting.waitingMs,
         appStartMsMax: Math.max(0, ...Object.values(waiting.appStartMs)), ok: r.code === 0,

@@ -73,9 +73,10 @@ export function startResult(name: string, knobs: Knobs): { done(figures: Record<
   };
 }
 
+/** Median of the finite values (a failed run's NaN is left out); NaN when there are none. */
 export const median = (xs: readonly number[]): number => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
   return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 

@@ -6,10 +6,23 @@
  *
  * From the samples: the most connections one host had at once, the most connections and the most busy
  * hosts (with a command running) across the stage at once, and how many distinct connections each host
- * saw in the whole run (by process id). Sampling can miss what lives less than a tick: the maxima are
- * lower bounds, the distinct count of a connection that lasts the run is exact.
+ * saw in the whole run (by process id). Busy hosts are counted among the hosts of the stage being
+ * promoted (`bounded`: its `parallel` applies to them; the previous stage's host is read at the same
+ * time), and a command that has exited but is not yet reaped (a zombie) is not running. Sampling can
+ * miss what lives less than a tick: the maxima are lower bounds, the distinct count of a connection
+ * that lasts the run is exact.
  */
 import { readFileSync } from 'node:fs';
+
+/** Whether a process has exited and waits to be reaped (its parent already knows it is done). */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true; // gone
+  }
+}
 
 function children(pid: number): number[] {
   try {
@@ -26,7 +39,7 @@ export interface SshObservation {
   maxConnectionsPerHost: number;
   /** the most connections open across all watched hosts at once */
   maxConnections: number;
-  /** the most hosts with at least one command running at once */
+  /** the most hosts of the promoted stage (`bounded`) with at least one command running at once */
   maxBusyHosts: number;
   /** the most commands running across all hosts at once */
   maxCommands: number;
@@ -36,7 +49,7 @@ export interface SshObservation {
   hostsConnected: number;
 }
 
-export function watchSshds(hosts: ReadonlyArray<{ name: string; pid: number }>, everyMs = 25): { stop(): SshObservation } {
+export function watchSshds(hosts: ReadonlyArray<{ name: string; pid: number }>, bounded: ReadonlySet<string>, everyMs = 25): { stop(): SshObservation } {
   const distinct = new Map<string, Set<number>>(hosts.map((h) => [h.name, new Set<number>()]));
   const o: SshObservation = { samples: 0, everyMs, maxConnectionsPerHost: 0, maxConnections: 0, maxBusyHosts: 0, maxCommands: 0, maxDistinctConnectionsPerHost: 0, hostsConnected: 0 };
   const tick = () => {
@@ -47,10 +60,10 @@ export function watchSshds(hosts: ReadonlyArray<{ name: string; pid: number }>, 
       const conns = children(h.pid);
       for (const c of conns) distinct.get(h.name)!.add(c);
       let running = 0;
-      for (const c of conns) for (const session of children(c)) running += children(session).length;
+      for (const c of conns) for (const session of children(c)) running += children(session).filter((cmd) => !zombie(cmd)).length;
       connections += conns.length;
       commands += running;
-      if (running > 0) busy += 1;
+      if (running > 0 && bounded.has(h.name)) busy += 1;
       o.maxConnectionsPerHost = Math.max(o.maxConnectionsPerHost, conns.length);
     }
     o.samples += 1;
