@@ -61,6 +61,7 @@ export function atMost(value: number | undefined, limit: number, extraOk = true)
 
 const ms = (x: number | undefined) => (x === undefined ? '—' : `${Math.round(x * 100) / 100} ms`);
 const num = (x: number | undefined) => (x === undefined ? '—' : x.toLocaleString('en-US'));
+const runs = (n: number | undefined) => `${n ?? '?'} run${n === 1 ? '' : 's'}`;
 const sum = (xs: Array<number | undefined>) => (xs.some((x) => x === undefined) ? undefined : xs.reduce<number>((a, b) => a + b!, 0));
 
 /** Promotion wall-time targets by host count (health checks included, watch window 0). */
@@ -83,7 +84,7 @@ export function figures(r: Results): Figure[] {
   } else missing(S1, 'promotion', '0 failed', 'promote');
   for (const command of ['flip', 'rollback'] as const) {
     const s = r.flip?.summary?.find((x) => x.command === command);
-    const name = `${command === 'flip' ? 'manual flip' : 'manual rollback'}${s ? ` (${s.count} runs, ${r.flip?.hosts ?? '?'} hosts)` : ''}`;
+    const name = `${command === 'flip' ? 'manual flip' : 'manual rollback'}${s ? ` (${runs(s.count)}, ${r.flip?.hosts ?? '?'} hosts)` : ''}`;
     if (s && s.failed !== undefined && s.requests) {
       const ok = s.ok !== false && s.switchedEveryTime !== false;
       add({ section: S1, name, value: `${num(s.failed)} failed of ${num(s.requests)} requests${ok ? '' : ' (a run did not complete or did not move traffic)'}`, target: '0 failed', verdict: s.failed === 0 && ok ? 'met' : 'NOT met', bench: 'flip' });
@@ -91,7 +92,7 @@ export function figures(r: Results): Figure[] {
   }
   const rb = r.rollback?.summary;
   if (rb && rb.failedRequests !== undefined && rb.requests) {
-    add({ section: S1, name: `automatic rollback (${rb.runs} runs)`, value: `${num(rb.failedRequests)} failed of ${num(rb.requests)} requests`, target: '0 failed', verdict: rb.failedRequests === 0 ? 'met' : 'NOT met', bench: 'rollback' });
+    add({ section: S1, name: `automatic rollback (${runs(rb.runs)})`, value: `${num(rb.failedRequests)} failed of ${num(rb.requests)} requests`, target: '0 failed', verdict: rb.failedRequests === 0 ? 'met' : 'NOT met', bench: 'rollback' });
   } else missing(S1, 'automatic rollback', '0 failed', 'rollback');
 
   // Promotion wall time and the tool's own part of it.
@@ -156,7 +157,7 @@ export function figures(r: Results): Figure[] {
   for (const row of fleet) {
     add({ section: S6, name: `fleet ${row.hosts} hosts: promotion completes, wall time (median of ${row.runs ?? '?'}), peak memory`, value: `${row.ok === false ? 'FAILED' : 'completed'}: ${ms(row.wallMsMedian)}, tool overhead ${ms(row.overheadMsMedian)}, peak ${row.peakMb} MB`, target: 'completes, <= 150 MB', verdict: row.ok === undefined ? 'not measured' : atMost(row.peakMb, 150, row.ok), bench: 'fleet' });
     add({ section: S6, name: `fleet ${row.hosts} hosts: SSH connections per host (most at once / distinct in a run)`, value: `${row.maxConnectionsPerHost} / ${row.maxDistinctConnectionsPerHost} (${row.hostsConnected} of ${row.hostsWatched} hosts connected; ${row.maxConnections} at once)`, target: '1 per host', verdict: row.maxConnectionsPerHost === undefined || !row.hostsConnected ? 'not measured' : row.maxConnectionsPerHost <= 1 && (row.maxDistinctConnectionsPerHost ?? 99) <= 1 ? 'met' : 'NOT met', bench: 'fleet' });
-    add({ section: S6, name: `fleet ${row.hosts} hosts: hosts with a command running at once (sampled every 25 ms)`, value: `${row.maxBusyHosts}`, target: `<= parallel (${row.parallel ?? '?'})`, verdict: row.parallel === undefined ? 'not measured' : atMost(row.maxBusyHosts, row.parallel), bench: 'fleet' });
+    add({ section: S6, name: `fleet ${row.hosts} hosts: beta hosts with a command running at once (sampled every 25 ms)`, value: `${row.maxBusyHosts}`, target: `<= parallel (${row.parallel ?? '?'})`, verdict: row.parallel === undefined ? 'not measured' : atMost(row.maxBusyHosts, row.parallel), bench: 'fleet' });
   }
   if (fleet.length > 1) {
     const lo = fleet.reduce((a, b) => (a.hosts < b.hosts ? a : b));

@@ -1,7 +1,7 @@
 /*
  * `npm run bench`: every benchmark on the lab, one after the other, then BENCHMARKS.md (bench/report.ts).
  *
- *   npm run bench                       (about 15 min on this project's 2-core machine)
+ *   npm run bench                       (14 min on the 2-core machine under load, 2026-11-29; less when quiet)
  *   BENCH_QUICK=1 npm run bench         (a smoke run: one run each, small sizes; tests the pipeline, not figures)
  *   BENCH_ONLY=flip,fleet npm run bench (only these; the others' earlier results stay in the report)
  *

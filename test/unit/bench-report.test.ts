@@ -103,7 +103,7 @@ describe('bench report: verdicts', () => {
     r.fleet!.rows![1]!.maxConnectionsPerHost = 2;
     r.fleet!.rows![1]!.maxBusyHosts = 17;
     assert.equal(find(r, /^fleet 50 hosts: SSH connections/).verdict, 'NOT met');
-    assert.equal(find(r, /^fleet 50 hosts: hosts with a command/).verdict, 'NOT met');
+    assert.equal(find(r, /^fleet 50 hosts: beta hosts with a command/).verdict, 'NOT met');
     assert.equal(find(r, /^fleet 8 hosts: SSH connections/).verdict, 'met');
   });
 
