@@ -19,14 +19,14 @@
  *
  * The helpers are exported for test/integration/healthchecks.test.ts, which asserts the same thing once.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { request, Agent } from 'node:http';
-import { REPO, startPipeline, type Pipeline } from '../test/lab/pipeline.js';
+import { startPipeline, type Pipeline } from '../test/lab/pipeline.js';
 import { startLoad, type LoadResult } from '../test/lab/load.js';
 import { updateserver, type CliResult } from '../test/integration/cli.js';
+import { Knobs, startResult } from './result.js';
 
 /** healthchecks/web.yaml for a watched promotion: the new slot is checked through HAProxy every 100 ms for 6 s. */
 export const WATCH_CHECKS = `pre:
@@ -196,7 +196,9 @@ const stats = (xs: number[]) => {
 };
 
 async function main(): Promise<void> {
-  const runs = Number(process.env.RUNS ?? 5);
+  const knobs = new Knobs();
+  const runs = knobs.number('RUNS', 5);
+  const result = startResult('rollback', knobs);
   const targetMs = 500;
   const p = await startPipeline({
     net: 89, devHealthPath: '/', betaServiceExtra: '    checks: web', projectFiles: { 'healthchecks/web.yaml': WATCH_CHECKS },
@@ -247,12 +249,7 @@ async function main(): Promise<void> {
     `failing check -> old slot: min ${summary.checkToOldSlotMs.min} ms, median ${summary.checkToOldSlotMs.median} ms, max ${summary.checkToOldSlotMs.max} ms (target <= ${targetMs} ms: ${summary.met ? 'met' : 'NOT met'}); ${summary.requests} requests, ${failed} failed`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  const out = join(REPO, 'bench', 'results', 'rollback.json');
-  await mkdir(join(REPO, 'bench', 'results'), { recursive: true });
-  await writeFile(out, `${JSON.stringify({
-    benchmark: 'rollback', command: 'node dist/bench/rollback.js', at: new Date().toISOString(),
-    machine: { cpus: cpus().length, node: process.version }, summary, runs: rows,
-  }, null, 2)}\n`);
+  const out = await result.done({ summary, runs: rows, table: lines.join('\n') });
   process.stdout.write(`wrote ${out}\n`);
   if (!summary.met) process.exitCode = 1;
 }

@@ -1,11 +1,12 @@
 /*
- * Snapshot throughput on the real PostgreSQL of this machine, on a database of >= 1 GiB.
+ * Snapshot throughput on the real PostgreSQL of this machine.
  *
- *   npm run build && node dist/bench/snapshot.js        (RUNS=3 by default; KEEP=1 keeps the source for the next run)
+ *   npm run build && node dist/bench/snapshot.js        (SIZE=1 RUNS=3 by default; KEEP=1 keeps the source for the next run)
  *
  * The source, bench_snap_src, is generated with SQL (generate_series into three tables with primary
- * keys, two secondary indexes, a foreign key and a view) and reused when it exists complete and big
- * enough. Then, in the same run and one after the other (every other run in reverse order, a
+ * keys, two secondary indexes, a foreign key and a view) and reused when it exists complete and of the
+ * same SIZE. SIZE scales the row counts: 1 is 8.2 million rows, about 1.3 GB (pg_database_size);
+ * `npm run bench` uses a smaller one to keep the whole run short (bench/run-all.ts). Then, in the same run and one after the other (every other run in reverse order, a
  * CHECKPOINT before each), each into a freshly dropped target:
  *   baseline      pg_dump -Fc <src> | pg_restore -d <dst>, in a shell, into a database made by createdb
  *                 (the raw pipeline the issue names: default compression, one restore job);
@@ -19,18 +20,15 @@
  * and writes bench/results/snapshot.json. Drops every bench database at the end unless KEEP=1.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdir, statfs, writeFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { statfs } from 'node:fs/promises';
 import pg from 'pg';
 import type { DatabaseConnection } from '../src/config/model.js';
 import { copyDatabase } from '../src/data/snapshot.js';
 import { createLogger } from '../src/log.js';
-import { REPO } from '../test/lab/pipeline.js';
+import { Knobs, startResult } from './result.js';
 
 const SRC = 'bench_snap_src';
 const TARGETS = { baseline: 'bench_snap_raw', updateserver: 'bench_snap_us', updateserverJobs: 'bench_snap_us_j2', template: 'bench_snap_tpl' };
-const MIN_BYTES = 1024 ** 3;
 const conn = (database: string): DatabaseConnection => ({ engine: 'postgres', host: '127.0.0.1', port: 5432, user: 'postgres', password: undefined, database });
 const PG = ['-h', '127.0.0.1', '-p', '5432', '-U', 'postgres'];
 
@@ -43,38 +41,43 @@ const size = async (database: string) => Number((await sql<{ n: string }>('postg
 const exists = async (database: string) => (await sql('postgres', `SELECT 1 FROM pg_database WHERE datname = '${database}'`)).length > 0;
 const drop = (database: string) => sql('postgres', `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
 
-/** The generation's last statement creates bench_meta: a source without it was interrupted and is made again. */
-const GENERATE = `
+/**
+ * The generation's last statement creates bench_meta (with the SIZE it was made for): a source without
+ * it was interrupted, or made for another SIZE, and is made again.
+ */
+const generate = (scale: number) => {
+  const n = (rows: number) => Math.max(10, Math.round(rows * scale));
+  return `
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, created_at timestamptz NOT NULL);
-INSERT INTO customers SELECT g, 'customer ' || g, 'c' || g || '@example.com', now() - (g || ' minutes')::interval FROM generate_series(1, 500000) g;
+INSERT INTO customers SELECT g, 'customer ' || g, 'c' || g || '@example.com', now() - (g || ' minutes')::interval FROM generate_series(1, ${n(500_000)}) g;
 CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int NOT NULL REFERENCES customers(id), amount numeric(12,2) NOT NULL, status text NOT NULL, note text, created_at timestamptz NOT NULL);
 INSERT INTO orders (customer_id, amount, status, note, created_at)
-  SELECT 1 + (g::bigint * 7919) % 500000, (g % 100000) / 100.0, (ARRAY['new','paid','shipped','done'])[1 + g % 4], md5(g::text) || md5((g * 3)::text), now() - (g || ' seconds')::interval
-  FROM generate_series(1, 4200000) g;
+  SELECT 1 + (g::bigint * 7919) % ${n(500_000)}, (g % 100000) / 100.0, (ARRAY['new','paid','shipped','done'])[1 + g % 4], md5(g::text) || md5((g * 3)::text), now() - (g || ' seconds')::interval
+  FROM generate_series(1, ${n(4_200_000)}) g;
 CREATE INDEX orders_customer ON orders (customer_id);
 CREATE TABLE events (id bigserial PRIMARY KEY, order_id bigint NOT NULL, kind text NOT NULL, detail text NOT NULL, at timestamptz NOT NULL);
-INSERT INTO events (order_id, kind, detail, at) SELECT 1 + g % 4200000, 'kind' || (g % 17), repeat(md5(g::text), 2), now() - (g || ' seconds')::interval FROM generate_series(1, 3500000) g;
+INSERT INTO events (order_id, kind, detail, at) SELECT 1 + g % ${n(4_200_000)}, 'kind' || (g % 17), repeat(md5(g::text), 2), now() - (g || ' seconds')::interval FROM generate_series(1, ${n(3_500_000)}) g;
 CREATE INDEX events_order ON events (order_id);
 CREATE VIEW paid_orders AS SELECT * FROM orders WHERE status = 'paid';
 VACUUM ANALYZE;
-CREATE TABLE bench_meta (generated_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO bench_meta DEFAULT VALUES;
+CREATE TABLE bench_meta (generated_at timestamptz NOT NULL DEFAULT now(), scale float8 NOT NULL);
+INSERT INTO bench_meta (scale) VALUES (${scale});
 `;
+};
 
-async function ensureSource(): Promise<{ bytes: number; generatedMs: number | null }> {
+async function ensureSource(scale: number): Promise<{ bytes: number; generatedMs: number | null }> {
   if (await exists(SRC)) {
-    const complete = (await sql(SRC, "SELECT 1 FROM pg_tables WHERE tablename = 'bench_meta'")).length > 0;
-    const bytes = await size(SRC);
-    if (complete && bytes >= MIN_BYTES) return { bytes, generatedMs: null };
+    const meta = (await sql(SRC, "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('bench_meta') AND attname = 'scale'")).length > 0
+      ? await sql<{ scale: number }>(SRC, 'SELECT scale FROM bench_meta') : [];
+    if (meta[0]?.scale === scale) return { bytes: await size(SRC), generatedMs: null };
     await drop(SRC);
   }
   const t0 = Date.now();
   await sql('postgres', `CREATE DATABASE ${SRC}`);
   // psql runs the script statement by statement (VACUUM cannot run inside the implicit transaction of one query).
-  execFileSync('psql', [...PG, '-d', SRC, '-v', 'ON_ERROR_STOP=1', '-q', '-c', GENERATE.replace('VACUUM ANALYZE;', '')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('psql', [...PG, '-d', SRC, '-v', 'ON_ERROR_STOP=1', '-q', '-c', generate(scale).replace('VACUUM ANALYZE;', '')], { stdio: ['ignore', 'ignore', 'inherit'] });
   execFileSync('psql', [...PG, '-d', SRC, '-q', '-c', 'VACUUM ANALYZE'], { stdio: 'inherit' });
   const bytes = await size(SRC);
-  if (bytes < MIN_BYTES) throw new Error(`the generated source is ${bytes} bytes, less than 1 GiB: raise the row counts in bench/snapshot.ts`);
   return { bytes, generatedMs: Date.now() - t0 };
 }
 
@@ -112,16 +115,20 @@ async function viaUpdateserver(name: string, dst: string, opts: { jobs: number; 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
 async function main(): Promise<void> {
-  const runs = Number(process.env.RUNS ?? 3);
-  const keep = process.env.KEEP === '1';
+  const knobs = new Knobs();
+  const scale = knobs.number('SIZE', 1);
+  const runs = knobs.number('RUNS', 3);
+  const keep = knobs.text('KEEP', '0') === '1';
+  if (scale <= 0) throw new Error('env SIZE: must be more than 0 (1 is about 1.3 GB)');
+  const result = startResult('snapshot', knobs);
   const [dataDir] = await sql<{ d: string }>('postgres', "SELECT current_setting('data_directory') AS d");
   const fs = await statfs(dataDir!.d);
   const free = fs.bavail * fs.bsize;
-  // The source (~1.3 GB) plus four copies, and the directory dump of the jobs run.
-  const needed = 7 * 1.4e9;
+  // The source (~1.3 GB at SIZE=1) plus four copies, and the directory dump of the jobs run.
+  const needed = 7 * 1.4e9 * scale;
   if (free < needed) throw new Error(`${(free / 1e9).toFixed(1)} GB free under ${dataDir!.d}; the benchmark needs about ${(needed / 1e9).toFixed(0)} GB (the source and its copies)`);
   process.stdout.write(`free space under ${dataDir!.d}: ${(free / 1e9).toFixed(1)} GB\n`);
-  const source = await ensureSource();
+  const source = await ensureSource(scale);
   const sourceRows = await totalRows(SRC);
   process.stdout.write(`source ${SRC}: ${(source.bytes / 1e6).toFixed(0)} MB, ${sourceRows} rows${source.generatedMs === null ? ' (reused)' : ` (generated in ${(source.generatedMs / 1000).toFixed(0)} s)`}\n`);
   const all: Measure[] = [];
@@ -164,12 +171,10 @@ async function main(): Promise<void> {
     ...rows.map((r) => `| ${r.name} | ${r.what.replace(/\|/g, '\\|')} | ${(r.ms / 1000).toFixed(1)} s | ${r.mbPerS} | ${r.ratioToBaseline.toFixed(3)}x |`),
   ].join('\n');
   process.stdout.write(`\n${table}\n`);
-  await mkdir(join(REPO, 'bench', 'results'), { recursive: true });
-  await writeFile(join(REPO, 'bench', 'results', 'snapshot.json'), `${JSON.stringify({
-    benchmark: 'snapshot', command: 'node dist/bench/snapshot.js', at: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, postgres: execFileSync('pg_dump', ['--version']).toString().trim(), loadavgAtEnd: loadavg() },
-    source: { database: SRC, bytes: source.bytes, rows: sourceRows, generatedMs: source.generatedMs }, runs, rows, measurements: all, table,
-  }, null, 2)}\n`);
+  process.stdout.write(`wrote ${await result.done({
+    postgres: execFileSync('pg_dump', ['--version']).toString().trim(),
+    source: { database: SRC, size: scale, bytes: source.bytes, rows: sourceRows, generatedMs: source.generatedMs }, runs, rows, measurements: all, table,
+  })}\n`);
 }
 
 await main();

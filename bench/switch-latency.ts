@@ -24,22 +24,24 @@
  * Prints a markdown table and writes bench/results/switch-latency.json. Target: <= 5 ms per load balancer.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execFileSync } from 'node:child_process';
 import { loadProfile } from '../src/config/load.js';
 import type { SlotName } from '../src/config/model.js';
 import { Haproxy } from '../src/lb/haproxy.js';
-import { REPO, startPipeline, type Pipeline } from '../test/lab/pipeline.js';
+import { startPipeline, type Pipeline } from '../test/lab/pipeline.js';
 import { assertLoopback } from '../test/lab/load.js';
 import { startSampleApp } from '../test/lab/remote.js';
 import { updateserver } from '../test/integration/cli.js';
+import { Knobs, startResult } from './result.js';
 
-const SWITCHES = Number(process.env.SWITCHES ?? 20);
-const LOAD_CONNECTIONS = Number(process.env.LOAD_CONNECTIONS ?? 8);
+const knobs = new Knobs();
+const SWITCHES = knobs.number('SWITCHES', 20);
+const LOAD_CONNECTIONS = knobs.number('LOAD_CONNECTIONS', 8);
+const result = startResult('switch-latency', knobs);
 const TARGET_MS = 5;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -268,14 +270,12 @@ async function main(): Promise<void> {
     process.stdout.write(`\nSwitch latency through one HAProxy (${execFileSync('haproxy', ['-v']).toString().split('\n')[0]}), target <= ${TARGET_MS} ms:\n\n${table}\n`);
     const failures = runs.flatMap((r) => r.loopFailures);
     if (failures.length > 0) process.stdout.write(`client loop failures: ${JSON.stringify(failures.slice(0, 10))}\n`);
-    await mkdir(join(REPO, 'bench', 'results'), { recursive: true });
-    await writeFile(join(REPO, 'bench', 'results', 'switch-latency.json'), `${JSON.stringify({
-      benchmark: 'switch-latency', command: 'node dist/bench/switch-latency.js', at: new Date().toISOString(),
-      machine: { cpus: cpus().length, node: process.version, haproxy: execFileSync('haproxy', ['-v']).toString().split('\n')[0] },
+    await result.done({
+      haproxy: execFileSync('haproxy', ['-v']).toString().split('\n')[0],
       targetMs: TARGET_MS, summaries,
       runs: runs.map((r) => ({ condition: r.condition, latenciesMs: r.latenciesMs.map((x) => Math.round(x * 1000) / 1000), setMapReplyMs: r.setMapReplyMs.map((x) => Math.round(x * 1000) / 1000), loopRequests: r.loopRequests, loopFailures: r.loopFailures, background: r.background })),
       table,
-    }, null, 2)}\n`);
+    });
   } finally {
     await p.stop();
   }

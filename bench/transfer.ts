@@ -13,11 +13,11 @@
  * bench/results/transfer.json.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { REPO, appDataFile, appDataPath, startPipeline, type Pipeline } from '../test/lab/pipeline.js';
+import { appDataFile, appDataPath, startPipeline, type Pipeline } from '../test/lab/pipeline.js';
 import { updateserver } from '../test/integration/cli.js';
+import { Knobs, startResult } from './result.js';
 
 interface Promotion { release: string; wallMs: number; copyMs: number; bytes: Record<string, number> }
 
@@ -35,9 +35,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const du = (...dirs: string[]) => Number(execFileSync('du', ['-sk', '-c', ...dirs]).toString().trim().split('\n').pop()!.split('\t')[0]);
 
 async function main(): Promise<void> {
-  const hostCounts = (process.env.HOSTS ?? '1,8').split(',').map(Number);
-  const runs = Number(process.env.RUNS ?? 3);
-  const files = Number(process.env.FILES ?? 2000);
+  const knobs = new Knobs();
+  const hostCounts = knobs.numbers('HOSTS', '1,8');
+  const runs = knobs.number('RUNS', 3);
+  const files = knobs.number('FILES', 2000);
+  if (files < 100 || files % 100 !== 0) throw new Error(`env FILES=${files}: a multiple of 100 (1% of the files change)`);
+  const result = startResult('transfer', knobs);
   const rows: Array<Record<string, number>> = [];
   for (const [i, n] of hostCounts.entries()) {
     const p = await startPipeline({ net: 76 + i, betaHosts: n, appDataFiles: files });
@@ -86,11 +89,7 @@ async function main(): Promise<void> {
     ? `${hi.hosts} hosts vs 1: first promotion ${(hi.firstWallMs! / lo.firstWallMs!).toFixed(2)}x the wall time (copy phase ${(hi.firstCopyMs! / lo.firstCopyMs!).toFixed(2)}x), 1% promotion ${(hi.deltaWallMsMedian! / lo.deltaWallMsMedian!).toFixed(2)}x (copy phase ${(hi.deltaCopyMsMedian! / lo.deltaCopyMsMedian!).toFixed(2)}x)`
     : '';
   process.stdout.write(`\n${table}\n${scaling ? `\n${scaling}\n` : ''}`);
-  await mkdir(join(REPO, 'bench', 'results'), { recursive: true });
-  await writeFile(join(REPO, 'bench', 'results', 'transfer.json'), `${JSON.stringify({
-    benchmark: 'transfer', command: 'node dist/bench/transfer.js', at: new Date().toISOString(),
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtEnd: loadavg() }, rows, table, scaling,
-  }, null, 2)}\n`);
+  process.stdout.write(`wrote ${await result.done({ rows, table, scaling })}\n`);
 }
 
 await main();

@@ -1,0 +1,84 @@
+/*
+ * Fleet scale (issue #8): a beta stage of 8, 32 and 50 hosts promoted on the lab; wall time, the
+ * orchestrator's peak memory, and what the hosts' sshds saw: connections per host, connections and
+ * busy hosts at once across the stage, distinct connections per host in the run.
+ *
+ *   npm run build && node dist/bench/fleet.js          (HOSTS=8,32,50 RUNS=2 by default; root needed)
+ *
+ * Per host count, on lab net 150, 151, ... (beta hosts 127.0.<net>.12 ...): a first promotion of dev
+ * and beta (not measured), then RUNS times a new version through dev and `updateserver beta --json`
+ * measured (bench/measure.ts), while bench/ssh-sessions.ts samples the sshds of dev1 and every beta
+ * host every 25 ms (busy hosts: beta's only, the hosts `parallel` bounds). No load generator
+ * (bench/promote.ts measures failed requests): the CPU is left to the run. The bound is the
+ * profile's `parallel` (default 16): hosts worked on at once.
+ * Prints a markdown table and writes bench/results/fleet.json.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadProfile } from '../src/config/load.js';
+import { startPipeline } from '../test/lab/pipeline.js';
+import { updateserver } from '../test/integration/cli.js';
+import { mb, measuredCli } from './measure.js';
+import { Knobs, median, startResult } from './result.js';
+import { watchSshds, type SshObservation } from './ssh-sessions.js';
+import { applicationWaiting, lastJournal } from './timeline.js';
+
+const knobs = new Knobs();
+const hostCounts = knobs.numbers('HOSTS', '8,32,50');
+const runs = knobs.number('RUNS', 2);
+const result = startResult('fleet', knobs);
+
+interface Run { wallMs: number; peakKb: number; overheadMs: number; waitingMs: number; ok: boolean; ssh: SshObservation }
+
+const rows: Array<Record<string, unknown>> = [];
+for (const [i, n] of hostCounts.entries()) {
+  const t0 = Date.now();
+  const p = await startPipeline({ net: 150 + i, betaHosts: n });
+  const labStartMs = Date.now() - t0;
+  try {
+    const parallel = (await loadProfile(p.project, 'beta')).parallel;
+    for (const stage of ['dev', 'beta']) {
+      const r = await updateserver(p.project.dir, stage);
+      if (r.code !== 0) throw new Error(`setup ${stage} failed:\n${r.stderr}`);
+    }
+    const watched = p.lab.hosts.map((h) => ({ name: h.name, pid: h.pid }));
+    const results: Run[] = [];
+    for (let k = 0; k < runs; k++) {
+      await writeFile(join(p.appDir, 'VERSION'), `5.${k}.${n}\n`);
+      const dev = await updateserver(p.project.dir, 'dev');
+      if (dev.code !== 0) throw new Error(`dev failed:\n${dev.stderr}`);
+      const watch = watchSshds(watched, new Set(p.betaHosts));
+      const r = await measuredCli(p.project.dir, ['beta', '--json']);
+      const ssh = watch.stop();
+      // A failed promotion is a result (reported NOT met), not a reason to stop measuring.
+      if (r.code !== 0) process.stderr.write(`updateserver beta on ${n} hosts failed (exit ${r.code}):\n${r.stderr.slice(-4000)}\n`);
+      const waiting = r.code === 0 ? applicationWaiting(await lastJournal(p.project.stateDir, 'beta')) : { waitingMs: NaN };
+      results.push({ wallMs: r.wallMs, peakKb: r.peakKb, overheadMs: r.wallMs - waiting.waitingMs, waitingMs: waiting.waitingMs, ok: r.code === 0, ssh });
+      process.stderr.write(`fleet ${n} hosts run ${k + 1}: wall ${r.wallMs} ms, peak ${mb(r.peakKb)} MB, ssh ${JSON.stringify(ssh)}\n`);
+    }
+    const max = (f: (s: SshObservation) => number) => Math.max(...results.map((r) => f(r.ssh)));
+    const row = {
+      hosts: n, runs, parallel, labStartMs, ok: results.every((r) => r.ok),
+      wallMsMedian: median(results.map((r) => r.wallMs)), wallMsMax: Math.max(...results.map((r) => r.wallMs)),
+      overheadMsMedian: median(results.map((r) => r.overheadMs)), waitingMsMedian: median(results.map((r) => r.waitingMs)),
+      peakMb: mb(Math.max(...results.map((r) => r.peakKb))),
+      // dev1 is watched too: the run reads the previous stage's live release there.
+      hostsWatched: watched.length,
+      maxConnectionsPerHost: max((s) => s.maxConnectionsPerHost), maxDistinctConnectionsPerHost: max((s) => s.maxDistinctConnectionsPerHost),
+      maxConnections: max((s) => s.maxConnections), maxBusyHosts: max((s) => s.maxBusyHosts), maxCommands: max((s) => s.maxCommands),
+      hostsConnected: Math.min(...results.map((r) => r.ssh.hostsConnected)),
+      runsDetail: results,
+    };
+    rows.push(row);
+    process.stdout.write(`${JSON.stringify({ ...row, runsDetail: undefined })}\n`);
+  } finally {
+    await p.stop();
+  }
+}
+const table = [
+  '| beta hosts | wall (median, max) | tool overhead (median) | peak memory | parallel | connections per host (max at once / distinct in a run) | connections at once (max) | beta hosts busy at once (max) | lab start |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.hosts} | ${r.wallMsMedian} ms, ${r.wallMsMax} ms | ${r.overheadMsMedian} ms | ${r.peakMb} MB | ${r.parallel} | ${r.maxConnectionsPerHost} / ${r.maxDistinctConnectionsPerHost} | ${r.maxConnections} of ${r.hostsWatched} hosts | ${r.maxBusyHosts} | ${r.labStartMs} ms |`),
+].join('\n');
+process.stdout.write(`\n${table}\n`);
+process.stdout.write(`wrote ${await result.done({ rows, table })}\n`);
