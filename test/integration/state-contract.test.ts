@@ -15,7 +15,12 @@ import { sql } from '../lab/pg.js';
 import type { StateBackend } from '../../src/state/backend.js';
 import { acquireWaiting, describeHolder, LockHeld, type LockInfo } from '../../src/state/lock.js';
 import type { HistoryEntry, StageState } from '../../src/state/store.js';
-import { CONTRACT_DB, openStore, samplePlan } from './state-stores.js';
+import { CONTRACT_DB, openStore, pgConfig, samplePlan } from './state-stores.js';
+import { probeStateStore } from '../../src/check/state-store.js';
+import type { Stage, StateBackendConfig } from '../../src/config/model.js';
+import type { UpdateserverError } from '../../src/errors.js';
+import { postgresBackend } from '../../src/state/backend.js';
+import { StateDb } from '../../src/state/postgres/db.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'state-child.js');
 let dir: string;
@@ -229,4 +234,48 @@ test('the PostgreSQL store keeps nothing in the local directory; its tables are 
   const tables = await sql<{ table_name: string }>(CONTRACT_DB, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'updateserver' ORDER BY 1");
   assert.deepEqual(tables.map((t) => t.table_name), ['history', 'journal', 'locks', 'stage_state']);
   assert.deepEqual((await readdir(dir)).sort(), ['state']);
+});
+
+test('check: the state store is reported usable, or with the fix (unreachable, unknown user, no right to create the tables)', async () => {
+  const project = { dir, stateDir: join(dir, 'state') };
+  const stageWith = (config: StateBackendConfig | undefined) => ({ name: 'beta', file: 'profiles/beta.yaml', state: config }) as unknown as Stage;
+  const good = await probeStateStore(project, stageWith(pgConfig(CONTRACT_DB)));
+  assert.deepEqual([good.ok, good.subject], [true, `state store postgres://postgres@127.0.0.1:5432/${CONTRACT_DB}`]);
+  assert.match(good.detail, /updateserver\.\{stage_state, history, journal, locks\} present and writable/);
+  assert.equal((await probeStateStore(project, stageWith(undefined))).detail.startsWith(`local directory ${project.stateDir}`), true);
+
+  const down = await probeStateStore(project, stageWith({ ...pgConfig(CONTRACT_DB), port: 1, url: 'postgres://postgres@127.0.0.1:1/x' }));
+  assert.equal(down.ok, false);
+  assert.match(down.fix ?? '', /start PostgreSQL on 127\.0\.0\.1:1/);
+
+  const nobody = await probeStateStore(project, stageWith({ ...pgConfig(CONTRACT_DB), user: 'us_state_nobody' }));
+  assert.equal(nobody.ok, false);
+  assert.match(nobody.detail, /us_state_nobody/);
+  assert.match(nobody.fix ?? '', /check the user us_state_nobody and its password/);
+
+  const fresh = 'us_state_check';
+  await sql('postgres', `DROP DATABASE IF EXISTS ${fresh} WITH (FORCE)`);
+  await sql('postgres', `CREATE DATABASE ${fresh}`);
+  await sql('postgres', 'DROP ROLE IF EXISTS us_state_reader');
+  await sql('postgres', 'CREATE ROLE us_state_reader LOGIN');
+  try {
+    const denied = await probeStateStore(project, stageWith({ ...pgConfig(fresh), user: 'us_state_reader' }));
+    assert.equal(denied.ok, false, JSON.stringify(denied));
+    assert.match(denied.detail, /updateserver\.stage_state, .* do not exist and us_state_reader may not create them/);
+    assert.equal(denied.fix, `let us_state_reader create the tables: GRANT CREATE ON DATABASE ${fresh} TO us_state_reader (or create schema updateserver for it)`);
+    // The command itself fails the same way, before any step, naming the store and the fix.
+    const backend = postgresBackend(new StateDb({ ...pgConfig(fresh), user: 'us_state_reader', url: `postgres://us_state_reader@127.0.0.1:5432/${fresh}` }));
+    try {
+      const err = await backend.store.read('beta').then(() => assert.fail('read'), (e: unknown) => e as UpdateserverError);
+      assert.match(err.message, new RegExp(`^state store postgres://us_state_reader@127\\.0\\.0\\.1:5432/${fresh}: permission denied`));
+      assert.match(err.hint ?? '', /GRANT CREATE ON DATABASE/);
+    } finally { await backend.close(); }
+    await sql('postgres', `GRANT CREATE ON DATABASE ${fresh} TO us_state_reader`);
+    const granted = await probeStateStore(project, stageWith({ ...pgConfig(fresh), user: 'us_state_reader' }));
+    assert.equal(granted.ok, true, JSON.stringify(granted));
+    assert.match(granted.detail, /will be created under schema updateserver by the first command/);
+  } finally {
+    await sql('postgres', `DROP DATABASE IF EXISTS ${fresh} WITH (FORCE)`);
+    await sql('postgres', 'DROP ROLE IF EXISTS us_state_reader');
+  }
 });
