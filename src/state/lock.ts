@@ -82,7 +82,7 @@ export function describeHolder(l: LockInfo): string {
 }
 
 /** Whether a process of this machine runs: a zombie (dead, not yet reaped) does not count. */
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';

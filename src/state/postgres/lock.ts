@@ -8,7 +8,8 @@
  */
 import type pg from 'pg';
 import { UpdateserverError } from '../../errors.js';
-import { LockHeld, manualExpired, newHolder, type AcquireOptions, type HeldLock, type LockInfo, type LockStore } from '../lock.js';
+import { hostname } from 'node:os';
+import { LockHeld, manualExpired, newHolder, pidAlive, type AcquireOptions, type HeldLock, type LockInfo, type LockStore } from '../lock.js';
 import { LOCK_KEY, SCHEMA, type StateDb } from './db.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,8 +52,11 @@ export class PgLockStore implements LockStore {
       for (let attempt = 0; attempt < 50; attempt++) {
         if (!(await tryAdvisory(client, stage))) {
           const holder = await readRow(client, stage);
-          if (holder) throw new LockHeld(holder);
+          // A holder that died on this machine a moment ago: the server ends its session as soon as it
+          // notices the closed connection, which frees the advisory lock. Give it that moment.
+          if (holder && !(holder.session !== undefined && holder.machine === hostname() && !pidAlive(holder.pid))) throw new LockHeld(holder);
           // The holder has its advisory lock but has not written its record yet (or has just deleted it).
+          if (attempt === 49 && holder) throw new LockHeld(holder);
           await sleep(100);
           continue;
         }
