@@ -1,5 +1,6 @@
 /*
- * One lock per stage, so two promotions of a stage never run at once. The lock file says who holds it
+ * One lock per stage, so two promotions of a stage never run at once. LockStore is what commands use;
+ * this file holds the local directory's (postgres/lock.ts holds PostgreSQL's). The lock file says who holds it
  * (user, machine, pid, since when, why); a running command refreshes its heartbeat, and a lock whose
  * heartbeat is older than its time-to-live, or whose process is gone from this machine, is stale and
  * may be taken over, so a crashed run never blocks the stage for good. A lock taken by hand
