@@ -6,10 +6,8 @@
 import pg from 'pg';
 import type { Project, Stage, StateBackendConfig } from '../config/model.js';
 import { describeError } from '../errors.js';
-import { clientConfig, CREATE_TABLES, SCHEMA, stateStoreFix } from '../state/postgres/db.js';
+import { clientConfig, grantFix, SCHEMA, STATE_TABLES as TABLES, stateStoreFix } from '../state/postgres/db.js';
 import { ok, problem, type Finding } from './finding.js';
-
-const TABLES = CREATE_TABLES.flatMap((s) => /^CREATE TABLE IF NOT EXISTS \w+\.(\w+)/.exec(s)?.[1] ?? []);
 
 export async function probeStateStore(project: Project, stage: Stage): Promise<Finding> {
   const c = stage.state;
@@ -32,14 +30,14 @@ export async function probeStateStore(project: Project, stage: Stage): Promise<F
 }
 
 async function probeTables(client: pg.Client, c: StateBackendConfig, subject: string): Promise<Finding> {
+  // pg_class, not information_schema: the latter hides tables the user has no right on.
   const present = (await client.query<{ t: string; rw: boolean }>(
-    `SELECT table_name AS t, has_table_privilege(format('%I.%I', table_schema, table_name), 'SELECT, INSERT, UPDATE, DELETE') AS rw
-       FROM information_schema.tables WHERE table_schema = $1`, [SCHEMA])).rows;
+    `SELECT c.relname AS t, has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE') AS rw
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'`, [SCHEMA])).rows;
   const missing = TABLES.filter((t) => !present.some((p) => p.t === t));
   const readOnly = present.filter((p) => TABLES.includes(p.t) && !p.rw).map((p) => p.t);
   if (readOnly.length > 0) {
-    return problem(subject, 'tables', `${c.user} may not read and write ${readOnly.map((t) => `${SCHEMA}.${t}`).join(', ')}`,
-      `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${c.user}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${SCHEMA} TO ${c.user}`);
+    return problem(subject, 'tables', `${c.user} may not read and write ${readOnly.map((t) => `${SCHEMA}.${t}`).join(', ')}`, grantFix(c.user));
   }
   if (missing.length === 0) return ok(subject, 'tables', `${SCHEMA}.{${TABLES.join(', ')}} present and writable`);
   // Missing tables are created on first use: in the schema if it exists, else with the schema itself.

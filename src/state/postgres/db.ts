@@ -21,6 +21,9 @@ export const CREATE_TABLES: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS ${SCHEMA}.locks (stage text PRIMARY KEY, holder jsonb NOT NULL)`,
 ];
 
+/** The tables' names, as CREATE_TABLES creates them. */
+export const STATE_TABLES: readonly string[] = CREATE_TABLES.flatMap((s) => /^CREATE TABLE IF NOT EXISTS \w+\.(\w+)/.exec(s)?.[1] ?? []);
+
 /** Serialises the table creation of commands starting at once (a constant key of our own). */
 const CREATE_KEY = "hashtextextended('updateserver.create-tables', 0)";
 
@@ -47,9 +50,13 @@ export function stateStoreFix(c: StateBackendConfig, err: unknown): string {
   }
   if (code === '28P01' || code === '28000') return `check the user ${c.user} and its password (state.passwordEnv) and pg_hba.conf on ${c.host}`;
   if (code === '3D000') return `create the database: createdb -h ${c.host} -p ${c.port} -U ${c.user} ${c.database}`;
-  if (code === '42501') return `let ${c.user} create the tables: GRANT CREATE ON DATABASE ${c.database} TO ${c.user} (or create schema ${SCHEMA} for it)`;
+  if (code === '42501') return `let ${c.user} create the tables: GRANT CREATE ON DATABASE ${c.database} TO ${c.user}; or, once they exist, ${grantFix(c.user)}`;
   return 'check the state store named in the profile\'s state.postgres';
 }
+
+/** The rights a user needs on tables that exist. */
+export const grantFix = (user: string) =>
+  `GRANT USAGE ON SCHEMA ${SCHEMA} TO ${user}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${user}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${SCHEMA} TO ${user}`;
 
 export class StateDb {
   private pool: pg.Pool | undefined;
@@ -74,6 +81,10 @@ export class StateDb {
   private async createTables(): Promise<void> {
     const client = await this.getPool().connect();
     try {
+      // Once they exist, a user with only the right to read and write them is enough: CREATE ... IF NOT
+      // EXISTS would still ask for the right to create.
+      const found = await client.query<{ n: string }>(`SELECT count(to_regclass($1 || '.' || t)) AS n FROM unnest($2::text[]) t`, [SCHEMA, [...STATE_TABLES]]);
+      if (Number(found.rows[0]!.n) === STATE_TABLES.length) return;
       await client.query('BEGIN');
       await client.query(`SELECT pg_advisory_xact_lock(${CREATE_KEY})`);
       for (const sql of CREATE_TABLES) await client.query(sql);
