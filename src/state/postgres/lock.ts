@@ -93,10 +93,12 @@ export class PgLockStore implements LockStore {
     const r = await this.db.query<{ holder: LockInfo }>(`DELETE FROM ${SCHEMA}.locks WHERE stage = $1 RETURNING holder`, [stage]);
     const holder = r.rows[0]?.holder;
     // The session of a command still running keeps the advisory lock: ending it is what --force asks for.
+    // Only the session that holds this stage's key: a backend pid alone may have been reused since.
     if (holder?.session !== undefined) {
       await this.db.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid = $1 AND granted`,
-        [holder.session],
+        `SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = $2 AND l.objsubid = 1
+           AND ((l.classid::bigint << 32) | l.objid::bigint) = ${LOCK_KEY}`,
+        [stage, holder.session],
       );
     }
     return holder;
