@@ -62,17 +62,18 @@ function killPoint(phaseName: string, state: 'begin' | 'end'): void {
 /** Runs one action, journalled before and after; progress listeners hear the same three moments. */
 async function step(ctx: ApplyContext, phaseName: string, target: string, action: Action): Promise<void> {
   ctx.logger.debug(action.title, { host: target, action });
-  ctx.journal?.step(phaseName, target, action.title, 'begin');
+  await ctx.journal?.step(phaseName, target, action.title, 'begin');
   ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'begin' });
   if (ctx.journal) killPoint(phaseName, 'begin');
   try {
     await runAction(ctx, action);
   } catch (err) {
-    ctx.journal?.step(phaseName, target, action.title, 'fail', describeError(err));
+    // Recording the failure must not hide it.
+    await ctx.journal?.step(phaseName, target, action.title, 'fail', describeError(err)).catch((e: unknown) => ctx.logger.warn(`journal: ${describeError(e)}`));
     ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'fail', error: describeError(err) });
     throw err;
   }
-  ctx.journal?.step(phaseName, target, action.title, 'end');
+  await ctx.journal?.step(phaseName, target, action.title, 'end');
   ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'end' });
   if (ctx.journal) killPoint(phaseName, 'end');
 }

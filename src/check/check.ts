@@ -12,6 +12,7 @@ import { ok, problem, type Finding } from './finding.js';
 import { probeHosts } from './hosts.js';
 import { probeLoadBalancers } from './load-balancers.js';
 import { checkOffline } from './offline.js';
+import { probeStateStore } from './state-store.js';
 
 export interface CheckReport {
   stage: string;
@@ -43,7 +44,7 @@ export async function checkStage(project: Project, stageName: string, options: C
     const size = source !== undefined && existsSync(source) ? await releaseBytes(source) : 0;
     const hosts = await probeHosts(stage, size);
     try {
-      findings.push(...hosts.findings, ...(await probeLoadBalancers(stage, hosts.transports)), ...(await probeDatabases(stage)));
+      findings.push(await probeStateStore(project, stage), ...hosts.findings, ...(await probeLoadBalancers(stage, hosts.transports)), ...(await probeDatabases(stage)));
     } finally {
       await Promise.allSettled([...hosts.transports.values()].map((t) => t.close()));
     }

@@ -1,6 +1,7 @@
 import { loadProfile } from '../config/load.js';
 import { EXIT_OK } from '../errors.js';
-import { StateStore, describeData } from '../state/store.js';
+import { describeData } from '../state/store.js';
+import { withState } from '../state/backend.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
@@ -8,8 +9,8 @@ import type { PromoteFlags } from './options.js';
 export async function runHistory(stage: string, flags: PromoteFlags & { limit?: string }): Promise<number> {
   try {
     const project = projectFrom(flags);
-    await loadProfile(project, stage);
-    const entries = await new StateStore(project.stateDir).history(stage, Number(flags.limit ?? 20) || 20);
+    const loaded = await loadProfile(project, stage);
+    const entries = await withState(project, loaded, (s) => s.store.history(stage, Number(flags.limit ?? 20) || 20));
     if (flags.json) { printJson(entries); return EXIT_OK; }
     if (entries.length === 0) process.stdout.write(`${stage}: no runs recorded yet\n`);
     for (const e of entries) {

@@ -11,7 +11,7 @@ import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { migrationStatus, resolveMigration } from '../data/migrations/runner.js';
-import { StateStore } from '../state/store.js';
+import { withState } from '../state/backend.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
@@ -21,7 +21,7 @@ export async function runMigrate(action: string, stageName: string, service: str
     const project = projectFrom(flags);
     const stage = await loadProfile(project, stageName);
     if (action === 'status') {
-      const recorded = await new StateStore(project.stateDir).read(stage.name);
+      const recorded = await withState(project, stage, (s) => s.store.read(stage.name));
       const out: unknown[] = [];
       for (const s of Object.values(stage.services)) {
         if (!s.database) continue;

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { PLACEHOLDERS, unknownPlaceholders } from '../commands/placeholders.js';
 import type { ProfileData, ServiceData } from './schema.js';
+import type { Stage } from './model.js';
 import { templateProblems } from '../release/name.js';
 
 export interface CrossIssue { path: string; message: string }
@@ -218,6 +219,26 @@ function checkListenPorts(data: ProfileData): CrossIssue[] {
         });
       }
     }
+  }
+  return issues;
+}
+
+/** Where a stage's state lives, as people read it. */
+export const describeStateStore = (s: Stage): string => (s.state ? `PostgreSQL ${s.state.url}` : 'the local state directory');
+
+/**
+ * A promotion reads what passed the previous stage from the state store: stages linked by from: must
+ * keep their state in one store, or the guard would read another team's (or no) record.
+ */
+export function checkSameStateStore(chain: readonly Stage[]): Array<{ file: string; path: string; message: string; line?: number | undefined }> {
+  const issues = [];
+  for (let i = 0; i + 1 < chain.length; i++) {
+    const [stage, from] = [chain[i]!, chain[i + 1]!];
+    if (describeStateStore(stage) === describeStateStore(from)) continue;
+    issues.push({
+      file: stage.file, path: 'state',
+      message: `${stage.name} keeps its state in ${describeStateStore(stage)} but ${from.name} (its from:, ${from.file}) in ${describeStateStore(from)}: stages linked by from: must name the same state store`,
+    });
   }
   return issues;
 }

@@ -5,11 +5,11 @@ import { homedir } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { readYamlFile } from './yaml-file.js';
 import { defaultChecks, healthchecksPath, loadHealthchecks, type HealthChecks } from './healthchecks.js';
-import { NAME_PATTERN, profile as profileSchema, type DatabaseData, type ProfileData, type SourceData } from './schema.js';
+import { NAME_PATTERN, profile as profileSchema, type DatabaseData, type ProfileData, type SourceData, type StateData } from './schema.js';
 import { DEFAULT_RELEASE_NAME } from '../release/name.js';
 import { Secret } from './secret.js';
-import { backendName, SLOTS, type CodeSource, type Database, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
-import { checkStage } from './cross-checks.js';
+import { backendName, SLOTS, type CodeSource, type Database, type StateBackendConfig, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
+import { checkSameStateStore, checkStage } from './cross-checks.js';
 
 export function profileFile(stage: string): string {
   return join('profiles', `${stage}.yaml`);
@@ -113,6 +113,19 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
     hosts: Object.freeze(hosts), loadBalancers: Object.freeze(loadBalancers), services: Object.freeze(services),
     parallel: data.serial ? 1 : data.parallel, keepReleases: data.keepReleases,
     notify: data.notify === undefined ? undefined : Object.freeze({ webhook: data.notify.webhook, events: Object.freeze([...new Set(data.notify.events)]), timeoutMs: data.notify.timeoutMs }),
+    state: data.state === undefined ? undefined : resolveState(data.state),
+  });
+}
+
+/** The schema made sure the URL has a user, a host and a database, and no password. */
+function resolveState(s: StateData): StateBackendConfig {
+  const u = new URL(s.postgres);
+  const port = u.port === '' ? 5432 : Number(u.port);
+  const user = decodeURIComponent(u.username);
+  const database = decodeURIComponent(u.pathname.slice(1));
+  return Object.freeze({
+    kind: 'postgres', url: `postgres://${user}@${u.hostname}:${port}/${database}`, host: u.hostname, port, user, database,
+    password: s.passwordEnv === undefined ? undefined : new Secret(process.env[s.passwordEnv] ?? '', `environment variable ${s.passwordEnv}`),
   });
 }
 
@@ -128,12 +141,15 @@ function resolveSource(project: Project, s: SourceData): CodeSource {
 
 /** Settings that name the environment: checked here, before any connection, rather than failing later. */
 function checkEnvironment(data: ProfileData): Array<{ path: string; message: string }> {
-  return Object.entries(data.services).flatMap(([name, s]) => {
+  const stateEnv = data.state?.passwordEnv;
+  return [...Object.entries(data.services).flatMap(([name, s]) => {
     const env = s.database?.passwordEnv;
     return env !== undefined && process.env[env] === undefined
       ? [{ path: `services.${name}.database.passwordEnv`, message: `environment variable ${env} is not set (it should hold the database password)` }]
       : [];
-  });
+  }), ...(stateEnv !== undefined && process.env[stateEnv] === undefined
+    ? [{ path: 'state.passwordEnv', message: `environment variable ${stateEnv} is not set (it should hold the state store's password)` }]
+    : [])];
 }
 
 /**
@@ -160,5 +176,7 @@ export async function loadPipeline(project: Project, stage: string): Promise<Sta
     chain.push(current);
     next = current.from;
   }
+  const issues = checkSameStateStore(chain);
+  if (issues.length > 0) throw new ConfigError(issues);
   return chain;
 }

@@ -121,6 +121,23 @@ export interface Stage {
   readonly keepReleases: number;
   /** Webhook told of started / switched / rolled-back / failed runs. */
   readonly notify?: Notify | undefined;
+  /** Team state in PostgreSQL; undefined: the local state directory. */
+  readonly state?: StateBackendConfig | undefined;
+}
+
+/**
+ * Where a stage's recorded state, history, journal and lock live when not in the local state
+ * directory: a PostgreSQL database shared by everyone who promotes the stage.
+ */
+export interface StateBackendConfig {
+  readonly kind: 'postgres';
+  /** postgres://user@host:port/database: never holds the password, so it may be printed. */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly database: string;
+  readonly password: Secret | undefined;
 }
 
 export type NotifyEvent = 'started' | 'switched' | 'rolled-back' | 'failed';

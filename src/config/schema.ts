@@ -178,6 +178,15 @@ export const notify = z.strictObject({
   timeoutMs: millis(60_000).default(5000),
 });
 
+/** Where recorded state, history, journal and lock live: PostgreSQL shared by a team (decision 0007). */
+export const STATE_URL_HINT = 'expected postgres://user@host[:port]/database (the password goes in passwordEnv, never in the URL)';
+export const state = z.strictObject({
+  // No ":" before "@": a password in the URL is refused, so it can never be printed with it.
+  postgres: z.string({ error: STATE_URL_HINT }).regex(/^postgres(?:ql)?:\/\/[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9_-]{1,63}$/, { error: STATE_URL_HINT }),
+  /** Name of the environment variable holding the password (never the password itself). */
+  passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: 'expected an environment variable name such as UPDATESERVER_STATE_PASSWORD' }).optional(),
+});
+
 export const profile = z.strictObject({
   from: name().optional(),
   source: source.optional(),
@@ -194,6 +203,8 @@ export const profile = z.strictObject({
   /** Releases kept per service on each host (never the release of either slot). */
   keepReleases: z.int().min(2).max(100).default(5),
   notify: notify.optional(),
+  /** Team state: `state: { postgres: postgres://user@host/db, passwordEnv: X }`; without it, the local state directory. */
+  state: state.optional(),
 });
 
 export type ProfileInput = z.input<typeof profile>;
@@ -205,3 +216,4 @@ export type HttpCheckData = z.output<typeof httpCheck>;
 export type DatabaseData = z.output<typeof database>;
 export type SourceData = z.output<typeof source>;
 export type NotifyData = z.output<typeof notify>;
+export type StateData = z.output<typeof state>;

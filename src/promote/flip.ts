@@ -15,12 +15,11 @@ import { applyPlan } from '../apply/apply.js';
 import type { StepEvent } from '../apply/context.js';
 import type { Plan } from '../plan/plan.js';
 import { runNotifier } from '../notify/notify.js';
-import { StateStore } from '../state/store.js';
+import { openState } from '../state/backend.js';
 import { allLimited } from '../transport/runner.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { takeLock } from './lock.js';
-import { Journal, readInterrupted } from '../state/journal.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import type { PromoteResult } from './promote.js';
 
@@ -47,14 +46,21 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   const { project, logger } = options;
   const stage = await loadProfile(project, options.stage);
   const services = selectServices(stage, options.services);
-  const store = new StateStore(project.stateDir);
+  const state = openState(project, stage);
+  const { store } = state;
   const link = new StageLink(stage);
-  const lock = await takeLock(project, stage.name, options);
-  const interrupted = await readInterrupted(project.stateDir, stage.name);
+  let lock;
   try {
+    lock = await takeLock(state.locks, stage.name, options);
+  } catch (err) {
+    await state.close();
+    throw err;
+  }
+  try {
+    const interrupted = await state.journals.readInterrupted(stage.name);
     refuseUnlessTold(interrupted, stage.name, options);
     await link.open([...new Set([...hostsUsed(stage, services), ...hostsOfInterrupted(interrupted)])]);
-    const abandoned = await settleInterrupted(interrupted, stage, link, store, options);
+    const abandoned = await settleInterrupted(interrupted, stage, link, state, options);
     if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, link.balancers, recorded);
@@ -88,7 +94,7 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
     if (options.dryRun) return { plan, applied: false, skipped: 'dry run', durationMs: Date.now() - started };
 
     const t0 = Date.now();
-    const journal = await Journal.begin(project.stateDir, plan);
+    const journal = await state.journals.begin(plan);
     const notifier = runNotifier(stage.notify, plan, logger, options.runId ?? new Date(started).toISOString(), now);
     await notifier.started();
     const onStep = options.progress?.(plan);
@@ -110,5 +116,6 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   } finally {
     await link.close(logger);
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
+    await state.close().catch((err: unknown) => logger.warn(`closing the state store: ${describeError(err)}`));
   }
 }

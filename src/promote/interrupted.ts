@@ -6,8 +6,8 @@ import type { Stage } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { recoverPlan } from '../apply/apply.js';
-import { archiveInterrupted, type Interrupted } from '../state/journal.js';
-import type { StateStore } from '../state/store.js';
+import type { Interrupted } from '../state/journal.js';
+import type { StateBackend } from '../state/backend.js';
 import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.js';
 import { hostCodeHash } from '../observe/code-hash.js';
 import type { StageLink } from './stage-link.js';
@@ -37,13 +37,14 @@ export function hostsOfInterrupted(i: Interrupted | undefined): string[] {
  * Once connected: cleans up after the interrupted run, if any. Returns the summary when the run
  * should stop there (--abandon), undefined when it goes on.
  */
-export async function settleInterrupted(i: Interrupted | undefined, stage: Stage, link: StageLink, store: StateStore, options: { abandon?: boolean; dryRun?: boolean; logger: Logger }): Promise<string | undefined> {
+export async function settleInterrupted(i: Interrupted | undefined, stage: Stage, link: StageLink, state: StateBackend, options: { abandon?: boolean; dryRun?: boolean; logger: Logger }): Promise<string | undefined> {
   if (!i || options.dryRun) return undefined;
-  const summary = await recoverInterrupted(i, stage, link, store, options.logger);
+  const summary = await recoverInterrupted(i, stage, link, state, options.logger);
   return options.abandon ? `abandoned the interrupted run: ${summary}` : undefined;
 }
 
-async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink, store: StateStore, logger: Logger): Promise<string> {
+async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink, state: StateBackend, logger: Logger): Promise<string> {
+  const { store } = state;
   const plan = i.start.plan;
   const ctx = { stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] };
   const result = await recoverPlan(ctx, plan, i.phases);
@@ -56,7 +57,7 @@ async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink,
     await recordPassed(store, stage.name, passed, plan);
   }
   await appendRun(store, plan, result.switched ? 'ok' : 'failed', 0, now, `interrupted run cleaned up: ${result.summary}`, { passed });
-  await archiveInterrupted(i, `cleaned up: ${result.summary}`);
+  await state.journals.archive(i, `cleaned up: ${result.summary}`);
   logger.warn(`${describeInterrupted(i)}. Cleaned up: ${result.summary}`);
   return result.summary;
 }

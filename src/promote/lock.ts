@@ -1,10 +1,8 @@
-import type { Project } from '../config/model.js';
 import type { Logger } from '../log.js';
-import { acquireWaiting, describeHolder, LockStore, type HeldLock } from '../state/lock.js';
+import { acquireWaiting, describeHolder, type HeldLock, type LockStore } from '../state/lock.js';
 
 /** Takes the stage's lock for a run that changes things; a dry run takes none (it only reports the holder). */
-export async function takeLock(project: Project, stage: string, options: { dryRun?: boolean; waitMs?: number; logger: Logger }): Promise<HeldLock | undefined> {
-  const store = new LockStore(project.stateDir);
+export async function takeLock(store: LockStore, stage: string, options: { dryRun?: boolean; waitMs?: number; logger: Logger }): Promise<HeldLock | undefined> {
   if (options.dryRun) {
     const holder = await store.read(stage);
     if (holder) options.logger.warn(`stage ${stage} is locked by ${describeHolder(holder)}: a real run would wait or be refused`);

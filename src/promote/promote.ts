@@ -14,7 +14,7 @@ import type { Plan } from '../plan/plan.js';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { StepEvent } from '../apply/context.js';
 import { runNotifier } from '../notify/notify.js';
-import { StateStore } from '../state/store.js';
+import { openState } from '../state/backend.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, passedRecords, recordFailure, recordPassed, recordSwitch } from './record.js';
 import { cachedCodeHash, readHostManifest } from '../observe/code-hash.js';
@@ -25,7 +25,6 @@ import { resolveGitSource } from '../release/git.js';
 import { checkDiskSpace } from './preflight.js';
 import { dataVersion, readDataFacts, readKeptData } from './data-facts.js';
 import { takeLock } from './lock.js';
-import { Journal, readInterrupted } from '../state/journal.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,12 +80,19 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   }
   // A git source's ref is resolved before the lock or any connection: an unknown ref changes nothing.
   const git = stage.source?.kind === 'git' ? await resolveGitSource(stage, stage.source) : undefined;
-  const store = new StateStore(project.stateDir);
+  const state = openState(project, stage);
+  const { store } = state;
   const target = new StageLink(stage);
   const source = from ? new StageLink(from) : undefined;
-  const lock = await takeLock(project, stage.name, options);
-  const interrupted = await readInterrupted(project.stateDir, stage.name);
+  let lock;
   try {
+    lock = await takeLock(state.locks, stage.name, options);
+  } catch (err) {
+    await state.close();
+    throw err;
+  }
+  try {
+    const interrupted = await state.journals.readInterrupted(stage.name);
     refuseUnlessTold(interrupted, stage.name, options);
     logger.info(`connecting to ${hostsUsed(stage, services).length} host(s) of ${stage.name}${from ? ` and the live hosts of ${from.name}` : ''}`);
     // Both sides settle before a failure is reported, so no connection is left half-open behind it.
@@ -97,7 +103,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     ]);
 
     logger.debug('connected');
-    const abandoned = await settleInterrupted(interrupted, stage, target, store, options);
+    const abandoned = await settleInterrupted(interrupted, stage, target, state, options);
     if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
     const recorded = await store.read(stage.name);
     const live = await readLiveSlots(stage, target.balancers, recorded);
@@ -187,7 +193,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const balancers = target.balancerMap();
     const t0 = Date.now();
     let apply: ApplyResult;
-    const journal = await Journal.begin(project.stateDir, plan);
+    const journal = await state.journals.begin(plan);
     const notifier = runNotifier(stage.notify, plan, logger, options.runId ?? new Date(started).toISOString(), now);
     await notifier.started();
     const onStep = options.progress?.(plan);
@@ -209,6 +215,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
+    await state.close().catch((err: unknown) => logger.warn(`closing the state store: ${describeError(err)}`));
   }
 }
 

@@ -14,7 +14,7 @@ import { describeConnection } from '../data/connection.js';
 import { openDb } from '../data/db.js';
 import { copyDatabase, refuseUnsafeTarget, type SnapshotResult } from '../data/snapshot.js';
 import { readLiveSlots } from '../observe/live.js';
-import { StateStore } from '../state/store.js';
+import { openState } from '../state/backend.js';
 import { StageLink, selectServices } from '../promote/stage-link.js';
 import { takeLock } from '../promote/lock.js';
 
@@ -114,10 +114,18 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
   const { project, logger } = options;
   const { stage, from } = await refreshPipeline(project, options.stage, options.from);
   // The earlier stage is the one changed: its lock keeps a promotion from replacing the same database meanwhile.
-  const lock = await takeLock(project, stage.name, options);
+  // The two stages share one state store (checked with the pipeline).
+  const state = openState(project, stage);
+  let lock;
+  try {
+    lock = await takeLock(state.locks, stage.name, options);
+  } catch (err) {
+    await state.close();
+    throw err;
+  }
   const links = [new StageLink(stage), new StageLink(from)];
   try {
-    const store = new StateStore(project.stateDir);
+    const { store } = state;
     // Only the load balancers are asked (over SSH when they are remote): they decide what is live.
     const [here, there] = await Promise.all(links.map(async (link) => {
       await link.open(Object.values(link.stage.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : [])));
@@ -138,5 +146,6 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
   } finally {
     await Promise.all(links.map((l) => l.close(logger)));
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
+    await state.close().catch((err: unknown) => logger.warn(`closing the state store: ${describeError(err)}`));
   }
 }

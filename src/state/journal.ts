@@ -1,7 +1,9 @@
 /*
- * The journal of a run: its plan, then every step as it begins and ends, appended and flushed as
- * they happen. A run that dies (even kill -9) leaves it behind; the next run reads it to say what
- * happened and to clean up (--abandon) or clean up and run again (--resume) without touching live.
+ * The journal of a run: its plan, then every step as it begins and ends, recorded durably before the
+ * step it announces runs. A run that dies (even kill -9) leaves it behind; the next run reads it to
+ * say what happened and to clean up (--abandon) or clean up and run again (--resume) without touching
+ * live. JournalStore is what commands work with; this file holds the local directory's journal (one
+ * fsynced JSONL file per stage); the PostgreSQL one is in postgres/journal.ts.
  */
 import { appendFileSync, closeSync, fsyncSync, openSync } from 'node:fs';
 import { mkdir, readFile, rename, readdir, unlink } from 'node:fs/promises';
@@ -14,37 +16,71 @@ export type JournalEntry =
   | { type: 'step'; at: string; phase: string; target: string; title: string; state: 'begin' | 'end' | 'fail'; error?: string }
   | { type: 'finish'; at: string; result: string };
 
-export class Journal {
-  private constructor(readonly file: string) {}
+export type StepEntry = Extract<JournalEntry, { type: 'step' }>;
+export type StartEntry = Extract<JournalEntry, { type: 'start' }>;
 
-  static dir(stateDir: string): string { return join(stateDir, 'journal'); }
-  static fileFor(stateDir: string, stage: string): string { return join(Journal.dir(stateDir), `${stage}.jsonl`); }
+/** The journal of one run being applied. */
+export interface Journal {
+  /** Resolves once the entry is durable: the caller runs the step only after that. */
+  step(phase: string, target: string, title: string, state: 'begin' | 'end' | 'fail', error?: string): Promise<void>;
+  /** The run ended (well or not, but by itself): the journal is archived. */
+  finish(result: string): Promise<void>;
+}
 
-  static async begin(stateDir: string, plan: Plan): Promise<Journal> {
-    await mkdir(Journal.dir(stateDir), { recursive: true });
-    const j = new Journal(Journal.fileFor(stateDir, plan.stage));
-    j.write({ type: 'start', at: new Date().toISOString(), pid: process.pid, user: userInfo().username, machine: hostname(), plan });
-    return j;
+/** An interrupted run: its plan and how far it got. */
+export interface Interrupted {
+  /** Where its journal is: a file, or a run id in PostgreSQL. */
+  ref: string;
+  start: StartEntry;
+  steps: StepEntry[];
+  /** Phases that began. */
+  phases: Set<string>;
+  lastStep: StepEntry | undefined;
+}
+
+/** The journals of every stage, wherever they are kept. */
+export interface JournalStore {
+  begin(plan: Plan): Promise<Journal>;
+  /** The stage's run that began and never finished, if any. */
+  readInterrupted(stage: string): Promise<Interrupted | undefined>;
+  /** Marks the interrupted run as dealt with (how) and archives it. */
+  archive(i: Interrupted, how: string): Promise<void>;
+}
+
+export const startEntry = (plan: Plan): StartEntry => ({ type: 'start', at: new Date().toISOString(), pid: process.pid, user: userInfo().username, machine: hostname(), plan });
+export const stepEntry = (phase: string, target: string, title: string, state: 'begin' | 'end' | 'fail', error?: string): StepEntry =>
+  ({ type: 'step', at: new Date().toISOString(), phase, target, title, state, ...(error ? { error } : {}) });
+export const finishEntry = (result: string): JournalEntry => ({ type: 'finish', at: new Date().toISOString(), result });
+
+/** Reads a run's entries into what the next run needs; undefined without a start entry. */
+export function interruptedFrom(ref: string, entries: JournalEntry[]): Interrupted | undefined {
+  const start = entries.find((e): e is StartEntry => e.type === 'start');
+  if (!start) return undefined;
+  const steps = entries.filter((e): e is StepEntry => e.type === 'step');
+  return { ref, start, steps, phases: new Set(steps.map((s) => s.phase)), lastStep: steps[steps.length - 1] };
+}
+
+/** Synchronous and fsynced: the entry is on disk before the step it announces runs. */
+function appendSynced(file: string, entry: JournalEntry): void {
+  const fd = openSync(file, 'a');
+  try {
+    appendFileSync(fd, `${JSON.stringify(entry)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+class FileJournal implements Journal {
+  constructor(readonly file: string) {}
+
+  step(phase: string, target: string, title: string, state: 'begin' | 'end' | 'fail', error?: string): Promise<void> {
+    appendSynced(this.file, stepEntry(phase, target, title, state, error));
+    return Promise.resolve();
   }
 
-  /** Synchronous and fsynced: the entry is on disk before the step it announces runs. */
-  write(entry: JournalEntry): void {
-    const fd = openSync(this.file, 'a');
-    try {
-      appendFileSync(fd, `${JSON.stringify(entry)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
-
-  step(phase: string, target: string, title: string, state: 'begin' | 'end' | 'fail', error?: string): void {
-    this.write({ type: 'step', at: new Date().toISOString(), phase, target, title, state, ...(error ? { error } : {}) });
-  }
-
-  /** The run ended (well or not, but by itself): the journal is archived beside the others. */
   async finish(result: string): Promise<void> {
-    this.write({ type: 'finish', at: new Date().toISOString(), result });
+    appendSynced(this.file, finishEntry(result));
     await rename(this.file, this.file.replace(/\.jsonl$/, `.${Date.now()}.done.jsonl`));
     await pruneArchive(join(this.file, '..'), 20);
   }
@@ -55,39 +91,41 @@ async function pruneArchive(dir: string, keep: number): Promise<void> {
   for (const f of done.slice(0, Math.max(0, done.length - keep))) await unlink(join(dir, f)).catch(() => {});
 }
 
-/** An interrupted run: its plan and how far it got. */
-export interface Interrupted {
-  file: string;
-  start: Extract<JournalEntry, { type: 'start' }>;
-  steps: Array<Extract<JournalEntry, { type: 'step' }>>;
-  /** Phases that began. */
-  phases: Set<string>;
-  lastStep: Extract<JournalEntry, { type: 'step' }> | undefined;
-}
+/** <stateDir>/journal/<stage>.jsonl while a run is under way; archived as <stage>.<ms>.done.jsonl. */
+export class FileJournalStore implements JournalStore {
+  constructor(readonly stateDir: string) {}
 
-export async function readInterrupted(stateDir: string, stage: string): Promise<Interrupted | undefined> {
-  const file = Journal.fileFor(stateDir, stage);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  const entries: JournalEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    // The last line may be cut short by the crash; what was written whole is enough.
-    try { entries.push(JSON.parse(line) as JournalEntry); } catch { break; }
-  }
-  const start = entries.find((e): e is Extract<JournalEntry, { type: 'start' }> => e.type === 'start');
-  if (!start) return undefined;
-  const steps = entries.filter((e): e is Extract<JournalEntry, { type: 'step' }> => e.type === 'step');
-  return { file, start, steps, phases: new Set(steps.map((s) => s.phase)), lastStep: steps[steps.length - 1] };
-}
+  private dir(): string { return join(this.stateDir, 'journal'); }
+  fileFor(stage: string): string { return join(this.dir(), `${stage}.jsonl`); }
 
-export async function archiveInterrupted(i: Interrupted, how: string): Promise<void> {
-  const fd = openSync(i.file, 'a');
-  try { appendFileSync(fd, `${JSON.stringify({ type: 'finish', at: new Date().toISOString(), result: how })}\n`); } finally { closeSync(fd); }
-  await rename(i.file, i.file.replace(/\.jsonl$/, `.${Date.now()}.done.jsonl`));
+  async begin(plan: Plan): Promise<Journal> {
+    await mkdir(this.dir(), { recursive: true });
+    const j = new FileJournal(this.fileFor(plan.stage));
+    appendSynced(j.file, startEntry(plan));
+    return j;
+  }
+
+  async readInterrupted(stage: string): Promise<Interrupted | undefined> {
+    const file = this.fileFor(stage);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const entries: JournalEntry[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      // The last line may be cut short by the crash; what was written whole is enough.
+      try { entries.push(JSON.parse(line) as JournalEntry); } catch { break; }
+    }
+    return interruptedFrom(file, entries);
+  }
+
+  async archive(i: Interrupted, how: string): Promise<void> {
+    const fd = openSync(i.ref, 'a');
+    try { appendFileSync(fd, `${JSON.stringify(finishEntry(`${how}`))}\n`); } finally { closeSync(fd); }
+    await rename(i.ref, i.ref.replace(/\.jsonl$/, `.${Date.now()}.done.jsonl`));
+  }
 }

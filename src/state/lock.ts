@@ -1,5 +1,6 @@
 /*
- * One lock per stage, so two promotions of a stage never run at once. The lock file says who holds it
+ * One lock per stage, so two promotions of a stage never run at once. LockStore is what commands use;
+ * this file holds the local directory's (postgres/lock.ts holds PostgreSQL's). The lock file says who holds it
  * (user, machine, pid, since when, why); a running command refreshes its heartbeat, and a lock whose
  * heartbeat is older than its time-to-live, or whose process is gone from this machine, is stale and
  * may be taken over, so a crashed run never blocks the stage for good. A lock taken by hand
@@ -24,6 +25,47 @@ export interface LockInfo {
   heartbeat?: string;
   /** Stale after this many ms without a heartbeat (or since `since` for a manual lock with a ttl). */
   ttlMs?: number;
+  /** PostgreSQL store: the backend pid of the session holding the advisory lock (a running command). */
+  session?: number;
+}
+
+export interface AcquireOptions {
+  message?: string;
+  /** true for a running command (the lock lives as long as it does); false for a lock taken by hand. */
+  heartbeat: boolean;
+  ttlMs?: number;
+  onStale?: (l: LockInfo, why: string) => void;
+}
+
+/** One lock per stage, wherever it is kept (a local directory, PostgreSQL). */
+export interface LockStore {
+  read(stage: string): Promise<LockInfo | undefined>;
+  /** Takes the lock or throws LockHeld. A stale lock is taken over (and said so through onStale). */
+  acquire(stage: string, opts: AcquireOptions): Promise<HeldLock>;
+  /** Why the holder's lock no longer counts (its process is gone, its ttl ran out), or undefined. */
+  stale(l: LockInfo): Promise<string | undefined>;
+  /** Removes the lock whoever holds it (lock release --force), returning who held it. */
+  forceRelease(stage: string): Promise<LockInfo | undefined>;
+}
+
+export interface HeldLock {
+  readonly info: LockInfo;
+  release(): Promise<void>;
+}
+
+/** The holder record of a new lock taken by this process. */
+export function newHolder(stage: string, opts: AcquireOptions): LockInfo {
+  const now = new Date().toISOString();
+  return {
+    stage, token: randomUUID(), user: userInfo().username, machine: hostname(), pid: process.pid, since: now,
+    message: opts.message ?? '', ...(opts.heartbeat ? { heartbeat: now, ttlMs: opts.ttlMs ?? 60_000 } : opts.ttlMs ? { ttlMs: opts.ttlMs } : {}),
+  };
+}
+
+/** A lock taken by hand whose ttl ran out. */
+export function manualExpired(l: LockInfo, now = Date.now()): string | undefined {
+  const last = Date.parse(l.since);
+  return l.heartbeat === undefined && l.ttlMs !== undefined && now - last > l.ttlMs ? `no sign of life for ${Math.round((now - last) / 1000)} s` : undefined;
 }
 
 export class LockHeld extends UpdateserverError {
@@ -41,7 +83,7 @@ export function describeHolder(l: LockInfo): string {
 }
 
 /** Whether a process of this machine runs: a zombie (dead, not yet reaped) does not count. */
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
@@ -57,7 +99,7 @@ export function isStale(l: LockInfo, now = Date.now()): string | undefined {
   return undefined;
 }
 
-export class LockStore {
+export class FileLockStore implements LockStore {
   constructor(readonly dir: string) {}
   private file(stage: string) { return join(this.dir, 'locks', `${stage}.json`); }
 
@@ -70,20 +112,17 @@ export class LockStore {
     }
   }
 
-  /** Takes the lock or throws LockHeld. A stale lock is taken over (and said so through onStale). */
-  async acquire(stage: string, opts: { message?: string; heartbeat: boolean; ttlMs?: number; onStale?: (l: LockInfo, why: string) => void }): Promise<HeldLock> {
+  stale(l: LockInfo): Promise<string | undefined> { return Promise.resolve(isStale(l)); }
+
+  async acquire(stage: string, opts: AcquireOptions): Promise<HeldLock> {
     await mkdir(join(this.dir, 'locks'), { recursive: true });
-    const now = new Date().toISOString();
-    const info: LockInfo = {
-      stage, token: randomUUID(), user: userInfo().username, machine: hostname(), pid: process.pid, since: now,
-      message: opts.message ?? '', ...(opts.heartbeat ? { heartbeat: now, ttlMs: opts.ttlMs ?? 60_000 } : opts.ttlMs ? { ttlMs: opts.ttlMs } : {}),
-    };
+    const info = newHolder(stage, opts);
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         // O_EXCL: of two runs creating the lock at once, exactly one succeeds.
         const fh = await open(this.file(stage), 'wx');
         try { await fh.writeFile(JSON.stringify(info, null, 2)); await fh.sync(); } finally { await fh.close(); }
-        return new HeldLock(this, info);
+        return new FileHeldLock(this, info);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
@@ -106,7 +145,6 @@ export class LockStore {
     throw new UpdateserverError(`could not take the lock of stage ${stage}: it changed hands several times`);
   }
 
-  /** Removes the lock whoever holds it (lock release --force), returning who held it. */
   async forceRelease(stage: string): Promise<LockInfo | undefined> {
     const holder = await this.read(stage);
     if (holder) await unlink(this.file(stage)).catch(() => {});
@@ -130,9 +168,9 @@ export class LockStore {
   }
 }
 
-export class HeldLock {
+class FileHeldLock implements HeldLock {
   private timer: NodeJS.Timeout | undefined;
-  constructor(private readonly store: LockStore, readonly info: LockInfo) {
+  constructor(private readonly store: FileLockStore, readonly info: LockInfo) {
     if (info.heartbeat !== undefined) {
       this.timer = setInterval(() => { void store.beat(info).catch(() => {}); }, Math.max(1000, (info.ttlMs ?? 60_000) / 4));
       this.timer.unref();
@@ -145,7 +183,7 @@ export class HeldLock {
 }
 
 /** Waits for the stage's lock, polling, up to waitMs; then takes it. */
-export async function acquireWaiting(store: LockStore, stage: string, opts: Parameters<LockStore['acquire']>[1] & { waitMs?: number; onWait?: (h: LockInfo) => void }): Promise<HeldLock> {
+export async function acquireWaiting(store: LockStore, stage: string, opts: AcquireOptions & { waitMs?: number; onWait?: (h: LockInfo) => void }): Promise<HeldLock> {
   const deadline = Date.now() + (opts.waitMs ?? 0);
   let told = false;
   for (;;) {

@@ -1,7 +1,8 @@
 /*
  * What the tool recorded about each stage: which slot is live per service and which release each
- * slot holds, plus an append-only history of runs. A local directory by default; files are replaced
- * atomically (write, fsync, rename) so a crash never leaves half a state file.
+ * slot holds, plus an append-only history of runs. StateStore is what every command works with; this
+ * file holds the local directory's store, where files are replaced atomically (write, fsync, rename)
+ * so a crash never leaves half a state file. The PostgreSQL store is in postgres/store.ts.
  */
 import { mkdir, readFile, rename, writeFile, appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -65,7 +66,17 @@ export interface HistoryEntry {
   passed?: Record<string, ReleaseRecord>;
 }
 
-export class StateStore {
+/** Recorded state and history of stages, wherever they are kept. */
+export interface StateStore {
+  read(stage: string): Promise<StageState | undefined>;
+  /** Replaces the stage's state as a whole: a reader sees the old state or the new, never half of it. */
+  write(state: StageState): Promise<void>;
+  appendHistory(entry: HistoryEntry): Promise<void>;
+  /** The last `limit` runs of the stage, oldest first. */
+  history(stage: string, limit?: number): Promise<HistoryEntry[]>;
+}
+
+export class FileStateStore implements StateStore {
   constructor(readonly dir: string) {}
 
   private file(stage: string) { return join(this.dir, 'state', `${stage}.json`); }

@@ -13,7 +13,8 @@ import { describeError } from '../errors.js';
 import { openBalancers } from '../lb/open.js';
 import { slotOfBackend } from '../lb/balancer.js';
 import { readHostSlots } from '../observe/slots.js';
-import { StateStore, describeData, type DataRecord, type HistoryEntry } from '../state/store.js';
+import { openState } from '../state/backend.js';
+import { describeData, type DataRecord, type HistoryEntry } from '../state/store.js';
 import { TransportPool } from '../transport/pool.js';
 import { eachLimited } from '../transport/runner.js';
 import type { HostSlots } from '../plan/build.js';
@@ -51,8 +52,10 @@ export interface StageStatus {
 
 export async function stageStatus(project: Project, stageName: string): Promise<StageStatus> {
   const stage = await loadProfile(project, stageName);
-  const store = new StateStore(project.stateDir);
-  const recorded = await store.read(stage.name);
+  const state = openState(project, stage);
+  const { store } = state;
+  let recorded;
+  try { recorded = await store.read(stage.name); } catch (err) { await state.close(); throw err; }
   const problems: string[] = [];
   const pool = new TransportPool();
   try {
@@ -101,6 +104,7 @@ export async function stageStatus(project: Project, stageName: string): Promise<
     return { stage: stage.name, services, problems, last };
   } finally {
     await pool.closeAll();
+    await state.close();
   }
 }
 

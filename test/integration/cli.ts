@@ -9,7 +9,7 @@ import { REPO } from '../lab/pipeline.js';
  */
 export const CLI = process.env.UPDATESERVER_CLI ? join(REPO, process.env.UPDATESERVER_CLI) : join(REPO, 'dist', 'bin', 'updateserver.js');
 
-export interface CliResult { code: number | null; stdout: string; stderr: string; ms: number }
+export interface CliResult { code: number | null; stdout: string; stderr: string; ms: number; pid?: number | undefined }
 
 export function updateserver(project: string, ...args: string[]): Promise<CliResult> {
   const started = Date.now();
@@ -20,7 +20,23 @@ export function updateserver(project: string, ...args: string[]): Promise<CliRes
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started, pid: child.pid }));
+  });
+}
+
+/**
+ * `updateserver <args>` that SIGKILLs itself at one step boundary (UPDATESERVER_KILL_AT, see
+ * src/apply/apply.ts); resolves with the signal that ended it and its pid.
+ */
+export function updateserverKilledAt(project: string, killAt: string, ...args: string[]): Promise<{ signal: NodeJS.Signals | null; code: number | null; stderr: string; pid: number | undefined }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args, '-C', project], {
+      stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', UPDATESERVER_KILL_AT: killAt },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stderr, pid: child.pid }));
   });
 }
 

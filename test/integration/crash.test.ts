@@ -11,15 +11,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
-import { CLI, updateserver, type CliResult, explain } from './cli.js';
+import { CLI, updateserver } from './cli.js';
+import { concurrentRuns, explain, refuseThenAbandon, servedSlot } from './crash-scenarios.js';
 
 let p: Pipeline;
-
-async function slot(): Promise<string> {
-  const res = await fetch(`${p.url.beta}/`, { headers: { connection: 'close' } });
-  assert.equal(res.status, 200);
-  return res.headers.get('x-slot') ?? '';
-}
+const slot = () => servedSlot(p);
 
 before(async () => {
   p = await startPipeline({ net: 65, devHealthDeadlineMs: 10_000 });
@@ -53,29 +49,10 @@ test('a promotion killed with SIGKILL leaves live serving; the next run reports 
   child.kill('SIGKILL');
   await new Promise((r) => child.once('close', r));
 
-  const refused = await updateserver(p.project.dir, 'beta');
-  assert.equal(refused.code, 1, explain(refused));
-  assert.match(refused.stderr, /an earlier promote of beta .* did not finish: it stopped during ".*" \(phase \w+/);
-  assert.match(refused.stderr, /--abandon/);
-  assert.equal(await slot(), liveBefore, 'live untouched');
-
-  const abandon = await updateserver(p.project.dir, 'beta', '--abandon');
-  assert.equal(abandon.code, 0, explain(abandon));
-  assert.match(abandon.stdout, /abandoned the interrupted run: traffic had not moved; the new slot was stopped/);
+  await refuseThenAbandon(p, liveBefore);
   const result = await load.stop();
   assert.ok(result.requests > 100);
   assert.equal(result.non2xx + result.errors + result.timeouts, 0, JSON.stringify(result));
-  assert.equal(await slot(), liveBefore);
-
-  const status = JSON.parse((await updateserver(p.project.dir, 'status', 'beta', '--json')).stdout) as { services: Array<{ hosts: Record<string, { running: Record<string, boolean> }> }>; problems: string[] };
-  assert.deepEqual(status.problems, []);
-  for (const h of p.betaHosts) {
-    assert.equal(status.services[0]!.hosts[h]!.running[liveBefore === 'a' ? 'b' : 'a'], false, `${h}: the new slot was stopped`);
-  }
-  // --abandon with nothing to abandon says so and changes nothing.
-  const nothing = await updateserver(p.project.dir, 'beta', '--abandon');
-  assert.equal(nothing.code, 1, explain(nothing));
-  assert.match(nothing.stderr, /no interrupted run of beta/);
   // And the next promotion (of a release that starts normally) goes through.
   await writeFile(join(p.appDir, 'VERSION'), '2.0.1\n');
   assert.equal((await updateserver(p.project.dir, 'dev')).code, 0);
@@ -85,24 +62,5 @@ test('a promotion killed with SIGKILL leaves live serving; the next run reports 
 });
 
 test('two promotions of one stage at once: one runs, the other is refused naming the holder', async () => {
-  await writeFile(join(p.appDir, 'VERSION'), '3.0.0\n');
-  assert.equal((await updateserver(p.project.dir, 'dev')).code, 0);
-  const [a, b] = await Promise.all([updateserver(p.project.dir, 'beta'), updateserver(p.project.dir, 'beta')]);
-  const codes = [a.code, b.code].sort();
-  assert.deepEqual(codes, [0, 1], `${explain(a)}\n----\n${explain(b)}`);
-  const refused = a.code === 1 ? a : b;
-  assert.match(refused.stderr, /stage beta is locked by \S+@\S+ \(pid \d+\) since .*: "updateserver beta/);
-  // A manual lock blocks too, and --wait queues behind a running promotion.
-  const held = await updateserver(p.project.dir, 'lock', 'acquire', 'beta', '-m', 'db maintenance');
-  assert.equal(held.code, 0, explain(held));
-  const blocked = await updateserver(p.project.dir, 'flip', 'beta');
-  assert.equal(blocked.code, 1);
-  assert.match(blocked.stderr, /locked by .*"db maintenance"/);
-  // --wait queues behind the holder and goes ahead once it lets go.
-  const waiting = updateserver(p.project.dir, 'flip', 'beta', '--wait', '60');
-  await new Promise((r) => setTimeout(r, 1500));
-  assert.equal((await updateserver(p.project.dir, 'lock', 'release', 'beta')).code, 0);
-  const waited = await waiting;
-  assert.equal(waited.code, 0, explain(waited));
-  assert.match(waited.stderr, /waiting for the lock of beta, held by .*"db maintenance"/);
+  await concurrentRuns(p, '3.0.0');
 });

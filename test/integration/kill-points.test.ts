@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { get, type ClientRequest } from 'node:http';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad } from '../lab/load.js';
-import { CLI, updateserver, type CliResult, explain } from './cli.js';
+import { updateserver, updateserverKilledAt, type CliResult, explain } from './cli.js';
 import { loadProfile } from '../../src/config/load.js';
 import { Haproxy } from '../../src/lb/haproxy.js';
 
@@ -34,17 +34,7 @@ function served(): Promise<{ release: string; slot: string; version: string }> {
 }
 
 /** `updateserver beta` that kills itself at the given boundary; resolves with the signal that ended it. */
-function killedRun(killAt: string): Promise<{ signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'beta', '-C', p.project.dir], {
-      stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1', UPDATESERVER_KILL_AT: killAt },
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stderr }));
-  });
-}
+const killedRun = (killAt: string) => updateserverKilledAt(p.project.dir, killAt, 'beta');
 
 /*
  * The boundaries, in plan order (two beta hosts, one load balancer; each host's copy is 5 steps:

@@ -165,7 +165,8 @@ test('each slot gets its own rendered config file on every host; the shared rele
   }
   // The dry run shows the render step with its command.
   const plan = await updateserver(p.project.dir, 'dev', '--dry-run', '--force');
-  assert.match(plan.stdout, /- render config\/app\.env for slot [ab] into \/srv\/web\/run\/[ab]\n\s+\$ \{ \[ -f \/srv\/web\/releases\/.*\/config\/app\.env\.tmpl \] .* sed -e 's\|\{stage\}\|dev\|g; /);
+  // Rendered between stopping and starting the idle slot, in the same round trip.
+  assert.match(plan.stdout, /- start web\/[ab] \(port \d+\) with config\/app\.env rendered into \/srv\/web\/run\/[ab], stopping what ran there\n\s+\$ .*\{ \{ \[ -f \/srv\/web\/releases\/.*\/config\/app\.env\.tmpl \] .* sed -e 's\|\{stage\}\|dev\|g; /);
 });
 
 test('--code-only: dev and beta get new code; each idle slot keeps its database as it was, and no migration runs', async () => {

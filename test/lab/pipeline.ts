@@ -37,6 +37,8 @@ export interface PipelineOptions {
   betaSecondLb?: { socket?: string };
   /** Extra top-level YAML lines for beta's profile (e.g. keepReleases: 3). */
   betaTopExtra?: string;
+  /** Extra top-level YAML lines for dev's profile (e.g. the same `state:` as beta's). */
+  devTopExtra?: string;
   /** Appended to the app's start command in both stages, e.g. `--db postgres://postgres@127.0.0.1:5432/{database}`. */
   appArgs?: string;
   /** Extra YAML lines for dev's web service. */
@@ -139,7 +141,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     if (opts.appDataFiles) await writeAppData(appDir, opts.appDataFiles);
     const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
-      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs, appArgs: opts.appArgs,
+      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs, appArgs: opts.appArgs, top: opts.devTopExtra,
     }));
     const sockets = { ...opts.betaSockets, ...(opts.betaSecondLb?.socket ? { lb2: opts.betaSecondLb.socket } : {}) };
     const twoLbs = opts.betaLoadBalancers === 2 || opts.betaSecondLb !== undefined;

@@ -97,6 +97,8 @@ const CASES: Case[] = [
   { case: "yaml-duplicate-key", stage: "prod", file: "profiles/prod.yaml", path: "", message: "invalid YAML: Map keys must be unique", line: 15 },
   { case: "empty-file", stage: "prod", file: "profiles/prod.yaml", path: "", message: "the file is empty" },
   { case: "top-level-list", stage: "prod", file: "profiles/prod.yaml", path: "", message: "found a list", line: 2 },
+  { case: "state-password-in-url", stage: "prod", file: "profiles/prod.yaml", path: "state.postgres", message: "the password goes in passwordEnv, never in the URL", line: 5 },
+  { case: "state-differs-from-previous", stage: "beta", file: "profiles/beta.yaml", path: "state", message: "beta keeps its state in PostgreSQL postgres://updateserver@db.internal:5432/releases but dev (its from:, profiles/dev.yaml) in the local state directory: stages linked by from: must name the same state store" },
   { case: "stage-not-found", stage: "prod", file: "profiles/prod.yaml", path: "", message: "no such profile" },
 ];
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../../src/config/load.js';
-import { configFile, host, httpCheck, loadBalancer, notify, profile, service, slot, source, sshSettings } from '../../src/config/schema.js';
+import { configFile, host, httpCheck, loadBalancer, notify, profile, service, slot, source, sshSettings, state } from '../../src/config/schema.js';
 import { PLACEHOLDERS } from '../../src/commands/placeholders.js';
 import { CONFIG_PLACEHOLDERS } from '../../src/commands/config-files.js';
 import { NAME_PLACEHOLDERS } from '../../src/release/name.js';
@@ -50,7 +50,7 @@ test('the complete examples of docs/profiles.md load', async () => {
 });
 
 test('docs/profiles.md documents every key of the schema and every placeholder', () => {
-  const sections = { profile, source, ssh: sshSettings, host, loadBalancer, service, slot, health: httpCheck, configFile, notify };
+  const sections = { profile, source, ssh: sshSettings, host, loadBalancer, service, slot, health: httpCheck, configFile, notify, state };
   const missing = Object.entries(sections).flatMap(([where, schema]) =>
     Object.keys(schema.shape).filter((key) => !DOC.includes(`| \`${key}\` |`)).map((key) => `${where}.${key}`));
   assert.deepEqual(missing, []);

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { Stage } from '../../src/config/model.js';
 import type { Plan } from '../../src/plan/plan.js';
 import { appendRun, recordSwitch } from '../../src/promote/record.js';
-import { StateStore, describeData, type DataRecord } from '../../src/state/store.js';
+import { FileStateStore as StateStore, describeData, type DataRecord } from '../../src/state/store.js';
 import { renderStatus } from '../../src/status/status.js';
 
 const COPIED: DataRecord = { database: 'web_beta_b', version: 3, snapshot: { stage: 'dev', slot: 'a', database: 'web_dev_a', tables: 2, rows: 1005 } };

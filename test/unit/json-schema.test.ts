@@ -68,6 +68,7 @@ const INEXPRESSIBLE: Record<string, string> = {
   'from-and-source': 'cross-field: from: and source: together',
   'neither-from-nor-source': 'cross-field: neither from: nor source:',
   'start-unknown-placeholder': 'cross-field: placeholders of a command',
+  'state-differs-from-previous': 'cross-file: the state store of the stage named by from:',
   'stop-unknown-placeholder': 'cross-field: placeholders of a command',
   // across files
   'from-unknown-stage': 'across files: from: names a stage without a profile',
