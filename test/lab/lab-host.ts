@@ -86,6 +86,8 @@ export function sshdConfig(spec: HostSpec, paths: { hostKey: string; pidFile: st
     'PrintMotd no',
     'PrintLastLog no',
     'UseDNS no',
+    // Every accepted connection is logged ("Connection from ..."): tests prove that bad input opens none.
+    'LogLevel VERBOSE',
     // The orchestrator opens many channels and connections at once; sshd's defaults (10 sessions per
     // connection, random early drop from 10 unauthenticated connections) make parallel tests flaky.
     'MaxSessions 100',
