@@ -13,8 +13,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
@@ -231,6 +232,22 @@ async function assertNoSecretAnywhere(s: Scenario, outputs: CliResult[], argv: A
   assert.ok(s.hook.received.some((r) => r.includes(s.token) && r.includes('"event":"switched"')), 'the webhook was called with its token');
   assert.ok(s.hook.received.some((r) => r.includes('"event":"failed"')), 'the failed run was notified');
 }
+
+test('the watchers can fail: a 100 ms process with a secret in its argv and a file holding one are caught', async () => {
+  const needle = secret('probe');
+  const watch = watchArgv([needle]);
+  await promisify(execFile)('sh', ['-c', 'sleep 0.1', needle]);
+  const seen = watch.stop();
+  assert.equal(seen.leaks.length, 1, JSON.stringify(seen.leaks));
+  const dir = join(process.env.TMPDIR ?? '/tmp', `us-sec-probe-${process.pid}`);
+  await mkdir(join(dir, 'deep'), { recursive: true });
+  try {
+    await writeFile(join(dir, 'deep', 'state.json'), `{"x":"${needle}"}`);
+    assert.equal((await filesContaining([dir], [needle])).leaks.length, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
 
 test('secrets (PostgreSQL password, webhook token) never reach output, files, plans, history, journal or any command line', async () => {
   running = await startScenario('postgres');
