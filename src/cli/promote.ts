@@ -1,5 +1,5 @@
-import { join } from 'node:path';
 import { createLogger } from '../log.js';
+import { pruneRunLogs, runLogFile } from '../state/run-logs.js';
 import { promote, type PromoteOptions, type PromoteResult } from '../promote/promote.js';
 import { flip } from '../promote/flip.js';
 import { renderPlan } from '../plan/render.js';
@@ -16,7 +16,7 @@ export type { PromoteFlags } from './options.js';
 export async function runPromote(stage: string, flags: PromoteFlags, action: 'promote' | 'flip' | 'rollback' = 'promote'): Promise<number> {
   const project = projectFrom(flags);
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
-  const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-${action}-${runId}.jsonl`);
+  const logFile = runLogFile(project.stateDir, stage, action, runId);
   // The step list replaces the info lines on a terminal; elsewhere its plain lines come with them.
   const showProgress = !flags.json && !flags.quiet && !flags.dryRun;
   const liveList = showProgress && process.stderr.isTTY === true && !flags.verbose;
@@ -56,6 +56,7 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
     return fail(err, flags.json === true, { checks });
   } finally {
     await logger.close();
+    if (!flags.dryRun) await pruneRunLogs(project.stateDir).catch(() => {});
   }
 }
 

@@ -3,8 +3,8 @@
  * stage's idle slot database (src/refresh/refresh.ts). Prints what it did, or with --dry-run what it
  * would do; --json for scripts (a nightly cron job).
  */
-import { join } from 'node:path';
 import { createLogger } from '../log.js';
+import { pruneRunLogs, runLogFile } from '../state/run-logs.js';
 import { ConfigError, EXIT_OK } from '../errors.js';
 import { describeConnection } from '../data/connection.js';
 import { refresh, type RefreshResult } from '../refresh/refresh.js';
@@ -34,7 +34,7 @@ function render(r: RefreshResult, dryRun: boolean): string {
 export async function runRefresh(stage: string, flags: RefreshFlags): Promise<number> {
   const project = projectFrom(flags);
   const runId = new Date().toISOString().replace(/[:.]/g, '-');
-  const logFile = join(project.stateDir, 'logs', `${stage.replace(/[^a-z0-9_-]/g, '_')}-refresh-${runId}.jsonl`);
+  const logFile = runLogFile(project.stateDir, stage, 'refresh', runId);
   const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
   try {
     if (flags.slot !== undefined && flags.slot !== 'a' && flags.slot !== 'b') throw new ConfigError([{ file: 'command line', path: '--slot', message: 'expected a or b' }]);
@@ -61,5 +61,6 @@ export async function runRefresh(stage: string, flags: RefreshFlags): Promise<nu
     return fail(err, flags.json === true);
   } finally {
     await logger.close();
+    if (!flags.dryRun) await pruneRunLogs(project.stateDir).catch(() => {});
   }
 }

@@ -11,10 +11,13 @@ import { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Project } from './model.js';
 import { name, SINGLE_LINE, type HttpCheckData } from './schema.js';
+import { PLACEHOLDERS, unknownPlaceholders } from '../commands/placeholders.js';
 import { readYamlFile } from './yaml-file.js';
 
 const millis = (max: number) => z.int({ error: `expected a duration in milliseconds (integer 0-${max})` }).min(0).max(max);
 const HTTP_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?{}-]*$/;
+/** A field of a JSON answer: keys (or list indexes) joined by dots, none empty. */
+const JSON_PATH = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;
 
 const retry = {
   /** Attempts before the check fails (the deadline may end it sooner). */
@@ -37,7 +40,7 @@ export const httpSpec = z.strictObject({
   bodyContains: z.string().optional(),
   bodyMatches: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { error: 'expected a regular expression' }).optional(),
   /** A field of a JSON answer, by dotted path, and the value it must equal. */
-  json: z.strictObject({ path: z.string().min(1), equals: z.union([z.string(), z.number(), z.boolean(), z.null()]) }).optional(),
+  json: z.strictObject({ path: z.string().regex(JSON_PATH, { error: 'expected a dotted path of keys such as build.version' }), equals: z.union([z.string(), z.number(), z.boolean(), z.null()], { error: 'expected a string, a number, true, false or null' }) }).optional(),
   /** Response headers that must have these values; {slot} and {release} name the slot being checked. */
   expectHeaders: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, { error: 'expected a header name' }), z.string()).default({}),
   maxLatencyMs: millis(600_000).optional(),
@@ -51,7 +54,11 @@ export const check = z.strictObject({
   /** The slot's port (pre) or the service's frontend (post, watch) accepts a TCP connection. */
   tcp: z.strictObject({}).optional(),
   /** A command run over SSH on the slot's host exits 0; placeholders as in start commands. */
-  command: z.strictObject({ run: z.string().min(1).regex(SINGLE_LINE, { error: 'expected a single-line command' }) }).optional(),
+  command: z.strictObject({
+    run: z.string().min(1).regex(SINGLE_LINE, { error: 'expected a single-line command' })
+      // An unknown {name} would reach the shell as written, where it is a brace expansion, not a value.
+      .refine((run) => unknownPlaceholders(run).length === 0, { error: (i) => `unknown placeholder ${unknownPlaceholders(String(i.input)).map((k) => `{${k}}`).join(' ')} (allowed: ${PLACEHOLDERS.map((k) => `{${k}}`).join(' ')})` }),
+  }).optional(),
   /** A query on the slot's database returns the expected value (first column of the first row, as text). */
   sql: z.strictObject({ query: z.string().min(1), expect: z.string() }).optional(),
   ...retry,
@@ -60,14 +67,27 @@ export const check = z.strictObject({
   // The same rule for the JSON Schema, which cannot run the function above.
 }).meta({ oneOf: CHECK_KINDS.map((k) => ({ required: [k] })) });
 
+/**
+ * A phase's checks, each name once: reports and the failure message name checks, and two checks of one
+ * name would make "check up failed" ambiguous.
+ */
+const phase = () => z.array(check).superRefine((checks, ctx) => {
+  const seen = new Map<string, number>();
+  checks.forEach((c, i) => {
+    const first = seen.get(c.name);
+    if (first === undefined) seen.set(c.name, i);
+    else ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `check "${c.name}" is already defined in this phase (item ${first}); give each check its own name` });
+  });
+}).default([]);
+
 export const healthchecksFile = z.strictObject({
-  pre: z.array(check).default([]),
-  post: z.array(check).default([]),
+  pre: phase(),
+  post: phase(),
   watch: z.strictObject({
     /** How long the new slot is watched through the load balancers before the old slot is stopped. */
     windowMs: millis(3_600_000).default(0),
     intervalMs: millis(600_000).default(250),
-    checks: z.array(check).default([]),
+    checks: phase(),
   }).default({ windowMs: 0, intervalMs: 250, checks: [] }),
 });
 

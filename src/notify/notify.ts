@@ -54,15 +54,36 @@ export function notificationBody(plan: Plan, event: NotifyEvent, outcome: RunOut
   };
 }
 
+/**
+ * The webhook as logs may show it: scheme, host and port only. Chat and paging webhooks carry their
+ * token in the path or the query (https://hooks.example.com/services/T0/B0/<token>), and logs, the
+ * journal and CI output are read by more people than the profile.
+ */
+export function webhookLabel(webhook: string): string {
+  try {
+    const url = new URL(webhook);
+    return url.pathname === '/' && url.search === '' && url.hash === '' ? url.origin : `${url.origin}/...`;
+  } catch {
+    return 'the webhook';
+  }
+}
+
+/** A message that may quote the webhook (a driver's error) with the URL replaced by its label. */
+function withoutWebhook(message: string, webhook: string): string {
+  const url = new URL(webhook);
+  const parts = [webhook, url.href, `${url.pathname}${url.search}`, url.search.slice(1)].filter((p) => p.length > 1);
+  return parts.reduce((m, p) => m.split(p).join(p === webhook || p === url.href ? webhookLabel(webhook) : '...'), message);
+}
+
 /** Posts the body if the profile subscribes to its event; never throws, never waits past timeoutMs. */
 export async function sendNotification(notify: Notify | undefined, body: NotificationBody, logger: Logger): Promise<void> {
   if (!notify || !notify.events.includes(body.event)) return;
   try {
     const { got } = await import('got');
     await got.post(notify.webhook, { json: body, timeout: { request: notify.timeoutMs }, retry: { limit: 0 }, throwHttpErrors: true });
-    logger.debug(`notified ${notify.webhook}: ${body.event}`);
+    logger.debug(`notified ${webhookLabel(notify.webhook)}: ${body.event}`);
   } catch (err) {
-    logger.warn(`notification "${body.event}" to ${notify.webhook} failed (the run goes on): ${describeError(err)}`);
+    logger.warn(`notification "${body.event}" to ${webhookLabel(notify.webhook)} failed (the run goes on): ${withoutWebhook(describeError(err), notify.webhook)}`);
   }
 }
 

@@ -4,7 +4,7 @@
  * its hosts. Hosts of different stages never talk to each other.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { CommandFailed, ConfigError, UpdateserverError } from '../errors.js';
@@ -33,6 +33,32 @@ async function newestCached(root: string, except: string): Promise<string | unde
   const entries = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== except);
   const withTimes = await Promise.all(entries.map(async (e) => ({ name: e.name, t: (await stat(join(root, e.name))).mtimeMs })));
   return withTimes.sort((a, b) => b.t - a.t)[0]?.name;
+}
+
+/**
+ * Releases kept in the relay cache per service. Every promotion adds one; without a bound the state
+ * directory grows for as long as the machine promotes. A pruned release is pulled again from the
+ * previous stage's host if it is ever promoted, and a first stage's content re-released gets a new name.
+ */
+export const CACHE_KEPT = 10;
+
+/**
+ * Keeps the newest `keep` cached releases (by mtime: a release is touched whenever a run uses it, so
+ * one that another run is relaying right now is among the newest) and always `current`.
+ */
+export async function pruneCache(root: string, current: string, keep = CACHE_KEPT): Promise<string[]> {
+  if (!existsSync(root)) return [];
+  const entries = (await readdir(root, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== current);
+  const withTimes = await Promise.all(entries.map(async (e) => ({ name: e.name, t: (await stat(join(root, e.name))).mtimeMs })));
+  const old = withTimes.sort((a, b) => b.t - a.t).slice(Math.max(0, keep - 1)).map((e) => e.name);
+  for (const name of old) await rm(join(root, name), { recursive: true, force: true });
+  return old;
+}
+
+/** Marks a cached release as just used (see pruneCache). */
+async function touch(dir: string): Promise<void> {
+  const now = new Date();
+  await utimes(dir, now, now).catch(() => {});
 }
 
 async function rsyncLocal(argv: string[], host: string, what: string, env?: NodeJS.ProcessEnv): Promise<void> {
@@ -103,6 +129,8 @@ export async function stageFirstSource(project: Project, stage: Stage, service: 
   const existing = await cachedByHash(root, manifest.hash);
   if (existing) {
     await rm(staging, { recursive: true, force: true });
+    await touch(join(root, existing));
+    await pruneCache(root, existing);
     return { release: existing, cacheDir: join(root, existing), source: `${described} (${manifest.files} files, unchanged since ${existing})` };
   }
   const release = renderReleaseName(service.releaseName, { now: naming.now, version: readVersion(staging, naming.git?.tag), hash: manifest.hash, rev, data: naming.data });
@@ -115,6 +143,7 @@ export async function stageFirstSource(project: Project, stage: Stage, service: 
   }
   const cacheDir = join(root, release);
   await rename(staging, cacheDir);
+  await pruneCache(root, release);
   return { release, cacheDir, source: `${described} (${manifest.files} files)` };
 }
 
@@ -136,7 +165,11 @@ export async function pullStageRelease(project: Project, from: Stage, service: S
   // The usual case: this machine relayed the release into the previous stage and still holds it. If
   // the cached copy matches the manifest the source host has now, it is that release, byte for byte,
   // and a second transfer would only repeat it.
-  if (await cachedCopyMatches(cacheDir, manifest.stdout)) return { release, cacheDir, source: `${described}, already in the local cache` };
+  if (await cachedCopyMatches(cacheDir, manifest.stdout)) {
+    await touch(cacheDir);
+    await pruneCache(root, release);
+    return { release, cacheDir, source: `${described}, already in the local cache` };
+  }
   await rm(cacheDir, { recursive: true, force: true });
   const previous = await newestCached(root, release);
   const list = join(root, `.files-${release}`);
@@ -156,6 +189,7 @@ export async function pullStageRelease(project: Project, from: Stage, service: S
     await rm(cacheDir, { recursive: true, force: true });
     throw new CommandFailed(host.name, `sha256sum -c ${MANIFEST}`, verify, `release ${release} pulled from stage ${from.name} does not match its manifest`);
   }
+  await pruneCache(root, release);
   return { release, cacheDir, source: described };
 }
 

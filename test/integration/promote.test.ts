@@ -7,11 +7,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad, type LoadResult } from '../lab/load.js';
+import { countConnections } from '../lab/connections.js';
 import { updateserver, type CliResult } from './cli.js';
 
 let p: Pipeline;
@@ -166,9 +166,7 @@ test('a host key that does not match known_hosts is refused before any change, n
 
 test('a broken profile exits 2 naming the file and the path, and opens no connection', async () => {
   // A listener stands in for the host: any connection attempt would be counted.
-  let connections = 0;
-  const server: Server = createServer((s) => { connections++; s.destroy(); });
-  await new Promise<void>((r) => server.listen(2222, '127.0.60.99', r));
+  const listener = await countConnections('127.0.60.99', 2222);
   const file = join(p.project.dir, 'profiles', 'broken.yaml');
   const good = (await readFile(join(p.project.dir, 'profiles', 'beta.yaml'), 'utf8'))
     .replace(/beta1: \{ address: [0-9.]+ \}/, 'beta1: { address: 127.0.60.99 }');
@@ -184,14 +182,14 @@ test('a broken profile exits 2 naming the file and the path, and opens no connec
     const r3 = await updateserver(p.project.dir, 'no-such-stage');
     assert.equal(r3.code, 2, explain(r3));
     assert.match(r3.stderr, /profiles\/no-such-stage\.yaml: no such profile/);
-    assert.equal(connections, 0, 'no connection was opened');
+    assert.equal(listener.count, 0, 'no connection was opened');
     // The same profile, once fixed, does connect (so the listener really would have counted).
     await writeFile(file, good);
     const r4 = await updateserver(p.project.dir, 'broken');
     assert.notEqual(r4.code, 0);
-    assert.ok(connections > 0, 'the fixed profile connects to the listener');
+    assert.ok(listener.count > 0, 'the fixed profile connects to the listener');
   } finally {
-    server.close();
+    await listener.close();
     if (existsSync(file)) await rm(file);
   }
 });

@@ -8,9 +8,9 @@
 // under /root (nvm), which the empty home would hide.
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, realpathSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
-import { runOrThrow, spawnDetached, tcpAccepts, waitFor } from './exec.js';
+import { run, runOrThrow, sleep, spawnDetached, tcpAccepts, waitFor } from './exec.js';
 import { identify, mountNamespace, type ProcessId } from './processes.js';
 
 export interface HostSpec { name: string; address: string; port: number }
@@ -86,6 +86,8 @@ export function sshdConfig(spec: HostSpec, paths: { hostKey: string; pidFile: st
     'PrintMotd no',
     'PrintLastLog no',
     'UseDNS no',
+    // Every accepted connection is logged ("Connection from ..."): tests prove that bad input opens none.
+    'LogLevel VERBOSE',
     // The orchestrator opens many channels and connections at once; sshd's defaults (10 sessions per
     // connection, random early drop from 10 unauthenticated connections) make parallel tests flaky.
     'MaxSessions 100',
@@ -143,5 +145,28 @@ export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys:
       try { process.kill(proc.pid, 'SIGKILL'); } catch { /* already gone */ }
     }
     throw error;
+  }
+}
+
+/**
+ * The host is "reinstalled": its sshd gets a new host key and is restarted with it (SIGHUP: sshd
+ * re-executes itself in place, same pid, same mount namespace, sessions and slot processes untouched).
+ * Resolves once the sshd serves the new key; returns the host's new known_hosts line (the lab's
+ * known_hosts file is left as it was, which is the point).
+ */
+export async function rekeyHost(host: StartedHost, hostDir: string): Promise<string> {
+  const hostKey = join(hostDir, 'ssh_host_ed25519_key');
+  await rm(hostKey, { force: true });
+  await rm(`${hostKey}.pub`, { force: true });
+  await runOrThrow('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `lab-host-${host.name}-rekeyed`, '-f', hostKey]);
+  const line = knownHostsLine(host.address, host.port, await readFile(`${hostKey}.pub`, 'utf8'));
+  const key = line.split(' ').slice(1).join(' ');
+  process.kill(host.proc.pid, 'SIGHUP');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const scan = await run('ssh-keyscan', ['-T', '2', '-t', 'ed25519', '-p', String(host.port), host.address]).catch(() => undefined);
+    if (scan?.stdout.includes(key)) return line;
+    if (Date.now() > deadline) throw new Error(`lab host ${host.name}: sshd does not serve its new host key after SIGHUP\n${scan?.stdout ?? ''}${scan?.stderr ?? ''}`);
+    await sleep(50);
   }
 }

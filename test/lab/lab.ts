@@ -12,7 +12,7 @@ import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { runOrThrow, tcpAccepts } from './exec.js';
 import { Haproxy, type HaproxyPaths } from './lab-haproxy.js';
-import { startHost, type StartedHost } from './lab-host.js';
+import { rekeyHost, startHost, type StartedHost } from './lab-host.js';
 import { MARKER, labOwner, markerContent, stopOrphanedLabs } from './orphans.js';
 import { findLabProcesses, identify, isAlive, terminate, terminateSync, type ProcessId } from './processes.js';
 
@@ -46,6 +46,8 @@ export interface Lab {
   knownHosts: string;
   hosts: LabHost[];
   startHaproxy(name: string, config: (paths: HaproxyPaths) => string, initialMap?: string): Promise<LabHaproxy>;
+  /** Gives a host a new SSH host key and restarts its sshd with it; returns its new known_hosts line. */
+  rekeyHost(name: string): Promise<string>;
   /** Ends every process of the lab and removes dir (unless keepDir). Idempotent. */
   stop(): Promise<void>;
 }
@@ -113,6 +115,12 @@ class RunningLab implements Lab {
       throw error;
     }
     return haproxy;
+  }
+
+  async rekeyHost(name: string): Promise<string> {
+    const host = this.started.find((h) => h.name === name);
+    if (!host) throw new Error(`no lab host ${name}`);
+    return rekeyHost(host, join(this.dir, 'hosts', name));
   }
 
   stop(): Promise<void> {

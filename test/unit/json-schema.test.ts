@@ -180,11 +180,19 @@ const HEALTHCHECKS_BROKEN = [
   'pre:\n  - name: Up\n    http: {}\n', // invalid name
   'pre:\n  - name: up\n    command: { run: "a\\nb" }\n', // multi-line command
   'pre:\n  - name: up\n    http: { method: FETCH }\n',
+  'post:\n  - name: v\n    http: { json: { path: build..version, equals: "1" } }\n', // json path with an empty key
   '- name: up\n', // a list
   '', // empty
 ];
-/** Refused by the validator, accepted by the JSON Schema: a pattern that does not compile as a JavaScript RegExp. */
-const HEALTHCHECKS_INEXPRESSIBLE = ['post:\n  - name: body\n    http:\n      bodyMatches: "(unclosed"\n'];
+/**
+ * Refused by the validator, accepted by the JSON Schema: a pattern that does not compile as a JavaScript
+ * RegExp, two checks of one name in a phase, an unknown placeholder in a command.
+ */
+const HEALTHCHECKS_INEXPRESSIBLE = [
+  'post:\n  - name: body\n    http:\n      bodyMatches: "(unclosed"\n',
+  'pre:\n  - name: up\n    tcp: {}\n  - name: up\n    http: {}\n',
+  'pre:\n  - name: files\n    command: { run: "test -f {root}/server.mjs" }\n',
+];
 
 test('health-check files: the JSON Schema accepts and refuses what the zod schema does; an invalid bodyMatches is the listed exception', async () => {
   for (const text of HEALTHCHECKS_VALID) assert.ok(zodAccepts('healthchecks', yamlData(text)!.data), `zod refuses:\n${text}`);

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventOf, notificationBody } from '../../src/notify/notify.js';
+import { eventOf, notificationBody, sendNotification, webhookLabel } from '../../src/notify/notify.js';
+import type { Logger } from '../../src/log.js';
 import { PromotionFailed } from '../../src/apply/apply.js';
 import { PLAN_VERSION, type Plan } from '../../src/plan/plan.js';
 import { profile } from '../../src/config/schema.js';
@@ -43,4 +44,19 @@ test('notify in a profile: events default to all four, an unknown event or a non
   assert.deepEqual(ok.notify, { webhook: 'http://127.0.0.1:9/hook', events: ['started', 'switched', 'rolled-back', 'failed'], timeoutMs: 5000 });
   assert.equal(profile.safeParse({ ...base, notify: { webhook: 'http://x/', events: ['done'] } }).success, false);
   assert.equal(profile.safeParse({ ...base, notify: { webhook: 'ftp://x/' } }).success, false);
+});
+
+test('logs name a webhook by scheme, host and port only: its path and query carry the token', async () => {
+  assert.equal(webhookLabel('https://hooks.example.com/services/T0/B0/s3cr3t?token=s3cr3t'), 'https://hooks.example.com/...');
+  assert.equal(webhookLabel('http://127.0.0.1:9/'), 'http://127.0.0.1:9');
+  assert.equal(webhookLabel('http://127.0.0.1:9'), 'http://127.0.0.1:9');
+  // A webhook that fails: the warning says which one without the token, whatever the driver says.
+  const lines: string[] = [];
+  const logger: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m), debug: (m) => lines.push(m), close: async () => {} };
+  const body = notificationBody(plan(), 'started', { runId: 'r', durationMs: 1, at });
+  // Port 9 on a loopback address nobody listens on: refused at once.
+  await sendNotification({ webhook: 'http://127.0.0.1:9/hooks/s3cr3t-token?key=s3cr3t-token', events: ['started'], timeoutMs: 2000 }, body, logger);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0]!, /^notification "started" to http:\/\/127\.0\.0\.1:9\/\.\.\. failed \(the run goes on\): /);
+  assert.ok(!lines[0]!.includes('s3cr3t'), lines[0]);
 });
