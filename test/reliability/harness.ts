@@ -46,6 +46,8 @@ export interface FaultLabOptions extends Omit<PipelineOptions, 'net' | 'appArgs'
   betaDatabaseExtra?: string;
   /** Extra service lines for beta (4 spaces), e.g. `    checks: web`. */
   betaServiceExtra?: string;
+  /** Runs once the lab is up, before the first promotions (e.g. to start a proxy the profile names). */
+  setUp?: (p: Pipeline) => Promise<void>;
 }
 
 export interface Served { slot: string; release: string; version: string }
@@ -93,7 +95,7 @@ export async function startFaultLab(opts: FaultLabOptions): Promise<FaultLab> {
     ? { dev: `${prefix}_dev`, a: `${prefix}_beta`, b: `${prefix}_beta` }
     : { dev: `${prefix}_dev`, a: `${prefix}_beta_a`, b: `${prefix}_beta_b` };
   await dropDatabases(prefix);
-  const { net, betaStrategy: _s, betaDatabaseExtra, betaServiceExtra, ...rest } = opts;
+  const { net, betaStrategy: _s, betaDatabaseExtra, betaServiceExtra, setUp, ...rest } = opts;
   const p = await startPipeline({
     ...rest, net,
     appArgs: '--db postgres://postgres@127.0.0.1:5432/{database}',
@@ -130,6 +132,7 @@ export async function startFaultLab(opts: FaultLabOptions): Promise<FaultLab> {
     },
   };
   try {
+    await setUp?.(p);
     await mkdir(join(p.project.dir, 'migrations', 'web'), { recursive: true });
     // Versions of good releases start with ok- (a post check may look for it).
     await writeFile(join(p.appDir, 'VERSION'), 'ok-0\n');
@@ -187,6 +190,7 @@ async function missingKeys(database: string, keys: readonly string[]): Promise<s
 }
 
 let writerRun = 0;
+const other = (slot: string) => (slot === 'a' ? 'b' : 'a');
 
 /**
  * One promotion of beta with a fault, under load and writes; asserts the five properties (see the
@@ -199,10 +203,11 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
   const beforeStatus = await fl.status();
   assert.deepEqual(beforeStatus.problems, [], 'a clean stage before the fault');
 
-  const load = startLoad(`${p.url.beta}/`, { connections: 2, maxDurationMs: 120_000 });
+  // Load through every load balancer of beta (an HA pair has two), writes through the first.
+  const loads = Object.entries(p.betaUrls).map(([lb, url]) => [lb, startLoad(`${url}/`, { connections: 2, maxDurationMs: 120_000 })] as const);
   const writers = startWriters(p.url.beta, `w${fl.p.lab.hosts[0]!.address.split('.')[2]}x${++writerRun}`, 2);
   let r: CliResult;
-  let loadResult: LoadResult;
+  let byLb: Record<string, LoadResult>;
   let writes: WriteResult;
   try {
     await sleep(300);
@@ -210,9 +215,11 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
     r = await (spec.run ?? ((f) => updateserver(f.p.project.dir, 'beta')))(fl);
     await sleep(300);
   } finally {
-    loadResult = await load.stop();
+    byLb = Object.fromEntries(await Promise.all(loads.map(async ([lb, l]) => [lb, await l.stop()] as const)));
     writes = await writers.stop();
   }
+  const loadResult = byLb['lb']!;
+  if (byLb['lb2']) t.diagnostic(`load through lb2: ${JSON.stringify(byLb['lb2'])}`);
   t.diagnostic(`exit ${r.code} after ${r.ms} ms; load ${loadResult.requests} requests (${loadResult.non2xx} non-2xx, ${loadResult.errors} errors, ${loadResult.timeouts} timeouts), by release ${JSON.stringify(loadResult.byRelease)}; writes ${JSON.stringify(writes.statuses)} by slot ${JSON.stringify(writes.bySlot)}`);
   const cause = r.stderr.split('\n').find((l) => l.startsWith('updateserver: ')) ?? '';
   t.diagnostic(`message: ${cause}`);
@@ -222,18 +229,30 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
   assert.match(r.stderr, spec.expect.message, explain(r));
   for (const also of spec.expect.also ?? []) assert.match(r.stderr, also, explain(r));
 
-  // 1. Live kept serving.
-  assert.ok(loadResult.requests >= MIN_REQUESTS, `only ${loadResult.requests} requests during the run`);
-  assert.equal(loadResult.non2xx + loadResult.errors + loadResult.timeouts, 0, `failed requests: ${JSON.stringify(loadResult)}`);
+  // 1. Live kept serving, through every load balancer.
+  for (const [lb, l] of Object.entries(byLb)) {
+    assert.ok(l.requests >= MIN_REQUESTS, `${lb}: only ${l.requests} requests during the run`);
+    assert.equal(l.non2xx + l.errors + l.timeouts, 0, `${lb}: failed requests: ${JSON.stringify(l)}`);
+  }
 
-  // 5. (first half) Live is where it was.
-  const after = await fl.served();
-  assert.deepEqual({ slot: after.slot, release: after.release }, { slot: before.slot, release: before.release }, 'live slot and release unchanged');
+  // 5. (first half) Live is where it was, on every load balancer; or, for a fault the run must
+  // overcome (exit 0, e.g. a stale lock), on the new release.
+  const dev = await fl.served(p.url.dev);
+  let live = before.slot;
+  for (const [lb, url] of Object.entries(p.betaUrls)) {
+    const after = await fl.served(url);
+    if (spec.expect.exit === 0) {
+      assert.deepEqual({ slot: after.slot, release: after.release }, { slot: other(before.slot), release: dev.release }, `${lb}: the run promoted dev's release`);
+      live = after.slot;
+    } else {
+      assert.deepEqual({ slot: after.slot, release: after.release }, { slot: before.slot, release: before.release }, `${lb}: live slot and release unchanged`);
+    }
+  }
 
   // 2. No acknowledged write lost: all in the live slot's database (the one database, with shared).
   assert.deepEqual(Object.keys(writes.statuses), ['201'], `every write acknowledged: ${JSON.stringify(writes.statuses)}`);
   assert.ok(writes.acked.length >= MIN_WRITES, `only ${writes.acked.length} writes during the run`);
-  const liveDb = fl.dbs[before.slot as 'a' | 'b'];
+  const liveDb = fl.dbs[live as 'a' | 'b'];
   assert.deepEqual(await missingKeys(liveDb, writes.acked), [], `acknowledged writes missing from ${liveDb}`);
 
   // 5. (second half) Heal; the stage is consistent; the next run promotes what dev runs.
@@ -241,16 +260,19 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
   const healed = await fl.status();
   assert.deepEqual(healed.problems, [], 'status after healing');
   for (const s of healed.services) {
-    assert.equal(s.recorded, before.slot, 'the record names the slot that was live');
-    for (const [lb, slot] of Object.entries(s.loadBalancers)) assert.equal(slot, before.slot, `${lb} serves the slot that was live`);
+    assert.equal(s.recorded, live, 'the record names the live slot');
+    for (const [lb, slot] of Object.entries(s.loadBalancers)) assert.equal(slot, live, `${lb} serves the live slot`);
   }
   const next = await updateserver(p.project.dir, ...args);
   assert.equal(next.code, 0, `the next run (${args.join(' ')}): ${explain(next)}`);
   if (spec.nextMessage) assert.match(next.stderr + next.stdout, spec.nextMessage);
-  const dev = await fl.served(p.url.dev);
+  const devNow = await fl.served(p.url.dev);
+  for (const [lb, url] of Object.entries(p.betaUrls)) {
+    const now = await fl.served(url);
+    assert.equal(now.release, devNow.release, `${lb}: beta serves the release dev runs`);
+    assert.notEqual(now.slot, live, `${lb}: the next run switched slots`);
+  }
   const now = await fl.served();
-  assert.equal(now.release, dev.release, 'beta serves the release dev runs');
-  assert.notEqual(now.slot, before.slot, 'the next run switched slots');
   console.log(`${t.name}: exit ${r.code} in ${r.ms} ms, "${cause.slice(0, 240)}"; ${loadResult.requests} requests 0 failed; ${writes.acked.length} writes acknowledged, 0 lost; next run exit 0 -> ${now.version}`);
   return { r, load: loadResult, writes, before, next };
 }
