@@ -224,6 +224,21 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
   const cause = r.stderr.split('\n').find((l) => l.startsWith('updateserver: ')) ?? '';
   t.diagnostic(`message: ${cause}`);
 
+  // Whatever fails below, the fault is healed (once), so the next test starts from a working lab.
+  let healed: Promise<string[] | void> | undefined;
+  const heal = () => (healed ??= spec.heal());
+  try {
+    return await assertFault(fl, t, spec, { r, byLb, writes, before, heal });
+  } finally {
+    await heal().catch(() => undefined);
+  }
+}
+
+async function assertFault(fl: FaultLab, t: TestContext, spec: FaultSpec, run: { r: CliResult; byLb: Record<string, LoadResult>; writes: WriteResult; before: Served; heal: () => Promise<string[] | void> }): Promise<FaultOutcome> {
+  const { p } = fl;
+  const { r, byLb, writes, before } = run;
+  const loadResult = byLb['lb']!;
+  const cause = r.stderr.split('\n').find((l) => l.startsWith('updateserver: ')) ?? '';
   // 4. and 3.: the exit status, and a message that names the cause.
   assert.equal(r.code, spec.expect.exit, explain(r));
   assert.match(r.stderr, spec.expect.message, explain(r));
@@ -256,7 +271,7 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
   assert.deepEqual(await missingKeys(liveDb, writes.acked), [], `acknowledged writes missing from ${liveDb}`);
 
   // 5. (second half) Heal; the stage is consistent; the next run promotes what dev runs.
-  const args = (await spec.heal()) ?? ['beta'];
+  const args = (await run.heal()) ?? ['beta'];
   const healed = await fl.status();
   assert.deepEqual(healed.problems, [], 'status after healing');
   for (const s of healed.services) {
