@@ -70,6 +70,17 @@ test('fault: a host unreachable before the copy — exit 1 naming the host and i
   });
 });
 
+test('fault: the target disk full, seen by the free-space check — exit 1 before any copy, naming the host, the bytes needed and free', async (t) => {
+  // A 2 MB filesystem over beta2's whole service root (the running slots keep their open files).
+  const host = beta2();
+  await withFault(fl, t, {
+    release: { version: version(), files: { 'data/some.txt': randomBytes(3 * 1024 * 1024).toString('base64') } },
+    inject: async () => { await ssh(fl.p.lab, host, 'mount -t tmpfs -o size=2m tmpfs /srv/web'); },
+    expect: { exit: 1, message: /updateserver: not enough disk space; nothing was copied:\n {2}beta2: web needs [\d.]+ MiB \(\d+ bytes: release [\d.]+ [KMG]iB \+ margin\) under \/srv\/web, only [\d.]+ [KMG]iB \(\d+ bytes\) free/ },
+    heal: async () => { await ssh(fl.p.lab, host, 'umount /srv/web'); },
+  });
+});
+
 test('fault: the target disk full (ENOSPC during rsync: the releases directory is on a small filesystem the free-space check does not see) — exit 1 naming the host and "No space left on device"', async (t) => {
   // beta2's releases directory becomes a 24 MB filesystem holding the releases it had (copied, so the
   // originals are back untouched after the umount); the service root (/srv/web), where the preflight
