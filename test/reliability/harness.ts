@@ -209,11 +209,17 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
   let r: CliResult;
   let byLb: Record<string, LoadResult>;
   let writes: WriteResult;
+  // Whatever fails from here on, the fault is healed (once), so the next test starts from a working lab.
+  let healed: Promise<string[] | void> | undefined;
+  const heal = () => (healed ??= spec.heal());
   try {
     await sleep(300);
     await spec.inject?.();
     r = await (spec.run ?? ((f) => updateserver(f.p.project.dir, 'beta')))(fl);
     await sleep(300);
+  } catch (err) {
+    await heal().catch(() => undefined);
+    throw err;
   } finally {
     byLb = Object.fromEntries(await Promise.all(loads.map(async ([lb, l]) => [lb, await l.stop()] as const)));
     writes = await writers.stop();
@@ -224,9 +230,6 @@ export async function withFault(fl: FaultLab, t: TestContext, spec: FaultSpec): 
   const cause = r.stderr.split('\n').find((l) => l.startsWith('updateserver: ')) ?? '';
   t.diagnostic(`message: ${cause}`);
 
-  // Whatever fails below, the fault is healed (once), so the next test starts from a working lab.
-  let healed: Promise<string[] | void> | undefined;
-  const heal = () => (healed ??= spec.heal());
   try {
     return await assertFault(fl, t, spec, { r, byLb, writes, before, heal });
   } finally {

@@ -81,17 +81,26 @@ test('fault: the target disk full, seen by the free-space check — exit 1 befor
   });
 });
 
-test('fault: the target disk full (ENOSPC during rsync: the releases directory is on a small filesystem the free-space check does not see) — exit 1 naming the host and "No space left on device"', async (t) => {
-  // beta2's releases directory becomes a 24 MB filesystem holding the releases it had (copied, so the
-  // originals are back untouched after the umount); the service root (/srv/web), where the preflight
-  // measures free space, still has plenty.
-  const host = beta2();
-  const mount = async () => ssh(fl.p.lab, host, 'set -e; cp -a /srv/web/releases /srv/releases-copy; mount -t tmpfs -o size=24m tmpfs /srv/web/releases; cp -a /srv/releases-copy/. /srv/web/releases/; rm -rf /srv/releases-copy; df -k /srv/web/releases | tail -1');
+/** beta2's releases directory on a tmpfs of its own, holding the releases it had (copied: the originals are back after the umount). */
+const mountReleases = (size: string) => ssh(fl.p.lab, beta2(), `set -e; cp -a /srv/web/releases /srv/releases-copy; mount -t tmpfs -o size=${size} tmpfs /srv/web/releases; cp -a /srv/releases-copy/. /srv/web/releases/; rm -rf /srv/releases-copy; df -k /srv/web/releases | tail -1`);
+
+test('fault: the target disk full where releases are written (a small filesystem of their own) — refused by the free-space check before any copy, naming the host', async (t) => {
   await withFault(fl, t, {
     release: { version: version(), files: bigFile() },
-    inject: async () => { t.diagnostic(`beta2 releases fs: ${(await mount()).trim()}`); },
+    inject: async () => { t.diagnostic(`beta2 releases fs: ${(await mountReleases('24m')).trim()}`); },
+    expect: { exit: 1, message: /updateserver: not enough disk space; nothing was copied:\n {2}beta2: web needs [\d.]+ MiB \(\d+ bytes: release [\d.]+ MiB \+ margin\) under \/srv\/web, only [\d.]+ [KM]iB \(\d+ bytes\) free/ },
+    heal: async () => { await ssh(fl.p.lab, beta2(), 'umount /srv/web/releases'); },
+  });
+});
+
+test('fault: the target disk filled after the free-space check (ENOSPC in the middle of rsync) — exit 1 naming the host and "No space left on device"', async (t) => {
+  // Room enough for the check (release + margin); filled up as soon as the copy to beta2 has begun.
+  await withFault(fl, t, {
+    release: { version: version(), files: bigFile() },
+    inject: async () => { t.diagnostic(`beta2 releases fs: ${(await mountReleases('200m')).trim()}`); },
+    run: () => runWithFaultDuringCopy(() => ssh(fl.p.lab, beta2(), 'dd if=/dev/zero of=/srv/web/releases/.fill bs=1M 2>/dev/null; df -k /srv/web/releases | tail -1')),
     expect: { exit: 1, message: /updateserver: copy the release to every host failed: beta2: copy web release [^]*No space left on device/ },
-    heal: async () => { await ssh(fl.p.lab, host, 'umount /srv/web/releases'); },
+    heal: async () => { await ssh(fl.p.lab, beta2(), 'umount /srv/web/releases'); },
   });
 });
 
