@@ -130,6 +130,7 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
       const restored = await revert(ctx, plan, plan.phases.find((p) => p.name === 'switch')?.items.map((i) => i.target) ?? []);
       ctx.logger.warn(`automatic rollback ${restored ? 'done' : 'INCOMPLETE'} in ${Date.now() - t0} ms`);
       timings.push({ phase: 'rollback', ms: Date.now() - t0 });
+      await drainNew(ctx, plan, plan.phases.find((p) => p.name === 'switch')?.items.map((i) => i.target) ?? []);
       await stopIdle(ctx, plan);
       await unfreeze(ctx, plan);
       throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, restored, true);
@@ -188,10 +189,37 @@ async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
       done.push(item.target);
     } catch (err) {
       const reverted = await revert(ctx, plan, [...done, item.target]);
+      await drainNew(ctx, plan, [...done, item.target]);
       await stopIdle(ctx, plan);
       throw new PromotionFailed(`switching traffic on ${item.target}`, err, reverted);
     }
   }
+}
+
+/**
+ * After traffic went back to the old slots: lets the requests the new slots received in the meantime
+ * finish before stopIdle() stops them (up to drainTimeoutMs), as the drain does for the old slot after a
+ * good switch. Without it, a request that reached the new slot in those milliseconds (a write) was cut
+ * off by the stop and failed. Failures here are only logged: the stop follows anyway.
+ */
+export async function drainNew(ctx: ApplyContext, plan: Plan, lbNames: readonly string[]): Promise<void> {
+  const backends = plan.services.map((s) => `${s.service}_${s.target}`);
+  const deadlineMs = Math.max(0, ...plan.services.map((s) => ctx.stage.services[s.service]?.drainTimeoutMs ?? 0));
+  await Promise.all(lbNames.map(async (name) => {
+    const balancer = ctx.balancers[name];
+    if (!balancer) return;
+    const deadline = Date.now() + deadlineMs;
+    try {
+      let sessions = await balancer.sessions(backends);
+      while (sessions > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 25));
+        sessions = await balancer.sessions(backends);
+      }
+      if (sessions > 0) ctx.logger.warn(`${name}: ${sessions} request(s) still open on the new slot after ${deadlineMs} ms; stopping it anyway`);
+    } catch (err) {
+      ctx.logger.warn(`${name}: could not wait for the new slot's requests to finish: ${describeError(err)}`);
+    }
+  }));
 }
 
 /** Points the map of each named load balancer back at the slots that were live before the run. */

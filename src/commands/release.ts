@@ -24,7 +24,7 @@ export const configDir = (service: Service, slot: SlotName) => `${runDir(service
 /**
  * The host's side of the world in one round trip. Prints, per slot, "<slot> <release or -> <running 1|0>",
  * then "releases <complete release>...", "partial <unfinished release>..." and "free <bytes available
- * where the service root is>".
+ * where releases are written>".
  */
 export function probeSlots(service: Service): string {
   const lines = (['a', 'b'] as const).map((slot) => {
@@ -38,8 +38,9 @@ export function probeSlots(service: Service): string {
   lines.push(`printf 'releases'; for d in ${releases}/*/; do [ -f "$d${COMPLETE}" ] && { r=\${d%/}; printf ' %s' "\${r##*/}"; }; done; echo`);
   // Unfinished copies (a failed build, an interrupted transfer): never run, removed by retention.
   lines.push(`printf 'partial'; for d in ${releases}/*/; do [ -d "$d" ] && [ ! -f "$d${COMPLETE}" ] && { r=\${d%/}; printf ' %s' "\${r##*/}"; }; done; echo`);
-  // The root may not exist yet on a new host: measure the nearest directory that does.
-  lines.push(`d=${quote(service.root)}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk 'NR==2 {print "free", $4 * 1024}'`);
+  // Measured where releases are written (which may be a filesystem of its own), or, on a new host, the
+  // nearest directory that exists.
+  lines.push(`d=${releases}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk 'NR==2 {print "free", $4 * 1024}'`);
   return [ALIVE, ...lines].join('; ');
 }
 

@@ -33,8 +33,38 @@ function hostKeyError(host: Host, verdict: Exclude<HostKeyVerdict, { ok: true }>
  */
 export class SshTransport implements Transport {
   readonly host: string;
+  /** Set once the connection is gone (dropped by the host or the network, or closed by us). */
+  private lost: HostError | undefined;
+  /** Operations waiting for ssh2 (a channel to open, a command to end): failed at once if the connection goes. */
+  private readonly pending = new Set<(err: HostError) => void>();
+
   private constructor(private readonly client: Client, private readonly config: Host) {
     this.host = config.name;
+    // ssh2 never calls back an exec whose channel was still opening when the connection died: without
+    // this, such an operation waits for ever, and with nothing else to do Node exits (13) without a word.
+    client.on('close', () => {
+      this.lost ??= new HostError(this.host, `the SSH connection to ${config.address}:${config.port} was lost`, {
+        hint: 'the host went away or the connection was cut (network, sshd restarted); live traffic was not touched unless said otherwise above; run again once the host answers',
+      });
+      for (const fail of [...this.pending]) fail(this.lost);
+      this.pending.clear();
+    });
+  }
+
+  /** Runs start() unless the connection is gone; fail is called if it goes before done() is. */
+  private guard(fail: (err: HostError) => void, start: (done: () => void) => void): void {
+    if (this.lost) return fail(this.lost);
+    let settled = false;
+    const onLost = (err: HostError) => { if (!settled) { settled = true; fail(err); } };
+    this.pending.add(onLost);
+    const done = () => { settled = true; this.pending.delete(onLost); };
+    try {
+      start(done);
+    } catch (err) {
+      // ssh2 throws "Not connected" when the socket is already gone.
+      done();
+      fail(new HostError(this.host, `cannot run command: ${(err as Error).message}`, { cause: err }));
+    }
   }
 
   static async connect(host: Host): Promise<SshTransport> {
@@ -102,13 +132,14 @@ export class SshTransport implements Transport {
 
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = options.timeoutMs ?? this.config.commandTimeoutMs;
-    return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    return new Promise((resolve, reject) => this.guard((lost) => { clearTimeout(timer); reject(lost); }, (done) => {
       this.client.exec(command, (err, channel: ClientChannel) => {
-        if (err) return reject(new HostError(this.host, `cannot run command: ${err.message}`, { cause: err }));
+        if (err) { done(); return reject(new HostError(this.host, `cannot run command: ${err.message}`, { cause: err })); }
         let stdout = '';
         let stderr = '';
         let timedOut = false;
-        const timer = setTimeout(() => {
+        timer = setTimeout(() => {
           timedOut = true;
           // Closing the channel hangs up the remote command's session.
           channel.signal('KILL');
@@ -120,6 +151,7 @@ export class SshTransport implements Transport {
         channel.stderr.on('data', (d: string) => { stderr = (stderr + d).slice(-MAX_OUTPUT); });
         channel.on('close', (code: number | null | undefined) => {
           clearTimeout(timer);
+          done();
           if (timedOut) {
             return reject(new HostError(this.host, `command timed out after ${timeoutMs} ms: ${command}`));
           }
@@ -128,34 +160,39 @@ export class SshTransport implements Transport {
         if (options.input !== undefined) channel.end(options.input);
         else channel.end();
       });
-    });
+    }));
   }
 
   /** A command with streamed input and output (rsync's remote side through the tunnel). */
   stream(command: string): Promise<{ channel: ClientChannel; exit: Promise<number> }> {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve, reject) => this.guard(reject, (opened) => {
       this.client.exec(command, (err, channel) => {
+        opened();
         if (err) return reject(new HostError(this.host, `cannot run command: ${err.message}`, { cause: err }));
-        const exit = new Promise<number>((done) => {
+        const exit = new Promise<number>((settle) => this.guard(() => settle(255), (done) => {
           let code = 255;
           channel.on('exit', (c: number | null) => { if (typeof c === 'number') code = c; });
-          channel.on('close', () => done(code));
-        });
+          channel.on('close', () => { done(); settle(code); });
+        }));
         resolve({ channel, exit });
       });
-    });
+    }));
   }
 
   openUnixSocket(path: string): Promise<Duplex> {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve, reject) => this.guard(reject, (done) => {
       this.client.openssh_forwardOutStreamLocal(path, (err, channel) => {
+        done();
         if (err) return reject(new HostError(this.host, `cannot open socket ${path} through SSH: ${err.message}`, { cause: err }));
         resolve(channel);
       });
-    });
+    }));
   }
 
   close(): Promise<void> {
+    // Already closed (the connection was lost): its 'close' event has come and gone, and waiting for it
+    // on an unref'd timer alone would leave nothing to keep Node running: it would exit (13) silently.
+    if (this.lost) return Promise.resolve();
     return new Promise((resolve) => {
       this.client.once('close', () => resolve());
       this.client.end();

@@ -16,11 +16,13 @@ host=$1; shift
 id="$$.$RANDOM"
 # Two connections: "out" carries the request and the command's output; "in" carries stdin, in the
 # background (with stdin given explicitly: a background job's is /dev/null otherwise). When stdin ends,
-# that subshell exits and its connection closes: the remote command sees the end of its input.
+# that subshell exits and its connection closes: the remote command sees the end of its input. The
+# subshell becomes cat (exec), so that the kill below ends the relay itself: an orphaned cat would keep
+# rsync's stdin open and rsync blocked writing to it after the remote command has gone.
 {
   exec 4<>"/dev/tcp/127.0.0.1/$port" || exit 255
   printf '%s\\t%s\\tin\\t%s\\t\\n' "$token" "$id" "$host" >&4
-  cat >&4
+  exec cat >&4 2>/dev/null
 } <&0 &
 in=$!
 exec 3<>"/dev/tcp/127.0.0.1/$port" || { echo "updateserver tunnel: cannot connect to 127.0.0.1:$port" >&2; kill "$in" 2>/dev/null; exit 255; }

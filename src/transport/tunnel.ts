@@ -37,7 +37,15 @@ const MAX_REQUEST = 64 * 1024;
 const PAIRING_MS = 30_000;
 
 type Channel = Duplex & { stderr: NodeJS.ReadableStream };
-interface Pending { channel: Promise<Channel | undefined>; open(c: Channel | undefined): void; timer: NodeJS.Timeout }
+interface Pending {
+  channel: Promise<Channel | undefined>;
+  open(c: Channel | undefined): void;
+  timer: NodeJS.Timeout;
+  /** The `in` connection, once it has come. */
+  input?: Socket;
+  /** The command has exited: its input has nowhere to go any more. */
+  exited?: boolean;
+}
 
 export class ExecTunnel {
   private constructor(private readonly server: Server, private readonly sockets: Set<Socket>, private readonly dir: string, private readonly port: number, private readonly token: string) {}
@@ -113,7 +121,7 @@ function pairOf(pending: Map<string, Pending>, id: string): Pending {
   const channel = new Promise<Channel | undefined>((r) => { open = r; });
   const timer = setTimeout(() => { pending.delete(id); open(undefined); }, PAIRING_MS);
   timer.unref();
-  const entry = { channel, open, timer };
+  const entry: Pending = { channel, open, timer };
   pending.set(id, entry);
   return entry;
 }
@@ -121,7 +129,10 @@ function pairOf(pending: Map<string, Pending>, id: string): Pending {
 /** The `in` connection: everything it brings goes to the command's stdin, and its end ends that stdin. */
 async function feed(socket: Socket, rest: Buffer, request: Pending): Promise<void> {
   const channel = await request.channel;
-  if (!channel) { socket.destroy(); return; }
+  if (!channel || request.exited) { socket.destroy(); return; }
+  request.input = socket;
+  // A channel that fails to take input (the command is gone) ends the input connection too.
+  channel.on('error', () => socket.destroy());
   if (rest.length > 0) channel.write(rest);
   socket.pipe(channel);
   socket.on('error', () => channel.end());
@@ -133,6 +144,10 @@ async function feed(socket: Socket, rest: Buffer, request: Pending): Promise<voi
 async function relay(socket: Socket, results: string, host: string, command: string, request: Pending, resolve: (host: string) => StreamingTransport | undefined): Promise<void> {
   // Written before the data stream ends: the client reads them as soon as it has.
   const finish = async (code: number, stderr: string) => {
+    // The command may have exited without reading all its input (rsync's receiver failing on a full
+    // disk): the client's stdin relay must not stay blocked on it, or rsync waits for ever.
+    request.exited = true;
+    request.input?.destroy();
     await writeFile(`${results}.err`, stderr).catch(() => {});
     await writeFile(`${results}.status`, `${code}\n`).catch(() => {});
     socket.end();

@@ -89,7 +89,7 @@ describe('release commands, exactly', () => {
       'echo "b ${r:--} $up"; ' +
       'printf \'releases\'; for d in /srv/web/releases/*/; do [ -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
       'printf \'partial\'; for d in /srv/web/releases/*/; do [ -d "$d" ] && [ ! -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
-      'd=/srv/web; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk \'NR==2 {print "free", $4 * 1024}\'');
+      'd=/srv/web/releases; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk \'NR==2 {print "free", $4 * 1024}\'');
   });
 
   test('finishRelease', () => {

@@ -13,6 +13,7 @@ import { TUNNEL_ENV } from '../../src/transport/tunnel-client.js';
 const localBash: StreamingTransport = {
   async stream(command) {
     const child = spawn('bash', ['-c', command], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.on('error', () => { /* the command exited without reading all its input */ });
     const { Duplex } = await import('node:stream');
     const channel = Duplex.from({ readable: child.stdout, writable: child.stdin }) as ReturnType<typeof Duplex.from> & { stderr: NodeJS.ReadableStream };
     channel.stderr = child.stderr;
@@ -87,6 +88,20 @@ test('the token is required: a wrong one is dropped, and the client run outside 
     assert.equal(ran, 0);
     // The token is not in the command line rsync is given.
     assert.doesNotMatch(tunnel.rsh(), new RegExp(token!));
+  } finally {
+    await tunnel.close();
+  }
+});
+
+test('a command that exits without reading all its input (rsync failing on ENOSPC) ends the client; it does not hang on the input', async () => {
+  const tunnel = await ExecTunnel.open(() => localBash);
+  try {
+    // 64 MB of input, far more than any pipe or socket buffer: the sender is still writing when the command exits.
+    const run = runClient(tunnel, ['web1', 'head', '-c', '10', '>/dev/null;', 'echo', '"write failed: No space left on device (28)"', '>&2;', 'exit', '11'], 'x'.repeat(64 * 1024 * 1024));
+    const timeout = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000).unref());
+    const r = await Promise.race([run, timeout]);
+    assert.notEqual(r, 'hung', 'the client ended within 10 s');
+    assert.deepEqual(r, { code: 11, stdout: '', stderr: 'write failed: No space left on device (28)\n' });
   } finally {
     await tunnel.close();
   }
