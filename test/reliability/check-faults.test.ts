@@ -34,7 +34,7 @@ after(async () => { await fl?.stop(); });
 test('fault: a build failing — exit 1 naming the host, the command and its output; live untouched; a fixed release goes through', async (t) => {
   await withFault(fl, t, {
     release: { version: 'bad-build-1', files: { 'build-fails': 'npm ERR! Cannot find module left-pad\n' } },
-    expect: { exit: 1, message: /updateserver: .*beta[12]: build .*\(exit 7\)[^]*npm ERR! Cannot find module left-pad/ },
+    expect: { exit: 1, message: /updateserver: .*beta[12]: verify .* against its manifest, build it: .*\(exit 7\)[^]*npm ERR! Cannot find module left-pad/ },
     heal: async () => { await fl.release('ok-2'); },
   });
 });
