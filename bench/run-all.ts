@@ -31,7 +31,7 @@ const FULL: Record<Bench, Record<string, string>> = {
   fleet: { HOSTS: '8,32,50', RUNS: '2' },
   flip: { HOSTS: '2', RUNS: '3' },
   rollback: { RUNS: '5' },
-  'switch-latency': { SWITCHES: '20', LOAD_CONNECTIONS: '8' },
+  'switch-latency': { SWITCHES: '100', LOAD_CONNECTIONS: '8' },
   transfer: { HOSTS: '1,8', RUNS: '3', FILES: '2000' },
   snapshot: { SIZE: '0.5', RUNS: '3' },
 };
