@@ -6,7 +6,7 @@
 import { userInfo } from 'node:os';
 import { loadProfile } from '../config/load.js';
 import { connectionOf, SLOTS } from '../config/model.js';
-import { ConfigError, EXIT_OK, describeError } from '../errors.js';
+import { ConfigError, EXIT_FAILED, EXIT_OK, describeError } from '../errors.js';
 import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
 import { loadMigrations } from '../data/migrations/files.js';
@@ -46,7 +46,8 @@ export async function runMigrate(action: string, stageName: string, service: str
         process.stdout.write(`${r.service} slot ${r.slot}${r.live ? ' (live)' : ''} ${r.database}: ` + (r.error ? `unreachable: ${r.error}` :
           `version ${r.current ?? 'none'}${(r.pending as string[]).length ? `, pending ${(r.pending as string[]).join(', ')}` : ''}${r.blocked ? `, BLOCKED: version ${(r.blocked as { version: number }).version} is ${(r.blocked as { status: string }).status} — repair it, then: updateserver migrate resolve ${stage.name} ${r.service} ${(r.blocked as { version: number }).version} --slot ${r.slot}` : ''}`) + '\n');
       }
-      return EXIT_OK;
+      // Like `status`: a script learns from the exit status that a database needs attention.
+      return (out as Array<Record<string, unknown>>).some((r) => r.error || r.blocked) ? EXIT_FAILED : EXIT_OK;
     }
     if (action === 'resolve') {
       const s = service === undefined ? undefined : stage.services[service];

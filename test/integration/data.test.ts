@@ -114,7 +114,7 @@ test('a failing migration stops the promotion before any switch, records error, 
   // migrate status shows the blocked version with the way out; resolve marks it done after a repair.
   const idleSlot = idle.endsWith('_a') ? 'a' : 'b';
   const status = await updateserver(p.project.dir, 'migrate', 'status', 'dev');
-  assert.equal(status.code, 0, explain(status));
+  assert.equal(status.code, 1, `a blocked database is something to attend to: ${explain(status)}`);
   assert.match(status.stdout, new RegExp(`web slot ${idleSlot} .*BLOCKED: version 4 is error .*updateserver migrate resolve dev web 4 --slot ${idleSlot}`));
   const resolved = await updateserver(p.project.dir, 'migrate', 'resolve', 'dev', 'web', '4', '--slot', idleSlot, '-m', 'fixed by hand');
   assert.equal(resolved.code, 0, explain(resolved));
