@@ -41,6 +41,8 @@ export interface RunInfo {
   at?: string;
   quick?: boolean;
   durationMs?: number;
+  /** BENCH_ONLY: the benchmarks this run measured; the others' figures are from earlier runs. */
+  only?: string[];
   machine?: Machine;
   benches?: Array<{ name: string; exit: number | null; durationMs: number; env: Record<string, string> }>;
 }
@@ -182,7 +184,7 @@ export function render(results: Results, run: RunInfo, opts: { machineReadNow?: 
   const lines: string[] = [
     '# Benchmarks',
     '',
-    `Written by \`npm run bench\` (bench/run-all.ts, then bench/report.ts) from bench/results/*.json. Run ${run.at ?? 'date unknown'}${run.durationMs !== undefined ? `, ${Math.round(run.durationMs / 60000 * 10) / 10} min` : ''}. Each figure comes with the command that measured it; bench/README.md says what each benchmark does.`,
+    `Written by \`npm run bench\` (bench/run-all.ts, then bench/report.ts) from bench/results/*.json. ${run.only ? `Last run ${run.at ?? 'date unknown'} measured only ${run.only.join(', ')}; the other figures are from earlier runs (each benchmark's own date is under "Conditions" below)` : `Run ${run.at ?? 'date unknown'}`}${run.durationMs !== undefined ? `, ${Math.round(run.durationMs / 60000 * 10) / 10} min` : ''}. Each figure comes with the command that measured it; bench/README.md says what each benchmark does.`,
     '',
   ];
   if (run.quick) lines.push('> **BENCH_QUICK=1: a smoke run (one run each, small sizes) to test the pipeline. These are not the project\'s figures.**', '');

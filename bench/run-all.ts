@@ -69,7 +69,7 @@ function main(): void {
   const runFile = join(RESULTS_DIR, 'run.json');
   // A partial run (BENCH_ONLY) keeps what the earlier run recorded about the others.
   const earlier = process.env.BENCH_ONLY && existsSync(runFile) ? (JSON.parse(readFileSync(runFile, 'utf8')) as RunInfo) : {};
-  const run: RunInfo = { at: new Date(started).toISOString(), quick, machine: readMachine(), benches: (earlier.benches ?? []).filter((b) => !benches.includes(b.name as Bench)) };
+  const run: RunInfo = { at: new Date(started).toISOString(), quick, ...(process.env.BENCH_ONLY ? { only: benches } : {}), machine: readMachine(), benches: (earlier.benches ?? []).filter((b) => !benches.includes(b.name as Bench)) };
   mkdirSync(RESULTS_DIR, { recursive: true });
   for (const name of benches) {
     const env = (quick ? QUICK : FULL)[name];
