@@ -19,7 +19,7 @@ import { openState } from '../state/backend.js';
 import { allLimited } from '../transport/runner.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
-import { takeLock } from './lock.js';
+import { lockStage } from './lock.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import type { PromoteResult } from './promote.js';
 
@@ -49,13 +49,7 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   const state = openState(project, stage);
   const { store } = state;
   const link = new StageLink(stage);
-  let lock;
-  try {
-    lock = await takeLock(state.locks, stage.name, options);
-  } catch (err) {
-    await state.close();
-    throw err;
-  }
+  const lock = await lockStage(state, stage.name, options);
   try {
     const interrupted = await state.journals.readInterrupted(stage.name);
     refuseUnlessTold(interrupted, stage.name, options);

@@ -24,7 +24,7 @@ import { cacheRoot, pullStageRelease, stageFirstSource, type SourceRelease } fro
 import { resolveGitSource } from '../release/git.js';
 import { checkDiskSpace } from './preflight.js';
 import { dataVersion, readDataFacts, readKeptData } from './data-facts.js';
-import { takeLock } from './lock.js';
+import { lockStage } from './lock.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -84,13 +84,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const { store } = state;
   const target = new StageLink(stage);
   const source = from ? new StageLink(from) : undefined;
-  let lock;
-  try {
-    lock = await takeLock(state.locks, stage.name, options);
-  } catch (err) {
-    await state.close();
-    throw err;
-  }
+  const lock = await lockStage(state, stage.name, options);
   try {
     const interrupted = await state.journals.readInterrupted(stage.name);
     refuseUnlessTold(interrupted, stage.name, options);

@@ -16,7 +16,7 @@ import { copyDatabase, refuseUnsafeTarget, type SnapshotResult } from '../data/s
 import { readLiveSlots } from '../observe/live.js';
 import { openState } from '../state/backend.js';
 import { StageLink, selectServices } from '../promote/stage-link.js';
-import { takeLock } from '../promote/lock.js';
+import { lockStage } from '../promote/lock.js';
 
 export interface RefreshOptions {
   project: Project;
@@ -116,13 +116,7 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
   // The earlier stage is the one changed: its lock keeps a promotion from replacing the same database meanwhile.
   // The two stages share one state store (checked with the pipeline).
   const state = openState(project, stage);
-  let lock;
-  try {
-    lock = await takeLock(state.locks, stage.name, options);
-  } catch (err) {
-    await state.close();
-    throw err;
-  }
+  const lock = await lockStage(state, stage.name, options);
   const links = [new StageLink(stage), new StageLink(from)];
   try {
     const { store } = state;
