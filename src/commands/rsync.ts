@@ -60,8 +60,10 @@ export function rsyncShellWord(word: string): string {
 }
 
 export function rsyncArgv(o: RsyncOptions): string[] {
-  const argv = ['rsync', '-a', '--delete', '--stats'];
-  // Plain -a keeps times and modes, which is what makes the next delta small.
+  // Plain -a keeps times and modes, which is what makes the next delta small. --checksum: a file is
+  // taken as unchanged (skipped, or hard-linked from --link-dest) only when its content is, never on
+  // size and modification time alone, which miss an edit of the same size within the same second.
+  const argv = ['rsync', '-a', '--checksum', '--delete', '--stats'];
   if (o.rsh !== undefined) argv.push('-e', o.rsh);
   else if (o.remote) argv.push('-e', sshCommand(o.remote).map(rsyncShellWord).join(' '));
   if (o.remoteSetup !== undefined) argv.push(`--rsync-path=${o.remoteSetup} && rsync`);

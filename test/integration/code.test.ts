@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { appDataFile, appDataPath, startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { ssh } from '../lab/remote.js';
@@ -157,6 +157,23 @@ test('a file deleted at the source is gone from the new release on every host an
     }
   }
   console.log(`deleted ${gone.join(', ')}: gone from ${dev.release} (dev1) and ${beta.release} (${p.betaHosts.join(', ')}), still in the releases before`);
+});
+
+test('an edit of the same size with the same modification time still reaches the release and every host (content, not size and time, decides)', async () => {
+  // The edit a fast operator makes within the second of the previous release: rsync's size-and-time
+  // check would take the file as unchanged and hard-link the old one (--link-dest) everywhere.
+  const file = join(p.appDir, appDataPath(7));
+  const before = await readFile(file, 'utf8');
+  const { mtime } = await stat(file);
+  const edited = before.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+  assert.equal(edited.length, before.length);
+  await writeFile(file, edited);
+  await utimes(file, mtime, mtime);
+  const dev = await promoteOk('dev');
+  const beta = await promoteOk('beta');
+  for (const [h, release] of [['dev1', dev.release], ...p.betaHosts.map((b) => [b, beta.release])] as Array<[string, string]>) {
+    assert.equal(readFileSync(join(releaseDir(h, release), appDataPath(7)), 'utf8'), edited, `${h}: ${release} holds the edit`);
+  }
 });
 
 test('a release altered in transit aborts the promotion with exit 1; live untouched, nothing new pointed at, nothing left in the cache', async () => {

@@ -249,13 +249,14 @@ test('shared: a client writing through a whole promotion (with a migration) lose
   await writeFile(join(p.appDir, 'VERSION'), '1.4.0\n');
   await writeFile(join(p.project.dir, 'migrations', 'web', 'V0003__writes_at.sql'), 'ALTER TABLE writes ADD COLUMN at timestamptz DEFAULT now();\n');
   const writers = startWriters(p.url.dev, 'sh');
-  await new Promise((r) => setTimeout(r, 500));
+  // Writes acknowledged by the live slot before the promotion starts, and by the new one after it.
+  await writers.until((r) => r.acked.length >= 10, 10_000);
   const dev = await updateserver(p.project.dir, 'dev');
-  await new Promise((r) => setTimeout(r, 500));
+  await writers.until((r) => Object.keys(r.bySlot).length === 2 && r.acked.length >= 30, 10_000);
   const w = await writers.stop();
   t.diagnostic(`writes: ${JSON.stringify(w.statuses)}, by slot ${JSON.stringify(w.bySlot)}`);
   assert.equal(dev.code, 0, explain(dev));
-  assert.deepEqual(Object.keys(w.bySlot).sort(), ['a', 'b'], 'the writes spanned the switch');
+  assert.deepEqual(Object.keys(w.bySlot).sort(), ['a', 'b'], `the writes spanned the switch: ${JSON.stringify(w.bySlot)}\n${explain(dev)}`);
   assert.match(dev.stderr, /migration 3 writes_at ok/);
   assert.deepEqual(Object.keys(w.statuses), ['201'], `every write acknowledged: ${JSON.stringify(w.statuses)}`);
   assert.ok(w.acked.length > 20, `${w.acked.length} writes`);

@@ -13,7 +13,7 @@ export interface WriteResult {
 }
 
 /** Clients POSTing keys to /rows through HAProxy until stopped; a 201 is an acknowledged write. */
-export function startWriters(url: string, prefix: string, clients = 2): { stop(): Promise<WriteResult> } {
+export function startWriters(url: string, prefix: string, clients = 2): { stop(): Promise<WriteResult>; until(done: (r: WriteResult) => boolean, timeoutMs: number): Promise<boolean> } {
   let stopped = false;
   const result: WriteResult = { acked: [], statuses: {}, bySlot: {}, firstRefusal: undefined };
   const count = (k: string) => { result.statuses[k] = (result.statuses[k] ?? 0) + 1; };
@@ -39,5 +39,13 @@ export function startWriters(url: string, prefix: string, clients = 2): { stop()
     }
   };
   const runs = Array.from({ length: clients }, (_, c) => loop(c));
-  return { async stop() { stopped = true; await Promise.all(runs); return result; } };
+  return {
+    async stop() { stopped = true; await Promise.all(runs); return result; },
+    /** Waits (polling) until the writes so far satisfy `done`, at most timeoutMs: whether they did. */
+    async until(done, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (!done(result) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return done(result);
+    },
+  };
 }

@@ -91,7 +91,7 @@ describe('rsyncArgv', () => {
       source: '/var/cache/updateserver/web/r2/', destination: 'deploy@10.0.0.11:/srv/web/releases/r2/',
       remote: HOST, linkDest: '../r1', excludes: ['.git', '*.log'],
     }), [
-      'rsync', '-a', '--delete', '--stats',
+      'rsync', '-a', '--checksum', '--delete', '--stats',
       '-e', 'ssh -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/home/ci/project/known_hosts ' +
         '-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -i /home/ci/.ssh/id_ed25519 -o IdentitiesOnly=yes',
       '--link-dest=../r1', '--exclude=.git', '--exclude=*.log',
@@ -100,17 +100,17 @@ describe('rsyncArgv', () => {
   });
 
   test('files-from comes after the excludes, before source and destination', () => {
-    assert.deepEqual(rsyncArgv({ source: 'u@h:/r/', destination: '/cache/r/', remote: AGENT_HOST, excludes: ['.git'], filesFrom: '/cache/r.files' }).slice(6),
+    assert.deepEqual(rsyncArgv({ source: 'u@h:/r/', destination: '/cache/r/', remote: AGENT_HOST, excludes: ['.git'], filesFrom: '/cache/r.files' }).slice(7),
       ['--exclude=.git', '--files-from=/cache/r.files', 'u@h:/r/', '/cache/r/']);
   });
 
   test('local copy: no -e, no link-dest, no excludes', () => {
-    assert.deepEqual(rsyncArgv({ source: '/a/', destination: '/b/' }), ['rsync', '-a', '--delete', '--stats', '/a/', '/b/']);
+    assert.deepEqual(rsyncArgv({ source: '/a/', destination: '/b/' }), ['rsync', '-a', '--checksum', '--delete', '--stats', '/a/', '/b/']);
   });
 
   test('the -e value quotes paths with spaces', () => {
     const argv = rsyncArgv({ source: '/a/', destination: 'u@h:/b/', remote: { ...HOST, knownHosts: '/home/ci/my project/known_hosts' } });
-    assert.equal(argv[5], "ssh -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile=/home/ci/my project/known_hosts' " +
+    assert.equal(argv[6], "ssh -p 2222 -o BatchMode=yes -o StrictHostKeyChecking=yes -o 'UserKnownHostsFile=/home/ci/my project/known_hosts' " +
       '-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -i /home/ci/.ssh/id_ed25519 -o IdentitiesOnly=yes');
   });
 });

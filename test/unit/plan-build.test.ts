@@ -160,7 +160,7 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
     assert.deepEqual(actionsOf(phase(plan, 'copy'), 'h1'), [
       {
         kind: 'local', host: 'h1', title: `copy web release ${R2}`,
-        argv: ['rsync', '-a', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync', `--link-dest=../${R1}`,
+        argv: ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync', `--link-dest=../${R1}`,
           `${CACHE}/${R2}/`, `deploy@10.0.0.11:/srv/web/releases/${R2}/`],
         // What a real run sends through its own SSH connection instead (transport/tunnel.ts).
         push: { cacheDir: `${CACHE}/${R2}`, releaseDir: `/srv/web/releases/${R2}`, remoteSetup: 'mkdir -p /srv/web/releases /srv/web/run', linkDest: `../${R1}` },
@@ -176,7 +176,7 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
     ]);
     const h2Copy = actionsOf(phase(plan, 'copy'), 'h2')[0];
     assert.ok(h2Copy?.kind === 'local');
-    assert.deepEqual(h2Copy.argv.slice(7), [`--link-dest=../${R1}`, `${CACHE}/${R2}/`, `deploy@10.0.0.12:/srv/web/releases/${R2}/`]);
+    assert.deepEqual(h2Copy.argv.slice(8), [`--link-dest=../${R1}`, `${CACHE}/${R2}/`, `deploy@10.0.0.12:/srv/web/releases/${R2}/`]);
   });
 
   test('start: stop whatever idle slot b runs, then start b with its own context', () => {
@@ -330,7 +330,7 @@ describe('buildPlan: a stage never promoted', () => {
   test('has no --link-dest anywhere', () => {
     for (const { a } of allActions(plan.phases)) assert.doesNotMatch(textOf(a), /--link-dest/);
     const copy = actionsOf(phase(plan, 'copy'), 'h1')[0];
-    assert.deepEqual(copy?.kind === 'local' && copy.argv, ['rsync', '-a', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync',
+    assert.deepEqual(copy?.kind === 'local' && copy.argv, ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync',
       `${CACHE}/${R1}/`, `deploy@10.0.0.11:/srv/web/releases/${R1}/`]);
   });
 
