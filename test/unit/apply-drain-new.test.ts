@@ -8,15 +8,9 @@ import { test } from 'node:test';
 import { drainNew } from '../../src/apply/apply.js';
 import type { ApplyContext } from '../../src/apply/context.js';
 import type { Balancer } from '../../src/lb/balancer.js';
+import { sessionsBalancer as balancer } from './fake-balancer.js';
 import type { Plan } from '../../src/plan/plan.js';
 
-function balancer(counts: number[]): Balancer & { asked: string[][] } {
-  const asked: string[][] = [];
-  return {
-    name: 'lb', asked,
-    async sessions(backends: readonly string[]) { asked.push([...backends]); return counts.length > 1 ? counts.shift()! : counts[0]!; },
-  } as unknown as Balancer & { asked: string[][] };
-}
 function context(balancers: Record<string, Balancer>, drainTimeoutMs: number) {
   const warned: string[] = [];
   const logger = { debug() {}, info() {}, warn(m: string) { warned.push(m); }, error() {} };

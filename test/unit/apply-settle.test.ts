@@ -7,16 +7,9 @@ import { test } from 'node:test';
 import { runAction } from '../../src/apply/actions.js';
 import type { ApplyContext } from '../../src/apply/context.js';
 import type { Balancer } from '../../src/lb/balancer.js';
+import { sessionsBalancer as balancer } from './fake-balancer.js';
 import { silentLogger } from '../../src/log.js';
 
-/** A load balancer whose in-flight count follows `counts`, then stays at the last one. */
-function balancer(counts: number[]): Balancer & { asked: string[][] } {
-  const asked: string[][] = [];
-  return {
-    name: 'lb', asked,
-    async sessions(backends: readonly string[]) { asked.push([...backends]); return counts.length > 1 ? counts.shift()! : counts[0]!; },
-  } as unknown as Balancer & { asked: string[][] };
-}
 const ctx = (lb: Balancer) => ({ balancers: { lb }, logger: silentLogger, warnings: [], reports: [] }) as unknown as ApplyContext;
 const action = (deadlineMs: number) => ({ kind: 'settle' as const, loadBalancer: 'lb', backends: ['web_a'], deadlineMs, title: 'settle' });
 
