@@ -54,10 +54,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (stage: string, mode: string, flags: PromoteFlags) => setExit(await (await import('./maintenance.js')).runMaintenance(stage, mode, flags)));
 
   addCommonOptions(program.command('purge <stage>')
-    .description('remove old releases from every host of <stage>, keeping the newest (keepReleases in the profile, default 5) and always the releases of both slots')
+    .description('remove old releases from every host of <stage> under the stage\'s lock, keeping the newest complete ones (keepReleases in the profile, default 5) and always the releases of both slots; an incomplete release is never removed')
     .option('-k, --keep <n>', 'releases to keep per service and host')
     .option('-n, --dry-run', 'list what would be removed; remove nothing')
-    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect))
+    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
+    .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock instead of giving up'))
     .action(async (stage: string, flags: PromoteFlags & { keep?: string }) => setExit(await (await import('./purge.js')).runPurge(stage, flags)));
 
   addCommonOptions(program.command('rollback <stage>')

@@ -7,9 +7,9 @@ import type { Plan } from '../plan/plan.js';
 import { Progress } from './progress.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import { ConfigError, EXIT_OK } from '../errors.js';
+import { EXIT_OK } from '../errors.js';
 
-import type { PromoteFlags } from './options.js';
+import { waitMsOf, type PromoteFlags } from './options.js';
 export type { PromoteFlags } from './options.js';
 
 /** promote and flip share everything but the function that builds and applies the plan. */
@@ -22,8 +22,7 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
   const liveList = showProgress && process.stderr.isTTY === true && !flags.verbose;
   const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json || liveList ? 'warn' : 'info' });
   try {
-    const waitMs = flags.wait === undefined ? 0 : Number(flags.wait) * 1000;
-    if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
+    const waitMs = waitMsOf(flags.wait);
     const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, codeOnly: flags.codeOnly, waitMs, abandon: flags.abandon, resume: flags.resume, runId,
       ...(showProgress ? { progress: (plan: Plan) => new Progress(plan, process.stderr).onStep } : {}) };
     // How long Node took to load the command before any work: start-up is part of every run's wall time.

@@ -10,7 +10,7 @@ import { describeConnection } from '../data/connection.js';
 import { refresh, type RefreshResult } from '../refresh/refresh.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import type { PromoteFlags } from './options.js';
+import { waitMsOf, type PromoteFlags } from './options.js';
 
 export interface RefreshFlags extends PromoteFlags { from?: string; slot?: string }
 
@@ -38,8 +38,7 @@ export async function runRefresh(stage: string, flags: RefreshFlags): Promise<nu
   const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
   try {
     if (flags.slot !== undefined && flags.slot !== 'a' && flags.slot !== 'b') throw new ConfigError([{ file: 'command line', path: '--slot', message: 'expected a or b' }]);
-    const waitMs = flags.wait === undefined ? 0 : Number(flags.wait) * 1000;
-    if (!Number.isFinite(waitMs) || waitMs < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
+    const waitMs = waitMsOf(flags.wait);
     const result = await refresh({
       // commander requires --from.
       project, stage, from: flags.from ?? '', logger, dryRun: flags.dryRun === true, waitMs,

@@ -311,6 +311,48 @@ test('retention: keepReleases 3 keeps exactly 3 complete releases with both slot
   assert.equal((await served()).release, pointer('beta1', (await served()).slot));
 });
 
+test('purge runs under the stage lock: refused while a command holds it, queued behind a promotion with --wait, and never removes an incomplete release', async () => {
+  // An incomplete release beyond keepReleases (no completion marker): a copy in progress or a dead run's remains.
+  const partial = '0000-incomplete-copy';
+  await ssh(p.lab, labHost('beta1'), `mkdir -p /srv/web/releases/${partial} && echo x > /srv/web/releases/${partial}/file`);
+
+  const held = await updateserver(p.project.dir, 'lock', 'acquire', 'beta', '--message', 'maintenance window');
+  assert.equal(held.code, 0, explain(held));
+  const kept = p.betaHosts.map(releasesOn);
+  const refused = await run('purge', 'beta', '--keep', '2');
+  assert.equal(refused.r.code, 1, explain(refused.r));
+  assert.match(refused.json.error?.message ?? '', /locked/i, explain(refused.r));
+  assert.match(refused.r.stdout + refused.r.stderr, /maintenance window/, 'the refusal names the holder');
+  assert.deepEqual(p.betaHosts.map(releasesOn), kept, 'nothing removed while the lock is held');
+  const freed = await updateserver(p.project.dir, 'lock', 'release', 'beta');
+  assert.equal(freed.code, 0, explain(freed));
+
+  const purged = await run('purge', 'beta', '--keep', '2');
+  assert.equal(purged.r.code, 0, explain(purged.r));
+  assert.ok(releasesOn('beta1').includes(partial), 'the incomplete release is left in place');
+  assert.deepEqual((purged.json as unknown as { incomplete: unknown }).incomplete, [{ service: 'web', host: 'beta1', releases: [partial] }], 'and reported');
+  await ssh(p.lab, labHost('beta1'), `rm -rf /srv/web/releases/${partial}`);
+
+  // A promotion and a purge started while it runs: the purge waits for the promotion's lock.
+  const release = await newDevRelease();
+  const lockFile = join(p.project.dir, '.updateserver', 'locks', 'beta.json');
+  const promotion = run('beta');
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(lockFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(existsSync(lockFile), 'the promotion took the lock');
+  const purge = await updateserver(p.project.dir, 'purge', 'beta', '--keep', '2', '--wait', '60');
+  const promoted = await promotion;
+  assert.equal(promoted.r.code, 0, explain(promoted.r));
+  assert.equal(purge.code, 0, explain(purge));
+  assert.match(purge.stderr, /waiting for the lock of beta/, `the purge queued behind the promotion\n${explain(purge)}`);
+  for (const h of p.betaHosts) {
+    const slots = [pointer(h, 'a')!, pointer(h, 'b')!];
+    assert.ok(slots.includes(release), `${h}: the promotion's release ${release} is a slot's`);
+    assert.ok(existsSync(join(releaseDir(h, release), MARKER)), `${h}: ${release} complete after the purge`);
+    assert.deepEqual(completeOn(h), slots.sort(), `${h}: the purge kept exactly the two slots' complete releases`);
+  }
+});
+
 /** The commands above a process, parent first. */
 function ancestors(pid: number): string[] {
   const chain: string[] = [];
