@@ -191,7 +191,7 @@ export function buildPlan(input: PlanInput): Plan {
       }
       const copiedFrom = (db.strategy === 'copy' || db.strategy === 'copy-self') && facts.data.source && facts.data.sourceSlot
         ? { ...facts.data.sourceSlot, database: facts.data.source.database } : undefined;
-      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, ...(copiedFrom ? { copiedFrom } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
+      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, ...(copiedFrom ? { copiedFrom } : {}), ...(db.strategy === 'shared' ? { shared: true } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
     }
     for (const hostName of service.hosts) {
       const host = hostOf(stage, hostName);

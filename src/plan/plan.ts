@@ -67,6 +67,8 @@ export type Action =
   | {
     kind: 'migrate'; service: string; stage: string; slot: SlotName; connection: DatabaseConnection; migrations: string; pending: PendingMigration[]; title: string;
     copiedFrom?: { stage: string; slot: SlotName; database: string };
+    /** Strategy shared: both slots use this database, so nothing is left behind by a rollback. */
+    shared?: boolean;
   }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string };
