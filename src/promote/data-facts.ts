@@ -93,7 +93,8 @@ export async function readKeptData(stage: Stage, service: string, live: SlotName
     const { version, status: st } = status.blocked;
     const resolve = `updateserver migrate resolve ${stage.name} ${service} ${version} --slot ${idle}`;
     throw new UpdateserverError(`--code-only: slot ${idle}'s database ${describeConnection(conn)} has migration ${version} in status "${st}" (a failed or interrupted migration); --code-only keeps this database, so nothing runs until it is repaired`, {
-      hint: db.strategy === 'copy' || db.strategy === 'copy-self'
+      // A first stage's `copy` has nothing to copy from: its slots keep their databases.
+      hint: db.strategy === 'copy-self' || (db.strategy === 'copy' && stage.from !== undefined)
         ? `promote without --code-only (the data step replaces this database with a fresh copy), or repair it by hand and mark it done: ${resolve}`
         : `repair it by hand (finish or undo version ${version}), then mark it done: ${resolve}`,
     });
