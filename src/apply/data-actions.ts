@@ -39,7 +39,9 @@ export async function runMigrate(ctx: ApplyContext, action: Extract<Action, { ki
   const migrations = await loadMigrations(action.migrations);
   const db = await openDb(c);
   try {
-    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger, stage: action.stage, service: action.service, slot: action.slot, ...(action.copiedFrom ? { copiedFrom: action.copiedFrom } : {}) });
+    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger, stage: action.stage, service: action.service,
+      // A shared database has one name for both slots; `migrate status` shows it as slot a.
+      slot: action.shared ? 'a' : action.slot, ...(action.copiedFrom ? { copiedFrom: action.copiedFrom } : {}) });
     const version = (await migrationStatus(db, migrations)).current ?? null;
     ctx.logger.info(`${action.service}: ${describeConnection(c)} migrated (${result.applied.length} version(s) applied), data version ${version ?? 'none'}`);
     const copied = ctx.data?.[action.service];

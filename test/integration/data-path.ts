@@ -184,7 +184,7 @@ export function dataPathTests(engine: Engine, net: number): void {
     await assertMapSynced(p.lbs.dev, 'the promotion after the fix');
   });
 
-  test(`${engine}: a first stage keeps its database: a failed migration is refused until repaired and resolved (seed 000), --code-only too; then shared`, async () => {
+  test(`${engine}: a first stage keeps its database: a failed migration is refused until repaired and resolved (seed 000), --code-only too; so does a shared one`, async () => {
     // dev as a plain first stage (strategy copy, nothing to copy from): each slot keeps its own database.
     const yaml = await readFile(profile('dev'), 'utf8');
     await writeFile(profile('dev'), yaml.replace('strategy: copy-self', 'strategy: copy'));
@@ -231,5 +231,21 @@ export function dataPathTests(engine: Engine, net: number): void {
     const shared = await updateserver(p.project.dir, 'dev');
     assert.equal(shared.code, 0, explain(shared));
     await assertMapSynced(p.lbs.dev, 'a shared promotion');
+
+    // A failed migration in the shared database: kept, so repaired and resolved as well.
+    await writeFile(join(dir(), 'V0005__broken.sql'), 'CREATE TABLE t5 (x int);\nALTER TABLE no_such_table ADD COLUMN x int;\n');
+    await newRelease();
+    const sharedFailed = await updateserver(p.project.dir, 'dev');
+    assert.equal(sharedFailed.code, 1, explain(sharedFailed));
+    const resolveShared = 'updateserver migrate resolve dev web 5 --slot a';
+    assert.ok(sharedFailed.stderr.includes(`mark it done: ${resolveShared}. The database is kept (not copied afresh), so the next run refuses to go on until then`), sharedFailed.stderr);
+    await assertMapSynced(p.lbs.dev, 'a failed shared promotion');
+    const sharedStatus = await updateserver(p.project.dir, 'migrate', 'status', 'dev');
+    assert.ok(sharedStatus.stdout.includes(`BLOCKED: version 5 is error — this database is kept (the next run migrates it as it is): repair it by hand (finish or undo version 5), then: ${resolveShared}`), sharedStatus.stdout);
+    await writeFile(join(dir(), 'V0005__broken.sql'), 'CREATE TABLE t5 (x int);\n');
+    if (engine === 'postgres') await query(names('dev').a, 'CREATE TABLE t5 (x int)');
+    assert.equal((await updateserver(p.project.dir, 'migrate', 'resolve', 'dev', 'web', '5', '--slot', 'a', '-m', 'created t5 by hand')).code, 0);
+    const sharedOk = await updateserver(p.project.dir, 'dev');
+    assert.equal(sharedOk.code, 0, explain(sharedOk));
   });
 }
