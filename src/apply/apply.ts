@@ -29,7 +29,8 @@ export class PromotionFailed extends UpdateserverError {
       hint: !liveUntouched
         ? 'the load balancers may disagree: check `updateserver status` and fix them by hand before the next run'
         : rolledBack ? 'the previous release serves again; the new one is marked bad. Fix it and promote again'
-          : 'live traffic was not touched; fix the cause above and run again',
+          // The cause's own advice (a failed migration says where to fix it, per strategy) beats a generic one.
+          : `live traffic was not touched; ${cause instanceof UpdateserverError && cause.hint ? cause.hint : 'fix the cause above and run again'}`,
     });
   }
 }
@@ -94,6 +95,16 @@ function phase(plan: Plan, name: Phase['name']): Phase {
 
 export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyResult> {
   const timings: PhaseTiming[] = [];
+  const started = Date.now();
+  try {
+    return await runPhases(ctx, plan, timings);
+  } finally {
+    // The run's JSON log keeps what the summary line prints, failed runs included (the phases that ran).
+    ctx.logger.debug(`phase times: ${timings.map((t) => `${t.phase} ${t.ms} ms`).join(', ') || 'none'}`, { event: 'phase-times', timings, totalMs: Date.now() - started });
+  }
+}
+
+async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]): Promise<ApplyResult> {
   const timed = async (name: Phase['name'], fn: (p: Phase) => Promise<void>) => {
     const p = phase(plan, name);
     if (p.items.length === 0) return;
@@ -248,16 +259,17 @@ async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[])
 }
 
 /**
- * Undefined when a load balancer's runtime map names the slots that were live before the run (its map
- * file is then rewritten from it, so a reload keeps them); otherwise what is wrong.
+ * Undefined when a load balancer's runtime map names the slots that were live before the run;
+ * otherwise what is wrong. Its map file is rewritten from the runtime map either way: the file must say
+ * what is in force, so that a reload does not bring back a state nobody sees in `show map`.
  */
 async function notOnPreviousSlots(balancer: Balancer, file: string, plan: Plan): Promise<string | undefined> {
   try {
     const map = await balancer.readMap(file);
+    await balancer.persistMap(file);
     // No entry: the frontend's default backend, slot a.
     const wrong = plan.services.filter((s) => (map.get(s.service) ?? `${s.service}_a`) !== `${s.service}_${s.live}`);
     if (wrong.length > 0) return `its map still says ${wrong.map((s) => `${s.service} -> ${map.get(s.service) ?? `${s.service}_a`}`).join(', ')}`;
-    await balancer.persistMap(file);
     return undefined;
   } catch (err) {
     return describeError(err);

@@ -5,6 +5,8 @@ import { describeConnection } from '../data/connection.js';
 import { ident } from '../data/snapshot.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { migrate, migrationStatus } from '../data/migrations/runner.js';
+import { markWrites } from '../data/writes.js';
+import { describeError } from '../errors.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
@@ -37,11 +39,22 @@ export async function runMigrate(ctx: ApplyContext, action: Extract<Action, { ki
   const migrations = await loadMigrations(action.migrations);
   const db = await openDb(c);
   try {
-    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger, stage: action.stage, service: action.service, slot: action.slot });
+    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger, stage: action.stage, service: action.service,
+      // A shared database has one name for both slots; `migrate status` shows it as slot a.
+      slot: action.shared ? 'a' : action.slot, ...(action.copiedFrom ? { copiedFrom: action.copiedFrom } : {}) });
     const version = (await migrationStatus(db, migrations)).current ?? null;
     ctx.logger.info(`${action.service}: ${describeConnection(c)} migrated (${result.applied.length} version(s) applied), data version ${version ?? 'none'}`);
     const copied = ctx.data?.[action.service];
     (ctx.data ??= {})[action.service] = { ...(copied?.database === c.database ? copied : { database: c.database }), version };
+    // The write counter before the slot takes traffic: a later rollback or flip away from this slot says
+    // how much was written to it meanwhile (those writes stay behind). Not for shared: nothing stays behind.
+    if (!action.shared) {
+      try {
+        ctx.data[action.service]!.writes = await markWrites(db);
+      } catch (err) {
+        ctx.logger.warn(`${action.service}: could not read the write counter of ${describeConnection(c)}: ${describeError(err)}; a rollback will not say how much was written to it`);
+      }
+    }
   } finally {
     await db.close();
   }

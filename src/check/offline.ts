@@ -71,6 +71,7 @@ async function checkMigrations(stage: Stage): Promise<Finding[]> {
     try {
       const migrations = await loadMigrations(service.database.migrations);
       findings.push(ok(subject, 'files', `${migrations.length} in ${service.database.migrations}${migrations.length ? `, up to version ${migrations[migrations.length - 1]!.version}` : ''}`));
+      findings.push(ok(subject, 'where they run', whereMigrationsRun(stage, service.name)));
     } catch (err) {
       findings.push(problem(subject, 'files', describeError(err), 'rename or correct the files: V<version>__<name>.sql, or one migrations.sql cut by "-- version: <n> <name>" lines'));
     }
@@ -89,4 +90,18 @@ async function checkSchemaCopies(project: Project): Promise<Finding[]> {
     else findings.push(problem('schema', file, `differs from this updateserver's: an editor would check ${SCHEMA_FILES[which].describes} against other rules`, `cp ${join(PACKAGE_DIR, file)} ${copy}`));
   }
   return findings;
+}
+
+/** What the idle slot's database is at a promotion of this stage, and so where a migration runs (docs/profiles.md). */
+export function whereMigrationsRun(stage: Stage, service: string): string {
+  const db = stage.services[service]!.database!;
+  const { a, b } = db.names;
+  switch (db.strategy) {
+    case 'none': return 'strategy none: no data step, no migration runs';
+    case 'shared': return `strategy shared: both slots use ${a}; each promotion migrates it in place while the old code still serves (a migration must suit the old code too)`;
+    case 'copy-self': return `strategy copy-self: each promotion copies ${stage.name}'s live database into the idle slot's (${a} / ${b}) while writes are refused, and runs the pending migrations in that copy`;
+    case 'copy': return stage.from === undefined
+      ? `first stage (strategy copy, nothing to copy from): each slot keeps its own database (${a}, ${b}), created empty at its first promotion and migrated in place at each promotion into it; nothing is copied between the slots, so rows written while one slot served are not in the other`
+      : `strategy copy: each promotion copies ${stage.from}'s live database into the idle slot's (${a} / ${b}) and runs in that copy only the migrations ${stage.from}'s live database lacks; a migration runs in the first stage that receives it and later stages inherit its result through the copy, so one added after ${stage.from}'s last promotion runs first in ${stage.name} (promote ${stage.from} first to rehearse it there)`;
+  }
 }

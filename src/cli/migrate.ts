@@ -5,7 +5,7 @@
  */
 import { userInfo } from 'node:os';
 import { loadProfile } from '../config/load.js';
-import { connectionOf, SLOTS } from '../config/model.js';
+import { connectionOf, SLOTS, type SlotName, type Stage } from '../config/model.js';
 import { ConfigError, EXIT_FAILED, EXIT_OK, describeError } from '../errors.js';
 import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
@@ -15,6 +15,22 @@ import { withState } from '../state/backend.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
+
+/**
+ * What to do about a slot database whose last migration failed. The idle slot of a copy or copy-self
+ * stage is replaced by a fresh copy at the next promotion, which wipes the error row and any
+ * resolution: the fix goes into the migration file (or the source's data). Any other database (shared,
+ * a first stage's, a live one) is the one the next run uses: repair it, then resolve (seed 000).
+ */
+export function blockedAdvice(stage: Stage, service: string, slot: SlotName, live: boolean, version: number): string {
+  const db = stage.services[service]!.database!;
+  const copied = !live && (db.strategy === 'copy-self' || (db.strategy === 'copy' && stage.from !== undefined));
+  if (copied) {
+    const from = db.strategy === 'copy-self' ? 'this stage\'s live database' : `${stage.from}'s live database`;
+    return `the next promotion replaces this database with a fresh copy of ${from}, so do not resolve it: fix the migration file (or the data in ${db.strategy === 'copy-self' ? stage.name : stage.from}'s live database) and run again: updateserver ${stage.name}`;
+  }
+  return `this database is kept (the next run migrates it as it is): repair it by hand (finish or undo version ${version}), then: updateserver migrate resolve ${stage.name} ${service} ${version} --slot ${slot}`;
+}
 
 export async function runMigrate(action: string, stageName: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }): Promise<number> {
   try {
@@ -33,7 +49,10 @@ export async function runMigrate(action: string, stageName: string, service: str
             const db = await openDb(conn);
             try {
               const st = await migrationStatus(db, migrations);
-              out.push({ service: s.name, slot, live, database: describeConnection(conn), current: st.current ?? null, last: st.last ?? null, pending: st.pending.map((m) => `${m.version} ${m.name}`), blocked: st.blocked ?? null, changed: st.changed });
+              out.push({
+                service: s.name, slot, live, database: describeConnection(conn), current: st.current ?? null, last: st.last ?? null, pending: st.pending.map((m) => `${m.version} ${m.name}`), blocked: st.blocked ?? null, changed: st.changed,
+                ...(st.blocked ? { advice: blockedAdvice(stage, s.name, slot, live, st.blocked.version) } : {}),
+              });
             } finally { await db.close(); }
           } catch (err) {
             out.push({ service: s.name, slot, live, database: describeConnection(conn), error: describeError(err) });
@@ -44,7 +63,7 @@ export async function runMigrate(action: string, stageName: string, service: str
       else if (out.length === 0) process.stdout.write(`${stage.name}: no service has a database\n`);
       else for (const r of out as Array<Record<string, unknown>>) {
         process.stdout.write(`${r.service} slot ${r.slot}${r.live ? ' (live)' : ''} ${r.database}: ` + (r.error ? `unreachable: ${r.error}` :
-          `version ${r.current ?? 'none'}${(r.pending as string[]).length ? `, pending ${(r.pending as string[]).join(', ')}` : ''}${r.blocked ? `, BLOCKED: version ${(r.blocked as { version: number }).version} is ${(r.blocked as { status: string }).status} — repair it, then: updateserver migrate resolve ${stage.name} ${r.service} ${(r.blocked as { version: number }).version} --slot ${r.slot}` : ''}`) + '\n');
+          `version ${r.current ?? 'none'}${(r.pending as string[]).length ? `, pending ${(r.pending as string[]).join(', ')}` : ''}${r.blocked ? `, BLOCKED: version ${(r.blocked as { version: number }).version} is ${(r.blocked as { status: string }).status} — ${String(r.advice)}` : ''}`) + '\n');
       }
       // Like `status`: a script learns from the exit status that a database needs attention.
       return (out as Array<Record<string, unknown>>).some((r) => r.error || r.blocked) ? EXIT_FAILED : EXIT_OK;

@@ -14,6 +14,8 @@ import type { Action, CheckTargetSpec, Phase, Plan, PlanItem, ServicePlan } from
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
 import { formatBytes } from '../bytes.js';
+import type { PendingMigration } from '../data/migrations/steps.js';
+import { describeData } from './data-note.js';
 
 /** What was read about one host for one service. */
 export interface HostSlots {
@@ -33,7 +35,7 @@ export interface DataFacts {
   source: DatabaseConnection | undefined;
   /** Migration version of the source (what the copy will have), and the migrations the copy needs. */
   sourceVersion: number | undefined;
-  pending: Array<{ version: number; name: string }>;
+  pending: PendingMigration[];
   /** The stage and slot whose database is the source, for the release record. */
   sourceSlot?: { stage: string; slot: SlotName };
   /** Size of the source database (what the snapshot will copy), read-only, for the plan. */
@@ -118,6 +120,11 @@ function checkAction(phase: CheckPhase, service: string, spec: CheckSpec, target
   return { kind: 'check', phase, service, check: spec, target: withDb, title: `${phase} check ${spec.name} on ${target.label}` };
 }
 
+/** Rewrites a load balancer's map file from its runtime map: after every step of a plan that changes the map. */
+export function persistMap(file: string, loadBalancer: string): Action {
+  return { kind: 'persist-map', loadBalancer, file, title: `rewrite ${file} from the runtime map` };
+}
+
 /** Shell commands run one after the other on a host, each only if the previous one succeeded. */
 export function andThen(...commands: string[]): string {
   return commands.map((c) => `{ ${c}; }`).join(' && ');
@@ -147,7 +154,8 @@ export function buildPlan(input: PlanInput): Plan {
     services.push({
       service: name, live: facts.live, target, release: facts.release,
       liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts],
-      ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` } : {}),
+      ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` }
+        : db && input.mode !== 'flip' && facts.data ? { data: describeData(stage, service, target, facts.data) } : {}),
     });
     if (db && db.strategy !== 'none' && input.mode !== 'flip' && facts.data && !input.codeOnly) {
       const targetDb = connectionOf(db, target);
@@ -161,12 +169,16 @@ export function buildPlan(input: PlanInput): Plan {
           // Writes get a clear 503 while the live data is copied, so none is lost; reads are served throughout.
           for (const lb of Object.values(stage.loadBalancers)) {
             add(freeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'on' }, title: `freeze writes to ${name} (read-only)` });
+            // Every change of the runtime map is written to the file at once: a reload at any moment keeps what is in force.
+            add(freeze, lb.name, persistMap(lb.mapFile, lb.name));
             // A write accepted just before the freeze may commit after the snapshot: the copy waits for it.
             add(freeze, lb.name, {
               kind: 'settle', loadBalancer: lb.name, backends: [service.slots[facts.live].backend], deadlineMs: service.drainTimeoutMs,
               title: `wait for the requests to ${name} accepted before the freeze`,
             });
             add(unfreeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'off' }, title: `end the write freeze of ${name}` });
+            // Without it the file kept "readonly on" and the next reload of HAProxy refused every write (issue 23).
+            add(unfreeze, lb.name, persistMap(lb.mapFile, lb.name));
           }
         }
         const size = facts.data.sourceBytes === undefined ? '' : ` (${formatBytes(facts.data.sourceBytes)})`;
@@ -177,7 +189,9 @@ export function buildPlan(input: PlanInput): Plan {
           title: `snapshot ${facts.data.source.database}${size} into ${targetDb.database}`,
         });
       }
-      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
+      const copiedFrom = (db.strategy === 'copy' || db.strategy === 'copy-self') && facts.data.source && facts.data.sourceSlot
+        ? { ...facts.data.sourceSlot, database: facts.data.source.database } : undefined;
+      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, ...(copiedFrom ? { copiedFrom } : {}), ...(db.strategy === 'shared' ? { shared: true } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
     }
     for (const hostName of service.hosts) {
       const host = hostOf(stage, hostName);
@@ -255,7 +269,7 @@ export function buildPlan(input: PlanInput): Plan {
       })),
       { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: newBackends, title: 'switch traffic' },
       { kind: 'verify-map', loadBalancer: lb.name, file: lb.mapFile, expected: newBackends, title: 'read the map back' },
-      { kind: 'persist-map', loadBalancer: lb.name, file: lb.mapFile, title: `rewrite ${lb.mapFile} from the runtime map` },
+      persistMap(lb.mapFile, lb.name),
     ],
   }));
   // After the switch, through every load balancer; command checks still run on each host of the service.

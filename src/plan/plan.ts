@@ -7,6 +7,7 @@
 import type { DatabaseConnection, SlotName } from '../config/model.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import type { SlotContext } from '../commands/placeholders.js';
+import type { PendingMigration } from '../data/migrations/steps.js';
 
 /** Where a check runs, as plain data; the host's connection is looked up when it runs. */
 export interface CheckTargetSpec {
@@ -58,8 +59,17 @@ export type Action =
     /** The stage and slot the source database belongs to; its size when the plan was made (bytes). */
     from?: { stage: string; slot: SlotName }; sourceBytes?: number;
   }
-  /** Apply pending migrations to a slot's database under the version table's rules. */
-  | { kind: 'migrate'; service: string; stage: string; slot: SlotName; connection: DatabaseConnection; migrations: string; pending: Array<{ version: number; name: string }>; title: string }
+  /**
+   * Apply pending migrations to a slot's database under the version table's rules. `copiedFrom`: the
+   * database was just copied from there and will be copied afresh at the next promotion, so a failure
+   * here is fixed in the migration file (or in the source's data), never repaired in this copy.
+   */
+  | {
+    kind: 'migrate'; service: string; stage: string; slot: SlotName; connection: DatabaseConnection; migrations: string; pending: PendingMigration[]; title: string;
+    copiedFrom?: { stage: string; slot: SlotName; database: string };
+    /** Strategy shared: both slots use this database, so nothing is left behind by a rollback. */
+    shared?: boolean;
+  }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string };
 
@@ -87,7 +97,7 @@ export interface ServicePlan {
   liveRelease: string | undefined;
   source: string;
   hosts: string[];
-  /** Set when the data step is skipped (--code-only): what the idle slot's database stays. */
+  /** What the idle slot's database will be (copied from where, kept, shared) and where its migrations run. */
   data?: string;
 }
 

@@ -28,6 +28,16 @@ function describeDataCopy(a: Extract<Action, { kind: 'data-copy' }>): string {
   return `CREATE DATABASE ${a.target.database} TEMPLATE ${a.source.database} ${when}; otherwise ${dump}; compare row counts`;
 }
 
+/** Every pending migration with its SQL steps as they will be sent; `sql>` starts each step. */
+function describeMigrate(a: Extract<Action, { kind: 'migrate' }>): string {
+  if (a.pending.length === 0) return 'no pending migration';
+  const how = a.connection.engine === 'postgres' ? 'one script in one transaction with its ok row' : 'one statement at a time, each committed';
+  return a.pending.flatMap((m) => [
+    `${m.baseline ? 'B' : 'V'}${m.version} ${m.name} (${m.file}): ${how}`,
+    ...m.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`)),
+  ]).join('\n');
+}
+
 function describe(action: Action): string {
   switch (action.kind) {
     case 'exec': return `$ ${action.command}`;
@@ -36,7 +46,7 @@ function describe(action: Action): string {
     case 'data-copy': return [describeDataCopy(action),
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
     ].join('\n');
-    case 'migrate': return action.pending.length === 0 ? 'no pending migration' : action.pending.map((m) => `V${m.version} ${m.name}`).join('\n');
+    case 'migrate': return describeMigrate(action);
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');

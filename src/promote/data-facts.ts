@@ -10,6 +10,7 @@ import { describeConnection } from '../data/connection.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { migrationStatus, statusOf } from '../data/migrations/runner.js';
 import { databaseBytes } from '../data/size.js';
+import { pendingMigration } from '../data/migrations/steps.js';
 import type { DataFacts, KeptData } from '../plan/build.js';
 
 /** A database that is not there yet: a stage (or slot) never promoted with its data step. */
@@ -34,8 +35,9 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
     sourceSlot = { stage: from.name, slot: fromLive ?? 'a' };
   }
   const migrations = await loadMigrations(db.migrations);
-  // The version the idle slot's database will start from: the snapshot's, or (shared, first stage) its own.
-  const probe = source ?? connectionOf(db, db.strategy === 'shared' ? 'a' : live);
+  // The version the idle slot's database will start from: the snapshot's, or (shared, first stage) its
+  // own. A first stage's idle slot keeps its own database, which may be older than the live one's.
+  const probe = source ?? connectionOf(db, db.strategy === 'shared' ? 'a' : otherSlot(live));
   let sourceVersion: number | undefined;
   let sourceBytes: number | undefined;
   // What the copy will need: the status accounts for a baseline (an empty database starts with it).
@@ -59,7 +61,7 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
     sourceSlot = undefined;
   }
   return {
-    source, sourceVersion, pending: pending.map((m) => ({ version: m.version, name: m.name })),
+    source, sourceVersion, pending: pending.map((m) => pendingMigration(db.engine, m)),
     ...(source && sourceSlot ? { sourceSlot } : {}), ...(sourceBytes === undefined ? {} : { sourceBytes }),
   };
 }
@@ -85,6 +87,17 @@ export async function readKeptData(stage: Stage, service: string, live: SlotName
       });
     }
     throw new UpdateserverError(`cannot read ${describeConnection(conn)}: ${describeError(err)}`, { cause: err });
+  }
+  if (status.blocked) {
+    // Seed 000: the new code would start on this very database, which a failed migration left as it is.
+    const { version, status: st } = status.blocked;
+    const resolve = `updateserver migrate resolve ${stage.name} ${service} ${version} --slot ${idle}`;
+    throw new UpdateserverError(`--code-only: slot ${idle}'s database ${describeConnection(conn)} has migration ${version} in status "${st}" (a failed or interrupted migration); --code-only keeps this database, so nothing runs until it is repaired`, {
+      // A first stage's `copy` has nothing to copy from: its slots keep their databases.
+      hint: db.strategy === 'copy-self' || (db.strategy === 'copy' && stage.from !== undefined)
+        ? `promote without --code-only (the data step replaces this database with a fresh copy), or repair it by hand and mark it done: ${resolve}`
+        : `repair it by hand (finish or undo version ${version}), then mark it done: ${resolve}`,
+    });
   }
   return { database: conn.database, version: status.current, notApplied: status.pending.filter((m) => !m.baseline).map((m) => m.version) };
 }

@@ -20,6 +20,7 @@ import { allLimited } from '../transport/runner.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { lockStage } from './lock.js';
+import { writesLeftBehind } from './left-writes.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import type { PromoteResult } from './promote.js';
 
@@ -102,6 +103,11 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
       throw err;
     }
     await journal.finish('ok');
+    // After the switch back and the drain: nothing more reaches the slot left behind.
+    for (const line of await writesLeftBehind(stage, plan, recorded)) {
+      logger.warn(line);
+      apply.warnings.push(line);
+    }
     await recordSwitch(store, stage, plan, recorded, now(), { markLeftBad: options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined });
     // Traffic goes back to a slot whose database nothing touched since: its recorded data version holds.
     await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, recorded?.services[s.service]?.data?.[s.target]])) });

@@ -4,6 +4,7 @@
  * file holds the local directory's store, where files are replaced atomically (write, fsync, rename)
  * so a crash never leaves half a state file. The PostgreSQL store is in postgres/store.ts.
  */
+import type { WriteMark } from '../data/writes.js';
 import { mkdir, readFile, rename, writeFile, appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SlotName } from '../config/model.js';
@@ -16,6 +17,8 @@ export interface DataRecord {
   version: number | null;
   /** The snapshot it was made from (strategies copy and copy-self); absent for shared or a new database. */
   snapshot?: { stage: string; slot: SlotName; database: string; tables: number; rows: number };
+  /** Where the database's write counter stood when the data step ended, before it took traffic (src/data/writes.ts). */
+  writes?: WriteMark;
 }
 
 /** A data record as people read it: `version 3, snapshot of dev slot a (1005 rows in 2 tables)`. */

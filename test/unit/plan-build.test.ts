@@ -9,6 +9,7 @@ import { renderConfigFiles } from '../../src/commands/config-files.js';
 import { startSlot, stopSlot } from '../../src/commands/process.js';
 import { serverHealthCommand } from '../../src/lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../../src/lb/map.js';
+import { renderPlan } from '../../src/plan/render.js';
 import { buildPlan, releasesToPurge, slotContext, type HostSlots, type PlanInput, type ServiceFacts } from '../../src/plan/build.js';
 import type { Action, Phase, PhaseName, Plan } from '../../src/plan/plan.js';
 
@@ -545,7 +546,7 @@ describe('buildPlan: config files and --code-only', () => {
     project, stage, from: 'dev', now: NOW, services: ['web'], codeOnly,
     facts: { web: {
       ...facts('a', R2, { h1: slots(R1, R0, [true, false], [R0, R1]) }),
-      data: { source: dev, sourceVersion: 2, pending: [{ version: 3, name: 'index' }] },
+      data: { source: dev, sourceVersion: 2, pending: [{ version: 3, name: 'index', file: 'migrations/web/V0003__index.sql', baseline: false, statements: ['CREATE INDEX items_name ON items (name);'] }] },
       ...(codeOnly ? { kept: { database: 'web_staging_b', version: 2, notApplied: [3] } } : {}),
     } },
   });
@@ -567,7 +568,13 @@ describe('buildPlan: config files and --code-only', () => {
         `${tmpl} > /srv/web/run/b/app.env.tmp && mv -f /srv/web/run/b/app.env.tmp /srv/web/run/b/app.env`);
     assert.equal(ctx.config, '/srv/web/run/b');
     assert.deepEqual(phase(plan, 'data').items[0]!.actions.map((a) => a.kind), ['exec', 'data-copy', 'migrate']);
-    assert.equal(plan.services[0]!.data, undefined);
+    // Where the data comes from and where the migration runs (issue 23): in beta's copy of dev's live database.
+    assert.equal(plan.services[0]!.data, 'copy: web_staging_b becomes a copy of dev\'s live database web_dev_b (version 2); migrations 3 run in it, in the copy; dev\'s live database does not have it, so staging runs it first (dev never did; promote dev first to rehearse it there)');
+    const migrate = plan.phases.find((ph) => ph.name === 'data')!.items[0]!.actions.find((a) => a.kind === 'migrate');
+    assert.ok(migrate?.kind === 'migrate');
+    assert.deepEqual(migrate.copiedFrom, undefined, 'no sourceSlot in these facts: nothing to name');
+    const text = renderPlan(plan);
+    assert.ok(text.includes('         V3 index (migrations/web/V0003__index.sql): one script in one transaction with its ok row\n           sql> CREATE INDEX items_name ON items (name);'), text);
   });
 
   test('--code-only: no snapshot, copy or migration; the plan says which database the idle slot keeps and what it lacks', () => {

@@ -234,8 +234,11 @@ describe('renderPlan', () => {
       assert.ok(out.includes('         no pending migration'));
       // copy-self: the freeze, then a wait for the writes accepted before it, before anything is copied.
       const freeze = withData.phases.find((ph) => ph.name === 'freeze')!.items[0]!.actions;
-      assert.deepEqual(freeze.map((a) => a.kind), ['set-map', 'settle']);
-      assert.deepEqual(freeze[1], { kind: 'settle', loadBalancer: 'lb1', backends: ['web_a'], deadlineMs: 30_000, title: 'wait for the requests to web accepted before the freeze' });
+      // The map file follows every change of the runtime map (issue 23): the freeze is written at once, and so is its end.
+      assert.deepEqual(freeze.map((a) => a.kind), ['set-map', 'persist-map', 'settle']);
+      const unfreeze = withData.phases.find((ph) => ph.name === 'unfreeze')!.items[0]!.actions;
+      assert.deepEqual(unfreeze.map((a) => a.kind), ['set-map', 'persist-map']);
+      assert.deepEqual(freeze[2], { kind: 'settle', loadBalancer: 'lb1', backends: ['web_a'], deadlineMs: 30_000, title: 'wait for the requests to web accepted before the freeze' });
       assert.ok(out.includes('         wait until web_a have no request in flight (at most 30000 ms, else stop: a write among them could be missing from the copy)'));
       assert.ok(withData.phases.findIndex((ph) => ph.name === 'freeze') < withData.phases.findIndex((ph) => ph.name === 'data'));
     }

@@ -57,6 +57,12 @@ export interface MigrateOptions {
   service?: string;
   /** The slot whose database this is, for the resolve command in messages. */
   slot?: 'a' | 'b';
+  /**
+   * Set when this database was just copied from another one and is copied afresh at every promotion
+   * (copy, copy-self): a failure is then fixed in the migration file or in the source, never by repairing
+   * and resolving this copy, which the next copy replaces.
+   */
+  copiedFrom?: { stage: string; slot: 'a' | 'b'; database: string };
 }
 
 export interface MigrateResult {
@@ -142,6 +148,14 @@ function refuse(db: Db, status: MigrationStatus, opts: MigrateOptions): void {
   if (status.blocked) {
     const { version, status: st, comments } = status.blocked;
     const why = st === 'begin' ? 'a run stopped while applying it (killed, or its connection was lost), so nobody knows how far it got' : `it failed${comments ? `: ${comments}` : ''}`;
+    const from = opts.copiedFrom;
+    if (from) {
+      // The row came with the copy: the database to repair is the source, which the next copy reads again.
+      const there = { stage: from.stage, service: opts.service, slot: from.slot };
+      throw new MigrationBlocked(version,
+        `${where}: migration ${version} has status "${st}" in the copy of ${from.database} (${from.stage}, slot ${from.slot}): ${why}. The row came with the copy; nothing more is applied until a person repairs ${from.database} by hand and runs: ${resolveCommand(there, version)}`,
+        `repair ${from.database} (${from.stage}, slot ${from.slot}) by hand, mark it done there: ${resolveCommand(there, version)} -m "what you did", then run again: the next promotion copies it afresh`);
+    }
     throw new MigrationBlocked(version,
       `${where}: migration ${version} has status "${st}"${st === 'begin' && comments ? ` (${comments})` : ''}: ${why}. Nothing more is applied until a person repairs the database by hand and runs: ${resolveCommand(opts, version)}`,
       `look at the database: finish or undo what version ${version} does, then mark it done: ${resolveCommand(opts, version)} -m "what you did"`);
@@ -259,12 +273,23 @@ async function applyOne(db: Db, m: Migration, opts: MigrateOptions): Promise<Mig
   return { version: m.version, name: m.name, baseline: m.baseline, durationMs };
 }
 
+/**
+ * The way out depends on whether the next run uses this very database. A copy (copy, copy-self) is made
+ * afresh from its source at the next promotion, which wipes the error row and any resolution: fix the
+ * file (or the source's data) and run again. A kept database (shared, the first stage) is the one the
+ * next run migrates: seed 000's rule holds, nothing runs until a person repairs it and resolves.
+ */
 function failure(db: Db, m: Migration, err: unknown, reason: string, opts: MigrateOptions): MigrationFailed {
   const head = `${db.label}: migration ${m.version} (${m.name}) failed: ${reason}`;
+  const from = opts.copiedFrom;
+  const again = `run again: updateserver ${opts.stage ?? '<stage>'}`;
+  const copied = from
+    ? `fix ${m.file} (or, if ${from.stage}'s data makes it fail, fix that data in ${from.stage}), then ${again}. This database is a copy of ${from.database} (${from.stage}, slot ${from.slot}) that the next promotion makes afresh, so there is nothing to repair or resolve in it`
+    : undefined;
   if (db.engine === 'postgres') {
     return new MigrationFailed(m.version, false, `${head} (rolled back: the schema is as before)`, {
       cause: err,
-      hint: `fix ${m.file}. A slot database copied afresh at the next promotion needs nothing more; otherwise apply the fixed version by hand and mark it done: ${resolveCommand(opts, m.version)}`,
+      hint: copied ?? `fix ${m.file}, apply the fixed version to this database by hand and mark it done: ${resolveCommand(opts, m.version)}. The database is kept (not copied afresh), so the next run refuses to go on until then`,
     });
   }
   const at = err instanceof DatabaseError ? err.at : undefined;
@@ -273,7 +298,7 @@ function failure(db: Db, m: Migration, err: unknown, reason: string, opts: Migra
       : `statements 1-${at.statement - 1} of ${at.statements ?? '?'} ran and stay applied; statement ${at.statement} (line ${at.line}) failed`;
   return new MigrationFailed(m.version, true, `${head}\nMySQL commits each statement (DDL cannot be rolled back): the database may be half-changed (${progress})`, {
     cause: err,
-    hint: `compare the database with ${m.file}, finish or undo version ${m.version} by hand, then mark it done: ${resolveCommand(opts, m.version)}`,
+    hint: copied ?? `compare the database with ${m.file}, finish or undo version ${m.version} by hand, then mark it done: ${resolveCommand(opts, m.version)}. The database is kept (not copied afresh), so the next run refuses to go on until then`,
   });
 }
 
