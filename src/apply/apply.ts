@@ -14,6 +14,7 @@ import type { Balancer } from '../lb/balancer.js';
 import type { Action, Phase, Plan, PlanItem } from '../plan/plan.js';
 import { runAction } from './actions.js';
 import type { ApplyContext } from './context.js';
+import { backendName, backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
 
 export interface PhaseTiming { phase: string; ms: number }
 export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord> }
@@ -214,7 +215,7 @@ async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
  * off by the stop and failed. Failures here are only logged: the stop follows anyway.
  */
 export async function drainNew(ctx: ApplyContext, plan: Plan, lbNames: readonly string[]): Promise<void> {
-  const backends = plan.services.map((s) => `${s.service}_${s.target}`);
+  const backends = plan.services.map((s) => backendName(s.service, s.target));
   const deadlineMs = Math.max(0, ...plan.services.map((s) => ctx.stage.services[s.service]?.drainTimeoutMs ?? 0));
   await Promise.all(lbNames.map(async (name) => {
     const balancer = ctx.balancers[name];
@@ -240,7 +241,7 @@ async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[])
     const balancer = ctx.balancers[name]!;
     let refused: unknown;
     try {
-      for (const s of plan.services) await balancer.setMap(lb.mapFile, s.service, `${s.service}_${s.live}`);
+      for (const s of plan.services) await balancer.setMap(lb.mapFile, s.service, backendName(s.service, s.live));
     } catch (err) {
       refused = err;
     }
@@ -267,9 +268,8 @@ async function notOnPreviousSlots(balancer: Balancer, file: string, plan: Plan):
   try {
     const map = await balancer.readMap(file);
     await balancer.persistMap(file);
-    // No entry: the frontend's default backend, slot a.
-    const wrong = plan.services.filter((s) => (map.get(s.service) ?? `${s.service}_a`) !== `${s.service}_${s.live}`);
-    if (wrong.length > 0) return `its map still says ${wrong.map((s) => `${s.service} -> ${map.get(s.service) ?? `${s.service}_a`}`).join(', ')}`;
+    const wrong = plan.services.filter((s) => slotOfMapEntry(s.service, map.get(s.service)) !== s.live);
+    if (wrong.length > 0) return `its map still says ${wrong.map((s) => `${s.service} -> ${backendOfMapEntry(s.service, map.get(s.service))}`).join(', ')}`;
     return undefined;
   } catch (err) {
     return describeError(err);

@@ -15,6 +15,7 @@ import { withState } from '../state/backend.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
+import { DEFAULT_SLOT, parseSlot } from '../config/slot.js';
 
 /**
  * What to do about a slot database whose last migration failed. The idle slot of a copy or copy-self
@@ -42,7 +43,7 @@ export async function runMigrate(action: string, stageName: string, service: str
       for (const s of Object.values(stage.services)) {
         if (!s.database) continue;
         const migrations = await loadMigrations(s.database.migrations);
-        for (const slot of s.database.strategy === 'shared' ? (['a'] as const) : SLOTS) {
+        for (const slot of s.database.strategy === 'shared' ? [DEFAULT_SLOT] : SLOTS) {
           const conn = connectionOf(s.database, slot);
           const live = recorded?.services[s.name]?.live === slot;
           try {
@@ -73,7 +74,7 @@ export async function runMigrate(action: string, stageName: string, service: str
       if (!s?.database) throw new ConfigError([{ file: stage.file, path: `services.${service ?? '?'}.database`, message: `service ${service ?? '(none given)'} has no database in ${stage.name}` }]);
       const v = Number(version);
       if (!Number.isInteger(v)) throw new ConfigError([{ file: 'command line', path: 'version', message: 'expected the version number to resolve' }]);
-      const slot = (flags as { slot?: string }).slot === 'b' ? 'b' : 'a';
+      const slot = parseSlot((flags as { slot?: string }).slot) ?? DEFAULT_SLOT;
       const conn = connectionOf(s.database, slot);
       const db = await openDb(conn);
       try {

@@ -5,12 +5,13 @@
  */
 import { createLogger } from '../log.js';
 import { pruneRunLogs, runLogFile } from '../state/run-logs.js';
-import { ConfigError, EXIT_OK } from '../errors.js';
+import { EXIT_OK } from '../errors.js';
 import { describeConnection } from '../data/connection.js';
 import { refresh, type RefreshResult } from '../refresh/refresh.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { waitMsOf, type PromoteFlags } from './options.js';
+import { parseSlot } from '../config/slot.js';
 
 export interface RefreshFlags extends PromoteFlags { from?: string; slot?: string }
 
@@ -37,12 +38,12 @@ export async function runRefresh(stage: string, flags: RefreshFlags): Promise<nu
   const logFile = runLogFile(project.stateDir, stage, 'refresh', runId);
   const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
   try {
-    if (flags.slot !== undefined && flags.slot !== 'a' && flags.slot !== 'b') throw new ConfigError([{ file: 'command line', path: '--slot', message: 'expected a or b' }]);
+    const slot = parseSlot(flags.slot);
     const waitMs = waitMsOf(flags.wait);
     const result = await refresh({
       // commander requires --from.
       project, stage, from: flags.from ?? '', logger, dryRun: flags.dryRun === true, waitMs,
-      ...(flags.service ? { services: flags.service } : {}), ...(flags.slot ? { slot: flags.slot } : {}),
+      ...(flags.service ? { services: flags.service } : {}), ...(slot ? { slot } : {}),
     });
     if (flags.json) {
       printJson({

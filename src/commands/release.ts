@@ -8,6 +8,7 @@
 import type { Service, SlotName } from '../config/model.js';
 import { quote } from './shell.js';
 import { ALIVE } from './process.js';
+import { SLOTS } from '../config/slot.js';
 
 export const MANIFEST = '.updateserver-manifest';
 /** Written last, after transfer, verification and build: a release without it is unfinished and may be rewritten. */
@@ -27,7 +28,7 @@ export const configDir = (service: Service, slot: SlotName) => `${runDir(service
  * where releases are written>".
  */
 export function probeSlots(service: Service): string {
-  const lines = (['a', 'b'] as const).map((slot) => {
+  const lines = SLOTS.map((slot) => {
     const dir = quote(service.slots[slot].dir);
     const pid = quote(pidFile(service, slot));
     return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; ` +

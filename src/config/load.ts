@@ -8,6 +8,7 @@ import { defaultChecks, healthchecksPath, loadHealthchecks, type HealthChecks } 
 import { NAME_PATTERN, profile as profileSchema, type DatabaseData, type ProfileData, type SourceData, type StateData } from './schema.js';
 import { DEFAULT_RELEASE_NAME } from '../release/name.js';
 import { Secret } from './secret.js';
+import { defaultDatabaseName } from './slot.js';
 import { backendName, SLOTS, type CodeSource, type Database, type StateBackendConfig, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
 import { checkSameStateStore, checkStage } from './cross-checks.js';
 
@@ -48,7 +49,7 @@ export async function loadProfile(project: Project, stage: string): Promise<Stag
 }
 
 function resolveDatabase(project: Project, stage: string, service: string, d: DatabaseData): Database {
-  const fallback = (slot: SlotName) => `${service}_${stage}_${slot}`.replace(/-/g, '_');
+  const fallback = (slot: SlotName) => defaultDatabaseName(service, stage, slot);
   const a = d.names?.a ?? fallback('a');
   const password = d.passwordEnv === undefined ? undefined : new Secret(process.env[d.passwordEnv] ?? '', `environment variable ${d.passwordEnv}`);
   return Object.freeze({

@@ -7,9 +7,9 @@ import type { HttpCheckData } from './schema.js';
 import type { HealthChecks } from './healthchecks.js';
 import type { Secret } from './secret.js';
 
-export type SlotName = 'a' | 'b';
-export const SLOTS: readonly SlotName[] = ['a', 'b'];
-export const otherSlot = (slot: SlotName): SlotName => (slot === 'a' ? 'b' : 'a');
+import type { SlotName } from './slot.js';
+// The slot vocabulary lives in slot.ts; re-exported here for the modules that take the model whole.
+export { type SlotName, SLOTS, otherSlot, backendName } from './slot.js';
 
 export interface Host {
   readonly name: string;
@@ -153,5 +153,3 @@ export interface Project {
   /** Where recorded state, history, logs and the code cache live. */
   readonly stateDir: string;
 }
-
-export const backendName = (service: string, slot: SlotName): string => `${service}_${slot}`;

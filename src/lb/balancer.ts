@@ -2,7 +2,6 @@
  * What a promotion needs from one load balancer, whatever the way it is reached (a local UNIX
  * socket, or the remote socket through the host's SSH connection).
  */
-import type { SlotName } from '../config/model.js';
 import type { StatRow } from './stat.js';
 
 export interface Balancer {
@@ -23,9 +22,4 @@ export interface Balancer {
   close(): Promise<void>;
 }
 
-/** The slot a backend name designates: web_b -> b. */
-export function slotOfBackend(service: string, backend: string | undefined): SlotName | undefined {
-  if (backend === `${service}_a`) return 'a';
-  if (backend === `${service}_b`) return 'b';
-  return undefined;
-}
+export { slotOfBackend } from '../config/slot.js';

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { PACKAGE_DIR } from '../package-dir.js';
 import type { LoadBalancer, Project, SlotName, Stage } from '../config/model.js';
 import { renderTemplate, type View } from './template.js';
+import { backendName } from '../config/slot.js';
 
 export const TEMPLATE_FILE = join('lb-templates', 'haproxy.cfg');
 /** The template shipped with updateserver, used when the project has none of its own. */
@@ -59,7 +60,7 @@ export function renderHaproxyConfig(stage: Stage, lb: LoadBalancer, options: Hap
 /** Map file content: the live backend of each service, plus the maintenance and read-only switches that are on. */
 export function renderMap(live: Readonly<Record<string, SlotName>>, flags: Readonly<Record<string, string>> = {}): string {
   return [
-    ...Object.entries(live).map(([service, slot]) => `${service} ${service}_${slot}\n`),
+    ...Object.entries(live).map(([service, slot]) => `${service} ${backendName(service, slot)}\n`),
     ...Object.entries(flags).map(([key, value]) => `${key} ${value}\n`),
   ].join('');
 }

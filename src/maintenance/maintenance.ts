@@ -8,6 +8,7 @@ import type { Project } from '../config/model.js';
 import { describeError, LoadBalancerError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StageLink, hostsUsed, selectServices } from '../promote/stage-link.js';
+import { maintenanceKey, readonlyKey } from '../config/slot.js';
 
 export type MaintenanceMode = 'on' | 'off' | 'read-only';
 
@@ -16,8 +17,8 @@ export interface MaintenanceResult { stage: string; services: string[]; mode: Ma
 /** The map entries a mode sets for one service. */
 export function maintenanceEntries(service: string, mode: MaintenanceMode): Record<string, string> {
   return {
-    [`${service}.maintenance`]: mode === 'on' ? 'on' : 'off',
-    [`${service}.readonly`]: mode === 'read-only' ? 'on' : 'off',
+    [maintenanceKey(service)]: mode === 'on' ? 'on' : 'off',
+    [readonlyKey(service)]: mode === 'read-only' ? 'on' : 'off',
   };
 }
 

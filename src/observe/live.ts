@@ -5,8 +5,9 @@
  */
 import type { SlotName, Stage } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';
-import { slotOfBackend, type Balancer } from '../lb/balancer.js';
+import type { Balancer } from '../lb/balancer.js';
 import type { StageState } from '../state/store.js';
+import { DEFAULT_SLOT, SLOTS, backendName, slotOfMapEntry } from '../config/slot.js';
 
 export async function readLiveSlots(stage: Stage, balancers: readonly Balancer[], recorded: StageState | undefined): Promise<Record<string, SlotName>> {
   const views = await Promise.all(balancers.map(async (b) => {
@@ -19,9 +20,8 @@ export async function readLiveSlots(stage: Stage, balancers: readonly Balancer[]
   for (const service of Object.keys(stage.services)) {
     const seen = views.map((v) => {
       const backend = v.map.get(service);
-      // No entry: the frontend's default backend, slot a, takes the traffic.
-      const slot = backend === undefined ? 'a' : slotOfBackend(service, backend);
-      if (slot === undefined) problems.push(`${v.name} sends ${service} to "${backend}", which is neither ${service}_a nor ${service}_b`);
+      const slot = slotOfMapEntry(service, backend);
+      if (slot === undefined) problems.push(`${v.name} sends ${service} to "${backend}", which is neither ${SLOTS.map((x) => backendName(service, x)).join(' nor ')}`);
       return { lb: v.name, slot };
     });
     const slots = new Set(seen.map((s) => s.slot));
@@ -29,7 +29,7 @@ export async function readLiveSlots(stage: Stage, balancers: readonly Balancer[]
       problems.push(`load balancers disagree about ${service}: ${seen.map((s) => `${s.lb} -> ${s.slot}`).join(', ')}`);
       continue;
     }
-    const slot = seen[0]?.slot ?? 'a';
+    const slot = seen[0]?.slot ?? DEFAULT_SLOT;
     const mine = recorded?.services[service]?.live;
     if (mine !== undefined && mine !== slot) {
       problems.push(`${service}: the load balancers send traffic to slot ${slot}, but the last recorded run left slot ${mine} live`);

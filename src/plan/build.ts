@@ -3,7 +3,8 @@
  * takes every fact as a parameter, so the unit tests can check exact commands for any situation.
  */
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
-import { connectionOf, otherSlot } from '../config/model.js';
+import { connectionOf } from '../config/model.js';
+import { idleSlot, readonlyKey } from '../config/slot.js';
 import type { DatabaseConnection } from '../config/model.js';
 import { configDir, finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
@@ -147,7 +148,7 @@ export function buildPlan(input: PlanInput): Plan {
     const service = stage.services[name];
     const facts = input.facts[name];
     if (!service || !facts) throw new Error(`internal: no facts for service ${name}`);
-    const target = otherSlot(facts.live);
+    const target = idleSlot(facts.live);
     const firstHost = facts.hosts[service.hosts[0] ?? ''];
     const db = service.database;
     const kept = input.codeOnly && db && db.strategy !== 'none' ? facts.kept : undefined;
@@ -168,7 +169,7 @@ export function buildPlan(input: PlanInput): Plan {
         if (frozen) {
           // Writes get a clear 503 while the live data is copied, so none is lost; reads are served throughout.
           for (const lb of Object.values(stage.loadBalancers)) {
-            add(freeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'on' }, title: `freeze writes to ${name} (read-only)` });
+            add(freeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [readonlyKey(name)]: 'on' }, title: `freeze writes to ${name} (read-only)` });
             // Every change of the runtime map is written to the file at once: a reload at any moment keeps what is in force.
             add(freeze, lb.name, persistMap(lb.mapFile, lb.name));
             // A write accepted just before the freeze may commit after the snapshot: the copy waits for it.
@@ -176,7 +177,7 @@ export function buildPlan(input: PlanInput): Plan {
               kind: 'settle', loadBalancer: lb.name, backends: [service.slots[facts.live].backend], deadlineMs: service.drainTimeoutMs,
               title: `wait for the requests to ${name} accepted before the freeze`,
             });
-            add(unfreeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [`${name}.readonly`]: 'off' }, title: `end the write freeze of ${name}` });
+            add(unfreeze, lb.name, { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: { [readonlyKey(name)]: 'off' }, title: `end the write freeze of ${name}` });
             // Without it the file kept "readonly on" and the next reload of HAProxy refused every write (issue 23).
             add(unfreeze, lb.name, persistMap(lb.mapFile, lb.name));
           }

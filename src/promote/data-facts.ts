@@ -2,7 +2,7 @@
  * The data side of the read phase: which database the idle slot's snapshot comes from, what
  * migration version it has and which migrations the copy will need. Read-only.
  */
-import { connectionOf, otherSlot, type SlotName, type Stage } from '../config/model.js';
+import { connectionOf, type SlotName, type Stage } from '../config/model.js';
 import { NO_DATA } from '../release/name.js';
 import { UpdateserverError, describeError } from '../errors.js';
 import { openDb } from '../data/db.js';
@@ -12,6 +12,7 @@ import { migrationStatus, statusOf } from '../data/migrations/runner.js';
 import { databaseBytes } from '../data/size.js';
 import { pendingMigration } from '../data/migrations/steps.js';
 import type { DataFacts, KeptData } from '../plan/build.js';
+import { DEFAULT_SLOT, idleSlot } from '../config/slot.js';
 
 /** A database that is not there yet: a stage (or slot) never promoted with its data step. */
 const isMissing = (err: unknown) => /does not exist|Unknown database/i.test(describeError(err));
@@ -31,13 +32,13 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
         hint: `add services.${service}.database to ${from.file}, or use strategy copy-self, shared or none in ${stage.file}`,
       });
     }
-    source = connectionOf(fromDb, fromLive ?? 'a');
-    sourceSlot = { stage: from.name, slot: fromLive ?? 'a' };
+    source = connectionOf(fromDb, fromLive ?? DEFAULT_SLOT);
+    sourceSlot = { stage: from.name, slot: fromLive ?? DEFAULT_SLOT };
   }
   const migrations = await loadMigrations(db.migrations);
   // The version the idle slot's database will start from: the snapshot's, or (shared, first stage) its
   // own. A first stage's idle slot keeps its own database, which may be older than the live one's.
-  const probe = source ?? connectionOf(db, db.strategy === 'shared' ? 'a' : otherSlot(live));
+  const probe = source ?? connectionOf(db, db.strategy === 'shared' ? DEFAULT_SLOT : idleSlot(live));
   let sourceVersion: number | undefined;
   let sourceBytes: number | undefined;
   // What the copy will need: the status accounts for a baseline (an empty database starts with it).
@@ -73,7 +74,7 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
 export async function readKeptData(stage: Stage, service: string, live: SlotName): Promise<KeptData | undefined> {
   const db = stage.services[service]!.database;
   if (!db || db.strategy === 'none') return undefined;
-  const idle = otherSlot(live);
+  const idle = idleSlot(live);
   const conn = connectionOf(db, idle);
   const migrations = await loadMigrations(db.migrations);
   let status;

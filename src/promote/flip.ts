@@ -5,7 +5,7 @@
  */
 import { userInfo } from 'node:os';
 import { loadProfile } from '../config/load.js';
-import { otherSlot, type Project } from '../config/model.js';
+import type { Project } from '../config/model.js';
 import { UpdateserverError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readLiveSlots } from '../observe/live.js';
@@ -23,6 +23,7 @@ import { lockStage } from './lock.js';
 import { writesLeftBehind } from './left-writes.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import type { PromoteResult } from './promote.js';
+import { idleSlot } from '../config/slot.js';
 
 export interface FlipOptions {
   project: Project;
@@ -62,7 +63,7 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
     const facts: Record<string, ServiceFacts> = {};
     for (const s of services) {
       const service = stage.services[s]!;
-      const target = otherSlot(live[s]!);
+      const target = idleSlot(live[s]!);
       const hosts = Object.fromEntries(await allLimited(service.hosts, stage.parallel, async (h) => [h, await readHostSlots(link.pool.get(h), service)] as const)) as Record<string, HostSlots>;
       const releases = new Set(Object.values(hosts).map((h) => h.releases[target]));
       const missing = Object.entries(hosts).filter(([, h]) => h.releases[target] === undefined).map(([h]) => h);

@@ -7,7 +7,7 @@
  * new connections for the copy); nothing on its hosts or load balancers changes.
  */
 import { loadPipeline } from '../config/load.js';
-import { connectionOf, otherSlot, type DatabaseConnection, type Project, type SlotName, type Stage } from '../config/model.js';
+import { connectionOf, type DatabaseConnection, type Project, type SlotName, type Stage } from '../config/model.js';
 import { ConfigError, UpdateserverError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { describeConnection } from '../data/connection.js';
@@ -17,6 +17,7 @@ import { readLiveSlots } from '../observe/live.js';
 import { openState } from '../state/backend.js';
 import { StageLink, selectServices } from '../promote/stage-link.js';
 import { lockStage } from '../promote/lock.js';
+import { DEFAULT_SLOT, idleSlot } from '../config/slot.js';
 
 export interface RefreshOptions {
   project: Project;
@@ -80,12 +81,12 @@ export function refreshSteps(stage: Stage, from: Stage, live: { stage: Record<st
     if (db.strategy === 'shared') {
       throw new ConfigError([{ file: stage.file, path: `services.${name}.database.strategy`, message: `${name} shares one database between its slots in ${stage.name}: it is always live, and refresh never replaces a live database` }]);
     }
-    const liveSlot = live.stage[name] ?? 'a';
-    const slot = opts.slot ?? otherSlot(liveSlot);
+    const liveSlot = live.stage[name] ?? DEFAULT_SLOT;
+    const slot = opts.slot ?? idleSlot(liveSlot);
     if (slot === liveSlot) {
-      throw new ConfigError([{ file: 'command line', path: '--slot', message: `slot ${slot} of ${name} is live in ${stage.name}: refresh replaces only a slot that serves no traffic (the idle one is ${otherSlot(liveSlot)})` }]);
+      throw new ConfigError([{ file: 'command line', path: '--slot', message: `slot ${slot} of ${name} is live in ${stage.name}: refresh replaces only a slot that serves no traffic (the idle one is ${idleSlot(liveSlot)})` }]);
     }
-    steps.push({ service: name, slot, source: connectionOf(fromDb, live.from[name] ?? 'a'), target: connectionOf(db, slot), live: connectionOf(db, liveSlot), jobs: db.jobs, after: db.refreshAfter });
+    steps.push({ service: name, slot, source: connectionOf(fromDb, live.from[name] ?? DEFAULT_SLOT), target: connectionOf(db, slot), live: connectionOf(db, liveSlot), jobs: db.jobs, after: db.refreshAfter });
   }
   if (steps.length === 0) throw new ConfigError([{ file: stage.file, path: 'services', message: `no service of ${stage.name} has a database to refresh` }]);
   for (const s of steps) refuseUnsafeTarget(s.source, s.target, [s.live]);

@@ -11,6 +11,7 @@ import { UpdateserverError, describeError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { DatabaseError, type Db } from '../db.js';
 import type { Migration } from './files.js';
+import type { SlotName } from '../../config/slot.js';
 import {
   createTable, currentDatabase, insertBegin, lastInsertId, lock, selectRows, setError, setOk, setResolved,
   tableExists, tryLock, unlock, type VersionStatus,
@@ -56,13 +57,13 @@ export interface MigrateOptions {
   stage?: string;
   service?: string;
   /** The slot whose database this is, for the resolve command in messages. */
-  slot?: 'a' | 'b';
+  slot?: SlotName;
   /**
    * Set when this database was just copied from another one and is copied afresh at every promotion
    * (copy, copy-self): a failure is then fixed in the migration file or in the source, never by repairing
    * and resolving this copy, which the next copy replaces.
    */
-  copiedFrom?: { stage: string; slot: 'a' | 'b'; database: string };
+  copiedFrom?: { stage: string; slot: SlotName; database: string };
 }
 
 export interface MigrateResult {
@@ -88,7 +89,7 @@ export class MigrationFailed extends UpdateserverError {
 export const DEFAULT_LOCK_TIMEOUT_MS = 10 * 60_000;
 const MAX_COMMENTS = 4000;
 
-const resolveCommand = (o: { stage?: string | undefined; service?: string | undefined; slot?: 'a' | 'b' | undefined }, version: number) =>
+const resolveCommand = (o: { stage?: string | undefined; service?: string | undefined; slot?: SlotName | undefined }, version: number) =>
   `updateserver migrate resolve ${o.stage ?? '<stage>'} ${o.service ?? '<service>'} ${version}${o.slot ? ` --slot ${o.slot}` : ''}`;
 const truthy = (v: unknown) => v === true || Number(v) === 1;
 const reasonOf = (err: unknown) => (err instanceof DatabaseError ? err.reason : describeError(err));
