@@ -7,7 +7,7 @@ import { runCheck, type CheckReport } from '../health/checks.js';
 import { runLocal } from '../transport/local.js';
 import { run } from '../transport/transport.js';
 import { quoteAll } from '../commands/shell.js';
-import { bytesSent, rsyncArgv, tunnelSpec } from '../commands/rsync.js';
+import { bytesSent } from '../commands/rsync.js';
 import { runDataCopy, runMigrate } from './data-actions.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
@@ -24,11 +24,10 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       await run(ctx.pool.get(action.host), action.command, { what: action.title });
       return;
     case 'local': {
-      const host = action.host === undefined ? undefined : ctx.stage.hosts[action.host];
-      const argv = ctx.tunnel && action.push && host
-        ? rsyncArgv({ source: `${action.push.cacheDir}/`, destination: tunnelSpec(host, `${action.push.releaseDir}/`), rsh: ctx.tunnel.rsh(), ...(action.push.linkDest ? { linkDest: action.push.linkDest } : {}), ...(action.push.remoteSetup ? { remoteSetup: action.push.remoteSetup } : {}) })
-        : action.argv;
-      const result = await runLocal(argv, { host: action.host ?? 'local', ...(argv !== action.argv && ctx.tunnel ? { env: ctx.tunnel.env() } : {}) });
+      // Exactly the argv of the plan; the tunnel route only adds the environment its remote shell needs.
+      const argv = action.argv;
+      if (action.route === 'tunnel' && !ctx.tunnel) throw new Error(`internal: ${action.title} goes through the run's SSH connection, but the run opened no tunnel`);
+      const result = await runLocal(argv, { host: action.host ?? 'local', ...(action.route === 'tunnel' && ctx.tunnel ? { env: ctx.tunnel.env() } : {}) });
       if (result.code !== 0) throw new CommandFailed(action.host ?? 'local', quoteAll(argv), result, action.title);
       const sent = argv[0] === 'rsync' ? bytesSent(result.stdout) : undefined;
       if (sent !== undefined) {

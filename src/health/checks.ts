@@ -31,6 +31,8 @@ export interface CheckTarget {
   /** For command checks: the slot's host connection and placeholders. */
   transport?: Transport;
   context?: SlotContext;
+  /** For command checks: the command as the plan expanded it (run as is; else expanded from context here). */
+  command?: string;
 }
 
 export interface CheckReport {
@@ -105,8 +107,8 @@ function tcpAttempt(target: CheckTarget, timeoutMs: number): Promise<void> {
 }
 
 async function commandAttempt(spec: { run: string }, target: CheckTarget, timeoutMs: number): Promise<void> {
-  if (!target.transport || !target.context) throw new AbortError('a command check runs on a slot\'s host; it has no host here');
-  const command = expand(spec.run, target.context);
+  if (!target.transport || (!target.context && target.command === undefined)) throw new AbortError('a command check runs on a slot\'s host; it has no host here');
+  const command = target.command ?? expand(spec.run, target.context!);
   const r = await target.transport.exec(command, { timeoutMs });
   if (r.code !== 0) throw new Error(`\`${command}\` exited ${r.code ?? 'on a signal'}${(r.stderr || r.stdout).trim() ? `: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}` : ''}`);
 }

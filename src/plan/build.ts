@@ -9,8 +9,8 @@ import type { DatabaseConnection } from '../config/model.js';
 import { configDir, finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
 import { renderConfigFiles } from '../commands/config-files.js';
-import { remoteSpec, rsyncArgv } from '../commands/rsync.js';
-import type { SlotContext } from '../commands/placeholders.js';
+import { pushArgv, relayRoute, type RelayRoute } from '../commands/relay.js';
+import { expand, type SlotContext } from '../commands/placeholders.js';
 import type { Action, CheckTargetSpec, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
@@ -62,6 +62,8 @@ export interface ServiceFacts {
   cacheDir: string;
   /** Human description of where the release comes from. */
   source: string;
+  /** The pull into the cache that the read phase runs (or, in a dry run, would run); none when cached. */
+  fetch?: ServicePlan['fetch'];
   hosts: Record<string, HostSlots>;
 }
 
@@ -82,6 +84,8 @@ export interface PlanInput {
   action?: Plan['action'];
   /** --code-only: no snapshot, copy or migration; each idle slot keeps the database it has. */
   codeOnly?: boolean;
+  /** How rsync reaches the hosts (default: through the run's own SSH connections, see commands/relay.ts). */
+  relay?: RelayRoute;
 }
 
 export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string): SlotContext {
@@ -118,7 +122,9 @@ export function releasesToPurge(all: readonly string[], slotReleases: ReadonlyAr
 function checkAction(phase: CheckPhase, service: string, spec: CheckSpec, target: CheckTargetSpec, stage?: Stage): Extract<Action, { kind: 'check' }> {
   const db = stage?.services[service]?.database;
   const withDb = spec.sql && db ? { ...target, database: connectionOf(db, target.slot) } : target;
-  return { kind: 'check', phase, service, check: spec, target: withDb, title: `${phase} check ${spec.name} on ${target.label}` };
+  // Expanded here, not when it runs: the plan (and so the dry run) shows the command's exact text.
+  const withCommand = spec.command && target.context ? { ...withDb, command: expand(spec.command.run, target.context) } : withDb;
+  return { kind: 'check', phase, service, check: spec, target: withCommand, title: `${phase} check ${spec.name} on ${target.label}` };
 }
 
 /** Rewrites a load balancer's map file from its runtime map: after every step of a plan that changes the map. */
@@ -133,6 +139,8 @@ export function andThen(...commands: string[]): string {
 
 export function buildPlan(input: PlanInput): Plan {
   const { stage } = input;
+  // A plan is applied by a run that holds an SSH connection to each of its hosts.
+  const relay = input.relay ?? relayRoute(true);
   const services: ServicePlan[] = [];
   const copy = new Map<string, Action[]>();
   const data = new Map<string, Action[]>();
@@ -154,7 +162,7 @@ export function buildPlan(input: PlanInput): Plan {
     const kept = input.codeOnly && db && db.strategy !== 'none' ? facts.kept : undefined;
     services.push({
       service: name, live: facts.live, target, release: facts.release,
-      liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts],
+      liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts], ...(facts.fetch ? { fetch: facts.fetch } : {}),
       ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` }
         : db && input.mode !== 'flip' && facts.data ? { data: describeData(stage, service, target, facts.data) } : {}),
     });
@@ -213,12 +221,8 @@ export function buildPlan(input: PlanInput): Plan {
         const remoteSetup = prepareReleaseDirs(service);
         add(copy, hostName,
           {
-            kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`,
-            push: { cacheDir: facts.cacheDir, releaseDir: releaseDir(service, facts.release), remoteSetup, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}) },
-            argv: rsyncArgv({
-              source: `${facts.cacheDir}/`, destination: remoteSpec(host, `${releaseDir(service, facts.release)}/`),
-              remote: host, remoteSetup, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}),
-            }),
+            kind: 'local', host: hostName, title: `copy ${name} release ${facts.release}`, route: relay,
+            argv: pushArgv(relay, host, { cacheDir: facts.cacheDir, releaseDir: releaseDir(service, facts.release), remoteSetup, ...(linkFrom ? { linkDest: `../${linkFrom}` } : {}) }),
           },
           // Verify, build (or mark complete) and point in one round trip: each runs only if the one before succeeded.
           {

@@ -8,6 +8,7 @@ import type { DatabaseConnection, SlotName } from '../config/model.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import type { SlotContext } from '../commands/placeholders.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
+import type { RelayRoute } from '../commands/relay.js';
 
 /** Where a check runs, as plain data; the host's connection is looked up when it runs. */
 export interface CheckTargetSpec {
@@ -20,6 +21,8 @@ export interface CheckTargetSpec {
   /** Set for checks that run on a host over SSH (command). */
   sshHost?: string;
   context?: SlotContext;
+  /** A command check's command with its placeholders filled in: exactly what runs on sshHost. */
+  command?: string;
   /** Set for sql checks: the database of the slot checked. */
   database?: DatabaseConnection;
 }
@@ -32,8 +35,12 @@ export type Action =
    * when the promotion fails before the switch (starting the idle slot: stopping it again).
    */
   | { kind: 'exec'; host: string; command: string; title: string; undo?: { command: string; title: string } }
-  /** A program run on the orchestrator's machine (rsync relaying code), argv without a shell. */
-  | { kind: 'local'; argv: string[]; title: string; host?: string; push?: { cacheDir: string; releaseDir: string; linkDest?: string; remoteSetup?: string } }
+  /**
+   * A program run on the orchestrator's machine (rsync relaying code), argv without a shell: exactly
+   * this argv runs. `route` tunnel: rsync's remote shell reaches the host over the run's SSH connection,
+   * found through the environment apply gives it (commands/relay.ts); the argv holds no secret.
+   */
+  | { kind: 'local'; argv: string[]; title: string; host?: string; route?: RelayRoute }
   /** One health check against one target: a host's idle slot (pre) or a load balancer's frontend (post, watch). */
   | { kind: 'check'; phase: CheckPhase; service: string; check: CheckSpec; target: CheckTargetSpec; title: string }
   /** Repeats the watch checks through the load balancers for a window; a failure rolls back. */
@@ -99,6 +106,12 @@ export interface ServicePlan {
   hosts: string[];
   /** What the idle slot's database will be (copied from where, kept, shared) and where its migrations run. */
   data?: string;
+  /**
+   * The pull that brings the release from the previous stage into the local relay cache, when the
+   * cache does not hold it already: it runs in the read phase, before the plan's first phase (a dry run
+   * does not run it). `filesFrom`: the file list it writes first, from the release's manifest.
+   */
+  fetch?: { host: string; route: RelayRoute; argv: string[]; filesFrom: string };
 }
 
 export interface Plan {

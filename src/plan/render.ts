@@ -10,7 +10,7 @@ function describeCheck(a: Extract<Action, { kind: 'check' }>): string {
   const c = a.check;
   if (c.http) return `${c.http.method} http://${urlHost(a.target.address)}:${a.target.port}${c.http.path} (expect ${c.http.status.join('/')}${Object.keys(c.http.expectHeaders).length ? `, headers ${JSON.stringify(c.http.expectHeaders)}` : ''})`;
   if (c.tcp) return `tcp connect ${a.target.address}:${a.target.port}`;
-  if (c.command) return `on ${a.target.sshHost}: $ ${c.command.run}`;
+  if (c.command) return `on ${a.target.sshHost}: $ ${a.target.command ?? c.command.run}`;
   return `sql ${c.sql?.query ?? ''}`;
 }
 
@@ -64,6 +64,7 @@ export function renderPlan(plan: Plan, options: { commands?: boolean } = {}): st
     out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
       `slot ${s.target} gets ${s.release} on ${s.hosts.join(', ')}`);
     out.push(`    from ${s.source}`);
+    if (s.fetch) out.push(`    pulled into the local cache first (read phase, ${s.fetch.route === 'tunnel' ? 'over the run\'s SSH connection' : 'over OpenSSH'}; the file list ${s.fetch.filesFrom} written from the release's manifest):`, `      (local) $ ${quoteAll(s.fetch.argv)}`);
     if (s.data) out.push(`    data: ${s.data}`);
   }
   plan.phases.filter((p) => p.items.length > 0).forEach((phase, i) => {

@@ -18,7 +18,7 @@ export async function checkDiskSpace(stage: Stage, services: readonly string[], 
   const short: string[] = [];
   for (const s of services) {
     const f = facts[s]!;
-    const size = await releaseBytes(releases[s]!.cacheDir);
+    const size = releases[s]!.bytes ?? await releaseBytes(releases[s]!.cacheDir);
     const needed = bytesNeeded(size);
     for (const [host, slots] of Object.entries(f.hosts)) {
       if (slots.complete.includes(f.release) || slots.freeBytes === undefined) continue;

@@ -20,14 +20,14 @@ import { appendRun, passedRecords, recordFailure, recordPassed, recordSwitch } f
 import { cachedCodeHash, readHostManifest } from '../observe/code-hash.js';
 import type { StageState } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
-import { cacheRoot, pullStageRelease, stageFirstSource, type SourceRelease } from './source.js';
+import { planPull, runPull, stageFirstSource, type SourceRelease } from './source.js';
+import { relayRoute } from '../commands/relay.js';
 import { resolveGitSource } from '../release/git.js';
 import { checkDiskSpace } from './preflight.js';
 import { dataVersion, readDataFacts, readKeptData } from './data-facts.js';
 import { lockStage } from './lock.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { settleAll } from '../transport/runner.js';
 
 export interface PromoteOptions {
@@ -126,6 +126,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     }
 
     const releases: Record<string, SourceRelease> = {};
+    // The run holds an SSH connection to every host it reads or writes: rsync goes through it.
+    const relay = relayRoute(true);
     if (from && source) {
       await Promise.all(services.map(async (s) => {
         const service = from.services[s]!;
@@ -146,13 +148,12 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
         // One read of the manifest serves the guard (its hash) and the pull (its file list).
         const manifest = await readHostManifest(source.pool.get(hostName), service, release);
         guardPassed(from, s, release, fromState, hostName, manifest.hash);
-        releases[s] = options.dryRun
-          ? { release, cacheDir: join(cacheRoot(project, s), release), source: `stage ${from.name}, ${hostName} slot ${slot} (not pulled: dry run)` }
-          : await pullStageRelease(project, from, service, source.pool.get(hostName), from.hosts[hostName]!, release, slot, await source.openTunnel(), manifest.text);
+        releases[s] = await planPull(project, from, service, from.hosts[hostName]!, release, slot, relay, manifest.text);
+        if (!options.dryRun) await runPull(project, from, service, releases[s]!, manifest.text, releases[s]!.fetch ? await source.openTunnel() : undefined);
       }));
     } else {
       for (const s of services) {
-        releases[s] = await stageFirstSource(project, stage, stage.services[s]!, { now: now(), data: dataVersion(dataOf[s]!), git });
+        releases[s] = await stageFirstSource(project, stage, stage.services[s]!, { now: now(), data: dataVersion(dataOf[s]!), git }, { dryRun: options.dryRun === true });
       }
     }
 
@@ -161,16 +162,16 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const slotsByService = await targetSlots;
     for (const [i, s] of services.entries()) {
       const hostSlots = slotsByService[i]!;
-      facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
+      facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, ...(releases[s]!.fetch ? { fetch: releases[s]!.fetch } : {}), hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
     }
-    // A dry run checks disk too where it knows the release's size: the release is in the local cache
-    // (always for the first stage; for a later one when this machine relayed it into the previous stage).
-    if (!options.dryRun || services.every((s) => existsSync(releases[s]!.cacheDir))) await checkDiskSpace(stage, services, facts, releases);
+    // A dry run checks disk too where it knows the release's size: the first stage measured its staging
+    // copy; a later one finds the release in the local cache when this machine relayed it into the previous stage.
+    if (!options.dryRun || services.every((s) => releases[s]!.bytes !== undefined || existsSync(releases[s]!.cacheDir))) await checkDiskSpace(stage, services, facts, releases);
     // Services not being promoted keep their slot; the plan needs them to rewrite the whole map.
     const allFacts = { ...facts };
     for (const [s, slot] of Object.entries(live)) if (!allFacts[s]) allFacts[s] = { live: slot, release: '', cacheDir: '', source: '', hosts: {} };
 
-    const plan = buildPlan({ project, stage, from: from?.name ?? 'source', facts: allFacts, services, now: now(), codeOnly: options.codeOnly === true });
+    const plan = buildPlan({ project, stage, from: from?.name ?? 'source', facts: allFacts, services, now: now(), codeOnly: options.codeOnly === true, relay });
 
     const badHere = services.filter((s) => recorded?.services[s]?.bad?.[facts[s]!.release] !== undefined);
     if (badHere.length > 0 && !options.force) {

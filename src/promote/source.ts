@@ -4,13 +4,15 @@
  * its hosts. Hosts of different stages never talk to each other.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { CommandFailed, ConfigError, UpdateserverError } from '../errors.js';
 import { createHash } from 'node:crypto';
 import { MANIFEST, releaseDir } from '../commands/release.js';
-import { remoteSpec, rsyncArgv, tunnelSpec } from '../commands/rsync.js';
+import { rsyncArgv } from '../commands/rsync.js';
+import { pullArgv, type RelayRoute } from '../commands/relay.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
 import { quote, quoteAll } from '../commands/shell.js';
 import { run, type Transport } from '../transport/transport.js';
@@ -23,6 +25,10 @@ export interface SourceRelease {
   release: string;
   cacheDir: string;
   source: string;
+  /** Its size when it is not in the cache (a dry run's staging copy, removed since), for the disk check. */
+  bytes?: number;
+  /** A later stage's pull into the cache, when the cache lacks the release (see planPull). */
+  fetch?: { host: string; route: RelayRoute; argv: string[]; filesFrom: string };
 }
 
 export const cacheRoot = (project: Project, service: string) => join(project.stateDir, 'cache', service);
@@ -77,6 +83,7 @@ export interface NamingFacts {
 
 /** The cached release with exactly this content, found by its manifest's hash whatever its name. */
 async function cachedByHash(root: string, hash: string): Promise<string | undefined> {
+  if (!existsSync(root)) return undefined;
   for (const e of await readdir(root, { withFileTypes: true })) {
     if (!e.isDirectory() || e.name.startsWith('.')) continue;
     const manifest = join(root, e.name, MANIFEST);
@@ -88,12 +95,29 @@ async function cachedByHash(root: string, hash: string): Promise<string | undefi
 /**
  * Copies the first stage's source (a directory, or the tree of a git ref) into the cache and names the
  * release with the service's template. Content already cached keeps the name it was given then.
+ *
+ * With `dryRun` the same copy is made into a temporary directory outside the state directory (the
+ * release's name needs its manifest hash) and removed again: the cache is read, never written or
+ * touched, and the size is measured there for the disk check.
  */
-export async function stageFirstSource(project: Project, stage: Stage, service: Service, naming: NamingFacts): Promise<SourceRelease> {
-  const source = stage.source!;
+export async function stageFirstSource(project: Project, stage: Stage, service: Service, naming: NamingFacts, options: { dryRun?: boolean } = {}): Promise<SourceRelease> {
   const root = cacheRoot(project, service.name);
-  const staging = join(root, '.staging');
-  await mkdir(root, { recursive: true });
+  if (!options.dryRun) {
+    await mkdir(root, { recursive: true });
+    return stageInto(root, root, stage, service, naming, false);
+  }
+  const work = await mkdtemp(join(tmpdir(), 'updateserver-dry-run-'));
+  try {
+    return await stageInto(root, work, stage, service, naming, true);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** stageFirstSource's work: `work` holds the staging (and git export) directories, `root` is the cache. */
+async function stageInto(root: string, work: string, stage: Stage, service: Service, naming: NamingFacts, dryRun: boolean): Promise<SourceRelease> {
+  const source = stage.source!;
+  const staging = join(work, '.staging');
   let rev = naming.git?.rev;
   let from: string;
   let described: string;
@@ -111,7 +135,7 @@ export async function stageFirstSource(project: Project, stage: Stage, service: 
       }
     }
   } else {
-    from = join(root, '.export');
+    from = join(work, '.export');
     described = `${source.repo} at ${source.ref} (${naming.git!.rev})`;
     await rm(from, { recursive: true, force: true });
     await mkdir(from);
@@ -119,8 +143,9 @@ export async function stageFirstSource(project: Project, stage: Stage, service: 
   }
   const previous = await newestCached(root, '.staging');
   try {
+    // --link-dest is absolute: the staging directory of a dry run is outside the cache.
     await rsyncLocal(rsyncArgv({ source: `${from}/`, destination: `${staging}/`, excludes: [...service.exclude, '.git', MANIFEST],
-      ...(previous ? { linkDest: `../${previous}` } : {}) }), 'local', `copying ${described} into the release cache`);
+      ...(previous ? { linkDest: join(root, previous) } : {}) }), 'local', `copying ${described} into the release cache`);
   } finally {
     if (source.kind === 'git') await rm(from, { recursive: true, force: true });
   }
@@ -129,8 +154,10 @@ export async function stageFirstSource(project: Project, stage: Stage, service: 
   const existing = await cachedByHash(root, manifest.hash);
   if (existing) {
     await rm(staging, { recursive: true, force: true });
-    await touch(join(root, existing));
-    await pruneCache(root, existing);
+    if (!dryRun) {
+      await touch(join(root, existing));
+      await pruneCache(root, existing);
+    }
     return { release: existing, cacheDir: join(root, existing), source: `${described} (${manifest.files} files, unchanged since ${existing})` };
   }
   const release = renderReleaseName(service.releaseName, { now: naming.now, version: readVersion(staging, naming.git?.tag), hash: manifest.hash, rev, data: naming.data });
@@ -142,55 +169,67 @@ export async function stageFirstSource(project: Project, stage: Stage, service: 
     });
   }
   const cacheDir = join(root, release);
+  if (dryRun) return { release, cacheDir, source: `${described} (${manifest.files} files)`, bytes: await releaseBytes(staging) };
   await rename(staging, cacheDir);
   await pruneCache(root, release);
   return { release, cacheDir, source: `${described} (${manifest.files} files)` };
 }
 
+/** A pull of a release into the cache, as the plan shows it (ServicePlan.fetch). */
+export type Fetch = NonNullable<SourceRelease['fetch']>;
+
 /**
- * Brings the previous stage's live release into the cache and checks it against its manifest. Only
- * the files the manifest lists travel: what the build step made on the source host (node_modules, a
- * virtualenv) is rebuilt on each target instead of being copied between stages.
+ * What bringing the previous stage's live release into the cache takes, read-only: nothing when the
+ * cached copy already matches the source host's manifest (the usual case: this machine relayed the
+ * release into the previous stage and still holds it), else the pull's exact argv. Only the files the
+ * manifest lists travel: what the build step made on the source host (node_modules, a virtualenv) is
+ * rebuilt on each target instead of being copied between stages. A dry run stops here.
  */
-export async function pullStageRelease(project: Project, from: Stage, service: Service, transport: Transport, host: Host, release: string, slot: SlotName, tunnel?: ExecTunnel,
-  /** The manifest as the source host has it, when the caller has read it already (the pipeline guard does). */
-  manifestText?: string): Promise<SourceRelease> {
+export async function planPull(project: Project, from: Stage, service: Service, host: Host, release: string, slot: SlotName, route: RelayRoute,
+  /** The manifest as the source host has it (the pipeline guard read it). */
+  manifestText: string): Promise<SourceRelease> {
   const root = cacheRoot(project, service.name);
-  await mkdir(root, { recursive: true });
   const cacheDir = join(root, release);
-  const manifest = manifestText !== undefined ? { stdout: manifestText }
-    : await run(transport, `cat ${quote(`${releaseDir(service, release)}/${MANIFEST}`)}`, { what: `reading the manifest of ${release}` });
-  const paths = manifest.stdout.split('\n').filter(Boolean).map((line) => line.slice(line.indexOf('  ') + 2));
-  const described = `stage ${from.name}, ${host.name}:${releaseDir(service, release)} (slot ${slot}, ${paths.length} files)`;
-  // The usual case: this machine relayed the release into the previous stage and still holds it. If
-  // the cached copy matches the manifest the source host has now, it is that release, byte for byte,
-  // and a second transfer would only repeat it.
-  if (await cachedCopyMatches(cacheDir, manifest.stdout)) {
+  const files = manifestText.split('\n').filter(Boolean).length;
+  const described = `stage ${from.name}, ${host.name}:${releaseDir(service, release)} (slot ${slot}, ${files} files)`;
+  // If the cached copy matches the manifest the source host has now, it is that release, byte for
+  // byte, and a second transfer would only repeat it.
+  if (await cachedCopyMatches(cacheDir, manifestText)) return { release, cacheDir, source: `${described}, already in the local cache` };
+  const previous = await newestCached(root, release);
+  const filesFrom = join(root, `.files-${release}`);
+  const argv = pullArgv(route, host, { releaseDir: releaseDir(service, release), cacheDir, filesFrom, ...(previous ? { linkDest: `../${previous}` } : {}) });
+  return { release, cacheDir, source: described, fetch: { host: host.name, route, argv, filesFrom } };
+}
+
+/**
+ * Runs what planPull decided: marks a cached release used, or runs the pull exactly as planned (its
+ * file list written from the manifest first) and checks the result against the manifest.
+ */
+export async function runPull(project: Project, from: Stage, service: Service, planned: SourceRelease, manifestText: string, tunnel: ExecTunnel | undefined): Promise<void> {
+  const root = cacheRoot(project, service.name);
+  const { release, cacheDir, fetch } = planned;
+  if (!fetch) {
     await touch(cacheDir);
     await pruneCache(root, release);
-    return { release, cacheDir, source: `${described}, already in the local cache` };
+    return;
   }
+  if (fetch.route === 'tunnel' && !tunnel) throw new Error(`internal: the pull of ${release} goes through the run's SSH connection, but none is open`);
+  await mkdir(root, { recursive: true });
   await rm(cacheDir, { recursive: true, force: true });
-  const previous = await newestCached(root, release);
-  const list = join(root, `.files-${release}`);
-  await writeFile(list, [MANIFEST, ...paths].join('\n') + '\n');
+  const paths = manifestText.split('\n').filter(Boolean).map((line) => line.slice(line.indexOf('  ') + 2));
+  await writeFile(fetch.filesFrom, [MANIFEST, ...paths].join('\n') + '\n');
   try {
-    await rsyncLocal(rsyncArgv({
-      source: tunnel ? tunnelSpec(host, `${releaseDir(service, release)}/`) : remoteSpec(host, `${releaseDir(service, release)}/`), destination: `${cacheDir}/`, remote: host, filesFrom: list,
-      ...(tunnel ? { rsh: tunnel.rsh() } : {}),
-      ...(previous ? { linkDest: `../${previous}` } : {}),
-    }), host.name, `pulling release ${release} from stage ${from.name}`, tunnel?.env());
+    await rsyncLocal(fetch.argv, fetch.host, `pulling release ${release} from stage ${from.name}`, fetch.route === 'tunnel' ? tunnel?.env() : undefined);
   } finally {
-    await rm(list, { force: true });
+    await rm(fetch.filesFrom, { force: true });
   }
   const verify = await verifyCached(cacheDir);
   if (verify.code !== 0) {
     // Nothing that failed its check stays in the cache, where the next run could take it for the release.
     await rm(cacheDir, { recursive: true, force: true });
-    throw new CommandFailed(host.name, `sha256sum -c ${MANIFEST}`, verify, `release ${release} pulled from stage ${from.name} does not match its manifest`);
+    throw new CommandFailed(fetch.host, `sha256sum -c ${MANIFEST}`, verify, `release ${release} pulled from stage ${from.name} does not match its manifest`);
   }
   await pruneCache(root, release);
-  return { release, cacheDir, source: described };
 }
 
 function verifyCached(cacheDir: string) {

@@ -1,15 +1,19 @@
 /*
  * The "remote shell" rsync runs when updateserver relays code (see tunnel.ts), as a bash script: rsync
- * calls it as `bash <script> <host> <command...>` with UPDATESERVER_TUNNEL="<port> <token> <dir>" in
- * its environment. It connects to the tunnel on 127.0.0.1 twice (the command's stdin, and the request
+ * runs it as `bash -c 'eval "$UPDATESERVER_TUNNEL_CLIENT"' updateserver-tunnel <host> <command...>`
+ * (commands/relay.ts), with the script itself in UPDATESERVER_TUNNEL_CLIENT and
+ * UPDATESERVER_TUNNEL="<port> <token> <dir>" in its environment, so rsync's argv is the same text in
+ * every run and is exactly what the plan prints. It connects to the tunnel on 127.0.0.1 twice (the command's stdin, and the request
  * with the command's output), and relays its stdin and stdout through them. When the remote command has exited the tunnel
  * closes the socket, having written the command's stderr and exit status to <dir>/<id>.err|.status;
  * the script passes those on, like ssh does.
  */
 export const TUNNEL_ENV = 'UPDATESERVER_TUNNEL';
+/** The variable that carries TUNNEL_CLIENT itself to rsync's remote shell (commands/relay.ts TUNNEL_RSH). */
+export const TUNNEL_CLIENT_ENV = 'UPDATESERVER_TUNNEL_CLIENT';
 
 export const TUNNEL_CLIENT = `#!/bin/bash
-# updateserver's rsync remote shell: see src/transport/tunnel.ts. Generated; removed after the run.
+# updateserver's rsync remote shell: see src/transport/tunnel.ts.
 read -r port token dir <<<"\${${TUNNEL_ENV}:-}"
 if [ -z "$token" ] || [ $# -lt 2 ]; then echo "updateserver tunnel: run by rsync within updateserver only" >&2; exit 255; fi
 host=$1; shift

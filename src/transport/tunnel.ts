@@ -19,7 +19,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { TUNNEL_CLIENT, TUNNEL_ENV } from './tunnel-client.js';
+import { TUNNEL_CLIENT, TUNNEL_CLIENT_ENV, TUNNEL_ENV } from './tunnel-client.js';
 
 export interface StreamingTransport {
   /** Runs a command with its stdin/stdout/stderr as streams; resolves the exit status on close. */
@@ -51,10 +51,9 @@ export class ExecTunnel {
   private constructor(private readonly server: Server, private readonly sockets: Set<Socket>, private readonly dir: string, private readonly port: number, private readonly token: string) {}
 
   static async open(resolve: (host: string) => StreamingTransport | undefined): Promise<ExecTunnel> {
-    // mkdtemp creates the directory 0700: the client script and the result files are this user's alone.
+    // mkdtemp creates the directory 0700: the result files are this user's alone.
     const dir = await mkdtemp(join(tmpdir(), 'updateserver-tunnel-'));
     const token = randomBytes(32).toString('hex');
-    await writeFile(join(dir, 'rsh'), TUNNEL_CLIENT, { mode: 0o700 });
     const pending = new Map<string, Pending>();
     const sockets = new Set<Socket>();
     const server = createServer({ allowHalfOpen: true }, (socket) => {
@@ -67,14 +66,9 @@ export class ExecTunnel {
     return new ExecTunnel(server, sockets, dir, (server.address() as AddressInfo).port, token);
   }
 
-  /** The -e argument for rsync. */
-  rsh(): string {
-    return `bash ${join(this.dir, 'rsh')}`;
-  }
-
-  /** The environment rsync needs to run with for rsh() to reach this tunnel. */
+  /** The environment rsync needs to run with for its remote shell (commands/relay.ts TUNNEL_RSH) to reach this tunnel. */
   env(): NodeJS.ProcessEnv {
-    return { ...process.env, [TUNNEL_ENV]: `${this.port} ${this.token} ${this.dir}` };
+    return { ...process.env, [TUNNEL_ENV]: `${this.port} ${this.token} ${this.dir}`, [TUNNEL_CLIENT_ENV]: TUNNEL_CLIENT };
   }
 
   async close(): Promise<void> {

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { get } from 'node:http';
@@ -27,6 +27,7 @@ import type { JournalEntry } from '../../src/state/journal.js';
 import type { HistoryEntry, StageState } from '../../src/state/store.js';
 import type { StageStatus } from '../../src/status/status.js';
 import { sql } from '../lab/pg.js';
+import { TUNNEL_RSH } from '../../src/commands/relay.js';
 import { slotDatabases } from '../lab/databases.js';
 
 const NET = 80;
@@ -64,7 +65,8 @@ async function snapshot(): Promise<Record<string, unknown>> {
       servers: (await h.showStat()).filter((r) => r.type === 'server' || r.type === 'backend').map((r) => `${r.proxy}/${r.server} ${r.status} w${r.weight} ${r.raw.admin ?? ''}`),
     };
   }
-  const local = (await run('bash', ['-c', `cd ${p.project.stateDir} && find . -path ./logs -prune -o -printf '%p %s %T@\\n' | LC_ALL=C sort`])).stdout;
+  // The local state directory, the release cache (cache/) included: every entry's name, size and time, and every file's bytes.
+  const local = (await run('bash', ['-c', `cd ${p.project.stateDir} && find . -path ./logs -prune -o -printf '%p %y %s %T@ %l\\n' | LC_ALL=C sort; find . -path ./logs -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum`], { maxBuffer: 64 << 20 })).stdout;
   return { files, databases, haproxy, local };
 }
 
@@ -120,6 +122,51 @@ after(async () => {
   await dropAll();
 });
 
+/** The dry run of `stage` leaves every byte where it was: hosts, databases, HAProxy, the state directory and release cache. */
+async function dryRunChangesNothing(stage: 'dev' | 'beta'): Promise<Plan> {
+  const before = await settledSnapshot();
+  const dry = await updateserver(p.project.dir, stage, '--dry-run', '--json');
+  assert.equal(dry.code, 0, explain(dry));
+  const after = await snapshot();
+  for (const part of Object.keys(before)) assert.deepEqual(after[part], before[part], `the dry run of ${stage} changed ${part}`);
+  return (JSON.parse(dry.stdout) as { plan: Plan }).plan;
+}
+
+test('a dry run of the first stage names the new release without writing it into the release cache', async () => {
+  const cache = join(p.project.stateDir, 'cache', 'web');
+  const cachedBefore = (await readdir(cache)).sort();
+  const version = await readFile(join(p.appDir, 'VERSION'), 'utf8');
+  await writeFile(join(p.appDir, 'VERSION'), '2.1.0-dry\n');
+  try {
+    const plan = await dryRunChangesNothing('dev');
+    const release = plan.services[0]!.release;
+    assert.match(release, /-2\.1\.0-dry-[0-9a-f]{8}$/, 'the plan names the release the real run would make');
+    assert.deepEqual((await readdir(cache)).sort(), cachedBefore);
+    assert.ok(!cachedBefore.includes(release));
+  } finally {
+    await writeFile(join(p.appDir, 'VERSION'), version);
+  }
+});
+
+test('a dry run of a later stage whose release is not in the local cache pulls nothing: the plan shows the pull', async () => {
+  const cache = join(p.project.stateDir, 'cache', 'web');
+  const aside = join(p.project.dir, 'cache-aside');
+  const cached = (await readdir(cache)).sort();
+  // Every release of the cache set aside (outside the state directory): the dry run finds none.
+  await mkdir(aside, { recursive: true });
+  for (const r of cached) await rename(join(cache, r), join(aside, r));
+  try {
+    const plan = await dryRunChangesNothing('beta');
+    assert.deepEqual(await readdir(cache), []);
+    const fetch = plan.services[0]!.fetch;
+    assert.ok(fetch, `the plan shows the pull: ${JSON.stringify(plan.services[0])}`);
+    assert.deepEqual(fetch.argv.slice(0, 7), ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', TUNNEL_RSH]);
+    assert.deepEqual(fetch.argv.slice(-3), [`--files-from=${join(cache, `.files-${plan.services[0]!.release}`)}`, `dev1:/srv/web/releases/${plan.services[0]!.release}/`, `${join(cache, plan.services[0]!.release)}/`]);
+  } finally {
+    for (const r of cached) await rename(join(aside, r), join(cache, r));
+  }
+});
+
 test('the dry run changes nothing anywhere, and the real run journals exactly the steps it printed', async () => {
   const before = await settledSnapshot();
   const dry = await updateserver(p.project.dir, 'beta', '--dry-run', '--json');
@@ -141,10 +188,10 @@ test('the dry run changes nothing anywhere, and the real run journals exactly th
   const entries = (await readFile(join(dir, last), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
   const start = entries[0] as Extract<JournalEntry, { type: 'start' }>;
   assert.equal(start.type, 'start');
-  // The plan the real run applied: same steps, hosts, commands, SQL and runtime-API lines; only the
-  // time it was made differs, and where the release came from (the dry run does not pull it).
+  // The plan the real run applied: same steps, hosts, commands, rsync argv, SQL and runtime-API lines,
+  // and where the release comes from; only the time it was made differs.
   assert.deepEqual(start.plan.phases, plan.phases);
-  assert.deepEqual(start.plan.services.map(({ source: _s, ...rest }) => rest), plan.services.map(({ source: _s, ...rest }) => rest));
+  assert.deepEqual(start.plan.services, plan.services);
   assert.deepEqual(start.plan.liveAfter, plan.liveAfter);
   // And the steps it journalled are those of the plan, each begun and ended once, none failed.
   const planned = plan.phases.flatMap((ph) => ph.items.flatMap((i) => i.actions.map((a) => `${ph.name} | ${i.target} | ${a.title}`))).sort();

@@ -12,6 +12,7 @@ import { setMapCommand, showMapCommand } from '../../src/lb/map.js';
 import { renderPlan } from '../../src/plan/render.js';
 import { buildPlan, releasesToPurge, slotContext, type HostSlots, type PlanInput, type ServiceFacts } from '../../src/plan/build.js';
 import type { Action, Phase, PhaseName, Plan } from '../../src/plan/plan.js';
+import { TUNNEL_RSH } from '../../src/commands/relay.js';
 
 const R_3 = '2026.11.17-090000-0.7.0-77777777';
 const R_2 = '2026.11.18-090000-0.8.0-88888888';
@@ -157,14 +158,13 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
     assert.deepEqual(plan.phases.filter((p) => p.items.length > 0).map((p) => p.name), ['copy', 'start', 'check', 'switch', 'post', 'drain', 'stop-old']);
   });
 
-  test('copy: rsync (whose remote side first creates releases/ and run/) with link-dest to the live release; then verify, mark complete and point slot b in one round trip', () => {
+  test('copy: rsync (whose remote side first creates releases/ and run/) with link-dest to the live release, through the run\'s SSH connection; then verify, mark complete and point slot b in one round trip', () => {
     assert.deepEqual(actionsOf(phase(plan, 'copy'), 'h1'), [
       {
-        kind: 'local', host: 'h1', title: `copy web release ${R2}`,
-        argv: ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync', `--link-dest=../${R1}`,
-          `${CACHE}/${R2}/`, `deploy@10.0.0.11:/srv/web/releases/${R2}/`],
-        // What a real run sends through its own SSH connection instead (transport/tunnel.ts).
-        push: { cacheDir: `${CACHE}/${R2}`, releaseDir: `/srv/web/releases/${R2}`, remoteSetup: 'mkdir -p /srv/web/releases /srv/web/run', linkDest: `../${R1}` },
+        // Exactly what runs: the tunnel's remote shell is the same text in every run, its port and token come by environment.
+        kind: 'local', host: 'h1', title: `copy web release ${R2}`, route: 'tunnel',
+        argv: ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', TUNNEL_RSH, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync', `--link-dest=../${R1}`,
+          `${CACHE}/${R2}/`, `h1:/srv/web/releases/${R2}/`],
       },
       {
         kind: 'exec', host: 'h1', title: `verify ${R2} against its manifest, mark it complete, point slot b at it`,
@@ -177,7 +177,16 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
     ]);
     const h2Copy = actionsOf(phase(plan, 'copy'), 'h2')[0];
     assert.ok(h2Copy?.kind === 'local');
-    assert.deepEqual(h2Copy.argv.slice(8), [`--link-dest=../${R1}`, `${CACHE}/${R2}/`, `deploy@10.0.0.12:/srv/web/releases/${R2}/`]);
+    assert.deepEqual(h2Copy.argv.slice(8), [`--link-dest=../${R1}`, `${CACHE}/${R2}/`, `h2:/srv/web/releases/${R2}/`]);
+  });
+
+  test('copy over OpenSSH (the route of a caller without SSH connections): ssh with the strict options, user@address', () => {
+    const viaSsh = buildPlan({ ...mainInput(), relay: 'openssh' });
+    assert.deepEqual(actionsOf(phase(viaSsh, 'copy'), 'h1')[0], {
+      kind: 'local', host: 'h1', title: `copy web release ${R2}`, route: 'openssh',
+      argv: ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync', `--link-dest=../${R1}`,
+        `${CACHE}/${R2}/`, `deploy@10.0.0.11:/srv/web/releases/${R2}/`],
+    });
   });
 
   test('start: stop whatever idle slot b runs, then start b with its own context', () => {
@@ -331,8 +340,8 @@ describe('buildPlan: a stage never promoted', () => {
   test('has no --link-dest anywhere', () => {
     for (const { a } of allActions(plan.phases)) assert.doesNotMatch(textOf(a), /--link-dest/);
     const copy = actionsOf(phase(plan, 'copy'), 'h1')[0];
-    assert.deepEqual(copy?.kind === 'local' && copy.argv, ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', SSH_E, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync',
-      `${CACHE}/${R1}/`, `deploy@10.0.0.11:/srv/web/releases/${R1}/`]);
+    assert.deepEqual(copy?.kind === 'local' && copy.argv, ['rsync', '-a', '--checksum', '--delete', '--stats', '-e', TUNNEL_RSH, '--rsync-path=mkdir -p /srv/web/releases /srv/web/run && rsync',
+      `${CACHE}/${R1}/`, `h1:/srv/web/releases/${R1}/`]);
   });
 
   test('says the live slot runs nothing, still goes a -> b, and stops a (with an empty release) at the end', () => {
@@ -523,7 +532,7 @@ describe('buildPlan: addresses', () => {
       '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
       '    start: node server.mjs',
     ]);
-    const plan = buildPlan({ project: v6.project, stage: v6.stage, from: 'dev', now: NOW, services: ['web'], facts: { web: facts('a', R2, { h1: slots(R1, undefined) }) } });
+    const plan = buildPlan({ project: v6.project, stage: v6.stage, from: 'dev', now: NOW, services: ['web'], facts: { web: facts('a', R2, { h1: slots(R1, undefined) }) }, relay: 'openssh' });
     const copy = actionsOf(phase(plan, 'copy'), 'h1')[0];
     assert.equal(copy?.kind === 'local' && copy.argv.at(-1), `deploy@[fd00::11]:/srv/web/releases/${R2}/`);
   });
@@ -585,5 +594,25 @@ describe('buildPlan: config files and --code-only', () => {
     const full = buildPlan(input(false));
     // Everything else is the same plan.
     for (const name of ['copy', 'start', 'check', 'switch', 'drain', 'stop-old'] as const) assert.deepEqual(phase(plan, name), phase(full, name));
+  });
+});
+
+describe('buildPlan: command checks', () => {
+  const files = { name: 'files', command: { run: 'test -f {dir}/server.mjs && grep -q {release} {config}/release' } } as unknown as import('../../src/config/healthchecks.js').CheckSpec;
+  const web = { ...WEB, checks: { ...WEB.checks, pre: [files], post: [files] } };
+  const stage = { ...STAGE, services: { web } } as Stage;
+  const plan = buildPlan({ ...mainInput(), stage });
+
+  test('carry their command with every placeholder filled in, pre and post, on each host of the service', () => {
+    for (const name of ['check', 'post'] as const) {
+      const checks = allActions([phase(plan, name)]).map(({ a }) => a).filter((a): a is Extract<Action, { kind: 'check' }> => a.kind === 'check' && a.check.name === 'files');
+      assert.deepEqual(checks.map((c) => [c.target.sshHost, c.target.command]), ['h1', 'h2'].map((h) => [h,
+        `test -f /srv/web/b/server.mjs && grep -q ${R2} /srv/web/run/b/release`]), name);
+    }
+  });
+
+  test('the dry run prints that exact text', () => {
+    assert.match(renderPlan(plan), new RegExp(`on h1: \\$ test -f /srv/web/b/server\\.mjs && grep -q ${R2.replace(/\./g, '\\.')} /srv/web/run/b/release`));
+    assert.doesNotMatch(renderPlan(plan), /\{dir\}|\{release\}|\{config\}/);
   });
 });

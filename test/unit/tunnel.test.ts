@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { ExecTunnel, type StreamingTransport } from '../../src/transport/tunnel.js';
 import { TUNNEL_ENV } from '../../src/transport/tunnel-client.js';
+import { TUNNEL_RSH } from '../../src/commands/relay.js';
 
 const localBash: StreamingTransport = {
   async stream(command) {
@@ -22,10 +23,29 @@ const localBash: StreamingTransport = {
   },
 };
 
+/** Splits an -e string as rsync does (main.c do_cmd): on spaces, honouring single and double quotes. */
+function rsyncSplit(text: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote = '';
+  for (const c of text) {
+    if (!quote && c === ' ') { if (word !== undefined) words.push(word); word = undefined; continue; }
+    if (!quote && (c === "'" || c === '"')) { quote = c; word ??= ''; continue; }
+    if (quote && c === quote) { quote = ''; continue; }
+    word = (word ?? '') + c;
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+test('the tunnel route\'s remote shell is one constant text: bash evaluating the client from the environment', () => {
+  assert.deepEqual(rsyncSplit(TUNNEL_RSH).map((w, i) => (i === 2 ? w.slice(0, 36) : w)), ['bash', '-c', 'eval "${UPDATESERVER_TUNNEL_CLIENT:-', 'updateserver-tunnel']);
+});
+
 function runClient(tunnel: ExecTunnel, args: string[], input: string, env: NodeJS.ProcessEnv = tunnel.env()): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [shell, script] = tunnel.rsh().split(' ');
+  const [shell, ...rest] = rsyncSplit(TUNNEL_RSH);
   return new Promise((resolve, reject) => {
-    const child = spawn(shell!, [script!, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(shell!, [...rest, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
@@ -73,7 +93,7 @@ test('the token is required: a wrong one is dropped, and the client run outside 
     const [port, token, dir] = tunnel.env()[TUNNEL_ENV]!.split(' ');
     assert.match(token!, /^[0-9a-f]{64}$/);
     const wrong = `${port} ${'0'.repeat(64)} ${dir}`;
-    const r = await runClient(tunnel, ['web1', 'echo', 'hi'], '', { ...process.env, [TUNNEL_ENV]: wrong });
+    const r = await runClient(tunnel, ['web1', 'echo', 'hi'], '', { ...tunnel.env(), [TUNNEL_ENV]: wrong });
     assert.equal(r.stdout, '');
     assert.equal(r.code, 255);
     const outside = await runClient(tunnel, ['web1', 'echo', 'hi'], '', { PATH: process.env.PATH });
@@ -86,8 +106,8 @@ test('the token is required: a wrong one is dropped, and the client run outside 
       s.on('error', () => resolve());
     });
     assert.equal(ran, 0);
-    // The token is not in the command line rsync is given.
-    assert.doesNotMatch(tunnel.rsh(), new RegExp(token!));
+    // The token is not in the command line rsync is given: that is the same text in every run.
+    assert.doesNotMatch(TUNNEL_RSH, new RegExp(token!));
   } finally {
     await tunnel.close();
   }
