@@ -66,6 +66,12 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
     case 'drain':
       await drain(ctx, action);
       return;
+    case 'drain-new':
+      await waitForNewSlot(ctx, action);
+      return;
+    case 'revert-map':
+      // Failure paths run it themselves (apply.ts revertMap): it must report, not throw.
+      throw new Error(`internal: ${action.title} runs only on a failure path`);
   }
 }
 
@@ -161,6 +167,23 @@ async function watch(ctx: ApplyContext, action: Extract<Action, { kind: 'watch' 
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   ctx.logger.info(`watched for ${action.windowMs} ms: ${rounds} round(s) of ${action.probes.length} check(s) passed`);
+}
+
+/** A failure path's wait for the requests the new slot received; never fails (only logs). */
+export async function waitForNewSlot(ctx: ApplyContext, action: Extract<Action, { kind: 'drain-new' }>): Promise<void> {
+  const balancer = ctx.balancers[action.loadBalancer];
+  if (!balancer) return;
+  const deadline = Date.now() + action.deadlineMs;
+  try {
+    let sessions = await balancer.sessions(action.backends);
+    while (sessions > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+      sessions = await balancer.sessions(action.backends);
+    }
+    if (sessions > 0) ctx.logger.warn(`${action.loadBalancer}: ${sessions} request(s) still open on the new slot after ${action.deadlineMs} ms; stopping it anyway`);
+  } catch (err) {
+    ctx.logger.warn(`${action.loadBalancer}: could not wait for the new slot's requests to finish: ${describeError(err)}`);
+  }
 }
 
 /** Verifies after a switch that each service's map entry names the backend we set. */

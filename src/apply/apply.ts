@@ -11,10 +11,11 @@ import { eachLimited } from '../transport/runner.js';
 import type { CheckReport } from '../health/checks.js';
 import type { DataRecord } from '../state/store.js';
 import type { Balancer } from '../lb/balancer.js';
-import type { Action, Phase, Plan, PlanItem } from '../plan/plan.js';
-import { runAction } from './actions.js';
+import type { Action, FailurePath, Phase, Plan, PlanItem } from '../plan/plan.js';
+import { drainNewAction, failurePathOf, failurePaths } from '../plan/failure.js';
+import { runAction, waitForNewSlot } from './actions.js';
 import type { ApplyContext } from './context.js';
-import { backendName, backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
+import { backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
 
 export interface PhaseTiming { phase: string; ms: number }
 export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord> }
@@ -115,23 +116,18 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
     timings.push({ phase: name, ms: Date.now() - t0 });
   };
 
-  // Before the switch: any failure stops the idle slots again and leaves live alone.
+  const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
+  // Before the switch: any failure runs its failure path (stop the new slot, end the freeze) and leaves live alone.
   for (const name of ['freeze', 'copy', 'data', 'start', 'check'] as const) {
     try {
       await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {
-      if (name !== 'copy' && name !== 'freeze') await stopIdle(ctx, plan);
-      await unfreeze(ctx, plan);
+      await runFailurePath(ctx, plan, failurePathOf(paths, name));
       throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, true);
     }
   }
 
-  try {
-    await timed('switch', () => switchAll(ctx, plan));
-  } catch (err) {
-    await unfreeze(ctx, plan);
-    throw err;
-  }
+  await timed('switch', () => switchAll(ctx, plan, failurePathOf(paths, 'switch')));
 
   // The old slot still runs: a failure here sends the traffic back to it.
   for (const name of ['post', 'watch'] as const) {
@@ -139,12 +135,9 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
       await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {
       const t0 = Date.now();
-      const restored = await revert(ctx, plan, plan.phases.find((p) => p.name === 'switch')?.items.map((i) => i.target) ?? []);
+      const restored = await runFailurePath(ctx, plan, failurePathOf(paths, name));
       ctx.logger.warn(`automatic rollback ${restored ? 'done' : 'INCOMPLETE'} in ${Date.now() - t0} ms`);
       timings.push({ phase: 'rollback', ms: Date.now() - t0 });
-      await drainNew(ctx, plan, plan.phases.find((p) => p.name === 'switch')?.items.map((i) => i.target) ?? []);
-      await stopIdle(ctx, plan);
-      await unfreeze(ctx, plan);
       throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, restored, true);
     }
   }
@@ -161,48 +154,44 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
   return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports, data: ctx.data ?? {} };
 }
 
-/** Ends a write freeze after a failure; a failure to do so is loud, since writes stay refused. */
-async function unfreeze(ctx: ApplyContext, plan: Plan): Promise<void> {
-  for (const item of phase(plan, 'unfreeze').items) {
-    for (const action of item.actions) {
-      try {
-        await runAction(ctx, action);
-      } catch (err) {
-        ctx.logger.error(`could not end the write freeze on ${item.target}: ${describeError(err)}; run: updateserver maintenance ${plan.stage} off`);
+/**
+ * Runs a failure path of the plan, phase by phase. Nothing in it throws: each failure is logged and
+ * the path goes on (clean-up never hides the original error). `only`: the load balancers to revert and
+ * drain (after a failed switch, those whose switch began). Returns whether every revert was confirmed.
+ */
+async function runFailurePath(ctx: ApplyContext, plan: Plan, path: FailurePath | undefined, only?: ReadonlySet<string>): Promise<boolean> {
+  let restored = true;
+  for (const p of path?.phases ?? []) {
+    const items = p.name === 'revert' || p.name === 'drain-new' ? p.items.filter((i) => !only || only.has(i.target)) : p.items;
+    const settled = await eachLimited(items, p.name === 'stop-new' ? ctx.stage.parallel : Math.max(1, items.length), async (item) => {
+      for (const action of item.actions) {
+        try {
+          if (action.kind === 'revert-map') restored = (await revertMap(ctx, plan, action)) && restored;
+          else await runAction(ctx, action);
+        } catch (err) {
+          if (p.name === 'unfreeze') ctx.logger.error(`could not end the write freeze on ${item.target}: ${describeError(err)}; run: updateserver maintenance ${plan.stage} off`);
+          else ctx.logger.warn(`${p.title.toLowerCase()} on ${item.target}: ${describeError(err)}`);
+        }
       }
-    }
+    });
+    settled.forEach((r, i) => { if (r.status === 'rejected') ctx.logger.warn(`${p.title.toLowerCase()} on ${items[i]?.target}: ${describeError(r.reason)}`); });
+    if (p.name === 'stop-new' && items.length > 0) ctx.logger.info('stopped the new slot again');
   }
-}
-
-/** Stops the slots the start phase started (the new, idle ones): each start's undo. Failures here are only logged. */
-async function stopIdle(ctx: ApplyContext, plan: Plan): Promise<void> {
-  const stops = phase(plan, 'start').items.map((item) => ({
-    target: item.target,
-    actions: item.actions.flatMap((a): Action[] => (a.kind === 'exec' && a.undo ? [{ kind: 'exec', host: a.host, command: a.undo.command, title: a.undo.title }] : [])),
-  }));
-  const settled = await eachLimited(stops, ctx.stage.parallel, async (item) => {
-    for (const a of item.actions) await runAction(ctx, a);
-  });
-  settled.forEach((r, i) => {
-    if (r.status === 'rejected') ctx.logger.warn(`could not stop the new slot on ${stops[i]?.target}: ${describeError(r.reason)}`);
-  });
-  ctx.logger.info('stopped the new slot again');
+  return restored;
 }
 
 /**
- * Switches load balancers one after another. When one fails, those already switched get their
- * previous map entries back, so all load balancers keep agreeing on the live slot.
+ * Switches load balancers one after another. When one fails, those already switched (and the one
+ * that failed) get their previous map entries back, so all load balancers keep agreeing on the live slot.
  */
-async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
-  const done: string[] = [];
+async function switchAll(ctx: ApplyContext, plan: Plan, onFailure: FailurePath | undefined): Promise<void> {
+  const begun = new Set<string>();
   for (const item of phase(plan, 'switch').items) {
+    begun.add(item.target);
     try {
       for (const action of item.actions) await step(ctx, 'switch', item.target, action);
-      done.push(item.target);
     } catch (err) {
-      const reverted = await revert(ctx, plan, [...done, item.target]);
-      await drainNew(ctx, plan, [...done, item.target]);
-      await stopIdle(ctx, plan);
+      const reverted = await runFailurePath(ctx, plan, onFailure, begun);
       throw new PromotionFailed(`switching traffic on ${item.target}`, err, reverted);
     }
   }
@@ -210,53 +199,34 @@ async function switchAll(ctx: ApplyContext, plan: Plan): Promise<void> {
 
 /**
  * After traffic went back to the old slots: lets the requests the new slots received in the meantime
- * finish before stopIdle() stops them (up to drainTimeoutMs), as the drain does for the old slot after a
+ * finish before the new slot is stopped (up to drainTimeoutMs), as the drain does for the old slot after a
  * good switch. Without it, a request that reached the new slot in those milliseconds (a write) was cut
  * off by the stop and failed. Failures here are only logged: the stop follows anyway.
  */
 export async function drainNew(ctx: ApplyContext, plan: Plan, lbNames: readonly string[]): Promise<void> {
-  const backends = plan.services.map((s) => backendName(s.service, s.target));
-  const deadlineMs = Math.max(0, ...plan.services.map((s) => ctx.stage.services[s.service]?.drainTimeoutMs ?? 0));
-  await Promise.all(lbNames.map(async (name) => {
-    const balancer = ctx.balancers[name];
-    if (!balancer) return;
-    const deadline = Date.now() + deadlineMs;
-    try {
-      let sessions = await balancer.sessions(backends);
-      while (sessions > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 25));
-        sessions = await balancer.sessions(backends);
-      }
-      if (sessions > 0) ctx.logger.warn(`${name}: ${sessions} request(s) still open on the new slot after ${deadlineMs} ms; stopping it anyway`);
-    } catch (err) {
-      ctx.logger.warn(`${name}: could not wait for the new slot's requests to finish: ${describeError(err)}`);
-    }
-  }));
+  await Promise.all(lbNames.map((name) => waitForNewSlot(ctx, drainNewAction(ctx.stage, plan, name))));
 }
 
-/** Points the map of each named load balancer back at the slots that were live before the run. */
-async function revert(ctx: ApplyContext, plan: Plan, lbNames: readonly string[]): Promise<boolean> {
-  const results = await Promise.all(lbNames.map(async (name) => {
-    const lb = ctx.stage.loadBalancers[name]!;
-    const balancer = ctx.balancers[name]!;
-    let refused: unknown;
-    try {
-      for (const s of plan.services) await balancer.setMap(lb.mapFile, s.service, backendName(s.service, s.live));
-    } catch (err) {
-      refused = err;
-    }
-    // Read back, as after a switch: the load balancer whose switch failed may refuse this too and yet never
-    // have moved, and a command lost on its way can look like one that worked.
-    const wrong = await notOnPreviousSlots(balancer, lb.mapFile, plan);
-    if (wrong === undefined) {
-      ctx.logger.warn(refused === undefined ? `${name}: switched back to the previous slots`
-        : `${name}: on the previous slots (it had not switched; switching it back said: ${describeError(refused)})`);
-      return true;
-    }
-    ctx.logger.error(`${name}: could not switch back: ${refused === undefined ? wrong : describeError(refused)}; check it by hand (updateserver status ${plan.stage})`);
-    return false;
-  }));
-  return results.every(Boolean);
+/** Points one load balancer's map back at the slots that were live before the run; true when it reads back so. */
+async function revertMap(ctx: ApplyContext, plan: Plan, action: Extract<Action, { kind: 'revert-map' }>): Promise<boolean> {
+  const name = action.loadBalancer;
+  const balancer = ctx.balancers[name]!;
+  let refused: unknown;
+  try {
+    for (const [key, value] of Object.entries(action.entries)) await balancer.setMap(action.file, key, value);
+  } catch (err) {
+    refused = err;
+  }
+  // Read back, as after a switch: the load balancer whose switch failed may refuse this too and yet never
+  // have moved, and a command lost on its way can look like one that worked.
+  const wrong = await notOnPreviousSlots(balancer, action.file, plan);
+  if (wrong === undefined) {
+    ctx.logger.warn(refused === undefined ? `${name}: switched back to the previous slots`
+      : `${name}: on the previous slots (it had not switched; switching it back said: ${describeError(refused)})`);
+    return true;
+  }
+  ctx.logger.error(`${name}: could not switch back: ${refused === undefined ? wrong : describeError(refused)}; check it by hand (updateserver status ${plan.stage})`);
+  return false;
 }
 
 /**
@@ -287,22 +257,24 @@ async function notOnPreviousSlots(balancer: Balancer, file: string, plan: Plan):
 export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: ReadonlySet<string>): Promise<{ switched: boolean; summary: string }> {
   const done: string[] = [];
   let switched = false;
+  const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
+  // The failure path without its end of the freeze, which runs last whatever the case.
+  const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze') };
   if (['unfreeze', 'drain', 'stop-old', 'purge'].some((p) => phasesBegun.has(p))) {
     switched = true;
     await runItems(ctx, 'stop-old', phase(plan, 'stop-old').items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
     done.push('the new slot had passed its checks and keeps the traffic; the old slot was stopped');
   } else if (['switch', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
-    const restored = await revert(ctx, plan, phase(plan, 'switch').items.map((i) => i.target));
-    await stopIdle(ctx, plan);
+    const restored = await runFailurePath(ctx, plan, withoutUnfreeze(failurePathOf(paths, 'post')));
     done.push(restored ? 'traffic was put back on the previous slot and the new slot stopped' : 'COULD NOT put every load balancer back: check `updateserver status`');
   } else if (['data', 'start', 'check'].some((p) => phasesBegun.has(p))) {
-    await stopIdle(ctx, plan);
+    await runFailurePath(ctx, plan, withoutUnfreeze(failurePathOf(paths, 'start')));
     done.push('traffic had not moved; the new slot was stopped');
   } else {
     done.push('traffic had not moved; nothing had started');
   }
   if (phasesBegun.has('freeze')) {
-    await unfreeze(ctx, plan);
+    await runFailurePath(ctx, plan, { on: [], title: 'end the write freeze', phases: [{ name: 'unfreeze', title: 'End the write freeze', items: phase(plan, 'unfreeze').items }] });
     done.push('the write freeze was ended');
   }
   return { switched, summary: done.join('; ') };

@@ -31,7 +31,7 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });
     } else if (flags.dryRun) {
-      process.stdout.write(renderPlan(result.plan));
+      process.stdout.write(renderPlan(result.plan, { failures: flags.verbose ? 'full' : 'collapsed' }));
       process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${action === 'promote' ? '' : `${action} `}${stage}\` to apply this plan.\n`);
     } else if (!result.applied) {
       process.stdout.write(`Nothing to do: ${result.skipped}\n`);

@@ -17,6 +17,7 @@ import { PLAN_VERSION } from './plan.js';
 import { formatBytes } from '../bytes.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
 import { describeData } from './data-note.js';
+import { failurePaths } from './failure.js';
 
 /** What was read about one host for one service. */
 export interface HostSlots {
@@ -332,7 +333,7 @@ export function buildPlan(input: PlanInput): Plan {
   ];
   return {
     version: PLAN_VERSION, action: input.action ?? input.mode ?? 'promote', stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
-    services, phases, liveAfter,
+    services, phases, liveAfter, onFailure: failurePaths(stage, { phases, services }),
   };
 }
 

@@ -78,7 +78,15 @@ export type Action =
     shared?: boolean;
   }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
-  | { kind: 'persist-map'; loadBalancer: string; file: string; title: string };
+  | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
+  /**
+   * The undo of a switch (failure paths only): set each service's map entry back, read the map back
+   * whether or not that was refused (a load balancer that never moved may refuse and yet be right), and
+   * rewrite the map file from the runtime map.
+   */
+  | { kind: 'revert-map'; loadBalancer: string; file: string; entries: Record<string, string>; title: string }
+  /** Failure paths only: wait (up to the deadline) for the requests the new slot received, before it is stopped. */
+  | { kind: 'drain-new'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string };
 
 export interface PlanItem {
   /** Host or load balancer the item works on, for progress and errors. */
@@ -86,12 +94,25 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze';
+export type PhaseName = 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
+  /** Phases of the failure paths only. */
+  | 'revert' | 'drain-new' | 'stop-new';
 
 export interface Phase {
   name: PhaseName;
   title: string;
   items: PlanItem[];
+}
+
+/**
+ * What runs when a step of one of the phases `on` fails, in order (plan/failure.ts). Its steps never
+ * fail the path: each failure is logged and the next step runs. After the watch there is none: the new
+ * slot serves, and a failure there is a warning.
+ */
+export interface FailurePath {
+  on: PhaseName[];
+  title: string;
+  phases: Phase[];
 }
 
 export interface ServicePlan {
@@ -125,4 +146,6 @@ export interface Plan {
   phases: Phase[];
   /** The map each load balancer holds after the switch. */
   liveAfter: Record<string, SlotName>;
+  /** What runs when a step fails (absent in plans journalled before it existed: apply derives it). */
+  onFailure?: FailurePath[];
 }

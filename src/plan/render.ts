@@ -54,11 +54,41 @@ function describe(action: Action): string {
     case 'drain': return `wait until ${Object.keys(action.servers).join(', ')} have no sessions (at most ${action.deadlineMs} ms, then mark their servers down and shut down the rest)`;
     case 'settle': return `wait until ${action.backends.join(', ')} have no request in flight (at most ${action.deadlineMs} ms, else stop: a write among them could be missing from the copy)`;
     case 'persist-map': return `haproxy> ${showMapCommand(action.file)}, then write its entries to ${action.file} (temporary file + rename)`;
+    case 'revert-map': return [...Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`),
+      `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.entries).map(([k, v]) => `${k} ${v}`).join(', ')}), then write its entries to ${action.file}`].join('\n');
+    case 'drain-new': return `wait until ${action.backends.join(', ')} have no sessions (at most ${action.deadlineMs} ms)`;
   }
 }
 
-/** The plan as an operator reads it before a release: what moves where, then every step. */
-export function renderPlan(plan: Plan, options: { commands?: boolean } = {}): string {
+/**
+ * What runs when a step fails: one line per path by default; `failures: 'full'` (--verbose) lists every
+ * step of each path with its command, as the phases are.
+ */
+function renderFailurePaths(plan: Plan, options: { commands?: boolean; failures?: 'collapsed' | 'full' }): string[] {
+  const paths = (plan.onFailure ?? []).filter((p) => p.phases.length > 0);
+  if (paths.length === 0) return [];
+  const out = ['', 'If a step fails:'];
+  for (const path of paths) {
+    const steps = path.phases.map((p) => `${p.title.toLowerCase()} (${p.items.map((i) => i.target).join(', ')})`).join(', then ');
+    out.push(`  in ${path.on.join(', ')}: ${path.title}: ${steps}`);
+    if (options.failures !== 'full') continue;
+    for (const p of path.phases) {
+      out.push(`    ${p.title}`);
+      for (const item of p.items) {
+        out.push(`     [${item.target}]`);
+        for (const a of item.actions) {
+          out.push(`       - ${a.title}`);
+          if (options.commands !== false) out.push(...describe(a).split('\n').map((l) => `           ${l}`));
+        }
+      }
+    }
+  }
+  if (options.failures !== 'full') out.push('  (--verbose shows each of these steps with its command)');
+  return out;
+}
+
+/** The plan as an operator reads it before a release: what moves where, then every step, then what runs on a failure. */
+export function renderPlan(plan: Plan, options: { commands?: boolean; failures?: 'collapsed' | 'full' } = {}): string {
   const out: string[] = [plan.action === 'rollback' ? `Plan: roll ${plan.stage} back to the slot that was live before` : plan.action === 'flip' ? `Plan: flip ${plan.stage} to its other slot` : `Plan: promote ${plan.from} -> ${plan.stage}`];
   for (const s of plan.services) {
     out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
@@ -77,5 +107,6 @@ export function renderPlan(plan: Plan, options: { commands?: boolean } = {}): st
       }
     }
   });
+  out.push(...renderFailurePaths(plan, options));
   return `${out.join('\n')}\n`;
 }

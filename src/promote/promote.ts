@@ -15,7 +15,7 @@ import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { StepEvent } from '../apply/context.js';
 import { runNotifier } from '../notify/notify.js';
 import { openState } from '../state/backend.js';
-import { StageLink, hostsUsed, selectServices } from './stage-link.js';
+import { StageLink, hostsUsed, selectServices, type Instrument } from './stage-link.js';
 import { appendRun, passedRecords, recordFailure, recordPassed, recordSwitch } from './record.js';
 import { cachedCodeHash, readHostManifest } from '../observe/code-hash.js';
 import type { StageState } from '../state/store.js';
@@ -51,6 +51,8 @@ export interface PromoteOptions {
   runId?: string;
   /** Given the plan before it is applied; the listener it returns hears every step (the progress display). */
   progress?: (plan: Plan) => ((event: StepEvent) => void) | undefined;
+  /** Wrappers around the run's connections (the recording test). */
+  instrument?: Instrument;
 }
 
 export interface PromoteResult {
@@ -82,8 +84,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const git = stage.source?.kind === 'git' ? await resolveGitSource(stage, stage.source) : undefined;
   const state = openState(project, stage);
   const { store } = state;
-  const target = new StageLink(stage);
-  const source = from ? new StageLink(from) : undefined;
+  const target = new StageLink(stage, options.instrument);
+  const source = from ? new StageLink(from, options.instrument) : undefined;
   const lock = await lockStage(state, stage.name, options);
   try {
     const interrupted = await state.journals.readInterrupted(stage.name);

@@ -6,13 +6,27 @@ import type { Logger } from '../log.js';
 import { TransportPool } from '../transport/pool.js';
 import { ExecTunnel, type StreamingTransport } from '../transport/tunnel.js';
 import type { Transport } from '../transport/transport.js';
+import { SshTransport } from '../transport/ssh.js';
+
+/**
+ * Wrappers put around the real connections of a run: the recording test (test/lab/recorder.ts) records
+ * every command sent to a host and every change sent to a load balancer, and compares them with the plan.
+ * A wrapped transport keeps the real one's `stream` (rsync's tunnel needs it).
+ */
+export interface Instrument {
+  transport?: (t: Transport) => Transport;
+  balancer?: (b: Balancer) => Balancer;
+}
 
 /** Everything opened for one stage during a run: one SSH connection per host, the load balancers. Closed in finally. */
 export class StageLink {
-  readonly pool = new TransportPool();
+  readonly pool: TransportPool;
   balancers: Balancer[] = [];
   tunnel: ExecTunnel | undefined;
-  constructor(readonly stage: Stage) {}
+  constructor(readonly stage: Stage, private readonly instrument: Instrument = {}) {
+    const wrap = instrument.transport;
+    this.pool = new TransportPool(wrap ? async (h) => wrap(await SshTransport.connect(h)) : undefined);
+  }
 
   /** rsync through this stage's SSH connections (hosts without a streaming connection fall back to OpenSSH). */
   async openTunnel(): Promise<ExecTunnel> {
@@ -25,7 +39,8 @@ export class StageLink {
 
   async open(hosts: readonly string[]): Promise<void> {
     await this.pool.connectAll(hosts.map((h) => this.stage.hosts[h]!), this.stage.parallel);
-    this.balancers = await openBalancers(this.stage, (h) => this.pool.get(h));
+    const wrap = this.instrument.balancer;
+    this.balancers = (await openBalancers(this.stage, (h) => this.pool.get(h))).map((b) => (wrap ? wrap(b) : b));
   }
 
   balancerMap(): Record<string, Balancer> {

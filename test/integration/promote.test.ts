@@ -205,7 +205,7 @@ test('--dry-run prints every step with its command and changes nothing', async (
   const idle = live === 'a' ? 'b' : 'a';
   const idlePort = idle === 'a' ? 8001 : 8002;
   for (const needle of [// Through the run's own SSH connection (the tunnel's remote shell), to the host by its profile name.
-    new RegExp(`rsync -a --checksum --delete -e .*updateserver-tunnel' .*--link-dest=\\.\\./\\S+ \\S+1\\.5\\.0\\S*/ beta1:/srv/web/releases/`),
+    new RegExp(`rsync -a --checksum --delete --stats -e .*updateserver-tunnel' .*--link-dest=\\.\\./\\S+ \\S+1\\.5\\.0\\S*/ beta1:/srv/web/releases/`),
     /sha256sum --quiet --strict -c/, new RegExp(`set server web_${idle}/beta1 health up`),
     new RegExp(`set map \\S+backends\\.map web web_${idle}`), new RegExp(`GET http://127\\.0\\.60\\.12:${idlePort}/health`), /setsid bash -c/,
     new RegExp(`stop old slot web/${live}`), /Dry run: nothing was changed/]) {

@@ -616,3 +616,36 @@ describe('buildPlan: command checks', () => {
     assert.doesNotMatch(renderPlan(plan), /\{dir\}|\{release\}|\{config\}/);
   });
 });
+
+describe('buildPlan: failure paths are plan data', () => {
+  const plan = buildPlan(mainInput());
+  const path = (phase: PhaseName) => plan.onFailure?.find((p) => p.on.includes(phase));
+
+  test('before the switch: the new slot is stopped again with each start\'s undo, nothing else', () => {
+    assert.equal(path('copy')?.phases.length, 0, 'a failed copy started nothing');
+    assert.deepEqual(path('check')?.phases.map((p) => p.name), ['stop-new']);
+    assert.deepEqual(path('check')?.phases[0]?.items.map((i) => i.actions), ['h1', 'h2'].map((h) => {
+      const ctx = slotContext(STAGE, WEB, STAGE.hosts[h]!, 'b', R2);
+      return [{ kind: 'exec', host: h, command: stopSlot(WEB, 'b', ctx), title: `stop web/b on ${h} again` }];
+    }));
+  });
+
+  test('after the switch (post, watch) and on a failed switch: revert every load balancer, let the new slot\'s requests finish, stop it', () => {
+    for (const phase of ['switch', 'post', 'watch'] as const) {
+      assert.deepEqual(path(phase)?.phases.map((p) => p.name), ['revert', 'drain-new', 'stop-new'], phase);
+      assert.deepEqual(path(phase)?.phases[0]?.items, [{ target: 'lb1', actions: [{ kind: 'revert-map', loadBalancer: 'lb1', file: MAP, entries: { web: 'web_a' }, title: 'switch back to the previous slots' }] }]);
+      assert.deepEqual(path(phase)?.phases[1]?.items[0]?.actions, [{ kind: 'drain-new', loadBalancer: 'lb1', backends: ['web_b'], deadlineMs: WEB.drainTimeoutMs, title: 'wait for the requests the new slot received to finish' }]);
+    }
+    assert.equal(path('drain'), undefined, 'after the watch the new slot serves: no failure path');
+  });
+
+  test('the dry run shows them collapsed; --verbose lists each step with its runtime lines and commands', () => {
+    const short = renderPlan(plan);
+    assert.match(short, /\nIf a step fails:\n {2}in data, start, check: live traffic untouched; the new slot is stopped again: stop the new slot again \(h1, h2\)\n/);
+    assert.match(short, /in post, watch: automatic rollback: .*: switch every load balancer back to the previous slots \(lb1\), then let the new slot's requests finish \(lb1\), then stop the new slot again \(h1, h2\)/);
+    assert.doesNotMatch(short, /haproxy> set map \S+ web web_a/);
+    const full = renderPlan(plan, { failures: 'full' });
+    assert.ok(full.includes(`haproxy> ${setMapCommand(MAP, 'web', 'web_a')}`));
+    assert.ok(full.includes(`$ ${stopSlot(WEB, 'b', slotContext(STAGE, WEB, STAGE.hosts.h1!, 'b', R2))}`));
+  });
+});
