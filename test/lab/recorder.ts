@@ -1,0 +1,126 @@
+/*
+ * Recording wrappers around the real connections of a run (not fakes: every call goes on to the real
+ * ssh2 transport and HAProxy runtime client), and the effects a plan says a run has, in the same words,
+ * so that a test can compare what ran with what the plan (and so the dry run) said, item by item.
+ */
+import type { Balancer } from '../../src/lb/balancer.js';
+import type { Transport } from '../../src/transport/transport.js';
+import type { StreamingTransport } from '../../src/transport/tunnel.js';
+import type { Instrument } from '../../src/promote/stage-link.js';
+import type { Action, Phase, Plan } from '../../src/plan/plan.js';
+
+/** One effect on one target (a host or a load balancer), in words comparable with effectsOf(). */
+export interface Effect { target: string; effect: string }
+
+export class Recorder {
+  readonly effects: Effect[] = [];
+  /** Balancer writes, whether recording or not (a dry run must make none). */
+  readonly balancerWrites: Effect[] = [];
+  private on = false;
+
+  start(): void { this.on = true; }
+  stop(): void { this.on = false; }
+
+  private add(target: string, effect: string): void {
+    if (this.on) this.effects.push({ target, effect });
+  }
+
+  instrument(): Instrument {
+    return {
+      transport: (t) => this.transport(t),
+      balancer: (b) => this.balancer(b),
+    };
+  }
+
+  transport(real: Transport): Transport {
+    const streaming = real as Transport & Partial<StreamingTransport>;
+    const wrapped: Transport & Partial<StreamingTransport> = {
+      host: real.host,
+      exec: (command, options) => { this.add(real.host, `exec ${command}`); return real.exec(command, options); },
+      openUnixSocket: (path) => real.openUnixSocket(path),
+      close: () => real.close(),
+    };
+    if (streaming.stream) wrapped.stream = (command) => { this.add(real.host, rsyncEffect(command)); return streaming.stream!(command); };
+    return wrapped;
+  }
+
+  balancer(real: Balancer): Balancer {
+    const write = (effect: string) => {
+      this.balancerWrites.push({ target: real.name, effect });
+      this.add(real.name, effect);
+    };
+    return {
+      name: real.name,
+      setMap: (file, key, value) => { write(`set map ${file} ${key} ${value}`); return real.setMap(file, key, value); },
+      serverHealth: (backend, server, health) => { write(`set server ${backend}/${server} health ${health}`); return real.serverHealth(backend, server, health); },
+      shutdownSessions: (backend, server) => { write(`shutdown sessions server ${backend}/${server}`); return real.shutdownSessions(backend, server); },
+      persistMap: (file) => { write(`persist ${file}`); return real.persistMap(file); },
+      readMap: (file) => real.readMap(file),
+      sessions: (backends) => real.sessions(backends),
+      stat: () => real.stat(),
+      close: () => real.close(),
+    };
+  }
+
+  /** The recorded effects per target, in the order they happened there; a retried command check counts once. */
+  byTarget(): Record<string, string[]> {
+    return group(this.effects, true);
+  }
+}
+
+/**
+ * rsync's remote side as the host receives it (`<rsync-path> --server ... . <dir>`), reduced to what the
+ * plan's argv decides: the remote setup, the --link-dest and the directory.
+ */
+function rsyncEffect(command: string): string {
+  const server = command.indexOf(' --server');
+  const setup = server < 0 ? command : command.slice(0, server);
+  const linkDest = /--link-dest[= ](\S+)/.exec(command)?.[1];
+  return `rsync ${setup} link-dest ${linkDest ?? '-'} into ${command.trim().split(' ').at(-1)}`;
+}
+
+function rsyncOfArgv(argv: readonly string[]): string {
+  const setup = argv.find((a) => a.startsWith('--rsync-path='))?.slice('--rsync-path='.length) ?? 'rsync';
+  const linkDest = argv.find((a) => a.startsWith('--link-dest='))?.slice('--link-dest='.length);
+  const dest = argv.at(-1)!;
+  return `rsync ${setup} link-dest ${linkDest ?? '-'} into ${dest.slice(dest.indexOf(':') + 1)}`;
+}
+
+/** The effects one action of a plan has, as the recorder words them. Reads (map read-back, session counts, HTTP checks) have none. */
+export function effectsOfAction(a: Action): Effect[] {
+  switch (a.kind) {
+    case 'exec': return [{ target: a.host, effect: `exec ${a.command}` }];
+    case 'local': return a.route === 'tunnel' && a.host ? [{ target: a.host, effect: rsyncOfArgv(a.argv) }] : [];
+    case 'check': return a.target.command !== undefined && a.target.sshHost ? [{ target: a.target.sshHost, effect: `exec ${a.target.command}` }] : [];
+    case 'watch': return a.probes.flatMap(effectsOfAction);
+    case 'server-health': return a.servers.map((s) => ({ target: a.loadBalancer, effect: `set server ${a.backend}/${s} health ${a.health}` }));
+    case 'set-map': return Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` }));
+    case 'persist-map': return [{ target: a.loadBalancer, effect: `persist ${a.file}` }];
+    case 'revert-map': return [...Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` })), { target: a.loadBalancer, effect: `persist ${a.file}` }];
+    // With no session left at the deadline, a drain changes nothing; the data steps are the database client's.
+    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'data-copy': case 'migrate': return [];
+  }
+}
+
+/** Every effect of these phases, per target in plan order (items of a phase run concurrently, a target's actions in order). */
+export function effectsOf(phases: readonly Phase[]): Record<string, string[]> {
+  return group(phases.flatMap((p) => p.items.flatMap((i) => i.actions.flatMap(effectsOfAction))), true);
+}
+
+/** What a plan says a successful run does; and, failing in `failAt`, the phases up to it and then its failure path. */
+export function plannedEffects(plan: Plan, failAt?: Phase['name']): Record<string, string[]> {
+  if (failAt === undefined) return effectsOf(plan.phases);
+  const upTo = plan.phases.slice(0, plan.phases.findIndex((p) => p.name === failAt) + 1);
+  const path = plan.onFailure?.find((f) => f.on.includes(failAt));
+  return effectsOf([...upTo, ...(path?.phases ?? [])]);
+}
+
+function group(effects: readonly Effect[], collapseRepeats: boolean): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const e of effects) {
+    const list = (out[e.target] ??= []);
+    if (collapseRepeats && list.at(-1) === e.effect && e.effect.startsWith('exec ')) continue;
+    list.push(e.effect);
+  }
+  return out;
+}
