@@ -121,6 +121,7 @@ function run(file, args, opts = {}) {
   return { ok: result.status === 0, output: `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ? result.error.message : ''}`.trim() };
 }
 
+const seconds = (since) => `${Math.round((Date.now() - since) / 1000)} s`;
 const lastLines = (text, n = 8) => text.split('\n').slice(-n).map((l) => `  ${l}`).join('\n');
 
 function checkNode() {
@@ -133,7 +134,9 @@ function installNpmPackages(purpose) {
   if (missing.length === 0) return;
   const shown = missing.length > 4 ? `${missing.slice(0, 4).join(', ')} and ${missing.length - 4} more` : missing.join(', ');
   say(`installing the npm packages of package-lock.json with npm ci (node_modules lacks ${shown}: the build and the command need them)`);
+  const started = Date.now();
   const result = run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
+  if (result.ok) say(`npm packages installed in ${seconds(started)}`);
   if (!result.ok) {
     process.stderr.write(`${lastLines(result.output)}\n`);
     stop(`npm ci failed (its last lines are above; the npm registry must be reachable): fix that, run \`npm ci\`, then \`${PURPOSES[purpose].command}\` again.`);
@@ -161,6 +164,7 @@ async function installDebianPackages(purpose) {
   if (why) stop(why);
   if (missing.length === 0) return;
   for (const pkg of missing) say(`installing ${pkg.name} (Debian package): ${pkg.why}`);
+  const started = Date.now();
   const result = aptInstall(missing.map((p) => p.name));
   const still = missingPackages(purpose, facts);
   if (!result.ok || still.length) {
@@ -168,6 +172,7 @@ async function installDebianPackages(purpose) {
     const names = (still.length ? still : missing).map((p) => p.name).join(' ');
     stop(`apt-get could not install ${names} (its last lines are above): run \`apt-get update && apt-get install -y ${names}\` to see why, then \`${PURPOSES[purpose].command}\` again.`);
   }
+  say(`Debian packages installed in ${seconds(started)}`);
 }
 
 function startDatabases(purpose) {
