@@ -61,11 +61,24 @@ export function missingPackages(purpose, facts) {
   });
 }
 
-/** npm packages named in package.json that node_modules lacks. */
+/**
+ * npm packages of package-lock.json that node_modules lacks, or holds in another version (after a pull
+ * that changed the lock file). Optional ones (other platforms' binaries) are not counted.
+ */
 export function missingNpmPackages(repo = REPO) {
-  const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
-  const names = [...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.devDependencies ?? {})];
-  return names.filter((name) => !existsSync(join(repo, 'node_modules', name, 'package.json')));
+  const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8'));
+  const missing = [];
+  for (const [path, entry] of Object.entries(lock.packages ?? {})) {
+    if (!path.startsWith('node_modules/') || entry.optional) continue;
+    let version;
+    try {
+      version = JSON.parse(readFileSync(join(repo, path, 'package.json'), 'utf8')).version;
+    } catch {
+      version = undefined;
+    }
+    if (version !== entry.version) missing.push(path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+  }
+  return missing;
 }
 
 /**
@@ -133,7 +146,8 @@ function installNpmPackages(purpose) {
   const missing = missingNpmPackages();
   if (missing.length === 0) return;
   const shown = missing.length > 4 ? `${missing.slice(0, 4).join(', ')} and ${missing.length - 4} more` : missing.join(', ');
-  say(`installing the npm packages of package-lock.json with npm ci (node_modules lacks ${shown}: the build and the command need them)`);
+  const state = existsSync(join(REPO, 'node_modules')) ? `node_modules lacks ${shown}, or has other versions` : 'there is no node_modules yet';
+  say(`installing the npm packages of package-lock.json with npm ci (${state}: the build and the command need them)`);
   const started = Date.now();
   const result = run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
   if (result.ok) say(`npm packages installed in ${seconds(started)}`);

@@ -7,6 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PACKAGE_DIR } from '../../src/package-dir.js';
@@ -54,9 +56,24 @@ test('not root, or missing packages without apt-get: one sentence naming the pie
   assert.equal(blocker('demo', { missing: [], uid: 0, hasApt: false }), undefined);
 });
 
-test('npm packages: every dependency of package.json is in node_modules here', async () => {
+test('npm packages: those of package-lock.json that node_modules lacks or holds in another version; optional ones do not count', async () => {
   const { missingNpmPackages } = await load();
-  assert.deepEqual(missingNpmPackages(PACKAGE_DIR), []);
+  assert.deepEqual(missingNpmPackages(PACKAGE_DIR), [], 'everything is installed here');
+  const dir = await mkdtemp(join(tmpdir(), 'updateserver-bootstrap-'));
+  try {
+    await writeFile(join(dir, 'package-lock.json'), JSON.stringify({ packages: {
+      '': { name: 'x' }, 'node_modules/a': { version: '1.0.0' }, 'node_modules/b': { version: '2.0.0' },
+      'node_modules/b/node_modules/c': { version: '3.0.0' }, 'node_modules/@esbuild/other-os': { version: '1.0.0', optional: true },
+    } }));
+    assert.deepEqual(missingNpmPackages(dir), ['a', 'b', 'c']);
+    for (const [path, version] of [['node_modules/a', '1.0.0'], ['node_modules/b', '1.9.0'], ['node_modules/b/node_modules/c', '3.0.0']] as const) {
+      await mkdir(join(dir, path), { recursive: true });
+      await writeFile(join(dir, path, 'package.json'), JSON.stringify({ version }));
+    }
+    assert.deepEqual(missingNpmPackages(dir), ['b']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('as a user other than root, bootstrap stops with exit 1 and one line on stderr, no stack trace', { skip: process.getuid?.() !== 0 && 'needs root to switch to nobody' }, () => {
