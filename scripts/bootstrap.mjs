@@ -88,12 +88,13 @@ export function missingNpmPackages(repo = REPO) {
 export function blocker(purpose, { missing, uid, hasApt }) {
   const { command } = PURPOSES[purpose];
   const names = missing.map((p) => p.name).join(' ');
+  const listed = missing.length > 1 ? `${missing.slice(0, -1).map((p) => p.name).join(', ')} and ${missing[missing.length - 1].name}` : names;
   if (uid !== 0) {
-    const lack = missing.length ? `to install ${names} and ` : '';
+    const lack = missing.length ? `to install ${listed} and ` : '';
     return `${command} needs root ${lack}to start its lab (sshd servers in their own mount namespaces, HAProxy): run it as root, e.g. \`sudo ${command}\`${purpose === 'demo' ? '' : ' (the unit tests alone need none of this: `npm run test:unit`)'}.`;
   }
   if (missing.length && !hasApt) {
-    return `${command} needs ${names}, which ${missing.length === 1 ? 'is' : 'are'} not installed, and this machine has no apt-get: install ${missing.length === 1 ? 'it' : 'them'} with its package manager (on Debian or Ubuntu: \`apt-get install -y ${names}\`), then run \`${command}\` again.`;
+    return `${command} needs ${listed}, which ${missing.length === 1 ? 'is' : 'are'} not installed, and this machine has no apt-get: install ${missing.length === 1 ? 'it' : 'them'} with its package manager (on Debian or Ubuntu: \`apt-get install -y ${names}\`), then run \`${command}\` again.`;
   }
   return undefined;
 }
@@ -181,10 +182,14 @@ async function installDebianPackages(purpose) {
   const started = Date.now();
   const result = aptInstall(missing.map((p) => p.name));
   const still = missingPackages(purpose, facts);
-  if (!result.ok || still.length) {
+  if (!result.ok) {
     process.stderr.write(`${lastLines(result.output)}\n`);
-    const names = (still.length ? still : missing).map((p) => p.name).join(' ');
+    const names = missing.map((p) => p.name).join(' ');
     stop(`apt-get could not install ${names} (its last lines are above): run \`apt-get update && apt-get install -y ${names}\` to see why, then \`${PURPOSES[purpose].command}\` again.`);
+  }
+  if (still.length) {
+    const commands = still.flatMap((p) => p.commands.filter((c) => !hasCommand(c)));
+    stop(`apt-get installed ${still.map((p) => p.name).join(' ')}, but ${commands.join(', ')} ${commands.length === 1 ? 'is' : 'are'} still not found in PATH or /usr/sbin: check with \`dpkg -L ${still[0].name}\` where it went, then run \`${PURPOSES[purpose].command}\` again.`);
   }
   say(`Debian packages installed in ${seconds(started)}`);
 }

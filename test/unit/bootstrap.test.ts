@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,4 +83,16 @@ test('as a user other than root, bootstrap stops with exit 1 and one line on std
   assert.equal(result.stdout, '');
   assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
   assert.match(result.stderr, /^npm run demo needs root .*`sudo npm run demo`\.\n$/);
+});
+
+const HIDDEN = ['/usr/sbin/haproxy', '/usr/bin/wrk', '/usr/bin/apt-get'];
+const canHide = process.getuid?.() === 0 && HIDDEN.every((p) => existsSync(p));
+
+test('haproxy and wrk missing on a machine without apt-get: npm test stops with one sentence and the command', { skip: !canHide && 'needs root (a private mount namespace) and the three programs to hide' }, () => {
+  // In a private mount namespace, the three programs are hidden behind /dev/null (not executable).
+  const hide = HIDDEN.map((p) => `mount --bind /dev/null ${p}`).join(' && ');
+  const result = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${hide} && exec "$0" "$1" test`, process.execPath, SCRIPT], { encoding: 'utf8' });
+  assert.equal(result.status, 1, result.stderr);
+  assert.equal(result.stdout, '');
+  assert.equal(result.stderr, 'npm test needs haproxy and wrk, which are not installed, and this machine has no apt-get: install them with its package manager (on Debian or Ubuntu: `apt-get install -y haproxy wrk`), then run `npm test` again.\n');
 });
