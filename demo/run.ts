@@ -12,7 +12,7 @@ import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startLoad } from '../test/lab/load.js';
 import { FIXTURE_APP, REPO } from '../test/lab/pipeline.js';
-import { labDirOf, startProjectLab, type ProjectLab } from '../test/lab/project-lab.js';
+import { labDirOf, sampleApp, startProjectLab, type ProjectLab } from '../test/lab/project-lab.js';
 import { CLI } from '../test/integration/cli.js';
 
 const PROJECT = { dir: REPO, stateDir: join(labDirOf({ dir: REPO, stateDir: '' }), 'state') };
@@ -33,10 +33,8 @@ function updateserver(...args: string[]): Promise<number> {
 /** What a stage's service answers now: the app's version and release, or why it answers nothing. */
 async function serving(url: string): Promise<string> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    if (!res.ok) return `nothing (HTTP ${res.status})`;
-    const body = await res.json() as { version: string; release: string; slot: string };
-    return `${body.version} (release ${body.release}, slot ${body.slot})`;
+    const app = await sampleApp(url);
+    return `${app.version} (release ${app.release}, slot ${app.slot})`;
   } catch (err) {
     return `nothing (${err instanceof Error ? err.message : String(err)})`;
   }
@@ -83,14 +81,14 @@ async function story(lab: ProjectLab): Promise<Step[]> {
   for (const stage of ['dev', 'beta', 'test', 'prod']) process.stdout.write(`${stage} serves ${await serving(lab.url(stage))}\n`);
 
   await setVersion('1.1.0');
-  steps.push(await underLoad(lab, 'updateserver dev', 'a new version, 1.1.0, released into dev', 'dev', ['dev'], { version: '1.1.0' }));
-  steps.push(await underLoad(lab, 'updateserver beta', 'promote what dev runs into beta (its code, and a copy of dev\'s live database)', 'beta', ['beta'], { version: '1.1.0' }));
-  steps.push(await underLoad(lab, 'updateserver test', 'promote what beta runs into test', 'test', ['test'], { version: '1.1.0' }));
+  steps.push(await underLoad(lab, 'updateserver dev', 'a new version, 1.1.0, released into dev', 'dev', ['dev', '--quiet'], { version: '1.1.0' }));
+  steps.push(await underLoad(lab, 'updateserver beta', 'promote what dev runs into beta (its code, and a copy of dev\'s live database)', 'beta', ['beta', '--quiet'], { version: '1.1.0' }));
+  steps.push(await underLoad(lab, 'updateserver test', 'promote what beta runs into test', 'test', ['test', '--quiet'], { version: '1.1.0' }));
 
   say('updateserver prod --dry-run: what a prod promotion would do, every step and command; nothing changes');
   await must('prod', '--dry-run');
 
-  steps.push(await underLoad(lab, 'updateserver prod', '1.1.0 into prod', 'prod', ['prod'], { version: '1.1.0' }));
+  steps.push(await underLoad(lab, 'updateserver prod', '1.1.0 into prod (this time with every step it takes; the others run with --quiet)', 'prod', ['prod'], { version: '1.1.0' }));
 
   // A bug only the post-switch checks cover: POST /echo moved away (healthchecks/web.yaml, post: echo).
   const server = join(APP, 'server.mjs');
@@ -99,9 +97,9 @@ async function story(lab: ProjectLab): Promise<Step[]> {
   if (broken === code) throw new Error(`${server}: the /echo route to break for the demo is not there any more`);
   await writeFile(server, broken);
   await setVersion('1.2.0');
-  steps.push(await underLoad(lab, 'updateserver dev (1.2.0, broken)', 'release 1.2.0, whose POST /echo is broken: its post-switch check fails and traffic goes back by itself', 'dev', ['dev'], { version: '1.1.0', exit: 1 }));
+  steps.push(await underLoad(lab, 'updateserver dev (1.2.0, broken)', 'release 1.2.0, whose POST /echo is broken: its post-switch check fails and traffic goes back by itself', 'dev', ['dev', '--quiet'], { version: '1.1.0', exit: 1 }));
 
-  steps.push(await underLoad(lab, 'updateserver flip prod', 'send prod\'s traffic back to the other slot (1.0.0), by hand', 'prod', ['flip', 'prod'], { version: '1.0.0' }));
+  steps.push(await underLoad(lab, 'updateserver flip prod', 'send prod\'s traffic back to the other slot (1.0.0), by hand', 'prod', ['flip', 'prod', '--quiet'], { version: '1.0.0' }));
 
   say('updateserver status prod: which slot is live, which release each slot holds on each host');
   await must('status', 'prod');

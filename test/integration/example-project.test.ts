@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLoad } from '../lab/load.js';
 import { REPO } from '../lab/pipeline.js';
-import { startProjectLab, type ProjectLab } from '../lab/project-lab.js';
+import { sampleApp, startProjectLab, type ProjectLab } from '../lab/project-lab.js';
 import { updateserver, type CliResult } from './cli.js';
 
 const NET = 180;
@@ -33,12 +33,6 @@ async function relocate(project: string): Promise<void> {
 }
 
 const ok = (r: CliResult, what: string) => assert.equal(r.code, 0, `${what}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
-
-async function serving(url: string): Promise<{ version: string; release: string; slot: string }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  assert.equal(res.status, 200, url);
-  return await res.json() as { version: string; release: string; slot: string };
-}
 
 test('a clone of the repository is a complete project: check --offline for every stage, then dev -> beta -> test -> prod from its own files', { timeout: 240_000 }, async () => {
   const tmp = await realpath(await mkdtemp(join(tmpdir(), 'updateserver-clone-')));
@@ -74,7 +68,7 @@ test('a clone of the repository is a complete project: check --offline for every
         assert.match(r.stderr, new RegExp(`${check} on [^\\n]*: ok`), `${stage}: ${check}`);
       }
     }
-    assert.equal((await serving(lab.url('prod'))).version, '1.0.0');
+    assert.equal((await sampleApp(lab.url('prod'))).version, '1.0.0');
 
     // 1.1.0 down the pipeline; prod's promotion under load loses no request.
     await writeFile(join(app, 'VERSION'), '1.1.0\n');
@@ -87,7 +81,7 @@ test('a clone of the repository is a complete project: check --offline for every
     ok(promoted, 'updateserver prod (1.1.0)');
     assert.equal(result.non2xx + result.errors + result.timeouts, 0, JSON.stringify(result));
     assert.ok(result.requests > 50, `load ran: ${result.requests} requests`);
-    assert.equal((await serving(lab.url('prod'))).version, '1.1.0');
+    assert.equal((await sampleApp(lab.url('prod'))).version, '1.1.0');
 
     // A release whose POST /echo is gone passes the pre checks but not the post ones: back by itself.
     const server = join(app, 'server.mjs');
@@ -98,7 +92,7 @@ test('a clone of the repository is a complete project: check --offline for every
     assert.equal(broken.code, 1, broken.stderr);
     assert.match(broken.stderr, /post check echo on lb[^\n]*FAILED/);
     assert.match(broken.stderr, /automatic rollback/);
-    assert.equal((await serving(lab.url('dev'))).version, '1.1.0');
+    assert.equal((await sampleApp(lab.url('dev'))).version, '1.1.0');
 
     const status = await run('status', 'prod');
     ok(status, 'status prod');

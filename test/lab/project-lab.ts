@@ -5,6 +5,7 @@
  * the repository's profiles do. Used by the demo and by the test that runs the demo's pipeline from a
  * clone of the repository; the slot databases the profiles name are dropped before and after.
  */
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { loadPipeline } from '../../src/config/load.js';
 import type { Project, Stage } from '../../src/config/model.js';
@@ -89,4 +90,30 @@ export async function startProjectLab(project: Project, last: string): Promise<P
     await stop();
     throw err;
   }
+}
+
+export interface SampleAppAnswer { version: string; release: string; slot: string }
+
+/**
+ * What the sample app behind `url` says it runs (GET /). A fresh connection each time (agent: false):
+ * a kept-alive one may have been closed by HAProxy since. Rejects unless the answer is 200.
+ */
+export function sampleApp(url: string): Promise<SampleAppAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => { body += chunk; });
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
+        try {
+          resolve(JSON.parse(body) as SampleAppAnswer);
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 2 s')));
+    req.on('error', reject);
+  });
 }
