@@ -59,6 +59,10 @@ test('a clone of the repository is a complete project: check --offline for every
       assert.match(offline.stdout, /migrations web\s+files\s+2 in /);
     }
     ok(await run('check', 'prod'), 'check prod (online)');
+    // The first command a newcomer types, before anything was released: what to do, not a stack trace.
+    const early = await run('prod', '--dry-run');
+    assert.equal(early.code, 1, early.stderr);
+    assert.match(early.stderr, /test has no live web database yet \(postgres:\/\/postgres@127\.0\.0\.1:5432\/it180_web_test_a does not exist\), so prod has nothing to copy\n\s+what to do: promote test first: updateserver test/);
 
     // Release 1.0.0 down the whole pipeline; every check kind of healthchecks/web.yaml runs.
     for (const stage of STAGES) {
