@@ -129,7 +129,7 @@ async function main(): Promise<number> {
   }
   const labDir = labDirOf(PROJECT);
   if (existsSync(labDir)) await rm(labDir, { recursive: true, force: true });
-  say('Starting the lab from profiles/*.yaml: 8 hosts (sshd on 127.0.0.11-18, each with its own /srv), one HAProxy per stage');
+  say('Starting the lab from profiles/*.yaml: each host an sshd on its own address, with its own /srv; one HAProxy per stage');
   const lab = await startProjectLab(PROJECT, 'prod');
   try {
     for (const [name, stage] of Object.entries(lab.stages)) {
