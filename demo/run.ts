@@ -43,8 +43,8 @@ async function serving(url: string): Promise<string> {
 interface Step { label: string; stage: string; serves: string; requests: number; failed: number; ok: boolean }
 
 /** Runs `updateserver <args>` while clients send requests through the stage's HAProxy; says what happened. */
-/** `expect`: the version the stage must serve afterwards, and the exit status (1 for a run that rolls back). */
-async function underLoad(lab: ProjectLab, label: string, title: string, stage: string, args: string[], expect: { version: string; exit?: number }): Promise<Step> {
+/** `expect`: the version the stage must serve afterwards, the run's exit status and recorded result. */
+async function underLoad(lab: ProjectLab, label: string, title: string, stage: string, args: string[], expect: { version: string; exit?: number; result?: string }): Promise<Step> {
   say(`${label}: ${title}`);
   const url = lab.url(stage);
   process.stdout.write(`(serving before: ${await serving(url)}; clients send requests to ${url} throughout)\n`);
@@ -57,11 +57,30 @@ async function underLoad(lab: ProjectLab, label: string, title: string, stage: s
   const serves = await serving(url);
   const answered = Object.entries(result.byRelease).map(([release, n]) => `${n} by ${release}`).join(', ');
   const expectExit = expect.exit ?? 0;
-  const exitOk = code === expectExit && serves.startsWith(`${expect.version} `);
-  process.stdout.write(`\n${stage} serves ${serves}.\n`);
+  const recorded = await lastResult(stage);
+  const expectResult = expect.result ?? 'ok';
+  const exitOk = code === expectExit && recorded === expectResult && serves.startsWith(`${expect.version} `);
+  process.stdout.write(`\nThe run's result, as ${stage}'s history records it: ${recorded}. ${stage} serves ${serves}.\n`);
   process.stdout.write(`Requests through ${stage}'s HAProxy during the run: ${result.requests}, failed: ${failed}${answered ? ` (answered: ${answered})` : ''}.\n`);
-  if (!exitOk) process.stdout.write(`Expected: updateserver exits ${expectExit} (it exited ${code}) and ${stage} serves ${expect.version}.\n`);
+  if (!exitOk) process.stdout.write(`Expected: updateserver exits ${expectExit} (it exited ${code}), the run is recorded as ${expectResult} and ${stage} serves ${expect.version}.\n`);
   return { label, stage, serves, requests: result.requests, failed, ok: exitOk && failed === 0 && result.requests > 0 };
+}
+
+/** The result the stage's history records for its last run: ok, failed or rolled back. */
+function lastResult(stage: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'history', stage, '--json', '--limit', '1', '-C', REPO, '--state-dir', PROJECT.stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+    child.on('error', reject);
+    child.on('close', () => {
+      try {
+        resolve((JSON.parse(out) as Array<{ result: string }>)[0]?.result ?? 'nothing recorded');
+      } catch {
+        resolve(`unreadable history: ${out.slice(0, 200)}`);
+      }
+    });
+  });
 }
 
 async function must(...args: string[]): Promise<void> {
@@ -97,7 +116,7 @@ async function story(lab: ProjectLab): Promise<Step[]> {
   if (broken === code) throw new Error(`${server}: the /echo route to break for the demo is not there any more`);
   await writeFile(server, broken);
   await setVersion('1.2.0');
-  steps.push(await underLoad(lab, 'updateserver dev (1.2.0, broken)', 'release 1.2.0, whose POST /echo is broken: its post-switch check fails and traffic goes back by itself', 'dev', ['dev', '--quiet'], { version: '1.1.0', exit: 1 }));
+  steps.push(await underLoad(lab, 'updateserver dev (1.2.0, broken)', 'release 1.2.0, whose POST /echo is broken: its post-switch check fails and traffic goes back by itself', 'dev', ['dev', '--quiet'], { version: '1.1.0', exit: 1, result: 'rolled back' }));
 
   steps.push(await underLoad(lab, 'updateserver flip prod', 'send prod\'s traffic back to the other slot (1.0.0), by hand', 'prod', ['flip', 'prod', '--quiet'], { version: '1.0.0' }));
 
