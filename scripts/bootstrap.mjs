@@ -8,7 +8,7 @@
 //
 //   node scripts/bootstrap.mjs demo      what npm run demo needs
 //   node scripts/bootstrap.mjs test      what npm test needs (also wrk and MariaDB)
-//   node scripts/bootstrap.mjs lab       only the Debian packages of npm test (test/lab/require-root.mjs)
+//   node scripts/bootstrap.mjs lab       only the Debian packages of npm test, for npm run bench (test/lab/require-root.mjs)
 //   node scripts/bootstrap.mjs npm       only the npm packages (npm run build)
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const PURPOSES = {
   demo: { command: 'npm run demo', npm: true, extras: [], databases: ['postgres'], start: true },
   test: { command: 'npm test', npm: true, extras: ['wrk'], databases: ['postgres', 'mysql'], start: true },
-  lab: { command: 'npm test', npm: false, extras: ['wrk'], databases: ['postgres', 'mysql'], start: false },
+  lab: { command: 'npm run bench', npm: false, extras: ['wrk'], databases: ['postgres', 'mysql'], start: false },
   npm: { command: 'npm run build', npm: true, debian: false },
 };
 
