@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { PACKAGE_DIR } from '../package-dir.js';
 import { Command, CommanderError } from 'commander';
 import { addCommonOptions, type PromoteFlags } from './options.js';
+import { routeStageHelp } from './stage-help.js';
 import { EXIT_BAD_INPUT, EXIT_OK } from '../errors.js';
 
 const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as { version: string };
@@ -125,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
   let code = EXIT_OK;
   const program = buildProgram((c) => { code = c; });
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(routeStageHelp(program, argv));
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end here with code 0; usage errors have been printed by commander.

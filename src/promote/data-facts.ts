@@ -57,6 +57,12 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
     // A stage promoted for the first time has no live database yet: the idle one is created empty
     // and migrated from scratch. Any other unreadable source stops the run.
     const missing = isMissing(err);
+    if (source && missing && db.strategy === 'copy' && from) {
+      // The previous stage was never promoted with its data: say what to do, not only what failed.
+      throw new UpdateserverError(`${from.name} has no live ${service} database yet (${describeConnection(source)} does not exist), so ${stage.name} has nothing to copy`, {
+        cause: err, hint: `promote ${from.name} first: updateserver ${from.name}`,
+      });
+    }
     if (source && !(db.strategy === 'copy-self' && missing)) throw new UpdateserverError(`cannot read ${describeConnection(source)}: ${describeError(err)}`, { cause: err });
     source = undefined;
     sourceSlot = undefined;

@@ -1,43 +1,47 @@
 #!/usr/bin/env bash
-# The integration tier talks to a real PostgreSQL (127.0.0.1:5432, trust auth for postgres) and a real
-# MariaDB (127.0.0.1:3306, root without password). Use them where they run; otherwise start them, or
-# install and start them, and say so.
+# Starts the database servers that the integration tier and the demo talk to, where they do not run
+# yet, saying so: PostgreSQL (127.0.0.1:5432, trust auth for postgres over TCP) and MariaDB
+# (127.0.0.1:3306, root without password). Silent when they already answer.
+#   bash test/lab/ensure-databases.sh [postgres] [mysql]     (default: both)
+# The packages are installed by scripts/bootstrap.mjs (npm test, npm run demo) or test/lab/require-root.mjs.
 set -u
+want=("$@")
+[ ${#want[@]} -eq 0 ] && want=(postgres mysql)
+wants() { [[ " ${want[*]} " == *" $1 "* ]]; }
 
 pg_up() { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
 my_up() { command -v mysqladmin >/dev/null && mysqladmin -h 127.0.0.1 -uroot status >/dev/null 2>&1; }
+fix() { echo "ensure-databases: $1: run \`node scripts/bootstrap.mjs test\` (it installs and starts what is missing), or $2" >&2; exit 1; }
 
-if ! pg_up; then
-  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-    echo "integration tests: installing PostgreSQL (postgresql)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq postgresql >/dev/null || { apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
-  fi
-  echo "integration tests: starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+if wants postgres && ! pg_up; then
+  cluster=$(ls /etc/postgresql 2>/dev/null | head -1)
+  [ -n "$cluster" ] || fix "PostgreSQL is not installed" "apt-get install -y postgresql"
+  echo "ensure-databases: starting PostgreSQL $cluster (the slot databases, on 127.0.0.1:5432)"
+  pg_ctlcluster --skip-systemctl-redirect "$cluster" main start || true
   for _ in $(seq 1 50); do pg_up && break; sleep 0.2; done
-  # The tests connect over TCP as postgres without a password, as on the project's machines.
-  if ! psql -h 127.0.0.1 -U postgres -c 'select 1' >/dev/null 2>&1; then
-    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -1)
-    echo "integration tests: allowing trust authentication on 127.0.0.1 in $hba"
-    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main reload || true
-  fi
+fi
+if wants postgres && pg_up && ! psql -h 127.0.0.1 -U postgres -c 'select 1' >/dev/null 2>&1; then
+  # The tests and the demo connect over TCP as postgres without a password, as on the project's machines.
+  hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -1)
+  echo "ensure-databases: allowing trust authentication for 127.0.0.1 in $hba (the demo and the tests connect as postgres without a password)"
+  sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main reload || true
+  for _ in $(seq 1 25); do psql -h 127.0.0.1 -U postgres -c 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
-if ! my_up; then
-  if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
-    echo "integration tests: installing MariaDB (mariadb-server)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq mariadb-server >/dev/null || { apt-get update -qq && apt-get install -y -qq mariadb-server >/dev/null; }
-  fi
-  echo "integration tests: starting MariaDB"
+if wants mysql && ! my_up; then
+  [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null || fix "MariaDB is not installed" "apt-get install -y mariadb-server"
+  echo "ensure-databases: starting MariaDB (the MySQL-engine tests, on 127.0.0.1:3306)"
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
   for _ in $(seq 1 75); do my_up && break; sleep 0.2; done
 fi
 
-pg_up || { echo "integration tests: PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
-my_up || { echo "integration tests: MariaDB is not reachable on 127.0.0.1:3306 as root" >&2; exit 1; }
-command -v pg_dump >/dev/null && command -v pg_restore >/dev/null && command -v mysqldump >/dev/null || {
-  echo "integration tests: installing the database client tools"; apt-get install -y -qq postgresql-client mariadb-client >/dev/null; }
+if wants postgres; then
+  pg_up || { echo "ensure-databases: PostgreSQL does not answer on 127.0.0.1:5432; its log is in /var/log/postgresql/" >&2; exit 1; }
+  psql -h 127.0.0.1 -U postgres -c 'select 1' >/dev/null 2>&1 || { echo "ensure-databases: PostgreSQL on 127.0.0.1:5432 refuses user postgres without a password: add 'host all all 127.0.0.1/32 trust' to its pg_hba.conf" >&2; exit 1; }
+fi
+if wants mysql; then
+  my_up || { echo "ensure-databases: MariaDB does not answer on 127.0.0.1:3306 as root without a password" >&2; exit 1; }
+fi
 exit 0

@@ -64,9 +64,12 @@ export function sessionPath(searchPath = process.env['PATH'] ?? ''): string | un
   return extra.length === 0 ? undefined : [...new Set(extra), SSHD_ROOT_PATH].join(':');
 }
 
-/** Whether the host can get an empty /root without hiding the node or rsync sessions need. */
-function canIsolateHome(): boolean {
-  return !sessionBinaries().some((binary) => binary.startsWith('/root/'));
+/**
+ * Whether the host can get an empty /root without hiding the node or rsync sessions need, or the
+ * lab's own files (sshd_config, keys): a clone in root's home, e.g. /root/updateserver, holds them.
+ */
+function canIsolateHome(hostDir: string): boolean {
+  return ![...sessionBinaries(), hostDir].some((path) => path.startsWith('/root/'));
 }
 
 export function sshdConfig(spec: HostSpec, paths: { hostKey: string; pidFile: string; authorizedKeys: string }, path = sessionPath()): string {
@@ -115,7 +118,7 @@ export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys:
   const home = join(hostDir, 'root');
   await mkdir(srv, { recursive: true });
   await mkdir(home, { recursive: true, mode: 0o700 });
-  const mountHome = canIsolateHome() ? ' && mount --bind "$3" /root' : '';
+  const mountHome = canIsolateHome(hostDir) ? ' && mount --bind "$3" /root' : '';
   // A leftover sshd from a killed run would answer the readiness probe in place of ours.
   if (await tcpAccepts(spec.address, spec.port)) {
     throw new Error(`${where}: the address is already in use (a lab left over from a killed run? see \`ss -ltnp 'sport = :${spec.port}'\`)`);

@@ -117,7 +117,7 @@ test('the corpus: the JSON Schema refuses every profile file the zod schema refu
 });
 
 const VALID_PROFILES = [
-  ...['dev', 'beta'].map((s) => join(REPO, 'profiles', `${s}.yaml`)),
+  ...['dev', 'beta', 'test', 'prod'].map((s) => join(REPO, 'profiles', `${s}.yaml`)),
   ...['dev', 'prod'].map((s) => join(REPO, 'starter', 'profiles', `${s}.yaml`)),
 ];
 
@@ -161,6 +161,7 @@ test('valid profiles (the repository\'s, the starter\'s, one with every key) pas
 /** Health-check files: valid ones, then broken ones, each refused by the zod schema. */
 const HEALTHCHECKS_VALID = [
   readFileSync(join(REPO, 'starter', 'healthchecks', 'web.yaml'), 'utf8'),
+  readFileSync(join(REPO, 'healthchecks', 'web.yaml'), 'utf8'),
   '{}\n',
   'pre:\n  - name: up\n    http: {}\n',
   'pre:\n  - name: port\n    tcp: {}\n    attempts: 3\n    backoff: 1.5\npost:\n  - name: cmd\n    command: { run: "test -f /tmp/x" }\n',

@@ -161,3 +161,15 @@ describe('loadMigrations: refusals name the file', () => {
     });
   });
 });
+
+describe('comments are told from SQL by one scan', () => {
+  test('a "/*" inside a "--" comment does not hide the statement after it', async () => {
+    const dir = await dirWith({ 'V0001__note.sql': '-- files are in /srv/*.dat\nCREATE TABLE t (id int);\n' });
+    assert.deepEqual(brief(await loadMigrations(dir)), ['V1 note']);
+  });
+  test('a "--" inside a string is not a comment, and a file of comments only is still empty', async () => {
+    const dir = await dirWith({ 'V0001__dash.sql': "INSERT INTO t VALUES ('--');\n" });
+    assert.deepEqual(brief(await loadMigrations(dir)), ['V1 dash']);
+    await refused(await dirWith({ 'V0001__none.sql': '-- only /* a note\n/* and -- a block */\n# and a hash\n' }), 'V0001__none.sql', /empty/);
+  });
+});

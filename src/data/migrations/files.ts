@@ -36,8 +36,38 @@ export const checksumOf = (sql: string): string => createHash('sha256').update(s
 const normalise = (text: string): string => text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n');
 
 /** The text with its SQL comments blanked out; lines stay where they were. */
-const withoutComments = (sql: string): string =>
-  sql.replace(/\/\*[\s\S]*?(\*\/|$)/g, (c) => c.replace(/[^\n]/g, ' ')).replace(/(^|\s)(--|#)[^\n]*/g, '$1');
+/**
+ * The SQL with its comments blanked (line breaks kept, so line numbers hold). One left-to-right scan:
+ * whichever of a line comment, a block comment or a quoted string starts first decides, so a `/*` inside
+ * a `--` comment, or a `--` inside a string, is not taken for the start of a comment.
+ */
+function withoutComments(sql: string): string {
+  let out = '';
+  let i = 0;
+  const blank = (text: string) => text.replace(/[^\n]/g, ' ');
+  while (i < sql.length) {
+    const c = sql[i]!;
+    const lineStart = i === 0 || /\s/.test(sql[i - 1]!);
+    let end = -1;
+    if (c === '/' && sql[i + 1] === '*') {
+      const close = sql.indexOf('*/', i + 2);
+      end = close < 0 ? sql.length : close + 2;
+      out += blank(sql.slice(i, end));
+    } else if (lineStart && (c === '#' || (c === '-' && sql[i + 1] === '-'))) {
+      const nl = sql.indexOf('\n', i);
+      end = nl < 0 ? sql.length : nl;
+      out += blank(sql.slice(i, end));
+    } else if (c === "'" || c === '"' || c === '`') {
+      const close = sql.indexOf(c, i + 1);
+      end = close < 0 ? sql.length : close + 1;
+      out += sql.slice(i, end);
+    }
+    if (end >= 0) { i = end; continue; }
+    out += c;
+    i++;
+  }
+  return out;
+}
 
 /** True when the text has something besides blanks and SQL comments. */
 export function hasStatements(sql: string): boolean {
