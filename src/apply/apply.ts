@@ -170,6 +170,7 @@ async function runFailurePath(ctx: ApplyContext, plan: Plan, path: FailurePath |
           else await runAction(ctx, action);
         } catch (err) {
           if (p.name === 'unfreeze') ctx.logger.error(`could not end the write freeze on ${item.target}: ${describeError(err)}; run: updateserver maintenance ${plan.stage} off`);
+          else if (p.name === 'stop-new') ctx.logger.warn(`could not stop the new slot on ${item.target}: ${describeError(err)}`);
           else ctx.logger.warn(`${p.title.toLowerCase()} on ${item.target}: ${describeError(err)}`);
         }
       }
