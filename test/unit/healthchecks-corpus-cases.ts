@@ -25,9 +25,9 @@ export const PROFILE = 'profiles/prod.yaml';
 
 export const HEALTHCHECK_CASES: HealthcheckCase[] = [
   // wrong types
-  { case: 'type-attempts-string', file: HC, path: 'pre.0.attempts', message: 'expected number', line: 4 },
-  { case: 'type-phase-map', file: HC, path: 'pre', message: 'expected array', line: 1 },
-  { case: 'type-status-scalar', file: HC, path: 'pre.0.http.status', message: 'expected array', line: 3 },
+  { case: 'type-attempts-string', file: HC, path: 'pre.0.attempts', message: 'expected an integer, found the text "3"', line: 4 },
+  { case: 'type-phase-map', file: HC, path: 'pre', message: 'expected a list, found a map', line: 1 },
+  { case: 'type-status-scalar', file: HC, path: 'pre.0.http.status', message: 'expected a list, found the integer', line: 3 },
   { case: 'type-window-string', file: HC, path: 'watch.windowMs', message: 'expected a duration in milliseconds', line: 2 },
   { case: 'type-json-equals-list', file: HC, path: 'post.0.http.json.equals', message: 'expected a string, a number, true, false or null', line: 3 },
   // unknown keys, unknown kind
@@ -58,7 +58,7 @@ export const HEALTHCHECK_CASES: HealthcheckCase[] = [
   // not a map of settings, not YAML
   { case: 'empty-file', file: HC, path: '', message: 'expected a map of settings (pre, post, watch); the file is empty' },
   { case: 'top-level-list', file: HC, path: '', message: 'found a list', line: 1 },
-  { case: 'yaml-duplicate-key', file: HC, path: '', message: 'invalid YAML: Map keys must be unique', line: 2 },
+  { case: 'yaml-duplicate-key', file: HC, path: 'pre', message: 'the key "pre" is given twice in this map (first on line 1)', line: 2 },
   // across files: the profile and its health-check file
   { case: 'sql-without-database', file: PROFILE, path: 'services.web.checks', message: 'check "users" in healthchecks/web.yaml is an sql check, but service web has no database', line: 17 },
   { case: 'missing-file', file: PROFILE, path: 'services.web.checks', message: 'no such health-check file: healthchecks/api.yaml', line: 17 },
