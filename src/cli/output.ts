@@ -50,7 +50,7 @@ export function describeUnexpected(err: unknown, what: string = activity.what): 
 export function fail(err: unknown, json: boolean, extra: Record<string, unknown> = {}): number {
   const named = err instanceof UpdateserverError;
   const code = named ? err.exitCode : EXIT_FAILED;
-  const hint = named ? err.hint : activity.verbose ? undefined : 'this is a defect of updateserver: run the command again with --verbose for the stack trace, and report it';
+  const hint = named ? err.hint : activity.verbose ? undefined : 'run the command again with --verbose for the stack trace; unless its cause is on this machine (a file, a permission), report it as a defect of updateserver';
   const message = named ? describeError(err) : describeUnexpected(err);
   if (json) {
     printJson({ ok: false, error: { type: err instanceof Error ? err.name : 'Error', message, hint, exitCode: code }, ...extra });

@@ -3,7 +3,7 @@
  * is refused before the first connection (exit 2), and named by its path in the project, as every
  * other message names files.
  */
-import { isAbsolute, relative } from 'node:path';
+import { isAbsolute, relative, sep } from 'node:path';
 import { loadMigrations, type Migration } from '../data/migrations/files.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import type { Project, Service, Stage } from './model.js';
@@ -22,7 +22,9 @@ export async function loadServiceMigrations(project: Project, service: Service):
   } catch (err) {
     const where = projectPath(project, service.database.migrations);
     if (!(err instanceof ConfigError)) throw new ConfigError([{ file: where, path: '', message: `cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
-    throw new ConfigError(err.issues.map((i) => ({ ...i, file: projectPath(project, i.file) })), err.hint);
+    // Messages name other files too ("also in ..."): those are shown relative to the project as well.
+    const inProject = `${project.dir}${sep}`;
+    throw new ConfigError(err.issues.map((i) => ({ ...i, file: projectPath(project, i.file), message: i.message.split(inProject).join('') })), err.hint);
   }
 }
 

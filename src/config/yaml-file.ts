@@ -26,20 +26,20 @@ export function pathOf(segments: readonly PropertyKey[]): string {
 
 const keyText = (key: unknown): string => String(isScalar(key) ? key.value : key);
 
-/** Each map's keys by their text, built once per map: finding a key's line stays linear in the file. */
-const keyIndex = new WeakMap<YAMLMap, Map<string, unknown>>();
-function keyOf(map: YAMLMap, segment: string): unknown {
-  let index = keyIndex.get(map);
+/** Each map's pairs by their key's text, built once per map: finding a key's line stays linear in the file. */
+const pairIndex = new WeakMap<YAMLMap, Map<string, { key: unknown; value: unknown }>>();
+function pairOf(map: YAMLMap, segment: string): { key: unknown; value: unknown } | undefined {
+  let index = pairIndex.get(map);
   if (index === undefined) {
     index = new Map();
-    for (const pair of map.items) if (!index.has(keyText(pair.key))) index.set(keyText(pair.key), pair.key);
-    keyIndex.set(map, index);
+    for (const pair of map.items) if (!index.has(keyText(pair.key))) index.set(keyText(pair.key), pair);
+    pairIndex.set(map, index);
   }
   return index.get(segment);
 }
 
 function keyOrItem(parent: unknown, segment: PropertyKey | undefined): unknown {
-  if (isMap(parent)) return keyOf(parent, String(segment));
+  if (isMap(parent)) return pairOf(parent, String(segment))?.key;
   if (isSeq(parent)) return parent.items[Number(segment)];
   return undefined;
 }
@@ -47,10 +47,8 @@ function keyOrItem(parent: unknown, segment: PropertyKey | undefined): unknown {
 function nodeAt(doc: Document, segments: readonly PropertyKey[]): unknown {
   let node: unknown = doc.contents;
   for (const segment of segments) {
-    if (isMap(node)) {
-      const key = keyOf(node, String(segment));
-      node = node.items.find((pair) => pair.key === key)?.value;
-    } else if (isSeq(node)) node = node.items[Number(segment)];
+    if (isMap(node)) node = pairOf(node, String(segment))?.value;
+    else if (isSeq(node)) node = node.items[Number(segment)];
     else return undefined;
     if (isAlias(node)) return undefined;
   }
@@ -108,10 +106,10 @@ async function readBounded(absolute: string, file: string): Promise<string> {
     if (err instanceof ConfigError) throw err;
     return refuse(`cannot be read: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`);
   }
-  if (size > MAX_FILE_BYTES) refuse(`is ${size} bytes; a configuration file may hold at most ${MAX_FILE_BYTES} bytes (1 MiB)`);
+  if (size > MAX_FILE_BYTES) refuse(`is ${size} bytes; a configuration file may hold at most ${MAX_FILE_BYTES} bytes (512 KiB)`);
   const text = await readFile(absolute, 'utf8').catch((err: unknown) => refuse(`cannot be read: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`));
   // The file may have grown between stat and read.
-  if (Buffer.byteLength(text) > MAX_FILE_BYTES) refuse(`is larger than ${MAX_FILE_BYTES} bytes (1 MiB), the most a configuration file may hold`);
+  if (Buffer.byteLength(text) > MAX_FILE_BYTES) refuse(`is larger than ${MAX_FILE_BYTES} bytes (512 KiB), the most a configuration file may hold`);
   return text;
 }
 
@@ -170,7 +168,9 @@ function parse(text: string, file: string): { doc: Document; lines: LineCounter 
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e): ConfigIssue => ({
-      file, path: '', message: `invalid YAML: ${e.message.split('\n')[0]}`, line: lines.linePos(e.pos[0]).line,
+      file, path: '', line: lines.linePos(e.pos[0]).line,
+      // The parser reports running out of stack as a syntax error: say what it means.
+      message: /call stack/i.test(e.message) ? `nested too deeply to read (no setting is deeper than ${MAX_DEPTH} levels)` : `invalid YAML: ${e.message.split('\n')[0]}`,
     })));
   }
   return { doc, lines };
