@@ -5,7 +5,7 @@
  */
 
 /** Largest profile or health-check file read, in bytes. Validation time grows linearly up to it (bench/validate.ts): about a second at the bound. */
-export const MAX_FILE_BYTES = 512 * 1024;
+export const MAX_FILE_BYTES = 256 * 1024;
 /** Deepest nesting of maps and lists: the formats need 6; anything far deeper is a mistake or an attack. */
 export const MAX_DEPTH = 32;
 /** Alias uses allowed while a file is turned into data (the yaml library's guard against expansion bombs). */

@@ -13,6 +13,9 @@ import { ConfigError, describeError, type ConfigIssue } from '../errors.js';
 import { MAX_ALIASES, MAX_DEPTH, MAX_FILE_BYTES } from './limits.js';
 import { controlCharacterIn, describeChar } from './text.js';
 import { houseMessage } from './messages.js';
+import { reservedNameMessage } from './schema.js';
+
+const OBJECT_MEMBERS = new Set(Object.getOwnPropertyNames(Object.prototype));
 
 export interface YamlFile<T> {
   data: T;
@@ -106,10 +109,10 @@ async function readBounded(absolute: string, file: string): Promise<string> {
     if (err instanceof ConfigError) throw err;
     return refuse(`cannot be read: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`);
   }
-  if (size > MAX_FILE_BYTES) refuse(`is ${size} bytes; a configuration file may hold at most ${MAX_FILE_BYTES} bytes (512 KiB)`);
+  if (size > MAX_FILE_BYTES) refuse(`is ${size} bytes; a configuration file may hold at most ${MAX_FILE_BYTES} bytes (256 KiB)`);
   const text = await readFile(absolute, 'utf8').catch((err: unknown) => refuse(`cannot be read: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`));
   // The file may have grown between stat and read.
-  if (Buffer.byteLength(text) > MAX_FILE_BYTES) refuse(`is larger than ${MAX_FILE_BYTES} bytes (512 KiB), the most a configuration file may hold`);
+  if (Buffer.byteLength(text) > MAX_FILE_BYTES) refuse(`is larger than ${MAX_FILE_BYTES} bytes (256 KiB), the most a configuration file may hold`);
   return text;
 }
 
@@ -150,6 +153,9 @@ function walk(doc: Document, lines: LineCounter, file: string): ConfigIssue[] {
         const key = keyText(pair.key);
         const keyPath = [...path, key];
         if (isScalar(pair.key)) checkText(pair.key, keyPath, 'the key');
+        // "__proto__" would be dropped or become a prototype on the way to data; "constructor" would
+        // be found in every map. Neither is ever a setting: refused as a key wherever it appears.
+        if (OBJECT_MEMBERS.has(key)) at(pair.key, keyPath, reservedNameMessage(key));
         const line = pair.key?.range ? lines.linePos(pair.key.range[0]).line : undefined;
         const first = seen.get(key);
         if (first !== undefined) at(pair.key, keyPath, `the key "${key}" is given twice in this map (first on line ${first}); keep one`);
