@@ -21,7 +21,7 @@ import type { Stage } from '../../src/config/model.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const RUNS = Number(process.env.FUZZ_RUNS ?? 60);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 50);
 
 const PROTOTYPE_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__defineGetter__', '__lookupSetter__', 'prototype'];
 const CONTROL = ['\0', '\r', '\n', '\x1b[2J', '\x1b]0;owned\x07', '\u2028', '\u2029', '\u0085', '\x7f', '\x9b31m', '\b', '\v', '\f', '\u202e'];
