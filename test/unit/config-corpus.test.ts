@@ -11,6 +11,7 @@ import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline } from '../../src/config/load.js';
+import { checkMigrationFiles } from '../../src/config/migration-files.js';
 import { ConfigError, EXIT_BAD_INPUT } from '../../src/errors.js';
 
 /** Compiled to dist/test/unit/, so the repository is three levels up. */
@@ -100,16 +101,33 @@ const CASES: Case[] = [
   { case: "state-password-in-url", stage: "prod", file: "profiles/prod.yaml", path: "state.postgres", message: "the password goes in passwordEnv, never in the URL", line: 5 },
   { case: "state-differs-from-previous", stage: "beta", file: "profiles/beta.yaml", path: "state", message: "beta keeps its state in PostgreSQL postgres://updateserver@db.internal:5432/releases but dev (its from:, profiles/dev.yaml) in the local state directory: stages linked by from: must name the same state store" },
   { case: "stage-not-found", stage: "prod", file: "profiles/prod.yaml", path: "", message: "no such profile" },
+  // issue 15, one or more of each kind: names every object has, control characters, YAML limits, not a
+  // file, migrations (checked with the profiles, before any connection), messages in the house style
+  { case: "names-object-member-host-ref", stage: "prod", file: "profiles/prod.yaml", path: "services.web.hosts.1", message: "\"constructor\" is the name of a member of every JavaScript object", line: 12 },
+  { case: "names-proto-key", stage: "prod", file: "profiles/prod.yaml", path: "hosts.__proto__", message: "\"__proto__\" is the name of a member of every JavaScript object", line: 6 },
+  { case: "control-start-carriage-return", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds the control character U+000D (carriage return)", line: 18 },
+  { case: "control-start-line-separator", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds the control character U+2028 (line separator)", line: 18 },
+  { case: "control-start-escape-sequence", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds the control character U+001B (ESC)", line: 18 },
+  { case: "control-path-nul", stage: "prod", file: "profiles/prod.yaml", path: "loadBalancers.lb.socket", message: "the value holds the control character U+0000 (NUL)", line: 8 },
+  { case: "yaml-alias-bomb", stage: "prod", file: "profiles/prod.yaml", path: "", message: "aliases (*name) expand to too much data" },
+  { case: "yaml-deep-nesting", stage: "prod", file: "profiles/prod.yaml", path: "x.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0", message: "nested deeper than 32 levels", line: 19 },
+  { case: "profile-is-directory", stage: "prod", file: "profiles/prod.yaml", path: "", message: "is a directory, not a file" },
+  { case: "migration-misnamed", stage: "prod", file: "migrations/web/V0002-add-index.sql", path: "", message: "not a migration: expected a file named like V0003__add_index.sql" },
+  { case: "migration-version-twice", stage: "prod", file: "migrations/web/V1__create_again.sql", path: "", message: "version 1 is defined twice (also in migrations/web/V0001__create.sql)" },
+  { case: "message-jobs-zero", stage: "prod", file: "profiles/prod.yaml", path: "services.web.database.jobs", message: "expected an integer of at least 1, found the integer 0", line: 19 },
+  { case: "message-missing-slots", stage: "prod", file: "profiles/prod.yaml", path: "services.web.slots", message: "expected slots a and b", line: 11 },
 ];
 
 for (const c of CASES) {
   test(`broken profile ${c.case}: ${c.path || c.file} is refused`, async () => {
     const dir = join(CORPUS, c.case);
     assert.ok(existsSync(dir), `missing fixture ${dir}`);
-    const err = await loadPipeline({ dir, stateDir: join(tmpdir(), 'updateserver-corpus-unused') }, c.stage).then(
-      () => assert.fail(`${c.case}: the profile was accepted`),
-      (e: unknown) => e,
-    );
+    // As a promotion does before its first connection: the pipeline's profiles, then the target's migration files.
+    const project = { dir, stateDir: join(tmpdir(), 'updateserver-corpus-unused') };
+    const err = await loadPipeline(project, c.stage).then(
+      ([stage]) => checkMigrationFiles(project, stage!).then(() => assert.fail(`${c.case}: the profile was accepted`)),
+      (e: unknown) => { throw e; },
+    ).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof ConfigError, `${c.case}: expected a ConfigError, got ${String(err)}`);
     assert.equal(err.exitCode, EXIT_BAD_INPUT);
     const issue = err.issues.find((i) => i.file === c.file && i.path === c.path && i.message.includes(c.message));

@@ -3,7 +3,7 @@
  * with. Shared by the unit test that walks them through the loader and the reliability test that runs
  * a sample through the command line against the lab.
  */
-import { cp, mkdtemp } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -63,13 +63,29 @@ export const HEALTHCHECK_CASES: HealthcheckCase[] = [
   { case: 'sql-without-database', file: PROFILE, path: 'services.web.checks', message: 'check "users" in healthchecks/web.yaml is an sql check, but service web has no database', line: 17 },
   { case: 'missing-file', file: PROFILE, path: 'services.web.checks', message: 'no such health-check file: healthchecks/api.yaml', line: 17 },
   { case: 'checks-name-traversal', file: PROFILE, path: 'services.web.checks', message: 'expected a name of lowercase letters', line: 17 },
+  // issue 15: names every object has, control characters, YAML limits, not a file, house-style messages
+  { case: 'names-check-constructor', file: HC, path: 'pre.0.name', message: '"constructor" is the name of a member of every JavaScript object', line: 2 },
+  { case: 'names-header-proto', file: HC, path: 'post.0.http.headers.__proto__', message: '"__proto__" is the name of a member of every JavaScript object', line: 4 },
+  { case: 'control-header-escape', file: HC, path: 'post.0.http.headers.X-Probe', message: 'the value holds the control character U+001B (ESC)', line: 4 },
+  { case: 'control-command-carriage-return', file: HC, path: 'pre.0.command.run', message: 'the value holds the control character U+000D (carriage return)', line: 3 },
+  { case: 'yaml-alias-bomb', file: HC, path: '', message: 'aliases (*name) expand to too much data' },
+  { case: 'yaml-deep-nesting', file: HC, path: 'pre.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0', message: 'nested deeper than 32 levels', line: 1 },
+  { case: 'file-is-directory', file: HC, path: '', message: 'is a directory, not a file' },
+  { case: 'message-attempts-zero', file: HC, path: 'pre.0.attempts', message: 'expected an integer of at least 1, found the integer 0', line: 4 },
 ];
+
+/** Cases whose health-check file is not a file at all (the reliability test lays them over the lab's project its own way). */
+export const NOT_A_FILE = new Set(['file-is-directory']);
 
 /** A project: the base, with the case's files laid over it. */
 export async function healthcheckProject(name: string | undefined): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'updateserver-hc-corpus-'));
   await cp(join(HEALTHCHECK_CORPUS, 'base'), dir, { recursive: true });
-  if (name !== undefined) await cp(join(HEALTHCHECK_CORPUS, 'broken', name), dir, { recursive: true });
+  if (name !== undefined) {
+    // A case may put a directory where the base has a file (a "profile" that is not a file): make room.
+    if (NOT_A_FILE.has(name)) await rm(join(dir, HC), { force: true });
+    await cp(join(HEALTHCHECK_CORPUS, 'broken', name), dir, { recursive: true });
+  }
   return dir;
 }
 
