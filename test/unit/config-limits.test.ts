@@ -40,9 +40,11 @@ const hcText = () => readFile(join(REPO, 'starter', 'healthchecks', 'web.yaml'),
 
 async function refused(files: Record<string, string>, stage = 'prod'): Promise<{ err: ConfigError; ms: number }> {
   return withStarter(files, async (dir) => {
-    const t0 = performance.now();
+    // CPU time: what the validator costs, whatever else runs on the machine.
+    const t0 = process.cpuUsage();
     const err = await loadPipeline({ dir, stateDir: join(dir, '.u') }, stage).then(() => assert.fail('accepted'), (e: unknown) => e);
-    const ms = performance.now() - t0;
+    const used = process.cpuUsage(t0);
+    const ms = (used.user + used.system) / 1000;
     assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err instanceof Error ? err.stack : String(err)}`);
     assert.equal(err.exitCode, EXIT_BAD_INPUT);
     assert.doesNotMatch(err.message, /\n\s+at /);
@@ -152,7 +154,7 @@ test('a map of 6,000 keys is refused in about a second, with a screenful of erro
   const lines = err.message.split('\n');
   assert.equal(lines.length, MAX_SHOWN_ISSUES + 1);
   assert.equal(lines.at(-1), `... and ${6_000 - MAX_SHOWN_ISSUES} more problems in profiles/prod.yaml (6000 in all; the first ${MAX_SHOWN_ISSUES} are shown)`);
-  assert.ok(ms < 4000, `${Math.round(ms)} ms`);
+  assert.ok(ms < 2000, `${Math.round(ms)} ms of CPU`);
 });
 
 test('a file larger than the bound is refused before it is read', async () => {
