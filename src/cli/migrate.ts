@@ -14,6 +14,7 @@ import { migrationStatus, resolveMigration } from '../data/migrations/runner.js'
 import { withState } from '../state/backend.js';
 import { fail, printJson } from './output.js';
 import { slotOption } from './arguments.js';
+import { checkMigrationFiles } from '../config/migration-files.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
 
@@ -26,6 +27,8 @@ export async function runMigrate(action: string, stageName: string, service: str
     const project = projectFrom(flags);
     const stage = await loadProfile(project, stageName);
     if (action === 'status') {
+      // Misnamed or repeated migration files are bad input, refused before the state store or a database is opened.
+      await checkMigrationFiles(project, stage);
       const recorded = await withState(project, stage, (s) => s.store.read(stage.name));
       const out: unknown[] = [];
       for (const s of Object.values(stage.services)) {

@@ -26,7 +26,7 @@ function run(project: string, ...args: string[]): Promise<Result> {
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
     child.on('error', reject);
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, ms: Date.now() - started }); });
   });
@@ -41,7 +41,8 @@ function assertRefused(r: Result, expected: RegExp): void {
   assert.doesNotMatch(r.stderr + r.stdout, /\n\s+at .*:\d+:\d+/, `a stack trace\n${explain(r)}`);
   // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(r.stderr + r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/, `a raw control character\n${explain(r)}`);
-  assert.ok(r.ms < 10_000, explain(r));
+  // Far below the profile's one-minute connect timeout, even on a loaded machine: nothing was dialled.
+  assert.ok(r.ms < 30_000, explain(r));
 }
 
 async function project(files: Record<string, string> = {}): Promise<string> {
