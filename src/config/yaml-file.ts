@@ -117,6 +117,17 @@ async function readBounded(absolute: string, file: string): Promise<string> {
 }
 
 /**
+ * The values that may span lines: SQL (refresh.after, a check's query and expected value) and what an
+ * HTTP check sends or looks for in a body. Everything else (names, paths, commands, headers, URLs) is one line.
+ */
+const MULTI_LINE_KEYS = new Set(['body', 'bodyContains', 'query', 'expect', 'equals']);
+function multiLine(path: readonly PropertyKey[]): boolean {
+  const last = path[path.length - 1];
+  const parent = path[path.length - 2];
+  return MULTI_LINE_KEYS.has(String(last)) || (parent === 'after' && path[path.length - 3] === 'refresh');
+}
+
+/**
  * What the schema cannot see, found by one walk of the document: a key given twice in one map (named),
  * a key that is not a plain scalar, a control character in any key or value, nesting deeper than the
  * bound. Aliases are not followed here (their targets are walked where they are defined).
@@ -131,6 +142,7 @@ function walk(doc: Document, lines: LineCounter, file: string): ConfigIssue[] {
     if (!isScalar(node) || typeof node.value !== 'string') return;
     const c = controlCharacterIn(node.value);
     if (c !== undefined) at(node, path, `${what} holds the control character ${describeChar(c)}; only printable text is allowed`);
+    else if (node.value.includes('\n') && (what === 'the key' || !multiLine(path))) at(node, path, `${what} holds a line break; only one line is allowed here`);
   };
   // An explicit stack rather than recursion: the depth bound is reported, never a stack overflow.
   const stack: Array<{ node: unknown; path: PropertyKey[] }> = [{ node: doc.contents, path: [] }];

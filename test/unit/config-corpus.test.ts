@@ -79,7 +79,7 @@ const CASES: Case[] = [
   { case: "lb-name-semicolon", stage: "prod", file: "profiles/prod.yaml", path: "loadBalancers.lb;rm -rf /", message: "invalid name", line: 7 },
   { case: "lb-name-uppercase", stage: "prod", file: "profiles/prod.yaml", path: "loadBalancers.LB", message: "invalid name", line: 7 },
   { case: "service-host-ref-space", stage: "prod", file: "profiles/prod.yaml", path: "services.web.hosts.0", message: "expected a name of lowercase letters", line: 12 },
-  { case: "start-multiline", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "expected a single-line shell command", line: 18 },
+  { case: "start-multiline", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds a line break; only one line is allowed here", line: 18 },
   { case: "start-unknown-placeholder", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "unknown placeholder {name} (allowed: {stage} {service} {host} {address} {slot} {port} {dir} {release} {config} {database})", line: 18 },
   { case: "stop-unknown-placeholder", stage: "prod", file: "profiles/prod.yaml", path: "services.web.stop", message: "unknown placeholder {pid}", line: 19 },
   { case: "service-unknown-host", stage: "prod", file: "profiles/prod.yaml", path: "services.web.hosts.1", message: "unknown host \"web2\"", line: 12 },

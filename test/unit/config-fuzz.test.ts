@@ -24,6 +24,8 @@ const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31)
 const RUNS = Number(process.env.FUZZ_RUNS ?? 50);
 
 const PROTOTYPE_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__defineGetter__', '__lookupSetter__', 'prototype'];
+/** What every object has: a name among these would be found where nothing was declared. */
+const OBJECT_MEMBERS = Object.getOwnPropertyNames(Object.prototype);
 const CONTROL = ['\0', '\r', '\n', '\x1b[2J', '\x1b]0;owned\x07', '\u2028', '\u2029', '\u0085', '\x7f', '\x9b31m', '\b', '\v', '\f', '\u202e'];
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -150,12 +152,12 @@ function assertAccepted(stages: readonly Stage[]): void {
   for (const stage of stages) {
     visit(stage, stage.name);
     for (const names of [Object.keys(stage.hosts), Object.keys(stage.services), Object.keys(stage.loadBalancers)]) {
-      for (const n of names) assert.ok(!PROTOTYPE_NAMES.includes(n), `accepted the name "${n}"`);
+      for (const n of names) assert.ok(!OBJECT_MEMBERS.includes(n), `accepted the name "${n}"`);
     }
     for (const service of Object.values(stage.services)) {
       for (const h of service.hosts) assert.ok(Object.hasOwn(stage.hosts, h), `service ${service.name} names the undeclared host "${h}"`);
       const checks = [...service.checks.pre, ...service.checks.post, ...service.checks.watch.checks];
-      for (const c of checks) assert.ok(!PROTOTYPE_NAMES.includes(c.name), `accepted the check name "${c.name}"`);
+      for (const c of checks) assert.ok(!OBJECT_MEMBERS.includes(c.name), `accepted the check name "${c.name}"`);
     }
     for (const lb of Object.values(stage.loadBalancers)) if (lb.host !== undefined) assert.ok(Object.hasOwn(stage.hosts, lb.host), `load balancer ${lb.name} names the undeclared host "${lb.host}"`);
   }

@@ -116,7 +116,12 @@ test('control characters and line separators are refused in start, in any comman
   }
   // "start is one line" holds for every line-breaking character, \n included.
   const lf = await refused(await edit('start: node server.mjs', 'start: "node\\nserver.mjs" #'));
-  assert.match(lf.err.message, /services\.web\.start: expected a single-line shell command/);
+  assert.match(lf.err.message, /services\.web\.start: the value holds a line break; only one line is allowed here/);
+  // So is a header value (a line feed there would split the request), and any name or path.
+  const header = await refused({ 'healthchecks/web.yaml': (await hcText()).replace('http: { path: /health, status: [200] }', 'http: { path: /health, headers: { X-A: "a\\nInjected: 1" } }') });
+  assert.match(header.err.message, /pre\.0\.http\.headers\.X-A: the value holds a line break/);
+  const socket = await refused(await edit('socket: /run/haproxy/admin.sock', 'socket: "/run/haproxy/admin\\n.sock"'));
+  assert.match(socket.err.message, /loadBalancers\.lb\.socket: the value holds a line break/);
 });
 
 test('control characters are refused in health-check headers, bodies and commands', async () => {

@@ -198,7 +198,7 @@ test('other broken values are refused with their path: name, path, method, heade
     ['pre:\n  - name: up\n    tcp: {}\n    deadlineMs: -1\n', /^healthchecks\/web\.yaml:4: pre\.0\.deadlineMs: expected a duration in milliseconds/],
     ['pre:\n  - name: up\n    tcp: {}\n    intervalMs: 1.5\n', /^healthchecks\/web\.yaml:4: pre\.0\.intervalMs: expected a duration in milliseconds/],
     ['watch:\n  windowMs: 99999999\n', /^healthchecks\/web\.yaml:2: watch\.windowMs: expected a duration in milliseconds \(integer 0-3600000\)$/],
-    ['pre:\n  - name: up\n    command: { run: "a\\nb" }\n', /^healthchecks\/web\.yaml:3: pre\.0\.command\.run: expected a single-line command \(no line breaks or control characters\)$/],
+    ['pre:\n  - name: up\n    command: { run: "a\\nb" }\n', /^healthchecks\/web\.yaml:3: pre\.0\.command\.run: the value holds a line break; only one line is allowed here$/],
     ['pre:\n  - name: up\n    http: { json: { path: a } }\n', /^healthchecks\/web\.yaml:3: pre\.0\.http\.json\.equals: /],
     ['pre: {}\n', /^healthchecks\/web\.yaml:1: pre: expected a list, found a map$/],
   ];
