@@ -48,7 +48,11 @@ function checkTemplate(project: Project, stage: Stage): Finding[] {
       renderHaproxyConfig(stage, lb, { template });
       return ok(`load balancer ${lb.name}`, 'template', `${template.file} renders (updateserver lb render ${stage.name})`);
     } catch (err) {
-      return (err instanceof ConfigError ? inputProblem : problem)(`load balancer ${lb.name}`, 'template', describeError(err), `correct ${template.file}: it may use {{name}} values and {{#list}}...{{/list}} sections of the view in src/lb/config.ts`);
+      // The project's own template is input to correct; the built-in one failing is the tool's defect, not the user's file.
+      const own = template.file.startsWith(`${project.dir}/`);
+      return own
+        ? (err instanceof ConfigError ? inputProblem : problem)(`load balancer ${lb.name}`, 'template', describeError(err), `correct ${projectPath(project, template.file)}: it may use {{name}} values and {{#list}}...{{/list}} sections (docs/decisions/0003-switch-with-a-map.md)`)
+        : problem(`load balancer ${lb.name}`, 'template', describeError(err), 'the built-in HAProxy template does not render this profile: report it as a defect of updateserver (with the profile), or put your own template in lb-templates/haproxy.cfg');
     }
   });
 }
