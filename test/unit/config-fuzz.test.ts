@@ -125,6 +125,8 @@ function assertRefusal(err: unknown): void {
     assert.match(line, /^(profiles|healthchecks)\/[a-z][a-z0-9_-]*\.yaml(:\d+)?: \S/, 'a line that does not start with file[:line]: ');
   }
   assert.doesNotMatch(err.message, /\n\s+at /, 'a stack trace');
+  // The house's words, not the schema library's nor the engine's.
+  assert.doesNotMatch(err.message, /Invalid input|Invalid option|Too small|Too big|received|Maximum call stack|EISDIR|ReferenceError/, 'a message in foreign words');
   // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(err.message, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/, 'a control character reaches the message');
   assert.ok(err.message.split('\n').length <= 21, 'more than a screenful of errors');
