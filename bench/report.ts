@@ -34,6 +34,7 @@ export interface Results {
   'switch-latency'?: Common & { summaries?: SwitchSummary[] };
   transfer?: Common & { rows?: TransferRow[] };
   snapshot?: Common & { source?: { bytes?: number; rows?: number; size?: number }; runs?: number; rows?: SnapshotRow[] };
+  validate?: Common & { boundBytes?: number; rows?: Array<{ bytes: number; validMs?: number; brokenMs?: number }>; linear?: { validRatio?: number; brokenRatio?: number }; overBoundMs?: number };
 }
 
 /** What run-all.ts records about the run itself (bench/results/run.json). */
@@ -47,7 +48,7 @@ export interface RunInfo {
   benches?: Array<{ name: string; exit: number | null; durationMs: number; env: Record<string, string> }>;
 }
 
-export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot'] as const;
+export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot', 'validate'] as const;
 
 /* ---- figures and verdicts ---- */
 
@@ -168,6 +169,16 @@ export function figures(r: Results): Figure[] {
       add({ section: S6, name: `memory from ${lo.hosts} to ${hi.hosts} hosts (stays flat)`, value: `${lo.peakMb} -> ${hi.peakMb} MB (+${Math.round((hi.peakMb - lo.peakMb) * 10) / 10} MB, ${((hi.peakMb - lo.peakMb) / (hi.hosts - lo.hosts)).toFixed(2)} MB per host)`, target: '—', verdict: 'no target', bench: 'fleet' });
     }
   }
+  // Validation against profile size (issue 15): linear up to the bound on a file, and bounded there.
+  const S7 = 'Profile validation';
+  const v = r.validate;
+  const largest = v?.rows?.[v.rows.length - 1];
+  if (v?.linear && largest) {
+    const worst = Math.max(v.linear.validRatio ?? NaN, v.linear.brokenRatio ?? NaN);
+    add({ section: S7, name: `time per KB at ${Math.round(largest.bytes / 1024)} KB against the cheapest size (valid / broken profile; quadratic would be ~${Math.round(largest.bytes / (v.rows![0]!.bytes))}x)`, value: `${v.linear.validRatio}x / ${v.linear.brokenRatio}x`, target: '<= 2x (linear)', verdict: atMost(worst, 2), bench: 'validate' });
+    add({ section: S7, name: `validation of a profile at the bound (${Math.round(largest.bytes / 1024)} KB, valid / broken)`, value: `${ms(largest.validMs)} / ${ms(largest.brokenMs)}`, target: '<= 1500 ms', verdict: atMost(Math.max(largest.validMs ?? NaN, largest.brokenMs ?? NaN), 1500), bench: 'validate' });
+    add({ section: S7, name: 'a file twice the bound: refused', value: ms(v.overBoundMs), target: '—', verdict: v.overBoundMs === undefined ? 'not measured' : 'no target', bench: 'validate' });
+  } else missing(S7, 'validation time linear in profile size', '<= 2x (linear)', 'validate');
   return out;
 }
 

@@ -34,6 +34,7 @@ const FULL: Record<Bench, Record<string, string>> = {
   'switch-latency': { SWITCHES: '100', LOAD_CONNECTIONS: '8' },
   transfer: { HOSTS: '1,8', RUNS: '3', FILES: '2000' },
   snapshot: { SIZE: '0.5', RUNS: '3' },
+  validate: { SIZES_KB: '16,32,64,128,256', RUNS: '7' },
 };
 
 const QUICK: Record<Bench, Record<string, string>> = {
@@ -44,6 +45,7 @@ const QUICK: Record<Bench, Record<string, string>> = {
   'switch-latency': { SWITCHES: '5', LOAD_CONNECTIONS: '4' },
   transfer: { HOSTS: '1', RUNS: '1', FILES: '400' },
   snapshot: { SIZE: '0.02', RUNS: '1' },
+  validate: { SIZES_KB: '16,64,256', RUNS: '3' },
 };
 
 export function selected(only: string | undefined): Bench[] {

@@ -4,6 +4,9 @@
  * exit status: 2 for bad input (nothing was touched), 1 for a failed run that left live traffic alone.
  */
 
+import { MAX_SHOWN_ISSUES } from './config/limits.js';
+import { printable } from './config/text.js';
+
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_BAD_INPUT = 2;
@@ -27,17 +30,30 @@ export interface ConfigIssue {
   line?: number;
 }
 
+/** One line per issue: whatever a file held, control characters are shown as escapes, never obeyed. */
 export function formatIssue(issue: ConfigIssue): string {
   const where = issue.line === undefined ? issue.file : `${issue.file}:${issue.line}`;
-  return issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`;
+  return printable(issue.path ? `${where}: ${issue.path}: ${issue.message}` : `${where}: ${issue.message}`);
+}
+
+/** At most a screenful: the first issues, then how many more there are and where. */
+export function formatIssues(issues: readonly ConfigIssue[]): string {
+  const shown = issues.slice(0, MAX_SHOWN_ISSUES).map(formatIssue);
+  const more = issues.length - shown.length;
+  if (more > 0) {
+    const files = [...new Set(issues.slice(MAX_SHOWN_ISSUES).map((i) => i.file))].join(', ');
+    shown.push(printable(`... and ${more} more problem${more === 1 ? '' : 's'} in ${files} (${issues.length} in all; the first ${MAX_SHOWN_ISSUES} are shown)`));
+  }
+  return shown.join('\n');
 }
 
 /** Bad input: profiles, health checks, arguments. Raised before any connection is opened. */
 export class ConfigError extends UpdateserverError {
   override readonly exitCode = EXIT_BAD_INPUT;
   readonly issues: readonly ConfigIssue[];
-  constructor(issues: ConfigIssue[], hint?: string) {
-    super(issues.map(formatIssue).join('\n'), hint === undefined ? undefined : { hint });
+  /** @param cause an unforeseen failure met while reading the input (shown with --verbose) */
+  constructor(issues: ConfigIssue[], hint?: string, cause?: unknown) {
+    super(formatIssues(issues), { ...(hint === undefined ? {} : { hint }), ...(cause === undefined ? {} : { cause }) });
     this.issues = issues;
   }
 }

@@ -17,6 +17,8 @@ import { probeStateStore } from './state-store.js';
 export interface CheckReport {
   stage: string;
   ok: boolean;
+  /** 0 every check passed, 2 a project file is bad input (profiles, health checks, migrations, template), else 1. */
+  exitCode: 0 | 1 | 2;
   findings: Finding[];
 }
 
@@ -49,5 +51,6 @@ export async function checkStage(project: Project, stageName: string, options: C
       await Promise.allSettled([...hosts.transports.values()].map((t) => t.close()));
     }
   }
-  return { stage: stageName, ok: findings.every((f) => f.ok), findings };
+  const ok = findings.every((f) => f.ok);
+  return { stage: stageName, ok, exitCode: ok ? 0 : findings.some((f) => !f.ok && f.badInput) ? 2 : 1, findings };
 }

@@ -10,10 +10,16 @@ export interface Finding {
   detail: string;
   /** The change that makes it ok; only on failures. */
   fix?: string | undefined;
+  /**
+   * The problem is in the project's own files (profiles, health checks, migrations, the HAProxy
+   * template): bad input, exit status 2 like any command given them, rather than 1.
+   */
+  badInput?: true;
 }
 
 export const ok = (subject: string, check: string, detail: string): Finding => ({ subject, check, ok: true, detail });
 export const problem = (subject: string, check: string, detail: string, fix: string | undefined): Finding => ({ subject, check, ok: false, detail, fix });
+export const inputProblem = (subject: string, check: string, detail: string, fix: string | undefined): Finding => ({ subject, check, ok: false, detail, fix, badInput: true });
 
 /** The errno code (ENOENT, EACCES, ...) anywhere on an error's cause chain. */
 export function errnoOf(err: unknown): string | undefined {

@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { loadPipeline } from '../config/load.js';
 import type { Project, Stage } from '../config/model.js';
 import { jsonSchemaText, SCHEMA_FILES, type SchemaName } from '../config/json-schema.js';
-import { loadMigrations } from '../data/migrations/files.js';
+import { loadServiceMigrations, projectPath } from '../config/migration-files.js';
+import { MAX_SHOWN_ISSUES } from '../config/limits.js';
 import { ConfigError, describeError, formatIssue } from '../errors.js';
 import { loadHaproxyTemplate, renderHaproxyConfig } from '../lb/config.js';
 import { PACKAGE_DIR } from '../package-dir.js';
-import { ok, problem, type Finding } from './finding.js';
+import { inputProblem, ok, problem, type Finding } from './finding.js';
 
 export interface OfflineResult {
   findings: Finding[];
@@ -27,14 +28,16 @@ export async function checkOffline(project: Project, stageName: string): Promise
     pipeline = await loadPipeline(project, stageName);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    return {
-      pipeline: undefined,
-      findings: err.issues.map((issue) => problem('profiles', 'valid', formatIssue(issue), err.hint ?? 'correct the file (every key is described in docs/profiles.md)')),
-    };
+    const fix = err.hint ?? 'correct the file (every key is described in docs/profiles.md)';
+    // At most a screenful, as on any other refusal; the rest are counted.
+    const shown = err.issues.slice(0, MAX_SHOWN_ISSUES).map((issue) => inputProblem('profiles', 'valid', formatIssue(issue), fix));
+    const more = err.issues.length - shown.length;
+    if (more > 0) shown.push(inputProblem('profiles', 'valid', `... and ${more} more problems (${err.issues.length} in all)`, fix));
+    return { pipeline: undefined, findings: shown };
   }
   const stage = pipeline[0]!;
   const findings: Finding[] = [ok('profiles', 'valid', `${pipeline.map((s) => s.file).reverse().join(' -> ')}: valid, with the health-check files they name`)];
-  findings.push(...checkTemplate(project, stage), checkSource(project, pipeline[pipeline.length - 1]!), ...(await checkMigrations(stage)), ...(await checkSchemaCopies(project)));
+  findings.push(...checkTemplate(project, stage), checkSource(project, pipeline[pipeline.length - 1]!), ...(await checkMigrations(project, stage)), ...(await checkSchemaCopies(project)));
   return { findings, pipeline };
 }
 
@@ -45,7 +48,11 @@ function checkTemplate(project: Project, stage: Stage): Finding[] {
       renderHaproxyConfig(stage, lb, { template });
       return ok(`load balancer ${lb.name}`, 'template', `${template.file} renders (updateserver lb render ${stage.name})`);
     } catch (err) {
-      return problem(`load balancer ${lb.name}`, 'template', describeError(err), `correct ${template.file}: it may use {{name}} values and {{#list}}...{{/list}} sections of the view in src/lb/config.ts`);
+      // The project's own template is input to correct; the built-in one failing is the tool's defect, not the user's file.
+      const own = template.file.startsWith(`${project.dir}/`);
+      return own
+        ? (err instanceof ConfigError ? inputProblem : problem)(`load balancer ${lb.name}`, 'template', describeError(err), `correct ${projectPath(project, template.file)}: it may use {{name}} values and {{#list}}...{{/list}} sections (docs/decisions/0003-switch-with-a-map.md)`)
+        : problem(`load balancer ${lb.name}`, 'template', describeError(err), 'the built-in HAProxy template does not render this profile: report it as a defect of updateserver (with the profile), or put your own template in lb-templates/haproxy.cfg');
     }
   });
 }
@@ -63,17 +70,18 @@ function checkSource(project: Project, first: Stage): Finding {
   return ok('source', 'directory', `${dir} (stage ${first.name}'s code)`);
 }
 
-async function checkMigrations(stage: Stage): Promise<Finding[]> {
+async function checkMigrations(project: Project, stage: Stage): Promise<Finding[]> {
   const findings: Finding[] = [];
   for (const service of Object.values(stage.services)) {
     if (!service.database) continue;
     const subject = `migrations ${service.name}`;
     try {
-      const migrations = await loadMigrations(service.database.migrations);
-      findings.push(ok(subject, 'files', `${migrations.length} in ${service.database.migrations}${migrations.length ? `, up to version ${migrations[migrations.length - 1]!.version}` : ''}`));
+      const migrations = await loadServiceMigrations(project, service);
+      findings.push(ok(subject, 'files', `${migrations.length} in ${projectPath(project, service.database.migrations)}${migrations.length ? `, up to version ${migrations[migrations.length - 1]!.version}` : ''}`));
       findings.push(ok(subject, 'where they run', whereMigrationsRun(stage, service.name)));
     } catch (err) {
-      findings.push(problem(subject, 'files', describeError(err), 'rename or correct the files: V<version>__<name>.sql, or one migrations.sql cut by "-- version: <n> <name>" lines'));
+      const fix = 'rename or correct the files: V<version>__<name>.sql, or one migrations.sql cut by "-- version: <n> <name>" lines';
+      findings.push(err instanceof ConfigError ? inputProblem(subject, 'files', err.message, fix) : problem(subject, 'files', describeError(err), fix));
     }
   }
   return findings;

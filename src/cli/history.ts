@@ -3,14 +3,16 @@ import { EXIT_OK } from '../errors.js';
 import { describeData } from '../state/store.js';
 import { withState } from '../state/backend.js';
 import { fail, printJson } from './output.js';
+import { integerOption } from './arguments.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
 
 export async function runHistory(stage: string, flags: PromoteFlags & { limit?: string }): Promise<number> {
   try {
+    const limit = integerOption('--limit', flags.limit, 1, 100_000) ?? 20;
     const project = projectFrom(flags);
     const loaded = await loadProfile(project, stage);
-    const entries = await withState(project, loaded, (s) => s.store.history(stage, Number(flags.limit ?? 20) || 20));
+    const entries = await withState(project, loaded, (s) => s.store.history(stage, limit));
     if (flags.json) { printJson(entries); return EXIT_OK; }
     if (entries.length === 0) process.stdout.write(`${stage}: no runs recorded yet\n`);
     for (const e of entries) {

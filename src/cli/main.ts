@@ -20,7 +20,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Blue/green releases over SSH behind HAProxy: promote what the previous stage runs into the idle slot, check it, switch traffic, keep the old slot for rollback.')
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // Names what is being done for the one line that would report an unforeseen error.
+    .hook('preAction', async (_program, action) => {
+      const words = [action.parent && action.parent !== _program ? action.parent.name() : undefined, action.name(), ...action.args].filter((w): w is string => w !== undefined);
+      (await import('./output.js')).setActivity(`running \`updateserver ${words.join(' ')}\``, action.opts().verbose === true);
+    });
 
   addCommonOptions(program.command('promote <stage>', { isDefault: true })
     .summary('promote the previous stage\'s live release into <stage> (the default command: `updateserver beta`)')
@@ -93,7 +98,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .summary('try everything a promotion into <stage> needs, changing nothing; print each problem with its fix')
     .description('validate the profiles and templates of <stage> offline, then try every host (SSH with the strict host key policy, rsync, write access and disk under each service root), load balancer (runtime socket, level admin, map file) and database (connect, version), changing nothing; each failure is printed with its fix')
     .option('--offline', 'only the checks that need no network: profiles, health checks, templates, source, migrations'))
-    .addHelpText('after', '\nExit status: 0 every check passed, 1 some failed (each with "fix:"), 2 wrong usage.\n\nExamples:\n  updateserver check beta\n  updateserver check prod --json | jq \'.findings[] | select(.ok | not)\'')
+    .addHelpText('after', '\nExit status: 0 every check passed; 1 some failed (each with "fix:"); 2 bad input: a profile, health-check file, migration file or the HAProxy template is wrong (also with --offline), or wrong usage.\n\nExamples:\n  updateserver check beta\n  updateserver check prod --json | jq \'.findings[] | select(.ok | not)\'')
     .action(async (stage: string, flags: { json?: boolean; offline?: boolean; project?: string; stateDir?: string }) => setExit(await (await import('./check.js')).runCheck(stage, flags)));
 
   program.command('init [dir]')
@@ -136,6 +141,18 @@ async function main(argv: string[]): Promise<number> {
   }
   return code;
 }
+
+// The safety net under every command: whatever escapes (an error in a callback, a rejected promise
+// nobody awaited) is reported as one line naming what was being done, exit status 1; the trace only
+// with --verbose.
+const lastResort = (err: unknown) => {
+  void import('./output.js').then(({ fail }) => {
+    process.exitCode = fail(err, process.argv.includes('--json'));
+    process.exit();
+  });
+};
+process.on('uncaughtException', lastResort);
+process.on('unhandledRejection', lastResort);
 
 process.exitCode = await main(process.argv);
 // Everything is closed in finally blocks; should a library still hold a handle, the command ends anyway.

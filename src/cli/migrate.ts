@@ -13,9 +13,11 @@ import { loadMigrations } from '../data/migrations/files.js';
 import { migrationStatus, resolveMigration } from '../data/migrations/runner.js';
 import { withState } from '../state/backend.js';
 import { fail, printJson } from './output.js';
+import { slotOption } from './arguments.js';
+import { checkMigrationFiles } from '../config/migration-files.js';
 import { projectFrom } from './project.js';
 import type { PromoteFlags } from './options.js';
-import { DEFAULT_SLOT, parseSlot } from '../config/slot.js';
+import { DEFAULT_SLOT } from '../config/slot.js';
 
 /**
  * What to do about a slot database whose last migration failed. The idle slot of a copy or copy-self
@@ -35,9 +37,15 @@ export function blockedAdvice(stage: Stage, service: string, slot: SlotName, liv
 
 export async function runMigrate(action: string, stageName: string, service: string | undefined, version: string | undefined, flags: PromoteFlags & { comment?: string }): Promise<number> {
   try {
+    if (action !== 'status' && action !== 'resolve') {
+      throw new ConfigError([{ file: 'command line', path: 'migrate', message: `unknown action ${JSON.stringify(action)} (status, resolve)` }]);
+    }
+    const slot = slotOption('--slot', (flags as { slot?: string }).slot) ?? DEFAULT_SLOT;
     const project = projectFrom(flags);
     const stage = await loadProfile(project, stageName);
     if (action === 'status') {
+      // Misnamed or repeated migration files are bad input, refused before the state store or a database is opened.
+      await checkMigrationFiles(project, stage);
       const recorded = await withState(project, stage, (s) => s.store.read(stage.name));
       const out: unknown[] = [];
       for (const s of Object.values(stage.services)) {
@@ -70,11 +78,10 @@ export async function runMigrate(action: string, stageName: string, service: str
       return (out as Array<Record<string, unknown>>).some((r) => r.error || r.blocked) ? EXIT_FAILED : EXIT_OK;
     }
     if (action === 'resolve') {
-      const s = service === undefined ? undefined : stage.services[service];
-      if (!s?.database) throw new ConfigError([{ file: stage.file, path: `services.${service ?? '?'}.database`, message: `service ${service ?? '(none given)'} has no database in ${stage.name}` }]);
+      const s = service === undefined || !Object.hasOwn(stage.services, service) ? undefined : stage.services[service];
+      if (!s?.database) throw new ConfigError([{ file: 'command line', path: 'service', message: `service ${service === undefined ? '(none given)' : JSON.stringify(service)} has no database in ${stage.name} (${stage.file})` }]);
       const v = Number(version);
-      if (!Number.isInteger(v)) throw new ConfigError([{ file: 'command line', path: 'version', message: 'expected the version number to resolve' }]);
-      const slot = parseSlot((flags as { slot?: string }).slot) ?? DEFAULT_SLOT;
+      if (version === undefined || !/^\d+$/.test(version) || !Number.isSafeInteger(v)) throw new ConfigError([{ file: 'command line', path: 'version', message: 'expected the version number to resolve' }]);
       const conn = connectionOf(s.database, slot);
       const db = await openDb(conn);
       try {

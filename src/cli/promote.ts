@@ -5,6 +5,7 @@ import { flip } from '../promote/flip.js';
 import { renderPlan } from '../plan/render.js';
 import type { Plan } from '../plan/plan.js';
 import { Progress } from './progress.js';
+import { printable } from '../config/text.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { EXIT_OK } from '../errors.js';
@@ -31,10 +32,11 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });
     } else if (flags.dryRun) {
-      process.stdout.write(renderPlan(result.plan, { failures: flags.verbose ? 'full' : 'collapsed' }));
+      // Escaped, not obeyed: a release name (from a VERSION file, a git tag) cannot rewrite the terminal.
+      process.stdout.write(printable(renderPlan(result.plan, { failures: flags.verbose ? 'full' : 'collapsed' }), { multiLine: true }));
       process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${action === 'promote' ? '' : `${action} `}${stage}\` to apply this plan.\n`);
     } else if (!result.applied) {
-      process.stdout.write(`Nothing to do: ${result.skipped}\n`);
+      process.stdout.write(`Nothing to do: ${printable(result.skipped ?? '')}\n`);
     } else {
       for (const s of result.plan.services) {
         process.stdout.write(`${stage}: ${s.service} now serves ${s.release} from slot ${s.target} (slot ${s.live}${s.liveRelease ? ` with ${s.liveRelease}` : ''} stopped, kept for rollback)\n`);

@@ -10,6 +10,7 @@ import { describeConnection } from '../data/connection.js';
 import { refresh, type RefreshResult } from '../refresh/refresh.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
+import { printable } from '../config/text.js';
 import { waitMsOf, type PromoteFlags } from './options.js';
 import { parseSlot } from '../config/slot.js';
 
@@ -54,7 +55,7 @@ export async function runRefresh(stage: string, flags: RefreshFlags): Promise<nu
         })),
       });
     } else {
-      process.stdout.write(render(result, flags.dryRun === true));
+      process.stdout.write(printable(render(result, flags.dryRun === true), { multiLine: true }));
     }
     return EXIT_OK;
   } catch (err) {

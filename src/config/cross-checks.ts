@@ -26,6 +26,9 @@ export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
   ];
 }
 
+/** The declared entry of that name, never a member every object has. */
+const own = <T>(record: Readonly<Record<string, T>>, key: string): T | undefined => (Object.hasOwn(record, key) ? record[key] : undefined);
+
 const hostList = (data: ProfileData) => Object.keys(data.hosts).join(', ') || 'none';
 
 /** Normalised absolute path without a trailing slash ("/" stays "/"). */
@@ -84,11 +87,11 @@ function checkLoadBalancers(data: ProfileData): CrossIssue[] {
   // One runtime socket is one HAProxy: two entries on one machine would be switched twice.
   const sockets = new Map<string, string>();
   for (const [lbName, lb] of Object.entries(data.loadBalancers)) {
-    if (lb.host !== undefined && !(lb.host in data.hosts)) {
+    if (lb.host !== undefined && !Object.hasOwn(data.hosts, lb.host)) {
       issues.push({ path: `loadBalancers.${lbName}.host`, message: `unknown host "${lb.host}": declare it under hosts (hosts: ${hostList(data)})` });
     }
     const machine = lb.host === undefined ? 'this machine' : `host "${lb.host}"`;
-    const key = `${lb.host === undefined ? '' : data.hosts[lb.host]?.address ?? lb.host} ${norm(lb.socket)}`;
+    const key = `${lb.host === undefined ? '' : own(data.hosts, lb.host)?.address ?? lb.host} ${norm(lb.socket)}`;
     const owner = sockets.get(key);
     if (owner !== undefined) {
       issues.push({ path: `loadBalancers.${lbName}.socket`, message: `socket ${lb.socket} on ${machine} is already used by load balancer "${owner}"; each load balancer needs its own HAProxy socket` });
@@ -103,7 +106,7 @@ function checkServiceHosts(data: ProfileData): CrossIssue[] {
     const seen = new Set<string>();
     service.hosts.forEach((h, i) => {
       const path = `services.${serviceName}.hosts.${i}`;
-      if (!(h in data.hosts)) issues.push({ path, message: `unknown host "${h}": declare it under hosts (hosts: ${hostList(data)})` });
+      if (!Object.hasOwn(data.hosts, h)) issues.push({ path, message: `unknown host "${h}": declare it under hosts (hosts: ${hostList(data)})` });
       if (seen.has(h)) issues.push({ path, message: `host "${h}" is listed twice; list each host once` });
       seen.add(h);
     });
@@ -164,7 +167,7 @@ function checkMachines(data: ProfileData): CrossIssue[] {
   };
   for (const [serviceName, service] of Object.entries(data.services)) {
     for (const h of new Set(service.hosts)) {
-      const host = data.hosts[h];
+      const host = own(data.hosts, h);
       if (host === undefined) continue;
       const machine = `${host.address}:${host.port ?? data.ssh.port ?? 22}`;
       const root = norm(service.root);
@@ -205,7 +208,7 @@ function checkListenPorts(data: ProfileData): CrossIssue[] {
   for (const [lbName, lb] of Object.entries(data.loadBalancers)) if (!lbAt.has(lb.address)) lbAt.set(lb.address, lbName);
   for (const [serviceName, service] of Object.entries(data.services)) {
     for (const h of new Set(service.hosts)) {
-      const address = data.hosts[h]?.address;
+      const address = own(data.hosts, h)?.address;
       const lbName = address === undefined ? undefined : lbAt.get(address);
       if (lbName === undefined) continue;
       for (const slot of ['a', 'b'] as const) {

@@ -55,7 +55,7 @@ export const check = z.strictObject({
   tcp: z.strictObject({}).optional(),
   /** A command run over SSH on the slot's host exits 0; placeholders as in start commands. */
   command: z.strictObject({
-    run: z.string().min(1).regex(SINGLE_LINE, { error: 'expected a single-line command' })
+    run: z.string().min(1).regex(SINGLE_LINE, { error: 'expected a single-line command (no line breaks or control characters)' })
       // An unknown {name} would reach the shell as written, where it is a brace expansion, not a value.
       .refine((run) => unknownPlaceholders(run).length === 0, { error: (i) => `unknown placeholder ${unknownPlaceholders(String(i.input)).map((k) => `{${k}}`).join(' ')} (allowed: ${PLACEHOLDERS.map((k) => `{${k}}`).join(' ')})` }),
   }).optional(),

@@ -2,10 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { homedir } from 'node:os';
-import { ConfigError } from '../errors.js';
+import { ConfigError, UpdateserverError, describeError } from '../errors.js';
 import { readYamlFile } from './yaml-file.js';
 import { defaultChecks, healthchecksPath, loadHealthchecks, type HealthChecks } from './healthchecks.js';
-import { NAME_PATTERN, profile as profileSchema, type DatabaseData, type ProfileData, type SourceData, type StateData } from './schema.js';
+import { NAME_PATTERN, RESERVED_NAMES, reservedNameMessage, profile as profileSchema, type DatabaseData, type ProfileData, type SourceData, type StateData } from './schema.js';
 import { DEFAULT_RELEASE_NAME } from '../release/name.js';
 import { Secret } from './secret.js';
 import { defaultDatabaseName } from './slot.js';
@@ -16,18 +16,41 @@ export function profileFile(stage: string): string {
   return join('profiles', `${stage}.yaml`);
 }
 
+/**
+ * A record of what the user declared and nothing else: without a prototype, so that a lookup by a
+ * name such as "constructor" or "toString" finds nothing unless that name was declared.
+ */
+export function declared<T>(entries: Iterable<readonly [string, T]>): Record<string, T> {
+  const record = Object.create(null) as Record<string, T>;
+  for (const [k, v] of entries) record[k] = v;
+  return record;
+}
+
 /** Makes "~/x" and relative paths absolute the way a user expects from a config file. */
 export function resolveLocalPath(project: Project, p: string): string {
   if (p === '~' || p.startsWith('~/')) return join(homedir(), p.slice(1));
   return isAbsolute(p) ? p : resolve(project.dir, p);
 }
 
-/** Reads and validates one profile. Throws ConfigError listing every problem found in the file. */
+/**
+ * Reads and validates one profile. Throws ConfigError listing every problem found in the file; an
+ * unforeseen failure while doing so is bad input too, named by the file (its trace with --verbose).
+ */
 export async function loadProfile(project: Project, stage: string): Promise<Stage> {
+  try {
+    return await readProfile(project, stage);
+  } catch (err) {
+    if (err instanceof UpdateserverError) throw err;
+    throw new ConfigError([{ file: profileFile(stage), path: '', message: `could not be validated: ${describeError(err)}` }], undefined, err);
+  }
+}
+
+async function readProfile(project: Project, stage: string): Promise<Stage> {
   const file = profileFile(stage);
   if (!NAME_PATTERN.test(stage)) {
     throw new ConfigError([{ file, path: '', message: `"${stage}" is not a valid stage name (lowercase letters, digits, "-", "_")` }]);
   }
+  if (RESERVED_NAMES.includes(stage)) throw new ConfigError([{ file, path: '', message: `stage ${reservedNameMessage(stage)}` }]);
   const absolute = join(project.dir, file);
   if (!existsSync(absolute)) {
     throw new ConfigError([{ file, path: '', message: `no such profile: stage "${stage}" is not defined` }],
@@ -36,7 +59,7 @@ export async function loadProfile(project: Project, stage: string): Promise<Stag
   const { data, lineAt } = await readYamlFile(absolute, file, profileSchema, 'hosts, loadBalancers, services, ...');
   const issues = [...checkStage(stage, data), ...checkEnvironment(data)].map((i) => ({ file, ...i, line: lineAt(i.path) }));
   if (issues.length > 0) throw new ConfigError(issues);
-  const checksByService: Record<string, HealthChecks> = {};
+  const checksByService = declared<HealthChecks>([]);
   for (const [serviceName, s] of Object.entries(data.services)) {
     if (s.checks === undefined) continue;
     const where = { file, path: `services.${serviceName}.checks`, line: lineAt(`services.${serviceName}.checks`) };
@@ -67,7 +90,7 @@ function resolveDatabase(project: Project, stage: string, service: string, d: Da
 
 function resolveStage(project: Project, name: string, file: string, data: ProfileData, fromLine: number | undefined, checksByService: Record<string, HealthChecks>): Stage {
   const ssh = data.ssh;
-  const hosts: Record<string, Host> = {};
+  const hosts = declared<Host>([]);
   for (const [hostName, h] of Object.entries(data.hosts)) {
     const key = h.key ?? ssh.key;
     hosts[hostName] = Object.freeze({
@@ -81,7 +104,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       commandTimeoutMs: ssh.commandTimeoutMs ?? 600_000,
     });
   }
-  const loadBalancers: Record<string, LoadBalancer> = {};
+  const loadBalancers = declared<LoadBalancer>([]);
   for (const [lbName, lb] of Object.entries(data.loadBalancers)) {
     // A remote load balancer's paths are on its host and are used as written.
     const local = (p: string) => (lb.host === undefined ? resolveLocalPath(project, p) : p);
@@ -90,7 +113,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       timeoutMs: lb.timeoutMs ?? 2000,
     });
   }
-  const services: Record<string, Service> = {};
+  const services = declared<Service>([]);
   for (const [serviceName, s] of Object.entries(data.services)) {
     const slots = Object.fromEntries(SLOTS.map((slot) => [slot, Object.freeze({
       name: slot,

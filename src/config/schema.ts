@@ -11,12 +11,25 @@ import { z } from 'zod';
 
 export const NAME_PATTERN = /^[a-z][a-z0-9_-]{0,39}$/;
 const NAME_HINT = 'expected a name of lowercase letters, digits, "-" or "_", starting with a letter (at most 40)';
+/**
+ * Names that every JavaScript object already has (Object.prototype's members that fit NAME_PATTERN:
+ * "constructor"). Lookups by name see only what was declared either way (null-prototype records,
+ * Object.hasOwn); refusing them as names as well keeps such a name from meaning two things anywhere.
+ */
+export const RESERVED_NAMES: readonly string[] = Object.getOwnPropertyNames(Object.prototype).filter((n) => NAME_PATTERN.test(n));
+export const NOT_RESERVED = new RegExp(`^(?!(?:${RESERVED_NAMES.join('|')})$)`);
+export const reservedNameMessage = (n: string): string => `"${n}" is the name of a member of every JavaScript object; choose another name`;
 export const PATH_PATTERN = /^\/[A-Za-z0-9._/-]*$/;
 const PATH_HINT = 'expected an absolute path of letters, digits, ".", "_", "-" and "/"';
 const USER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
 const HOST_ADDRESS_PATTERN = /^[A-Za-z0-9.:-]+$/;
-/** A pattern rather than a refinement, so that the JSON Schema refuses a multi-line command too. */
-export const SINGLE_LINE = /^[^\n]*$/;
+/**
+ * One line of printable text: no line feed, carriage return, NEL, line or paragraph separator, nor any
+ * other control character (tab is allowed). A pattern rather than a refinement, so that the JSON Schema
+ * refuses a multi-line command too.
+ */
+// eslint-disable-next-line no-control-regex
+export const SINGLE_LINE = /^[^\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]*$/;
 /** A path inside a release: relative, no "..", no characters that need quoting. */
 const RELEASE_PATH_PATTERN = /^(?!\/)(?!(.*\/)?\.\.(\/|$))[A-Za-z0-9._/-]+$/;
 const RELEASE_PATH_HINT = 'expected a path inside the release: relative, of letters, digits, ".", "_", "-" and "/", without ".."';
@@ -24,7 +37,8 @@ const RELEASE_PATH_HINT = 'expected a path inside the release: relative, of lett
 const GIT_REF_PATTERN = /^(?!-)[A-Za-z0-9._/+-]+$/;
 const HTTP_PATH_PATTERN = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
 
-export const name = () => z.string({ error: NAME_HINT }).regex(NAME_PATTERN, { error: NAME_HINT });
+export const name = () => z.string({ error: NAME_HINT }).regex(NAME_PATTERN, { error: NAME_HINT })
+  .regex(NOT_RESERVED, { error: (issue) => reservedNameMessage(String(issue.input)) });
 const remotePath = () => z.string({ error: PATH_HINT }).regex(PATH_PATTERN, { error: PATH_HINT });
 /** A path on the orchestrator's machine: relative paths are resolved against the project directory. */
 const localPath = () => z.string({ error: 'expected a file path' }).min(1, { error: 'expected a file path' });
@@ -39,7 +53,7 @@ const millis = (max: number) =>
 const command = () =>
   z.string({ error: 'expected a shell command' })
     .min(1, { error: 'expected a shell command' })
-    .regex(SINGLE_LINE, { error: 'expected a single-line shell command' });
+    .regex(SINGLE_LINE, { error: 'expected a single-line shell command (no line breaks or control characters)' });
 
 export const sshSettings = z.strictObject({
   user: z.string().regex(USER_PATTERN, { error: 'expected a user name of lowercase letters, digits, "-" or "_"' }).optional(),

@@ -48,6 +48,6 @@ export const maintenanceKey = (service: string): string => `${service}.maintenan
 /** `--slot` from the command line: undefined when not given; bad input otherwise (exit 2). */
 export function parseSlot(text: string | undefined, where = '--slot'): SlotName | undefined {
   if (text === undefined) return undefined;
-  if (!isSlotName(text)) throw new ConfigError([{ file: 'command line', path: where, message: `expected ${SLOTS.join(' or ')}, got "${text}"` }]);
+  if (!isSlotName(text)) throw new ConfigError([{ file: 'command line', path: where, message: `expected ${SLOTS.join(' or ')}, found ${JSON.stringify(text)}` }]);
   return text;
 }

@@ -44,7 +44,7 @@ export function haproxyView(stage: Stage, lb: LoadBalancer, globalLines: readonl
       backends: Object.values(service.slots).map((slot) => ({
         backend: slot.backend,
         servers: service.hosts.flatMap((h) => {
-          const host = stage.hosts[h];
+          const host = Object.hasOwn(stage.hosts, h) ? stage.hosts[h] : undefined;
           return host ? [{ server: h, address: host.address, port: slot.port }] : [];
         }),
       })),

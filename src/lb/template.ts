@@ -13,7 +13,8 @@ export function renderTemplate(template: string, view: View, file = 'template'):
 
 function lookup(stack: readonly View[], name: string): View[keyof View] {
   for (let i = stack.length - 1; i >= 0; i--) {
-    const v = stack[i]![name];
+    // Only what the view declares: {{constructor}} or {{toString}} is not a value.
+    const v = Object.hasOwn(stack[i]!, name) ? stack[i]![name] : undefined;
     if (v !== undefined) return v;
   }
   return undefined;

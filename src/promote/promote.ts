@@ -5,7 +5,8 @@
 import { loadPipeline } from '../config/load.js';
 import type { Project, SlotName, Stage } from '../config/model.js';
 
-import { UpdateserverError, describeError } from '../errors.js';
+import { ConfigError, UpdateserverError, describeError } from '../errors.js';
+import { checkMigrationFiles } from '../config/migration-files.js';
 import type { Logger } from '../log.js';
 import { readLiveSlots } from '../observe/live.js';
 import { readHostSlots } from '../observe/slots.js';
@@ -73,13 +74,14 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   if (!stage) throw new Error('internal: empty pipeline');
   const services = selectServices(stage, options.services);
   if (from) {
-    const missing = services.filter((s) => !from.services[s]);
+    const missing = services.filter((s) => !Object.hasOwn(from.services, s));
     if (missing.length > 0) {
-      throw new UpdateserverError(`stage ${from.name} has no service ${missing.join(', ')} to promote into ${stage.name}`, {
-        hint: `define it in ${from.file} or promote only the others with --service`,
-      });
+      throw new ConfigError([{ file: from.file, path: 'services', message: `stage ${from.name} has no service ${missing.join(', ')} to promote into ${stage.name}` }],
+        `define it in ${from.file} or promote only the others with --service`);
     }
   }
+  // Migration files are input like the profiles: a misnamed file or a version defined twice stops the run here.
+  await checkMigrationFiles(project, stage, services);
   // A git source's ref is resolved before the lock or any connection: an unknown ref changes nothing.
   const git = stage.source?.kind === 'git' ? await resolveGitSource(stage, stage.source) : undefined;
   const state = openState(project, stage);

@@ -1,5 +1,5 @@
 import type { Stage } from '../config/model.js';
-import { UpdateserverError, describeError } from '../errors.js';
+import { ConfigError, UpdateserverError, describeError } from '../errors.js';
 import type { Balancer } from '../lb/balancer.js';
 import { closeBalancers, openBalancers } from '../lb/open.js';
 import type { Logger } from '../log.js';
@@ -59,7 +59,8 @@ export function selectServices(stage: Stage, wanted: readonly string[] | undefin
   if (!wanted || wanted.length === 0) return all;
   const unknown = wanted.filter((s) => !all.includes(s));
   if (unknown.length > 0) {
-    throw new UpdateserverError(`unknown service ${unknown.join(', ')} in stage ${stage.name} (services: ${all.join(', ')})`, { hint: `see ${stage.file}` });
+    // Bad input, refused before anything is opened: every command selects its services first.
+    throw new ConfigError([{ file: 'command line', path: '--service', message: `unknown service ${unknown.map((s) => JSON.stringify(s)).join(', ')} in stage ${stage.name} (services: ${all.join(', ')})` }], `see ${stage.file}`);
   }
   return [...new Set(wanted)];
 }

@@ -7,7 +7,7 @@
  * new connections for the copy); nothing on its hosts or load balancers changes.
  */
 import { loadPipeline } from '../config/load.js';
-import { connectionOf, type DatabaseConnection, type Project, type SlotName, type Stage } from '../config/model.js';
+import { connectionOf, type Database, type DatabaseConnection, type Project, type SlotName, type Stage } from '../config/model.js';
 import { ConfigError, UpdateserverError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { describeConnection } from '../data/connection.js';
@@ -65,22 +65,35 @@ export async function refreshPipeline(project: Project, stageName: string, fromN
   return { stage, from: chain[0]! };
 }
 
-/** What will be copied where, checked before anything is opened. */
-export function refreshSteps(stage: Stage, from: Stage, live: { stage: Record<string, SlotName>; from: Record<string, SlotName> }, opts: { services?: string[]; slot?: SlotName }): RefreshStep[] {
-  const wanted = selectServices(stage, opts.services);
-  const steps: RefreshStep[] = [];
+/**
+ * The services to refresh, with every rule that needs only the profiles: run before the lock or any
+ * connection, so that a wrong --service or a service without a database is refused as bad input.
+ */
+export function refreshServices(stage: Stage, from: Stage, services: readonly string[] | undefined): Array<{ name: string; db: Database; fromDb: Database }> {
+  const wanted = selectServices(stage, services);
+  const out: Array<{ name: string; db: Database; fromDb: Database }> = [];
   for (const name of wanted) {
     const db = stage.services[name]!.database;
     if (!db || db.strategy === 'none') {
-      if (opts.services?.includes(name)) throw new ConfigError([{ file: stage.file, path: `services.${name}.database`, message: `service ${name} has no database to refresh in ${stage.name}` }]);
+      if (services?.includes(name)) throw new ConfigError([{ file: stage.file, path: `services.${name}.database`, message: `service ${name} has no database to refresh in ${stage.name}` }]);
       continue;
     }
-    const fromDb = from.services[name]?.database;
+    const fromDb = Object.hasOwn(from.services, name) ? from.services[name]?.database : undefined;
     if (!fromDb) throw new ConfigError([{ file: from.file, path: `services.${name}.database`, message: `${from.name} gives ${name} no database to refresh ${stage.name} from` }]);
     if (fromDb.engine !== db.engine) throw new ConfigError([{ file: stage.file, path: `services.${name}.database.engine`, message: `${name} is ${db.engine} here but ${fromDb.engine} in ${from.name}` }]);
     if (db.strategy === 'shared') {
       throw new ConfigError([{ file: stage.file, path: `services.${name}.database.strategy`, message: `${name} shares one database between its slots in ${stage.name}: it is always live, and refresh never replaces a live database` }]);
     }
+    out.push({ name, db, fromDb });
+  }
+  if (out.length === 0) throw new ConfigError([{ file: stage.file, path: 'services', message: `no service of ${stage.name} has a database to refresh` }]);
+  return out;
+}
+
+/** What will be copied where, checked before anything is changed. */
+export function refreshSteps(stage: Stage, from: Stage, live: { stage: Record<string, SlotName>; from: Record<string, SlotName> }, opts: { services?: string[]; slot?: SlotName }): RefreshStep[] {
+  const steps: RefreshStep[] = [];
+  for (const { name, db, fromDb } of refreshServices(stage, from, opts.services)) {
     const liveSlot = live.stage[name] ?? DEFAULT_SLOT;
     const slot = opts.slot ?? idleSlot(liveSlot);
     if (slot === liveSlot) {
@@ -88,7 +101,6 @@ export function refreshSteps(stage: Stage, from: Stage, live: { stage: Record<st
     }
     steps.push({ service: name, slot, source: connectionOf(fromDb, live.from[name] ?? DEFAULT_SLOT), target: connectionOf(db, slot), live: connectionOf(db, liveSlot), jobs: db.jobs, after: db.refreshAfter });
   }
-  if (steps.length === 0) throw new ConfigError([{ file: stage.file, path: 'services', message: `no service of ${stage.name} has a database to refresh` }]);
   for (const s of steps) refuseUnsafeTarget(s.source, s.target, [s.live]);
   return steps;
 }
@@ -114,6 +126,7 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
   const started = Date.now();
   const { project, logger } = options;
   const { stage, from } = await refreshPipeline(project, options.stage, options.from);
+  refreshServices(stage, from, options.services);
   // The earlier stage is the one changed: its lock keeps a promotion from replacing the same database meanwhile.
   // The two stages share one state store (checked with the pipeline).
   const state = openState(project, stage);

@@ -31,6 +31,7 @@ function passing(): Results {
       { name: 'baseline', ms: 10_000, mbPerS: 33, ratioToBaseline: 1 },
       { name: 'updateserver (jobs 1)', ms: 5_300, mbPerS: 62, ratioToBaseline: 0.53 },
     ] },
+    validate: { command: 'SIZES_KB=16,256 RUNS=7 node dist/bench/validate.js', boundBytes: 262_144, rows: [{ bytes: 15_000, validMs: 20, brokenMs: 20 }, { bytes: 255_000, validMs: 250, brokenMs: 240 }], linear: { validRatio: 1.1, brokenRatio: 1 }, overBoundMs: 0.4 },
   };
 }
 
@@ -55,7 +56,7 @@ describe('bench report: verdicts', () => {
     const notMet = judged(passing()).filter((f) => f.verdict !== 'met');
     assert.deepEqual(notMet, []);
     // Failed requests x4, promotion 2/8/32, switch, reaction, transfer, snapshot, memory at 32, fleet x3 per row.
-    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2);
+    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2 + 2);
   });
 
   test('a promotion over its target is NOT met, with the figure and its command', () => {
@@ -96,6 +97,15 @@ describe('bench report: verdicts', () => {
     assert.equal(find(r, /^automatic rollback: failing check/).verdict, 'NOT met');
     assert.equal(find(r, /^bytes moved/).verdict, 'NOT met');
     assert.equal(find(r, /^peak memory \(VmHWM\) at 32/).verdict, 'NOT met');
+  });
+
+  test('validation: a cost per KB growing with the size (quadratic), or a slow profile at the bound, is NOT met', () => {
+    const r = passing();
+    assert.equal(find(r, /^time per KB at/).verdict, 'met');
+    r.validate!.linear!.brokenRatio = 16;
+    r.validate!.rows![1]!.validMs = 2000;
+    assert.equal(find(r, /^time per KB at/).verdict, 'NOT met');
+    assert.equal(find(r, /^validation of a profile at the bound/).verdict, 'NOT met');
   });
 
   test('fleet: two connections to one host, or more busy hosts than `parallel`, are NOT met', () => {

@@ -11,6 +11,7 @@ import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline } from '../../src/config/load.js';
+import { checkMigrationFiles } from '../../src/config/migration-files.js';
 import { ConfigError, EXIT_BAD_INPUT } from '../../src/errors.js';
 
 /** Compiled to dist/test/unit/, so the repository is three levels up. */
@@ -35,7 +36,7 @@ const CASES: Case[] = [
   { case: "type-port-string", stage: "prod", file: "profiles/prod.yaml", path: "services.web.slots.a.port", message: "expected an integer 1-65535", line: 16 },
   { case: "type-service-hosts-string", stage: "prod", file: "profiles/prod.yaml", path: "services.web.hosts", message: "expected a list of host names", line: 12 },
   { case: "type-services-list", stage: "prod", file: "profiles/prod.yaml", path: "services", message: "expected a map of service name to service", line: 10 },
-  { case: "type-keep-releases-string", stage: "prod", file: "profiles/prod.yaml", path: "keepReleases", message: "expected number", line: 19 },
+  { case: "type-keep-releases-string", stage: "prod", file: "profiles/prod.yaml", path: "keepReleases", message: "expected an integer, found the text", line: 19 },
   { case: "type-start-number", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "expected a shell command", line: 18 },
   { case: "unknown-key-top", stage: "prod", file: "profiles/prod.yaml", path: "retries", message: "allowed here: from, source, releaseName, ssh, hosts, loadBalancers, services, parallel, serial, keepReleases", line: 19 },
   { case: "unknown-key-ssh", stage: "prod", file: "profiles/prod.yaml", path: "ssh.password", message: "allowed here: user, port, key, knownHosts, connectTimeoutMs, commandTimeoutMs", line: 6 },
@@ -78,7 +79,7 @@ const CASES: Case[] = [
   { case: "lb-name-semicolon", stage: "prod", file: "profiles/prod.yaml", path: "loadBalancers.lb;rm -rf /", message: "invalid name", line: 7 },
   { case: "lb-name-uppercase", stage: "prod", file: "profiles/prod.yaml", path: "loadBalancers.LB", message: "invalid name", line: 7 },
   { case: "service-host-ref-space", stage: "prod", file: "profiles/prod.yaml", path: "services.web.hosts.0", message: "expected a name of lowercase letters", line: 12 },
-  { case: "start-multiline", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "expected a single-line shell command", line: 18 },
+  { case: "start-multiline", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds a line break; only one line is allowed here", line: 18 },
   { case: "start-unknown-placeholder", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "unknown placeholder {name} (allowed: {stage} {service} {host} {address} {slot} {port} {dir} {release} {config} {database})", line: 18 },
   { case: "stop-unknown-placeholder", stage: "prod", file: "profiles/prod.yaml", path: "services.web.stop", message: "unknown placeholder {pid}", line: 19 },
   { case: "service-unknown-host", stage: "prod", file: "profiles/prod.yaml", path: "services.web.hosts.1", message: "unknown host \"web2\"", line: 12 },
@@ -94,22 +95,39 @@ const CASES: Case[] = [
   { case: "from-and-source", stage: "prod", file: "profiles/prod.yaml", path: "source", message: "not both", line: 3 },
   { case: "neither-from-nor-source", stage: "prod", file: "profiles/prod.yaml", path: "from", message: "expected \"from: <previous stage>\"" },
   { case: "yaml-syntax-error", stage: "prod", file: "profiles/prod.yaml", path: "", message: "invalid YAML", line: 13 },
-  { case: "yaml-duplicate-key", stage: "prod", file: "profiles/prod.yaml", path: "", message: "invalid YAML: Map keys must be unique", line: 15 },
+  { case: "yaml-duplicate-key", stage: "prod", file: "profiles/prod.yaml", path: "services.web.listen", message: "the key \"listen\" is given twice in this map (first on line 14)", line: 15 },
   { case: "empty-file", stage: "prod", file: "profiles/prod.yaml", path: "", message: "the file is empty" },
   { case: "top-level-list", stage: "prod", file: "profiles/prod.yaml", path: "", message: "found a list", line: 2 },
   { case: "state-password-in-url", stage: "prod", file: "profiles/prod.yaml", path: "state.postgres", message: "the password goes in passwordEnv, never in the URL", line: 5 },
   { case: "state-differs-from-previous", stage: "beta", file: "profiles/beta.yaml", path: "state", message: "beta keeps its state in PostgreSQL postgres://updateserver@db.internal:5432/releases but dev (its from:, profiles/dev.yaml) in the local state directory: stages linked by from: must name the same state store" },
   { case: "stage-not-found", stage: "prod", file: "profiles/prod.yaml", path: "", message: "no such profile" },
+  // issue 15, one or more of each kind: names every object has, control characters, YAML limits, not a
+  // file, migrations (checked with the profiles, before any connection), messages in the house style
+  { case: "names-object-member-host-ref", stage: "prod", file: "profiles/prod.yaml", path: "services.web.hosts.1", message: "\"constructor\" is the name of a member of every JavaScript object", line: 12 },
+  { case: "names-proto-key", stage: "prod", file: "profiles/prod.yaml", path: "hosts.__proto__", message: "\"__proto__\" is the name of a member of every JavaScript object", line: 6 },
+  { case: "control-start-carriage-return", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds the control character U+000D (carriage return)", line: 18 },
+  { case: "control-start-line-separator", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds the control character U+2028 (line separator)", line: 18 },
+  { case: "control-start-escape-sequence", stage: "prod", file: "profiles/prod.yaml", path: "services.web.start", message: "the value holds the control character U+001B (ESC)", line: 18 },
+  { case: "control-path-nul", stage: "prod", file: "profiles/prod.yaml", path: "loadBalancers.lb.socket", message: "the value holds the control character U+0000 (NUL)", line: 8 },
+  { case: "yaml-alias-bomb", stage: "prod", file: "profiles/prod.yaml", path: "", message: "aliases (*name) expand to too much data" },
+  { case: "yaml-deep-nesting", stage: "prod", file: "profiles/prod.yaml", path: "x.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0", message: "nested deeper than 32 levels", line: 19 },
+  { case: "profile-is-directory", stage: "prod", file: "profiles/prod.yaml", path: "", message: "is a directory, not a file" },
+  { case: "migration-misnamed", stage: "prod", file: "migrations/web/V0002-add-index.sql", path: "", message: "not a migration: expected a file named like V0003__add_index.sql" },
+  { case: "migration-version-twice", stage: "prod", file: "migrations/web/V1__create_again.sql", path: "", message: "version 1 is defined twice (also in migrations/web/V0001__create.sql)" },
+  { case: "message-jobs-zero", stage: "prod", file: "profiles/prod.yaml", path: "services.web.database.jobs", message: "expected an integer of at least 1, found the integer 0", line: 19 },
+  { case: "message-missing-slots", stage: "prod", file: "profiles/prod.yaml", path: "services.web.slots", message: "expected slots a and b", line: 11 },
 ];
 
 for (const c of CASES) {
   test(`broken profile ${c.case}: ${c.path || c.file} is refused`, async () => {
     const dir = join(CORPUS, c.case);
     assert.ok(existsSync(dir), `missing fixture ${dir}`);
-    const err = await loadPipeline({ dir, stateDir: join(tmpdir(), 'updateserver-corpus-unused') }, c.stage).then(
-      () => assert.fail(`${c.case}: the profile was accepted`),
-      (e: unknown) => e,
-    );
+    // As a promotion does before its first connection: the pipeline's profiles, then the target's migration files.
+    const project = { dir, stateDir: join(tmpdir(), 'updateserver-corpus-unused') };
+    const err = await loadPipeline(project, c.stage).then(
+      ([stage]) => checkMigrationFiles(project, stage!).then(() => assert.fail(`${c.case}: the profile was accepted`)),
+      (e: unknown) => { throw e; },
+    ).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof ConfigError, `${c.case}: expected a ConfigError, got ${String(err)}`);
     assert.equal(err.exitCode, EXIT_BAD_INPUT);
     const issue = err.issues.find((i) => i.file === c.file && i.path === c.path && i.message.includes(c.message));

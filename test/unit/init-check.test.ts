@@ -110,7 +110,7 @@ test('colour only on a terminal without NO_COLOR or TERM=dumb; the check report 
   assert.equal(wantsColor({}, {}), false);
   assert.equal(paint({ isTTY: true }, 'red', 'x', {}), '\x1b[31mx\x1b[0m');
   assert.equal(paint({ isTTY: true }, 'red', 'x', { NO_COLOR: '1' }), 'x');
-  const report = { stage: 'dev', ok: false, findings: [
+  const report = { stage: 'dev', ok: false, exitCode: 1 as const, findings: [
     { subject: 'host dev1', check: 'ssh', ok: true, detail: 'root@10.0.0.1:22' },
     { subject: 'host dev2', check: 'rsync', ok: false, detail: 'rsync is not installed', fix: 'apt-get install rsync' },
   ] };

@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -29,9 +29,15 @@ const jsonValidators = {
 } satisfies Record<SchemaName, Validate>;
 
 /** The YAML's data, or undefined when the text is not valid YAML (the editor's YAML parser reports that, not the schema). */
+/** The file's data as an editor's YAML parser sees it; undefined when it is not YAML it can turn into data (an alias bomb included). */
 function yamlData(text: string): { data: unknown } | undefined {
   const doc = parseDocument(text, { uniqueKeys: true });
-  return doc.errors.length > 0 ? undefined : { data: doc.toJS() };
+  if (doc.errors.length > 0) return undefined;
+  try {
+    return { data: doc.toJS() };
+  } catch {
+    return undefined;
+  }
 }
 
 const zodAccepts = (which: SchemaName, data: unknown) => SCHEMA_FILES[which].schema.safeParse(data).success;
@@ -82,6 +88,19 @@ const INEXPRESSIBLE: Record<string, string> = {
   // YAML itself, reported by the editor's YAML parser
   'yaml-syntax-error': 'not YAML',
   'yaml-duplicate-key': 'YAML with a key twice',
+  'yaml-alias-bomb': 'aliases that expand to too much data: the YAML parser refuses to make data of it',
+  // refused by the reader of the file, before the schema (src/config/yaml-file.ts)
+  'control-path-nul': 'a control character in a free-form path: the reader refuses it in every string',
+  'names-proto-key': 'a "__proto__" key: the reader refuses it; the schema library drops such a key from a record',
+  'profile-is-directory': 'there is no profile file: a directory stands in its place',
+  // migration files, read with the profiles before any connection (src/config/migration-files.ts)
+  'migration-misnamed': 'across files: a migration file named wrongly',
+  'migration-version-twice': 'across files: two migration files of one version',
+};
+
+/** Corpus files that the JSON Schema refuses although the schema library would pass them on. */
+const JSON_SCHEMA_STRICTER: Record<string, string> = {
+  'names-proto-key/profiles/prod.yaml': 'propertyNames refuses "__proto__"; the schema library drops it (the reader refuses it first)',
 };
 
 interface FileVerdict { file: string; yaml: boolean; zod: boolean }
@@ -89,7 +108,8 @@ interface FileVerdict { file: string; yaml: boolean; zod: boolean }
 function corpusCase(name: string): FileVerdict[] {
   const profiles = join(CORPUS, name, 'profiles');
   if (!existsSync(profiles)) return [];
-  return readdirSync(profiles).filter((f) => f.endsWith('.yaml')).sort().map((f) => {
+  // A "profile" that is a directory is no file to give a schema (the validator refuses it as not a file).
+  return readdirSync(profiles).filter((f) => f.endsWith('.yaml') && statSync(join(profiles, f)).isFile()).sort().map((f) => {
     const parsed = yamlData(readFileSync(join(profiles, f), 'utf8'));
     return { file: `profiles/${f}`, yaml: parsed !== undefined, zod: parsed !== undefined && zodAccepts('profile', parsed.data) };
   });
@@ -110,7 +130,7 @@ test('the corpus: the JSON Schema refuses every profile file the zod schema refu
       if (!v.yaml) continue;
       const data = yamlData(readFileSync(join(CORPUS, c, v.file), 'utf8'))!.data;
       const json = jsonValidators.profile(data);
-      if (json !== v.zod) disagreements.push(`${c}/${v.file}: zod ${v.zod ? 'accepts' : 'refuses'}, JSON Schema ${json ? 'accepts' : 'refuses'}`);
+      if (json !== v.zod && !(`${c}/${v.file}` in JSON_SCHEMA_STRICTER && !json)) disagreements.push(`${c}/${v.file}: zod ${v.zod ? 'accepts' : 'refuses'}, JSON Schema ${json ? 'accepts' : 'refuses'}`);
     }
   }
   assert.deepEqual(disagreements, []);

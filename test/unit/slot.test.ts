@@ -44,6 +44,6 @@ describe('the slot vocabulary (src/config/slot.ts)', () => {
   test('--slot: a or b, absent is undefined, anything else is bad input naming --slot', () => {
     assert.equal(parseSlot('b'), 'b');
     assert.equal(parseSlot(undefined), undefined);
-    assert.throws(() => parseSlot('c'), (err: unknown) => err instanceof ConfigError && err.exitCode === 2 && /command line: --slot: expected a or b, got "c"/.test(err.message));
+    assert.throws(() => parseSlot('c'), (err: unknown) => err instanceof ConfigError && err.exitCode === 2 && /command line: --slot: expected a or b, found "c"/.test(err.message));
   });
 });
