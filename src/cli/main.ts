@@ -30,7 +30,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addCommonOptions(program.command('promote <stage>', { isDefault: true })
     .summary('promote the previous stage\'s live release into <stage> (the default command: `updateserver beta`)')
     .description('Copy the previous stage\'s live release (or, for the first stage, its source) into the idle slot of every host of <stage>, start it, health-check it, switch every load balancer to it, drain and stop the old slot.')
-    .option('-n, --dry-run', 'print the plan and change nothing')
+    .option('-n, --dry-run', 'print the plan, with what runs if a step fails (every step of it with --verbose), and change nothing')
     .option('-s, --service <name>', 'promote only this service (repeat or comma-separate for several)', collect)
     .option('-f, --force', 'promote even when the stage already runs that release')
     .option('--code-only', 'a minor revision: copy and start the code only; no snapshot, copy or migration (each idle slot keeps the database it has)')
@@ -45,7 +45,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (stage: string, flags: { json?: boolean; project?: string; stateDir?: string }) => setExit(await (await import('./status.js')).runStatus(stage, flags)));
   addCommonOptions(program.command('flip <stage>')
     .description('send <stage>\'s traffic to the other slot, which keeps its release: start it where it is not running, health-check it on every host, switch every load balancer, drain and stop the old slot')
-    .option('-n, --dry-run', 'print the plan and change nothing')
+    .option('-n, --dry-run', 'print the plan, with what runs if a step fails (every step of it with --verbose), and change nothing')
     .option('-s, --service <name>', 'flip only this service (repeat or comma-separate for several)', collect)
     .option('-f, --force', 'flip even to a release marked bad (one that failed its checks)')
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock')
@@ -69,7 +69,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   addCommonOptions(program.command('rollback <stage>')
     .description('send <stage>\'s traffic back to the slot that was live before the last promotion (started if stopped, health-checked first); the release left is marked bad and is not promoted onward')
-    .option('-n, --dry-run', 'print the plan and change nothing')
+    .option('-n, --dry-run', 'print the plan, with what runs if a step fails (every step of it with --verbose), and change nothing')
     .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock'))
     .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./promote.js')).runPromote(stage, flags, 'rollback')));
