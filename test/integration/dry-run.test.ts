@@ -206,8 +206,9 @@ test('the dry run changes nothing anywhere, and the real run journals exactly th
 test('status: per service and load balancer, each backend\'s sessions and servers, and each slot\'s data version', async () => {
   const live = (await served()).slot as 'a' | 'b';
   const idle = live === 'a' ? 'b' : 'a';
-  // A request in flight is a session on the live backend.
-  const slow = new Promise((resolve) => get(`${p.url.beta}/slow?ms=3000`, { agent: false }, (res) => { res.resume(); res.on('end', resolve); }));
+  // A request in flight is a session on the live backend; it lasts long enough for both status calls to
+  // see it on a loaded machine (with 3 s, the second one came after its end at a load average of 17).
+  const slow = new Promise((resolve) => get(`${p.url.beta}/slow?ms=6000`, { agent: false }, (res) => { res.resume(); res.on('end', resolve); }));
   await new Promise((r) => setTimeout(r, 500));
   const r = await updateserver(p.project.dir, 'status', 'beta', '--json');
   assert.equal(r.code, 0, explain(r));
