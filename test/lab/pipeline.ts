@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../../src/config/load.js';
 import type { Project } from '../../src/config/model.js';
 import { renderHaproxyConfig } from '../../src/lb/config.js';
-import { startLab, type Lab, type LabHaproxy } from './lab.js';
+import { startLab, type Lab, type LabHaproxy, type LabOptions } from './lab.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const FIXTURE_APP = join(REPO, 'test', 'fixtures', 'app');
@@ -52,6 +52,8 @@ export interface PipelineOptions {
   /** A bigger release: this many files data/f0000.txt... of 1-4 KB each, of varied content (appDataFile), in the app. */
   appDataFiles?: number;
   keepDir?: boolean;
+  /** Field hosts (test/lab/lab.ts LabOptions.field): a costly login shell and a network distance. */
+  field?: LabOptions['field'];
 }
 
 export interface Pipeline {
@@ -130,7 +132,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const betaCount = opts.betaHosts ?? 2;
   const betaHosts = Array.from({ length: betaCount }, (_, i) => [`beta${i + 1}`, `127.0.${n}.${12 + i}`] as [string, string]);
   const lab = await startLab({
-    ...(opts.dir ? { dir: opts.dir } : {}), keepDir: opts.keepDir ?? false,
+    ...(opts.dir ? { dir: opts.dir } : {}), keepDir: opts.keepDir ?? false, ...(opts.field ? { field: opts.field } : {}),
     hosts: [{ name: 'dev1', address: `127.0.${n}.11` }, ...betaHosts.map(([name, address]) => ({ name, address }))],
   });
   try {
