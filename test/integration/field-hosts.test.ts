@@ -22,9 +22,13 @@ function transportTo(lab: Lab): Promise<SshTransport> {
 }
 
 async function timedTrue(t: SshTransport): Promise<number> {
+  return timed(t, 'true');
+}
+
+async function timed(t: SshTransport, command: string): Promise<number> {
   const started = performance.now();
-  const r = await t.exec('true');
-  assert.equal(r.code, 0);
+  const r = await t.exec(command);
+  assert.equal(r.code, 0, r.stderr);
   return performance.now() - started;
 }
 
@@ -37,11 +41,13 @@ function alive(pid: number): boolean {
   }
 }
 
-test('a field host: every remote command pays the login shell and the round trip', { timeout: 60_000 }, async () => {
+test('a field host: a command on a channel of its own pays the login shell and the round trip', { timeout: 60_000 }, async () => {
   const lab = await startLab({ hosts: [{ name: 'field1', address: '127.0.190.11' }], field: { shellMs: SHELL_MS, rttMs: RTT_MS } });
   labs.push(lab);
   const connectStarted = performance.now();
-  const t = await transportTo(lab);
+  // Every command on a channel of its own, as before remote sessions: what the lab costs per command.
+  process.env.UPDATESERVER_SESSIONS = '0';
+  const t = await transportTo(lab).finally(() => { delete process.env.UPDATESERVER_SESSIONS; });
   // The SSH handshake alone takes several round trips.
   assert.ok(performance.now() - connectStarted >= 2 * RTT_MS, `connect took ${performance.now() - connectStarted} ms`);
   try {
@@ -87,3 +93,36 @@ function proxyPids(labDir: string): number[] {
   }
   return pids;
 }
+
+test('remote sessions on a field host: the login shell is paid once; a timeout kills the command, not the session; a killed session names the host', { timeout: 60_000 }, async () => {
+  const lab = await startLab({ hosts: [{ name: 'field3', address: '127.0.193.11' }], field: { shellMs: SHELL_MS, rttMs: RTT_MS } });
+  labs.push(lab);
+  const t = await transportTo(lab);
+  try {
+    await timedTrue(t); // the session's own start: the login shell, once
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) times.push(await timed(t, `test -d /srv && echo ${i}`));
+    const total = times.reduce((a, b) => a + b, 0);
+    assert.ok(total < SHELL_MS, `5 commands in the session took ${times.map((ms) => ms.toFixed(0)).join(', ')} ms: the login shell was paid again`);
+    for (const ms of times) assert.ok(ms >= RTT_MS, `a command took ${ms.toFixed(0)} ms, less than the round trip`);
+
+    // Separate stdout, stderr and status; stdin given.
+    const r = await t.exec('cat; echo out2; echo err >&2; exit 4', { input: 'in\n' });
+    assert.deepEqual(r, { code: 4, stdout: 'in\nout2\n', stderr: 'err\n' });
+
+    // A timeout kills that command (its process group), and the session goes on.
+    await assert.rejects(t.exec('sleep 31.5', { timeoutMs: 500 }), /^Error: field3: command timed out after 500 ms: sleep 31\.5$|field3: command timed out after 500 ms/);
+    const after = await t.exec('sleep 0.3; pgrep -fx "sleep 31.5" || echo gone');
+    assert.equal(after.stdout, 'gone\n');
+
+    // The session's bash killed on the host: the command running in it fails naming the host...
+    await assert.rejects(t.exec('kill -KILL $PPID; sleep 5'), (err: Error) => {
+      assert.match(err.message, /^field3: the remote session on 127\.0\.193\.11:2222 ended/);
+      return true;
+    });
+    // ...and the next command gets a new session on the same connection.
+    assert.equal((await t.exec('echo again')).stdout, 'again\n');
+  } finally {
+    await t.close();
+  }
+});
