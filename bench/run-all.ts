@@ -34,6 +34,9 @@ const FULL: Record<Bench, Record<string, string>> = {
   'switch-latency': { SWITCHES: '100', LOAD_CONNECTIONS: '8' },
   transfer: { HOSTS: '1,8', RUNS: '3', FILES: '2000' },
   snapshot: { SIZE: '0.5', RUNS: '3' },
+  versus: { HOSTS: '2,8,32', MODES: 'clean,field', RUNS: '3' },
+  startup: { RUNS: '10' },
+  'fleet-light': { HOSTS: '200', RUNS: '2' },
 };
 
 const QUICK: Record<Bench, Record<string, string>> = {
@@ -44,6 +47,9 @@ const QUICK: Record<Bench, Record<string, string>> = {
   'switch-latency': { SWITCHES: '5', LOAD_CONNECTIONS: '4' },
   transfer: { HOSTS: '1', RUNS: '1', FILES: '400' },
   snapshot: { SIZE: '0.02', RUNS: '1' },
+  versus: { HOSTS: '2', MODES: 'clean,field', RUNS: '1' },
+  startup: { RUNS: '3' },
+  'fleet-light': { HOSTS: '8', RUNS: '1' },
 };
 
 export function selected(only: string | undefined): Bench[] {
