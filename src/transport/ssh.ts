@@ -237,19 +237,19 @@ export class SshTransport implements Transport {
   }
 
   /** A command with streamed input and output (rsync's remote side through the tunnel). */
-  async stream(command: string): Promise<{ channel: ClientChannel; exit: Promise<number> }> {
+  async stream(command: string): Promise<{ channel: ClientChannel; exit: Promise<number>; lost: () => string | undefined }> {
     const spare = this.spare;
     this.spare = undefined;
     const ready = spare ? await spare : undefined;
     if (ready && !this.lost) {
       ready.write(`${Buffer.from(command).toString('base64')}\n`);
-      return { channel: ready, exit: this.exitOf(ready) };
+      return { channel: ready, exit: this.exitOf(ready), lost: () => this.lost?.message };
     }
     return new Promise((resolve, reject) => this.guard(reject, (opened) => {
       this.client.exec(command, (err, channel) => {
         opened();
         if (err) return reject(new HostError(this.host, `cannot run command: ${err.message}`, { cause: err }));
-        resolve({ channel, exit: this.exitOf(channel) });
+        resolve({ channel, exit: this.exitOf(channel), lost: () => this.lost?.message });
       });
     }));
   }
@@ -257,8 +257,14 @@ export class SshTransport implements Transport {
   private exitOf(channel: ClientChannel): Promise<number> {
     return new Promise<number>((settle) => this.guard(() => settle(255), (done) => {
       let code = 255;
-      channel.on('exit', (c: number | null) => { if (typeof c === 'number') code = c; });
-      channel.on('close', () => { done(); settle(code); });
+      let exited = false;
+      channel.on('exit', (c: number | null) => { exited = true; if (typeof c === 'number') code = c; });
+      channel.on('close', () => {
+        if (exited || this.lost) { done(); settle(code); return; }
+        // Closed with no exit status: the connection is most likely going. Its loss (the guard) is
+        // given a moment to be known, so that the caller can say so rather than "exit 255".
+        setTimeout(() => { done(); settle(code); }, 100);
+      });
     }));
   }
 
