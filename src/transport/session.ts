@@ -8,7 +8,7 @@
  * travels changes.
  *
  * Wire format (bytes; one request and one reply per command, in order):
- *   request  `<id> <base64 command> <base64 stdin | ->\n`
+ *   request  `<id> <base64 stdin | -> <command as a bash $'...' string>\n`
  *   replies  `P <id> <pid>\n` once the command runs (its pid leads its own process group), then
  *            `R <id> <exit status> <stdout bytes> <stderr bytes>\n` followed by stdout and stderr.
  * Before the first reply the session prints READY_MARK and a token: whatever the login shell printed
@@ -30,13 +30,16 @@ export const SESSION_LOOP = [
   'd=$(mktemp -d) || exit 1',
   'trap \'rm -rf "$d"\' EXIT',
   `printf '${READY_MARK} %s\\n' "$1"`,
-  'while IFS=" " read -r id c i; do',
-  '  c=$(base64 -d <<< "$c") || exit 1',
+  // Few forks per command (hundreds of hosts may share a machine's CPU): the command arrives as a
+  // $'...' string that eval turns back into text, stdout and stderr are measured with one stat.
+  'while read -r id i q; do',
+  '  eval "c=$q" || exit 1',
   '  if [ "$i" = - ]; then : > "$d/i"; else base64 -d <<< "$i" > "$d/i" || exit 1; fi',
   '  setsid bash --noprofile --norc -c "$c" < "$d/i" > "$d/o" 2> "$d/e" & p=$!',
   '  echo "P $id $p"',
   '  wait "$p"; s=$?',
-  '  echo "R $id $s $(stat -c %s "$d/o") $(stat -c %s "$d/e")"',
+  '  set -- $(stat -c %s "$d/o" "$d/e")',
+  '  echo "R $id $s $1 $2"',
   '  cat "$d/o" "$d/e"',
   'done',
 ].join('\n');
@@ -48,7 +51,19 @@ export function sessionCommand(token: string): string {
 
 export function encodeRequest(id: number, command: string, input?: string): string {
   const stdin = input === undefined || input === '' ? '-' : Buffer.from(input).toString('base64');
-  return `${id} ${Buffer.from(command).toString('base64')} ${stdin}\n`;
+  return `${id} ${stdin} ${bashString(command)}\n`;
+}
+
+/**
+ * Text as a bash ANSI-C string, `$'...'`, on one line: printable ASCII as it is, every other byte
+ * (newlines, quotes, backslashes, UTF-8) as `\xHH`. A command never holds a NUL byte.
+ */
+export function bashString(text: string): string {
+  let out = "$'";
+  for (const byte of Buffer.from(text)) {
+    out += byte >= 0x20 && byte < 0x7f && byte !== 0x27 && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
+  }
+  return `${out}'`;
 }
 
 /** The command that kills a timed-out command's process group (it leads one: setsid). */

@@ -52,6 +52,7 @@ export class SshTransport implements Transport {
    * rsync push) then does not wait for the login shell either, which started in the meantime.
    */
   private spare: Promise<ClientChannel | undefined> | undefined;
+  private readonly spareEnded = new WeakSet<ClientChannel>();
 
   private constructor(private readonly client: Client, private readonly config: Host) {
     this.host = config.name;
@@ -173,13 +174,18 @@ export class SshTransport implements Transport {
   }
 
   private openSpare(): Promise<ClientChannel | undefined> {
-    const spare = new Promise<ClientChannel | undefined>((resolve) => this.guard(() => resolve(undefined), (done) => {
+    return new Promise<ClientChannel | undefined>((resolve) => this.guard(() => resolve(undefined), (done) => {
       this.client.exec(spareStreamCommand(), (err, channel) => {
         done();
-        resolve(err ? undefined : channel);
+        if (err) return resolve(undefined);
+        // A spare whose shell has already ended (killed, or the login shell failed) is not used: its
+        // exit would never be heard again.
+        const ended = () => { this.spareEnded.add(channel); };
+        channel.once('exit', ended);
+        channel.once('close', ended);
+        resolve(channel);
       });
     }));
-    return spare;
   }
 
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
@@ -241,7 +247,7 @@ export class SshTransport implements Transport {
     const spare = this.spare;
     this.spare = undefined;
     const ready = spare ? await spare : undefined;
-    if (ready && !this.lost) {
+    if (ready && !this.lost && !this.spareEnded.has(ready)) {
       ready.write(`${Buffer.from(command).toString('base64')}\n`);
       return { channel: ready, exit: this.exitOf(ready), lost: () => this.lost?.message };
     }

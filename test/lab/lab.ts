@@ -77,6 +77,15 @@ export function fieldSettings(field: LabOptions['field']): Required<FieldOptions
   return { shellMs: given.shellMs ?? 300, rttMs: given.rttMs ?? 20 };
 }
 
+/** UPDATESERVER_LAB_FIELD: unset or 0 (clean hosts), 1 (the defaults), or `<shellMs>,<rttMs>`. */
+export function fieldFromEnv(value: string | undefined): LabOptions['field'] {
+  if (value === undefined || value === '' || value === '0') return undefined;
+  if (value === '1') return true;
+  const [shellMs, rttMs] = value.split(',').map(Number);
+  if (!Number.isFinite(shellMs) || !Number.isFinite(rttMs)) throw new Error(`UPDATESERVER_LAB_FIELD="${value}": 1, or <shellMs>,<rttMs>`);
+  return { shellMs: shellMs!, rttMs: rttMs! };
+}
+
 /** Port where a field host's sshd listens, behind the delaying proxy on the lab's SSH port. */
 const sshdPortBehindProxy = (port: number) => (port < 65535 ? port + 1 : port - 1);
 
@@ -290,7 +299,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   // Names the owner, so that a lab orphaned by a killed process can be recognised and ended.
   const self = identify(process.pid);
   if (self) await writeFile(join(dir, MARKER), markerContent(self));
-  const lab = new RunningLab(dir, opts.keepDir ?? false, fieldSettings(opts.field));
+  // UPDATESERVER_LAB_FIELD=1 (or shellMs,rttMs, e.g. 300,20) runs a test suite on field hosts throughout.
+  const lab = new RunningLab(dir, opts.keepDir ?? false, fieldSettings(opts.field ?? fieldFromEnv(process.env.UPDATESERVER_LAB_FIELD)));
   remember(lab);
   try {
     await lab.start(opts.hosts, port);

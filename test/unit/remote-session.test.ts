@@ -41,6 +41,7 @@ test('the session loop runs each command in its own bash: status, stdout, stderr
     ['pwd; printf "a\\nb\\n\\n"'],
     ['cat; printf "%s" "$0"', 'line one\nline \'two\' "quoted" é\n'],
     ['printf "no newline"'],
+    ["printf '%s|' 'back\\slash' \"tab\tand \\$HOME\" $'x\\ty' \"$(printf '\\x27')\"; echo"],
   ];
   commands.forEach(([c, input], i) => bash.stdin.write(encodeRequest(i + 1, c, input)));
   bash.stdin.end();
@@ -51,6 +52,7 @@ test('the session loop runs each command in its own bash: status, stdout, stderr
     [2, 0, `${process.cwd()}\na\nb\n\n`, ''],
     [3, 0, 'line one\nline \'two\' "quoted" é\nbash', ''],
     [4, 0, 'no newline', ''],
+    [5, 0, 'back\\slash|tab\tand $HOME|x\ty|\'|\n', ''],
   ]);
 });
 
