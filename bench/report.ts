@@ -175,6 +175,7 @@ export function figures(r: Results): Figure[] {
     add({ section: S6, name: `fleet ${row.hosts} hosts, light app: wall time (median of ${row.runs ?? '?'})`, value: `${row.ok === false ? 'FAILED: ' : ''}${ms(row.wallMsMedian)} (max ${ms(row.wallMsMax)})`, target: '<= 10000 ms', verdict: row.ok === undefined ? 'not measured' : atMost(row.wallMsMedian, 10_000, row.ok), bench: 'fleet-light' });
     add({ section: S6, name: `fleet ${row.hosts} hosts, light app: peak memory`, value: `${row.peakMb} MB`, target: '<= 150 MB', verdict: atMost(row.peakMb, 150), bench: 'fleet-light' });
     add({ section: S6, name: `fleet ${row.hosts} hosts, light app: SSH connections per host (most at once / distinct in a run)`, value: `${row.maxConnectionsPerHost} / ${row.maxDistinctConnectionsPerHost} (${row.hostsConnected} of ${row.hostsWatched} hosts connected)`, target: '1 per host', verdict: row.maxConnectionsPerHost === undefined || !row.hostsConnected ? 'not measured' : row.maxConnectionsPerHost <= 1 && (row.maxDistinctConnectionsPerHost ?? 99) <= 1 ? 'met' : 'NOT met', bench: 'fleet-light' });
+    add({ section: S6, name: `fleet ${row.hosts} hosts, light app: beta hosts with a command running at once (sampled every 25 ms)`, value: `${row.maxBusyHosts}`, target: `<= parallel (${row.parallel ?? '?'})`, verdict: row.parallel === undefined ? 'not measured' : atMost(row.maxBusyHosts, row.parallel), bench: 'fleet-light' });
   }
   if (fleet.length > 1) {
     const lo = fleet.reduce((a, b) => (a.hosts < b.hosts ? a : b));

@@ -63,8 +63,8 @@ describe('bench report: verdicts', () => {
     const notMet = judged(passing()).filter((f) => f.verdict !== 'met');
     assert.deepEqual(notMet, []);
     // Failed requests x4, promotion 2/8/32, switch, reaction, transfer, snapshot, memory at 32, fleet x3 per row,
-    // light fleet x3, versus x2, start-up x2.
-    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2 + 3 + 2 + 2);
+    // light fleet x4, versus x2, start-up x2.
+    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2 + 4 + 2 + 2);
   });
 
   test('against the shell script: field hosts must be at most 0.7x, clean at most 1.0x, with no failed request', () => {
