@@ -16,7 +16,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadProfile } from '../src/config/load.js';
-import { startPipeline } from '../test/lab/pipeline.js';
+import { LIGHT_APP_START, startPipeline } from '../test/lab/pipeline.js';
 import { updateserver } from '../test/integration/cli.js';
 import { mb, measuredCli } from './measure.js';
 import { Knobs, median, startResult } from './result.js';
@@ -24,16 +24,19 @@ import { watchSshds, type SshObservation } from './ssh-sessions.js';
 import { applicationWaiting, lastJournal } from './timeline.js';
 
 const knobs = new Knobs();
-const hostCounts = knobs.numbers('HOSTS', '8,32,50');
+// bench/fleet-light.ts: the light app (starts in milliseconds), 200 hosts, on nets of issue 17's range.
+const light = knobs.text('FLEET_APP', 'node') === 'light';
+const hostCounts = knobs.numbers('HOSTS', light ? '200' : '8,32,50');
 const runs = knobs.number('RUNS', 2);
-const result = startResult('fleet', knobs);
+const firstNet = light ? knobs.number('NET', 246) : 150;
+const result = startResult(light ? 'fleet-light' : 'fleet', knobs);
 
 interface Run { wallMs: number; peakKb: number; overheadMs: number; waitingMs: number; ok: boolean; ssh: SshObservation }
 
 const rows: Array<Record<string, unknown>> = [];
 for (const [i, n] of hostCounts.entries()) {
   const t0 = Date.now();
-  const p = await startPipeline({ net: 150 + i, betaHosts: n });
+  const p = await startPipeline({ net: firstNet + i, betaHosts: n, ...(light ? { appStart: LIGHT_APP_START } : {}) });
   const labStartMs = Date.now() - t0;
   try {
     const parallel = (await loadProfile(p.project, 'beta')).parallel;

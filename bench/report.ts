@@ -25,6 +25,8 @@ interface Stats { min?: number; median?: number; p95?: number; max?: number }
 interface SwitchSummary { condition: string; switches?: number; latencyMs?: Stats; requests?: number; failed?: number }
 interface TransferRow { hosts: number; files?: number; ratioPct?: number; deltaBytesPerHost?: number; firstBytesPerHost?: number; extraReleaseKb?: number; releaseKb?: number; extraReleasePct?: number }
 interface SnapshotRow { name: string; ms?: number; mbPerS?: number; ratioToBaseline?: number }
+interface VersusRow { hosts: number; mode: 'clean' | 'field'; runs?: number; ok?: boolean; shellMs?: number; rttMs?: number; updateserverMsMedian?: number; scriptMsMedian?: number; ratio?: number; failed?: { updateserver?: number; script?: number }; requests?: { updateserver?: number; script?: number } }
+interface StartupResult { runs?: number; versionMsMedian?: number; versionMsMax?: number; firstConnectionMsMedian?: number; firstConnectionMsMax?: number }
 
 export interface Results {
   promote?: Common & { rows?: PromoteRow[] };
@@ -35,6 +37,9 @@ export interface Results {
   transfer?: Common & { rows?: TransferRow[] };
   snapshot?: Common & { source?: { bytes?: number; rows?: number; size?: number }; runs?: number; rows?: SnapshotRow[] };
   validate?: Common & { boundBytes?: number; rows?: Array<{ bytes: number; validMs?: number; brokenMs?: number }>; linear?: { validRatio?: number; brokenRatio?: number }; overBoundMs?: number };
+  versus?: Common & { rows?: VersusRow[] };
+  startup?: Common & StartupResult;
+  'fleet-light'?: Common & { rows?: FleetRow[] };
 }
 
 /** What run-all.ts records about the run itself (bench/results/run.json). */
@@ -48,7 +53,10 @@ export interface RunInfo {
   benches?: Array<{ name: string; exit: number | null; durationMs: number; env: Record<string, string> }>;
 }
 
-export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot', 'validate'] as const;
+export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot', 'validate', 'versus', 'startup', 'fleet-light'] as const;
+
+/** updateserver's wall time over the bare shell script's, in the same run (issue 17). */
+export const VERSUS_TARGET: Record<'clean' | 'field', number> = { clean: 1.0, field: 0.7 };
 
 /* ---- figures and verdicts ---- */
 
@@ -162,6 +170,14 @@ export function figures(r: Results): Figure[] {
     add({ section: S6, name: `fleet ${row.hosts} hosts: SSH connections per host (most at once / distinct in a run)`, value: `${row.maxConnectionsPerHost} / ${row.maxDistinctConnectionsPerHost} (${row.hostsConnected} of ${row.hostsWatched} hosts connected; ${row.maxConnections} at once)`, target: '1 per host', verdict: row.maxConnectionsPerHost === undefined || !row.hostsConnected ? 'not measured' : row.maxConnectionsPerHost <= 1 && (row.maxDistinctConnectionsPerHost ?? 99) <= 1 ? 'met' : 'NOT met', bench: 'fleet' });
     add({ section: S6, name: `fleet ${row.hosts} hosts: beta hosts with a command running at once (sampled every 25 ms)`, value: `${row.maxBusyHosts}`, target: `<= parallel (${row.parallel ?? '?'})`, verdict: row.parallel === undefined ? 'not measured' : atMost(row.maxBusyHosts, row.parallel), bench: 'fleet' });
   }
+  const light = r['fleet-light']?.rows ?? [];
+  if (light.length === 0) missing(S6, 'fleet with a light app, 200 hosts', '<= 10 s, <= 150 MB, 1 connection per host', 'fleet-light');
+  for (const row of light) {
+    add({ section: S6, name: `fleet ${row.hosts} hosts, light app: wall time (median of ${row.runs ?? '?'})`, value: `${row.ok === false ? 'FAILED: ' : ''}${ms(row.wallMsMedian)} (max ${ms(row.wallMsMax)})`, target: '<= 10000 ms', verdict: row.ok === undefined ? 'not measured' : atMost(row.wallMsMedian, 10_000, row.ok), bench: 'fleet-light' });
+    add({ section: S6, name: `fleet ${row.hosts} hosts, light app: peak memory`, value: `${row.peakMb} MB`, target: '<= 150 MB', verdict: atMost(row.peakMb, 150), bench: 'fleet-light' });
+    add({ section: S6, name: `fleet ${row.hosts} hosts, light app: SSH connections per host (most at once / distinct in a run)`, value: `${row.maxConnectionsPerHost} / ${row.maxDistinctConnectionsPerHost} (${row.hostsConnected} of ${row.hostsWatched} hosts connected)`, target: '1 per host', verdict: row.maxConnectionsPerHost === undefined || !row.hostsConnected ? 'not measured' : row.maxConnectionsPerHost <= 1 && (row.maxDistinctConnectionsPerHost ?? 99) <= 1 ? 'met' : 'NOT met', bench: 'fleet-light' });
+    add({ section: S6, name: `fleet ${row.hosts} hosts, light app: beta hosts with a command running at once (sampled every 25 ms)`, value: `${row.maxBusyHosts}`, target: `<= parallel (${row.parallel ?? '?'})`, verdict: row.parallel === undefined ? 'not measured' : atMost(row.maxBusyHosts, row.parallel), bench: 'fleet-light' });
+  }
   if (fleet.length > 1) {
     const lo = fleet.reduce((a, b) => (a.hosts < b.hosts ? a : b));
     const hi = fleet.reduce((a, b) => (a.hosts > b.hosts ? a : b));
@@ -179,6 +195,21 @@ export function figures(r: Results): Figure[] {
     add({ section: S7, name: `validation of a profile at the bound (${Math.round(largest.bytes / 1024)} KB, valid / broken)`, value: `${ms(largest.validMs)} / ${ms(largest.brokenMs)}`, target: '<= 1500 ms', verdict: atMost(Math.max(largest.validMs ?? NaN, largest.brokenMs ?? NaN), 1500), bench: 'validate' });
     add({ section: S7, name: 'a file twice the bound: refused', value: ms(v.overBoundMs), target: '—', verdict: v.overBoundMs === undefined ? 'not measured' : 'no target', bench: 'validate' });
   } else missing(S7, 'validation time linear in profile size', '<= 2x (linear)', 'validate');
+  // Against a bare shell script, on clean and on field hosts (issue 17), and the command's start-up.
+  const S8 = 'Against a bare shell script (same run, under load), and start-up';
+  const vs = r.versus?.rows ?? [];
+  if (vs.length === 0) missing(S8, 'updateserver / shell script, field hosts', `<= ${VERSUS_TARGET.field}x`, 'versus');
+  for (const row of vs) {
+    const limit = VERSUS_TARGET[row.mode];
+    const failed = (row.failed?.updateserver ?? 0) + (row.failed?.script ?? 0);
+    const where = row.mode === 'field' ? `field hosts (${row.shellMs ?? '?'} ms shell, ${row.rttMs ?? '?'} ms rtt)` : 'clean hosts';
+    add({ section: S8, name: `updateserver / shell script, ${row.hosts} ${where}, median of ${row.runs ?? '?'}`, value: `${row.ratio}x (${ms(row.updateserverMsMedian)} vs ${ms(row.scriptMsMedian)}; failed requests ${row.failed?.updateserver ?? '?'} / ${row.failed?.script ?? '?'})${row.ok === false ? ', a run failed' : ''}`, target: `<= ${limit}x, 0 failed`, verdict: atMost(row.ratio, limit, row.ok !== false && failed === 0), bench: 'versus' });
+  }
+  const st = r.startup;
+  if (st?.versionMsMedian !== undefined) add({ section: S8, name: `\`updateserver --version\`, median of ${st.runs ?? '?'}`, value: `${ms(st.versionMsMedian)} (max ${ms(st.versionMsMax)})`, target: '<= 120 ms', verdict: atMost(st.versionMsMedian, 120), bench: 'startup' });
+  else missing(S8, '`updateserver --version`', '<= 120 ms', 'startup');
+  if (st?.firstConnectionMsMedian !== undefined) add({ section: S8, name: `command start -> first connection to a host, median of ${st.runs ?? '?'}`, value: `${ms(st.firstConnectionMsMedian)} (max ${ms(st.firstConnectionMsMax)})`, target: '<= 150 ms', verdict: atMost(st.firstConnectionMsMedian, 150), bench: 'startup' });
+  else missing(S8, 'command start -> first connection to a host', '<= 150 ms', 'startup');
   return out;
 }
 

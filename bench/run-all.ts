@@ -35,6 +35,9 @@ const FULL: Record<Bench, Record<string, string>> = {
   transfer: { HOSTS: '1,8', RUNS: '3', FILES: '2000' },
   snapshot: { SIZE: '0.5', RUNS: '3' },
   validate: { SIZES_KB: '16,32,64,128,256', RUNS: '7' },
+  versus: { HOSTS: '2,8,32', MODES: 'clean,field', RUNS: '3' },
+  startup: { RUNS: '10' },
+  'fleet-light': { HOSTS: '200', RUNS: '2' },
 };
 
 const QUICK: Record<Bench, Record<string, string>> = {
@@ -46,6 +49,9 @@ const QUICK: Record<Bench, Record<string, string>> = {
   transfer: { HOSTS: '1', RUNS: '1', FILES: '400' },
   snapshot: { SIZE: '0.02', RUNS: '1' },
   validate: { SIZES_KB: '16,64,256', RUNS: '3' },
+  versus: { HOSTS: '2', MODES: 'clean,field', RUNS: '1' },
+  startup: { RUNS: '3' },
+  'fleet-light': { HOSTS: '8', RUNS: '1' },
 };
 
 export function selected(only: string | undefined): Bench[] {

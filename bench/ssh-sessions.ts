@@ -11,6 +11,10 @@
  * time), and a command that has exited but is not yet reaped (a zombie) is not running. Sampling can
  * miss what lives less than a tick: the maxima are lower bounds, the distinct count of a connection
  * that lasts the run is exact.
+ *
+ * With remote sessions (docs/decisions/0009) a connection also holds updateserver's own shells, which
+ * wait for work: the session loop and the spare stream shell. Those count as a command running only
+ * while they have a live child (a command in flight).
  */
 import { readFileSync } from 'node:fs';
 
@@ -22,6 +26,23 @@ function zombie(pid: number): boolean {
   } catch {
     return true; // gone
   }
+}
+
+/** updateserver's waiting shells on a host (src/transport/session.ts): the session loop, the spare stream shell. */
+function waitingShell(pid: number): boolean {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.includes('\0updateserver-session\0') || cmd.includes('IFS= read -r c || exit 255');
+  } catch {
+    return false;
+  }
+}
+
+/** A command runs under this process of a connection's session: itself, or a child of one of updateserver's waiting shells. */
+function commandsUnder(pid: number): number {
+  if (zombie(pid)) return 0;
+  if (!waitingShell(pid)) return 1;
+  return children(pid).filter((child) => !zombie(child)).length > 0 ? 1 : 0;
 }
 
 function children(pid: number): number[] {
@@ -60,7 +81,7 @@ export function watchSshds(hosts: ReadonlyArray<{ name: string; pid: number }>, 
       const conns = children(h.pid);
       for (const c of conns) distinct.get(h.name)!.add(c);
       let running = 0;
-      for (const c of conns) for (const session of children(c)) running += children(session).filter((cmd) => !zombie(cmd)).length;
+      for (const c of conns) for (const session of children(c)) running += children(session).reduce((n, cmd) => n + commandsUnder(cmd), 0);
       connections += conns.length;
       commands += running;
       if (running > 0 && bounded.has(h.name)) busy += 1;

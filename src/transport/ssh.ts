@@ -5,6 +5,8 @@ import type { Host } from '../config/model.js';
 import { HostError, HostKeyError } from '../errors.js';
 import { hostLookupName, KnownHosts, type HostKeyVerdict } from './known-hosts.js';
 import type { ExecOptions, ExecResult, Transport } from './transport.js';
+import { RemoteSession, SessionUnavailable } from './remote-session.js';
+import { killCommand, spareStreamCommand } from './session.js';
 
 /** Output kept per stream; beyond this the start is dropped (the end is what explains a failure). */
 const MAX_OUTPUT = 8 * 1024 * 1024;
@@ -37,6 +39,20 @@ export class SshTransport implements Transport {
   private lost: HostError | undefined;
   /** Operations waiting for ssh2 (a channel to open, a command to end): failed at once if the connection goes. */
   private readonly pending = new Set<(err: HostError) => void>();
+  /**
+   * Remote sessions (src/transport/session.ts): commands travel as messages to a bash started once,
+   * so the login shell is paid once per host per run. Usually one; another opens only when commands
+   * run on the host at the same moment. Off with UPDATESERVER_SESSIONS=0 (every command on a channel
+   * of its own, as before), and off by itself when the host cannot run one.
+   */
+  private readonly sessions: RemoteSession[] = [];
+  private sessionsOff = process.env.UPDATESERVER_SESSIONS === '0';
+  /**
+   * A channel opened at connect time whose shell waits for one command line: the first stream (the
+   * rsync push) then does not wait for the login shell either, which started in the meantime.
+   */
+  private spare: Promise<ClientChannel | undefined> | undefined;
+  private readonly spareEnded = new WeakSet<ClientChannel>();
 
   private constructor(private readonly client: Client, private readonly config: Host) {
     this.host = config.name;
@@ -127,10 +143,73 @@ export class SshTransport implements Transport {
       client.once('close', closed);
       client.connect(options);
     });
-    return new SshTransport(client, host);
+    const transport = new SshTransport(client, host);
+    // Both start their login shells now, while the caller reads load balancers and state.
+    if (!transport.sessionsOff) {
+      transport.startSession();
+      transport.spare = transport.openSpare();
+    }
+    return transport;
+  }
+
+  private get where(): string { return `${this.config.address}:${this.config.port}`; }
+
+  private startSession(): RemoteSession {
+    const session = new RemoteSession(this.host, this.where, (pid) => this.killQuietly(pid), () => this.lost);
+    this.sessions.push(session);
+    session.opened = new Promise<void>((resolve) => this.guard((lost) => { session.fail(lost); resolve(); }, (done) => {
+      this.client.exec(RemoteSession.command(session), (err, channel) => {
+        done();
+        if (err) session.fail(new SessionUnavailable(`cannot open a remote session: ${err.message}`));
+        else session.attach(channel);
+        resolve();
+      });
+    }));
+    return session;
+  }
+
+  /** Kills a timed-out command's process group, on a channel of its own (the session is busy waiting for it). */
+  private killQuietly(pid: number): void {
+    this.execChannel(killCommand(pid), { timeoutMs: 30_000 }).catch(() => { /* the command may be gone already */ });
+  }
+
+  private openSpare(): Promise<ClientChannel | undefined> {
+    return new Promise<ClientChannel | undefined>((resolve) => this.guard(() => resolve(undefined), (done) => {
+      this.client.exec(spareStreamCommand(), (err, channel) => {
+        done();
+        if (err) return resolve(undefined);
+        // A spare whose shell has already ended (killed, or the login shell failed) is not used: its
+        // exit would never be heard again.
+        const ended = () => { this.spareEnded.add(channel); };
+        channel.once('exit', ended);
+        channel.once('close', ended);
+        resolve(channel);
+      });
+    }));
   }
 
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.sessionsOff || this.lost) return this.execChannel(command, options);
+    return this.execInSession(command, options);
+  }
+
+  private async execInSession(command: string, options: ExecOptions): Promise<ExecResult> {
+    const session = (this.sessions.find((s) => s.available) ?? this.startSession()).reserve();
+    await session.opened;
+    try {
+      return await session.run(command, options.input, options.timeoutMs ?? this.config.commandTimeoutMs);
+    } catch (err) {
+      if (!(err instanceof SessionUnavailable)) throw err;
+      // Nothing ran: the session's loop never started. This host gets a channel per command.
+      this.sessionsOff = true;
+      return this.execChannel(command, options);
+    } finally {
+      if (session.dead && this.sessions.includes(session)) this.sessions.splice(this.sessions.indexOf(session), 1);
+    }
+  }
+
+  /** One command on a channel of its own: the login shell is started for it. */
+  private execChannel(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const timeoutMs = options.timeoutMs ?? this.config.commandTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     return new Promise((resolve, reject) => this.guard((lost) => { clearTimeout(timer); reject(lost); }, (done) => {
@@ -164,17 +243,33 @@ export class SshTransport implements Transport {
   }
 
   /** A command with streamed input and output (rsync's remote side through the tunnel). */
-  stream(command: string): Promise<{ channel: ClientChannel; exit: Promise<number> }> {
+  async stream(command: string): Promise<{ channel: ClientChannel; exit: Promise<number>; lost: () => string | undefined }> {
+    const spare = this.spare;
+    this.spare = undefined;
+    const ready = spare ? await spare : undefined;
+    if (ready && !this.lost && !this.spareEnded.has(ready)) {
+      ready.write(`${Buffer.from(command).toString('base64')}\n`);
+      return { channel: ready, exit: this.exitOf(ready), lost: () => this.lost?.message };
+    }
     return new Promise((resolve, reject) => this.guard(reject, (opened) => {
       this.client.exec(command, (err, channel) => {
         opened();
         if (err) return reject(new HostError(this.host, `cannot run command: ${err.message}`, { cause: err }));
-        const exit = new Promise<number>((settle) => this.guard(() => settle(255), (done) => {
-          let code = 255;
-          channel.on('exit', (c: number | null) => { if (typeof c === 'number') code = c; });
-          channel.on('close', () => { done(); settle(code); });
-        }));
-        resolve({ channel, exit });
+        resolve({ channel, exit: this.exitOf(channel), lost: () => this.lost?.message });
+      });
+    }));
+  }
+
+  private exitOf(channel: ClientChannel): Promise<number> {
+    return new Promise<number>((settle) => this.guard(() => settle(255), (done) => {
+      let code = 255;
+      let exited = false;
+      channel.on('exit', (c: number | null) => { exited = true; if (typeof c === 'number') code = c; });
+      channel.on('close', () => {
+        if (exited || this.lost) { done(); settle(code); return; }
+        // Closed with no exit status: the connection is most likely going. Its loss (the guard) is
+        // given a moment to be known, so that the caller can say so rather than "exit 255".
+        setTimeout(() => { done(); settle(code); }, 100);
       });
     }));
   }
@@ -193,6 +288,7 @@ export class SshTransport implements Transport {
     // Already closed (the connection was lost): its 'close' event has come and gone, and waiting for it
     // on an unref'd timer alone would leave nothing to keep Node running: it would exit (13) silently.
     if (this.lost) return Promise.resolve();
+    for (const session of this.sessions) session.close();
     return new Promise((resolve) => {
       this.client.once('close', () => resolve());
       this.client.end();

@@ -23,7 +23,7 @@ import { TUNNEL_CLIENT, TUNNEL_CLIENT_ENV, TUNNEL_ENV } from './tunnel-client.js
 
 export interface StreamingTransport {
   /** Runs a command with its stdin/stdout/stderr as streams; resolves the exit status on close. */
-  stream(command: string): Promise<{ channel: Duplex & { stderr: NodeJS.ReadableStream }; exit: Promise<number> }>;
+  stream(command: string): Promise<{ channel: Duplex & { stderr: NodeJS.ReadableStream }; exit: Promise<number>; lost?: () => string | undefined }>;
 }
 
 /**
@@ -152,13 +152,15 @@ async function relay(socket: Socket, results: string, host: string, command: str
     return finish(255, `updateserver has no SSH connection to ${host}\n`);
   }
   try {
-    const { channel, exit } = await transport.stream(command);
+    const { channel, exit, lost } = await transport.stream(command);
     const stderr: Buffer[] = [];
     channel.pipe(socket, { end: false });
     channel.stderr.on('data', (d: Buffer) => stderr.push(Buffer.from(d)));
     request.open(channel);
     const code = await exit;
-    await finish(code, Buffer.concat(stderr).toString());
+    // A command cut off by a lost connection says so, naming the host, as one that could not start does.
+    const why = code === 0 ? undefined : lost?.();
+    await finish(code, `${Buffer.concat(stderr).toString()}${why ? `updateserver tunnel: ${why}\n` : ''}`);
   } catch (err) {
     request.open(undefined);
     await finish(255, `updateserver tunnel: ${(err as Error).message}\n`);

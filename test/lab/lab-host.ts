@@ -15,6 +15,24 @@ import { identify, mountNamespace, type ProcessId } from './processes.js';
 
 export interface HostSpec { name: string; address: string; port: number }
 
+/**
+ * A "field" host, like a real server: root's login shell (bash, which reads ~/.bashrc when sshd starts
+ * it, for every command) costs shellMs, as `pyenv init`, nvm or conda do in the field; and the host
+ * sits rttMs away (the lab puts a delaying proxy, test/lab/delay-proxy.ts, on the host's address and
+ * port; sshd itself then listens on sshdPort).
+ */
+export interface FieldHost { shellMs: number; rttMs: number; sshdPort: number }
+
+/** The .bashrc of a field host: a fixed cost, paid by every shell sshd starts (interactive or not). */
+export function fieldBashrc(shellMs: number): string {
+  return [
+    '# lab field host: written by test/lab/lab-host.ts. Costs what a pyenv/nvm/conda init costs on a real',
+    '# server, and like those it runs for every command sshd starts (bash reads ~/.bashrc for ssh commands).',
+    ...(shellMs > 0 ? [`sleep ${(shellMs / 1000).toFixed(3)}`] : []),
+    '',
+  ].join('\n');
+}
+
 export interface StartedHost {
   name: string;
   address: string;
@@ -108,7 +126,7 @@ export function knownHostsLine(address: string, port: number, publicKey: string)
   return `${host} ${type} ${key}`;
 }
 
-export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys: string): Promise<StartedHost> {
+export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys: string, field?: FieldHost): Promise<StartedHost> {
   const srv = join(hostDir, 'srv');
   const hostKey = join(hostDir, 'ssh_host_ed25519_key');
   const configFile = join(hostDir, 'sshd_config');
@@ -118,13 +136,19 @@ export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys:
   const home = join(hostDir, 'root');
   await mkdir(srv, { recursive: true });
   await mkdir(home, { recursive: true, mode: 0o700 });
+  if (field && !canIsolateHome(hostDir)) throw new Error(`${where}: a field host needs a home of its own, but node or rsync live under /root`);
   const mountHome = canIsolateHome(hostDir) ? ' && mount --bind "$3" /root' : '';
+  if (field) await writeFile(join(home, '.bashrc'), fieldBashrc(field.shellMs));
+  // sshd listens where clients connect, unless a delaying proxy stands there (field hosts).
+  const listen = field ? { ...spec, port: field.sshdPort } : spec;
   // A leftover sshd from a killed run would answer the readiness probe in place of ours.
-  if (await tcpAccepts(spec.address, spec.port)) {
-    throw new Error(`${where}: the address is already in use (a lab left over from a killed run? see \`ss -ltnp 'sport = :${spec.port}'\`)`);
+  for (const port of new Set([spec.port, listen.port])) {
+    if (await tcpAccepts(spec.address, port)) {
+      throw new Error(`${where}: the address is already in use (a lab left over from a killed run? see \`ss -ltnp 'sport = :${port}'\`)`);
+    }
   }
   await runOrThrow('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `lab-host-${spec.name}`, '-f', hostKey]);
-  await writeFile(configFile, sshdConfig(spec, { hostKey, pidFile: join(hostDir, 'sshd.pid'), authorizedKeys }));
+  await writeFile(configFile, sshdConfig(listen, { hostKey, pidFile: join(hostDir, 'sshd.pid'), authorizedKeys }));
 
   // unshare execs sh, which execs sshd: the pid we get is the sshd's. The bind mount lives and dies
   // with the namespace, so nothing needs unmounting afterwards.
@@ -134,7 +158,7 @@ export async function startHost(spec: HostSpec, hostDir: string, authorizedKeys:
   ], logFile);
   const proc = child.pid === undefined ? undefined : identify(child.pid);
   try {
-    await waitFor(where, child, logFile, () => tcpAccepts(spec.address, spec.port));
+    await waitFor(where, child, logFile, () => tcpAccepts(listen.address, listen.port));
     if (!proc) throw new Error(`${where}: sshd did not start`);
     const namespace = mountNamespace(proc.pid);
     // If unshare silently did nothing, "everything in the sshd's namespace" would be everything.

@@ -9,10 +9,11 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
-import { join } from 'node:path';
-import { runOrThrow, tcpAccepts } from './exec.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runOrThrow, spawnDetached, tcpAccepts, waitFor } from './exec.js';
 import { Haproxy, type HaproxyPaths } from './lab-haproxy.js';
-import { rekeyHost, startHost, type StartedHost } from './lab-host.js';
+import { rekeyHost, startHost, type FieldHost, type StartedHost } from './lab-host.js';
 import { MARKER, labOwner, markerContent, stopOrphanedLabs } from './orphans.js';
 import { findLabProcesses, identify, isAlive, terminate, terminateSync, type ProcessId } from './processes.js';
 
@@ -60,7 +61,35 @@ export interface LabOptions {
   sshPort?: number;
   /** leave dir in place after stop() (for post-mortems) */
   keepDir?: boolean;
+  /**
+   * "Field" hosts, like real servers (lab.md "Field hosts"): root's .bashrc costs shellMs (default 300)
+   * for every command sshd starts, and the hosts sit rttMs (default 20) away behind a delaying proxy.
+   */
+  field?: FieldOptions | boolean;
 }
+
+export interface FieldOptions { shellMs?: number; rttMs?: number }
+
+/** The field settings of a lab, or undefined for clean hosts. */
+export function fieldSettings(field: LabOptions['field']): Required<FieldOptions> | undefined {
+  if (!field) return undefined;
+  const given = field === true ? {} : field;
+  return { shellMs: given.shellMs ?? 300, rttMs: given.rttMs ?? 20 };
+}
+
+/** UPDATESERVER_LAB_FIELD: unset or 0 (clean hosts), 1 (the defaults), or `<shellMs>,<rttMs>`. */
+export function fieldFromEnv(value: string | undefined): LabOptions['field'] {
+  if (value === undefined || value === '' || value === '0') return undefined;
+  if (value === '1') return true;
+  const [shellMs, rttMs] = value.split(',').map(Number);
+  if (!Number.isFinite(shellMs) || !Number.isFinite(rttMs)) throw new Error(`UPDATESERVER_LAB_FIELD="${value}": 1, or <shellMs>,<rttMs>`);
+  return { shellMs: shellMs!, rttMs: rttMs! };
+}
+
+/** Port where a field host's sshd listens, behind the delaying proxy on the lab's SSH port. */
+const sshdPortBehindProxy = (port: number) => (port < 65535 ? port + 1 : port - 1);
+
+const DELAY_PROXY = join(dirname(fileURLToPath(import.meta.url)), 'delay-proxy.js');
 
 export type { HaproxyPaths };
 
@@ -74,7 +103,7 @@ class RunningLab implements Lab {
   private readonly haproxies = new Map<string, Haproxy>();
   private stopping: Promise<void> | undefined;
 
-  constructor(readonly dir: string, private readonly keepDir: boolean) {
+  constructor(readonly dir: string, private readonly keepDir: boolean, private readonly field?: Required<FieldOptions>) {
     this.keyFile = join(dir, 'keys', 'deploy');
     this.knownHosts = join(dir, 'known_hosts');
   }
@@ -86,8 +115,9 @@ class RunningLab implements Lab {
     // In parallel with the hosts: sshd reads AuthorizedKeysFile only when someone logs in.
     const keyFailure = runOrThrow('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lab-deploy', '-f', this.keyFile])
       .then(() => undefined, (error: unknown) => error);
+    const field: FieldHost | undefined = this.field && { ...this.field, sshdPort: this.field.rttMs > 0 ? sshdPortBehindProxy(port) : port };
     const results = await Promise.allSettled(specs.map(async (spec) => {
-      const host = await startHost({ ...spec, port }, join(this.dir, 'hosts', spec.name), `${this.keyFile}.pub`);
+      const host = await startHost({ ...spec, port }, join(this.dir, 'hosts', spec.name), `${this.keyFile}.pub`, field);
       this.spawned.set(host.proc.pid, { proc: host.proc, child: host.child });
       this.started.push(host);
       return host;
@@ -95,8 +125,20 @@ class RunningLab implements Lab {
     const failure = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')?.reason ?? await keyFailure;
     if (failure) throw failure;
     const hosts = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    if (field && field.sshdPort !== port) await this.startDelayProxy(hosts, port, field);
     await writeFile(this.knownHosts, hosts.map((host) => `${host.knownHost}\n`).join(''));
     this.hosts = hosts.map(({ name, address, port: sshPort, srv, proc }) => ({ name, address, port: sshPort, srv, pid: proc.pid }));
+  }
+
+  /** One proxy process for every host: each host's address and SSH port, forwarded to its sshd rttMs later. */
+  private async startDelayProxy(hosts: StartedHost[], port: number, field: FieldHost): Promise<void> {
+    const pairs = hosts.map((host) => `${host.address}:${port}=${host.address}:${field.sshdPort}`);
+    const logFile = join(this.dir, 'delay-proxy.log');
+    // --lab names the dir, so that a proxy orphaned by a killed run is found and ended with its lab.
+    const child = spawnDetached(process.execPath, [DELAY_PROXY, String(field.rttMs), ...pairs, `--lab=${this.dir}`], logFile);
+    const proc = child.pid === undefined ? undefined : identify(child.pid);
+    if (proc) this.spawned.set(proc.pid, { proc, child });
+    await waitFor('delay proxy', child, logFile, async () => (await Promise.all(hosts.map((host) => tcpAccepts(host.address, port)))).every(Boolean));
   }
 
   async startHaproxy(name: string, config: (paths: HaproxyPaths) => string, initialMap?: string): Promise<LabHaproxy> {
@@ -257,7 +299,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   // Names the owner, so that a lab orphaned by a killed process can be recognised and ended.
   const self = identify(process.pid);
   if (self) await writeFile(join(dir, MARKER), markerContent(self));
-  const lab = new RunningLab(dir, opts.keepDir ?? false);
+  // UPDATESERVER_LAB_FIELD=1 (or shellMs,rttMs, e.g. 300,20) runs a test suite on field hosts throughout.
+  const lab = new RunningLab(dir, opts.keepDir ?? false, fieldSettings(opts.field ?? fieldFromEnv(process.env.UPDATESERVER_LAB_FIELD)));
   remember(lab);
   try {
     await lab.start(opts.hosts, port);

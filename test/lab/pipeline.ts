@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../../src/config/load.js';
 import type { Project } from '../../src/config/model.js';
 import { renderHaproxyConfig } from '../../src/lb/config.js';
-import { startLab, type Lab, type LabHaproxy } from './lab.js';
+import { startLab, type Lab, type LabHaproxy, type LabOptions } from './lab.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const FIXTURE_APP = join(REPO, 'test', 'fixtures', 'app');
@@ -52,6 +52,13 @@ export interface PipelineOptions {
   /** A bigger release: this many files data/f0000.txt... of 1-4 KB each, of varied content (appDataFile), in the app. */
   appDataFiles?: number;
   keepDir?: boolean;
+  /**
+   * The app's start command in both stages (default: the sample app, `node server.mjs ...`); with
+   * LIGHT_APP_START, the light app (light.sh, written into the app) that starts in milliseconds.
+   */
+  appStart?: string;
+  /** Field hosts (test/lab/lab.ts LabOptions.field): a costly login shell and a network distance. */
+  field?: LabOptions['field'];
 }
 
 export interface Pipeline {
@@ -70,7 +77,18 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
-function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; lbSocket?: string; extra?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string }; top?: string; appArgs?: string }): string {
+/**
+ * An app that starts in a few milliseconds (socat; one bash per request), so that a fleet of hundreds
+ * of hosts measures the orchestrator and not hundreds of Node start-ups: every request gets 200 and
+ * the release in X-Release.
+ */
+export const LIGHT_APP_START = 'bash light.sh {address} {port} {release}';
+const LIGHT_APP = {
+  'light.sh': '# The light app (test/lab/pipeline.ts): socat answers every connection with respond.sh.\nexec socat "TCP-LISTEN:$2,bind=$1,fork,reuseaddr" "SYSTEM:bash respond.sh $3"\n',
+  'respond.sh': '# Reads the request head, then answers 200 with the release (argument 1) in X-Release.\nwhile IFS= read -r line; do line=${line%$\'\\r\'}; [ -z "$line" ] && break; done\nprintf \'HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\nX-Release: %s\\r\\n\\r\\nok\\n\' "$1"\n',
+};
+
+function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<[string, string]>; lbDir: string; lbAddress: string; lbSocket?: string; extra?: string; start?: string; healthPath?: string; healthDeadlineMs?: number; lb2?: { dir: string; address: string; socket?: string }; top?: string; appArgs?: string }): string {
   return [
     opts.from ? `from: ${opts.from}` : `source:\n  path: ${opts.source}`,
     ...(opts.top ? [opts.top] : []),
@@ -95,7 +113,7 @@ function profile(opts: { from?: string; source?: string; lab: Lab; hosts: Array<
     '    slots:',
     '      a: { port: 8001 }',
     '      b: { port: 8002 }',
-    `    start: node server.mjs --host {address} --port {port} --slot {slot} --release {release}${opts.appArgs ? ` ${opts.appArgs}` : ''}`,
+    `    start: ${opts.start ?? 'node server.mjs --host {address} --port {port} --slot {slot} --release {release}'}${opts.appArgs ? ` ${opts.appArgs}` : ''}`,
     '    stopTimeoutMs: 5000',
     `    health: { path: ${opts.healthPath ?? '/health'}, deadlineMs: ${opts.healthDeadlineMs ?? 4000}, intervalMs: 50 }`,
     '    drainTimeoutMs: 5000',
@@ -130,7 +148,7 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
   const betaCount = opts.betaHosts ?? 2;
   const betaHosts = Array.from({ length: betaCount }, (_, i) => [`beta${i + 1}`, `127.0.${n}.${12 + i}`] as [string, string]);
   const lab = await startLab({
-    ...(opts.dir ? { dir: opts.dir } : {}), keepDir: opts.keepDir ?? false,
+    ...(opts.dir ? { dir: opts.dir } : {}), keepDir: opts.keepDir ?? false, ...(opts.field ? { field: opts.field } : {}),
     hosts: [{ name: 'dev1', address: `127.0.${n}.11` }, ...betaHosts.map(([name, address]) => ({ name, address }))],
   });
   try {
@@ -139,15 +157,16 @@ export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
     await mkdir(join(projectDir, 'profiles'), { recursive: true });
     await cp(FIXTURE_APP, appDir, { recursive: true });
     if (opts.appDataFiles) await writeAppData(appDir, opts.appDataFiles);
+    if (opts.appStart === LIGHT_APP_START) for (const [file, text] of Object.entries(LIGHT_APP)) await writeFile(join(appDir, file), text);
     const lbAddress = { dev: `127.0.${n}.1`, beta: `127.0.${n}.2` };
     await writeFile(join(projectDir, 'profiles', 'dev.yaml'), profile({
-      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs, appArgs: opts.appArgs, top: opts.devTopExtra,
+      source: appDir, lab, hosts: [['dev1', `127.0.${n}.11`]], lbDir: join(lab.dir, 'haproxy-dev'), lbAddress: lbAddress.dev, healthPath: opts.devHealthPath, extra: opts.devServiceExtra, healthDeadlineMs: opts.devHealthDeadlineMs, appArgs: opts.appArgs, top: opts.devTopExtra, ...(opts.appStart ? { start: opts.appStart } : {}),
     }));
     const sockets = { ...opts.betaSockets, ...(opts.betaSecondLb?.socket ? { lb2: opts.betaSecondLb.socket } : {}) };
     const twoLbs = opts.betaLoadBalancers === 2 || opts.betaSecondLb !== undefined;
     const lb2Address = `127.0.${n}.3`;
     await writeFile(join(projectDir, 'profiles', 'beta.yaml'), profile({
-      from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra, top: opts.betaTopExtra, appArgs: opts.appArgs,
+      from: 'dev', lab, hosts: betaHosts, lbDir: join(lab.dir, 'haproxy-beta'), lbAddress: lbAddress.beta, extra: opts.betaServiceExtra, top: opts.betaTopExtra, appArgs: opts.appArgs, ...(opts.appStart ? { start: opts.appStart } : {}),
       ...(sockets.lb ? { lbSocket: sockets.lb } : {}),
       ...(twoLbs ? { lb2: { dir: join(lab.dir, 'haproxy-beta2'), address: lb2Address, ...(sockets.lb2 ? { socket: sockets.lb2 } : {}) } } : {}),
     }));

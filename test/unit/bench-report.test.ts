@@ -32,6 +32,14 @@ function passing(): Results {
       { name: 'updateserver (jobs 1)', ms: 5_300, mbPerS: 62, ratioToBaseline: 0.53 },
     ] },
     validate: { command: 'SIZES_KB=16,256 RUNS=7 node dist/bench/validate.js', boundBytes: 262_144, rows: [{ bytes: 15_000, validMs: 20, brokenMs: 20 }, { bytes: 255_000, validMs: 250, brokenMs: 240 }], linear: { validRatio: 1.1, brokenRatio: 1 }, overBoundMs: 0.4 },
+    versus: { command: 'HOSTS=2 MODES=clean,field RUNS=3 node dist/bench/versus.js', rows: [
+      { hosts: 2, mode: 'clean', runs: 3, ok: true, updateserverMsMedian: 900, scriptMsMedian: 1000, ratio: 0.9, failed: { updateserver: 0, script: 0 } },
+      { hosts: 2, mode: 'field', runs: 3, ok: true, shellMs: 300, rttMs: 20, updateserverMsMedian: 1300, scriptMsMedian: 2000, ratio: 0.65, failed: { updateserver: 0, script: 0 } },
+    ] },
+    startup: { command: 'RUNS=10 node dist/bench/startup.js', runs: 10, versionMsMedian: 80, versionMsMax: 90, firstConnectionMsMedian: 120, firstConnectionMsMax: 140 },
+    'fleet-light': { command: 'HOSTS=200 RUNS=2 node dist/bench/fleet-light.js', rows: [
+      { hosts: 200, runs: 2, ok: true, wallMsMedian: 8000, wallMsMax: 8500, peakMb: 120, parallel: 16, maxConnectionsPerHost: 1, maxDistinctConnectionsPerHost: 1, maxConnections: 201, maxBusyHosts: 16, hostsWatched: 201, hostsConnected: 201 },
+    ] },
   };
 }
 
@@ -55,8 +63,30 @@ describe('bench report: verdicts', () => {
   test('every target of the synthetic results is met', () => {
     const notMet = judged(passing()).filter((f) => f.verdict !== 'met');
     assert.deepEqual(notMet, []);
-    // Failed requests x4, promotion 2/8/32, switch, reaction, transfer, snapshot, memory at 32, fleet x3 per row.
-    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2 + 2);
+    // Failed requests x4, promotion 2/8/32, switch, reaction, transfer, snapshot, memory at 32, fleet x3 per row, validation x2,
+    // light fleet x4, versus x2, start-up x2.
+    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2 + 2 + 4 + 2 + 2);
+  });
+
+  test('against the shell script: field hosts must be at most 0.7x, clean at most 1.0x, with no failed request', () => {
+    const r = passing();
+    r.versus!.rows![1]!.ratio = 0.71;
+    assert.equal(find(r, /shell script, 2 field hosts/).verdict, 'NOT met');
+    assert.equal(find(r, /shell script, 2 field hosts/).target, '<= 0.7x, 0 failed');
+    r.versus!.rows![0]!.ratio = 1.0;
+    assert.equal(find(r, /shell script, 2 clean hosts/).verdict, 'met');
+    r.versus!.rows![0]!.failed = { updateserver: 0, script: 1 };
+    assert.equal(find(r, /shell script, 2 clean hosts/).verdict, 'NOT met');
+  });
+
+  test('start-up and the light fleet are judged against their limits', () => {
+    const r = passing();
+    r.startup!.versionMsMedian = 121;
+    assert.equal(find(r, /--version/).verdict, 'NOT met');
+    assert.equal(find(r, /first connection/).verdict, 'met');
+    r['fleet-light']!.rows![0]!.maxDistinctConnectionsPerHost = 2;
+    assert.equal(find(r, /light app: SSH connections/).verdict, 'NOT met');
+    assert.equal(find(r, /light app: wall time/).verdict, 'met');
   });
 
   test('a promotion over its target is NOT met, with the figure and its command', () => {

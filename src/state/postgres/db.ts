@@ -4,7 +4,7 @@
  * the schema `updateserver` and are created on first use, in one transaction serialised by an
  * advisory lock, so two commands starting at once against a fresh database do not trip each other.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { StateBackendConfig } from '../../config/model.js';
 import { UpdateserverError, describeError } from '../../errors.js';
 
@@ -58,14 +58,22 @@ export function stateStoreFix(c: StateBackendConfig, err: unknown): string {
 export const grantFix = (user: string) =>
   `GRANT USAGE ON SCHEMA ${SCHEMA} TO ${user}; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${user}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${SCHEMA} TO ${user}`;
 
+/**
+ * pg is loaded when a stage keeps its state in PostgreSQL, not when the command starts: the others
+ * never pay for it (about 30 ms of a promotion's start-up; issue 17).
+ */
+let driver: Promise<typeof pg> | undefined;
+const loadPg = (): Promise<typeof pg> => (driver ??= import('pg').then((m) => m.default));
+
 export class StateDb {
   private pool: pg.Pool | undefined;
   private ready: Promise<void> | undefined;
   constructor(readonly config: StateBackendConfig) {}
 
-  private getPool(): pg.Pool {
+  private async getPool(): Promise<pg.Pool> {
+    const { Pool } = await loadPg();
     if (!this.pool) {
-      this.pool = new pg.Pool({ ...clientConfig(this.config), max: 4 });
+      this.pool = new Pool({ ...clientConfig(this.config), max: 4 });
       // An idle client losing its connection must not crash the command; the next query reports it.
       this.pool.on('error', () => {});
     }
@@ -79,7 +87,7 @@ export class StateDb {
   }
 
   private async createTables(): Promise<void> {
-    const client = await this.getPool().connect();
+    const client = await (await this.getPool()).connect();
     try {
       // Once they exist, a user with only the right to read and write them is enough: CREATE ... IF NOT
       // EXISTS would still ask for the right to create.
@@ -100,7 +108,7 @@ export class StateDb {
   async query<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
     await this.tables();
     try {
-      return await this.getPool().query<R>(text, values);
+      return await (await this.getPool()).query<R>(text, values);
     } catch (err) {
       throw stateStoreError(this.config, err);
     }
@@ -109,14 +117,14 @@ export class StateDb {
   /** A client of the pool, for work that must stay on one session (a lock tried and released). */
   async withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     await this.tables();
-    const client = await this.getPool().connect().catch((err: unknown) => { throw stateStoreError(this.config, err); });
+    const client = await (await this.getPool()).connect().catch((err: unknown) => { throw stateStoreError(this.config, err); });
     try { return await fn(client); } finally { client.release(); }
   }
 
   /** A connection of its own, outside the pool: the session that holds a running command's lock. */
   async dedicated(): Promise<pg.Client> {
     await this.tables();
-    const client = new pg.Client(clientConfig(this.config));
+    const client = new (await loadPg()).Client(clientConfig(this.config));
     client.on('error', () => {});
     try { await client.connect(); } catch (err) { throw stateStoreError(this.config, err); }
     return client;

@@ -1,0 +1,69 @@
+// The remote session's wire format (src/transport/session.ts): the loop run by a local bash, exactly
+// as sshd would run it on a host, answers each command with its status, stdout and stderr; the
+// parser skips what a chatty login shell prints first and handles replies split across chunks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { encodeRequest, ReplyParser, READY_MARK, SESSION_LOOP, type Reply } from '../../src/transport/session.js';
+
+test('the parser skips the login shell\'s chatter and reassembles replies split anywhere', () => {
+  const wire = Buffer.concat([
+    Buffer.from(`Welcome to pyenv!\n${READY_MARK} tok\n`),
+    Buffer.from('P 1 4242\nR 1 3 6 4\nhello\nerr\n'),
+    Buffer.from('P 2 4243\nR 2 0 0 0\n'),
+  ]);
+  for (const size of [1, 3, 7, wire.length]) {
+    const parser = new ReplyParser('tok');
+    const replies: Reply[] = [];
+    for (let i = 0; i < wire.length; i += size) replies.push(...parser.push(wire.subarray(i, i + size)));
+    assert.deepEqual(replies.map((r) => (r.kind === 'done' ? { ...r, stdout: r.stdout.toString(), stderr: r.stderr.toString() } : r)), [
+      { kind: 'ready' },
+      { kind: 'started', id: 1, pid: 4242 },
+      { kind: 'done', id: 1, code: 3, stdout: 'hello\n', stderr: 'err\n' },
+      { kind: 'started', id: 2, pid: 4243 },
+      { kind: 'done', id: 2, code: 0, stdout: '', stderr: '' },
+    ], `chunks of ${size}`);
+  }
+});
+
+test('a reply line the session never sends is an error, not a silent hang', () => {
+  const parser = new ReplyParser('tok');
+  assert.throws(() => parser.push(Buffer.from(`${READY_MARK} tok\nbogus\n`)), /unexpected line from the remote session/);
+});
+
+test('the session loop runs each command in its own bash: status, stdout, stderr and stdin per command; exit and cd do not end it', async () => {
+  const bash = spawn('bash', ['--noprofile', '--norc', '-c', SESSION_LOOP, 'updateserver-session', 'tok'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const parser = new ReplyParser('tok');
+  const done: Reply[] = [];
+  bash.stdout.on('data', (chunk: Buffer) => done.push(...parser.push(chunk).filter((r) => r.kind === 'done')));
+  const commands: Array<[string, string?]> = [
+    ['cd /tmp && echo "$PWD" && echo oops >&2 && exit 3'],
+    ['pwd; printf "a\\nb\\n\\n"'],
+    ['cat; printf "%s" "$0"', 'line one\nline \'two\' "quoted" é\n'],
+    ['printf "no newline"'],
+    ["printf '%s|' 'back\\slash' \"tab\tand \\$HOME\" $'x\\ty' \"$(printf '\\x27')\"; echo"],
+  ];
+  commands.forEach(([c, input], i) => bash.stdin.write(encodeRequest(i + 1, c, input)));
+  bash.stdin.end();
+  await new Promise((resolve) => bash.on('close', resolve));
+  const got = done.map((r) => (r.kind === 'done' ? [r.id, r.code, r.stdout.toString(), r.stderr.toString()] : []));
+  assert.deepEqual(got, [
+    [1, 3, '/tmp\n', 'oops\n'],
+    [2, 0, `${process.cwd()}\na\nb\n\n`, ''],
+    [3, 0, 'line one\nline \'two\' "quoted" é\nbash', ''],
+    [4, 0, 'no newline', ''],
+    [5, 0, 'back\\slash|tab\tand $HOME|x\ty|\'|\n', ''],
+  ]);
+});
+
+test('the spare stream channel runs the one command it is sent, which then reads the rest of stdin', async () => {
+  const { spareStreamCommand } = await import('../../src/transport/session.js');
+  const sh = spawn('bash', ['-c', spareStreamCommand()], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  sh.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  sh.stdin.write(`${Buffer.from("printf '%s|' \"$(head -c 5)\"; cat; exit 7").toString('base64')}\n`);
+  sh.stdin.end('hello world\nline 2\n');
+  const code = await new Promise((resolve) => sh.on('close', resolve));
+  assert.equal(code, 7);
+  assert.equal(out, 'hello| world\nline 2\n');
+});
