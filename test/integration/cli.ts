@@ -1,27 +1,11 @@
 /* Runs the real updateserver command line, as a user would, and captures what it says. */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { REPO } from '../lab/pipeline.js';
+import { CLI, spawnCli, type CliResult } from '../lab/spawn-cli.js';
 
-/**
- * The bundle that the `updateserver` command starts (package.json bin), as users run it.
- * UPDATESERVER_CLI=dist/src/cli/main.js runs tsc's unbundled output instead (to compare start-up times).
- */
-export const CLI = process.env.UPDATESERVER_CLI ? join(REPO, process.env.UPDATESERVER_CLI) : join(REPO, 'dist', 'bin', 'updateserver.js');
-
-export interface CliResult { code: number | null; stdout: string; stderr: string; ms: number; pid?: number | undefined }
+export { CLI, type CliResult } from '../lab/spawn-cli.js';
 
 export function updateserver(project: string, ...args: string[]): Promise<CliResult> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args, '-C', project], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started, pid: child.pid }));
-  });
+  return spawnCli(project, args);
 }
 
 /**

@@ -5,6 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { SshTransport } from '../../src/transport/ssh.js';
+import { identify } from '../lab/processes.js';
 import { startLab, type Lab } from '../lab/lab.js';
 
 const labs: Lab[] = [];
@@ -30,15 +31,6 @@ async function timed(t: SshTransport, command: string): Promise<number> {
   const r = await t.exec(command);
   assert.equal(r.code, 0, r.stderr);
   return performance.now() - started;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 test('a field host: a command on a channel of its own pays the login shell and the round trip', { timeout: 60_000 }, async () => {
@@ -79,7 +71,7 @@ test('a clean host pays neither; the delay proxy ends with its lab', { timeout: 
   const proxies = proxyPids(field.dir);
   assert.equal(proxies.length, 1, 'one delay proxy for the lab');
   await field.stop();
-  assert.ok(!alive(proxies[0]!), 'the delay proxy is stopped with the lab');
+  assert.equal(identify(proxies[0]!), undefined, 'the delay proxy is stopped with the lab');
 });
 
 function proxyPids(labDir: string): number[] {

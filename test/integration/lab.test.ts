@@ -6,6 +6,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../lab/exec.js';
 import { haproxyCommand } from '../lab/lab-haproxy.js';
+import { identify } from '../lab/processes.js';
 import { startLab, type Lab, type LabHaproxy, type LabHost } from '../lab/lab.js';
 import { startLoad } from '../lab/load.js';
 import { rsyncTo, sampleAppDir, ssh, sshOptions, startSampleApp } from '../lab/remote.js';
@@ -34,16 +35,6 @@ backend app
   server h1 127.0.9.11:${APP_PORT} check inter 500ms
   server h2 127.0.9.12:${APP_PORT} check inter 500ms
 `;
-}
-
-/** Running, and still the same program (a zombie waiting to be reaped runs nothing). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 function pidsMentioning(text: string): number[] {
@@ -125,7 +116,7 @@ test('the sample app started detached over ssh answers on its host address', TIM
     assert.equal(response.headers.get('x-slot'), 'a');
     const body = await response.json() as { version: string; release: string; slot: string; host: string; pid: number };
     assert.deepEqual({ ...body, pid: 0 }, { version: '1.0.0', release, slot: 'a', host: host.address, pid: 0 });
-    assert.ok(alive(body.pid));
+    assert.ok(identify(body.pid));
     appPids.push(body.pid);
   }
   assert.equal((await fetch(`http://127.0.9.11:${APP_PORT}/health`).then((r) => r.text())), 'ok');
@@ -149,7 +140,7 @@ test('startHaproxy rejects an invalid config with haproxy\'s own message', TIMEO
 
 test('HAProxy in front: load through it completes with zero failures', TIMEOUT, async () => {
   haproxy = await lab.startHaproxy('lb', haproxyConfig);
-  assert.ok(alive(haproxy.pid));
+  assert.ok(identify(haproxy.pid));
   assert.match(await haproxyCommand(haproxy.socket, 'show info'), /^Name: HAProxy$/m);
   await waitUntilUp(haproxy, 2);
   const load = startLoad(`http://${FRONTEND}/`);
@@ -196,8 +187,8 @@ test('HAProxy restart starts a new master from the config on disk', TIMEOUT, asy
   const before = haproxy.pid;
   await haproxy.restart();
   assert.notEqual(haproxy.pid, before);
-  assert.ok(!alive(before));
-  assert.ok(alive(haproxy.pid));
+  assert.equal(identify(before), undefined);
+  assert.ok(identify(haproxy.pid));
   await waitUntilUp(haproxy, 2);
   assert.equal((await fetch(`http://${FRONTEND}/health`)).status, 200);
 });
@@ -206,11 +197,11 @@ test('stop() ends every process of the lab and removes its dir', TIMEOUT, async 
   const dir = lab.dir;
   const pids = [...lab.hosts.map((host) => host.pid), haproxy.pid, ...appPids, ...pidsMentioning(dir)];
   assert.ok(pids.length >= 5);
-  for (const pid of pids) assert.ok(alive(pid), `pid ${pid} runs before stop()`);
+  for (const pid of pids) assert.ok(identify(pid), `pid ${pid} runs before stop()`);
   await lab.stop();
-  const survivors = pids.filter(alive);
+  const survivors = pids.filter((pid) => identify(pid) !== undefined);
   assert.deepEqual(survivors, [], `still running: ${survivors.join(', ')}`);
-  assert.deepEqual(pidsMentioning(dir).filter(alive), []);
+  assert.deepEqual(pidsMentioning(dir).filter((pid) => identify(pid) !== undefined), []);
   assert.ok(!existsSync(dir));
   await lab.stop(); // idempotent
 });

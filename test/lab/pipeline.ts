@@ -5,13 +5,14 @@
  */
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadProfile } from '../../src/config/load.js';
 import type { Project } from '../../src/config/model.js';
 import { renderHaproxyConfig } from '../../src/lb/config.js';
 import { startLab, type Lab, type LabHaproxy, type LabOptions } from './lab.js';
 
-export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+import { REPO } from './spawn-cli.js';
+
+export { REPO };
 export const FIXTURE_APP = join(REPO, 'test', 'fixtures', 'app');
 
 export interface PipelineOptions {
