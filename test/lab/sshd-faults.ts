@@ -81,7 +81,10 @@ export async function stopSshd(lab: Lab, host: LabHost): Promise<StoppedSshd> {
       if (holder === undefined) throw new Error(`${host.name}: no process left in ${namespace} to restart sshd in`);
       const dir = join(lab.dir, 'hosts', host.name);
       const child = spawnDetached('nsenter', ['-t', String(holder), '-m', '--', '/usr/sbin/sshd', '-D', '-e', '-f', join(dir, 'sshd_config')], join(dir, 'sshd.log'));
-      await waitFor(`lab host ${host.name} (restarted sshd)`, child, join(dir, 'sshd.log'), () => tcpAccepts(host.address, host.port));
+      // sshd's own port: on a field host, host.port is the delaying proxy's, which accepts before sshd runs.
+      const listen = /^ListenAddress \S+:(\d+)$/m.exec(readFileSync(join(dir, 'sshd_config'), 'utf8'));
+      const port = listen ? Number(listen[1]) : host.port;
+      await waitFor(`lab host ${host.name} (restarted sshd)`, child, join(dir, 'sshd.log'), () => tcpAccepts(host.address, port));
       if (child.pid === undefined || mountNamespace(child.pid) !== namespace) throw new Error(`${host.name}: the restarted sshd is not in ${namespace}`);
       host.pid = child.pid;
     },
