@@ -206,6 +206,14 @@ test('the dry run changes nothing anywhere, and the real run journals exactly th
 test('status: per service and load balancer, each backend\'s sessions and servers, and each slot\'s data version', async () => {
   const live = (await served()).slot as 'a' | 'b';
   const idle = live === 'a' ? 'b' : 'a';
+  // HAProxy marks the stopped slot's servers down by its own health checks (inter x fall after the stop):
+  // a test that starts right after the promotion that stopped it comes before that. Wait for HAProxy.
+  const idleDown = async () => {
+    const r = await updateserver(p.project.dir, 'status', 'beta', '--json');
+    const backends = (JSON.parse(r.stdout) as StageStatus).services[0]!.backends.lb!;
+    return backends.find((b) => b.slot === idle)!.servers.every((s) => s.status !== 'UP');
+  };
+  for (const deadline = Date.now() + 20_000; !(await idleDown()) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 500));
   // A request in flight is a session on the live backend; it lasts long enough for both status calls to
   // see it on a loaded machine (with 3 s, the second one came after its end at a load average of 17).
   const slow = new Promise((resolve) => get(`${p.url.beta}/slow?ms=6000`, { agent: false }, (res) => { res.resume(); res.on('end', resolve); }));
