@@ -21,3 +21,10 @@ export function integerOption(flag: string, value: string | undefined, min: numb
 export function slotOption(flag: string, value: string | undefined): SlotName | undefined {
   return parseSlot(value, flag);
 }
+
+/** `--wait <seconds>` as milliseconds (0 when absent): how long a command queues behind the stage's lock. */
+export function waitMsOf(wait: string | undefined): number {
+  const ms = wait === undefined ? 0 : Number(wait) * 1000;
+  if (wait?.trim() === '' || !Number.isFinite(ms) || ms < 0) refuse('--wait', 'expected a number of seconds');
+  return ms;
+}

@@ -1,6 +1,5 @@
 /* Options shared by the commands; kept apart so that --help and --version load no command code. */
 import type { Command } from 'commander';
-import { ConfigError } from '../errors.js';
 
 export interface PromoteFlags {
   dryRun?: boolean; codeOnly?: boolean; json?: boolean; service?: string[]; force?: boolean; wait?: string; abandon?: boolean; resume?: boolean;
@@ -16,9 +15,3 @@ export function addCommonOptions(cmd: Command): Command {
     .option('-q, --quiet', 'log only warnings and errors');
 }
 
-/** `--wait <seconds>` as milliseconds (0 when absent): how long a command queues behind the stage's lock. */
-export function waitMsOf(wait: string | undefined): number {
-  const ms = wait === undefined ? 0 : Number(wait) * 1000;
-  if (!Number.isFinite(ms) || ms < 0) throw new ConfigError([{ file: 'command line', path: '--wait', message: 'expected a number of seconds' }]);
-  return ms;
-}

@@ -10,7 +10,8 @@ import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { EXIT_OK } from '../errors.js';
 
-import { waitMsOf, type PromoteFlags } from './options.js';
+import { waitMsOf } from './arguments.js';
+import type { PromoteFlags } from './options.js';
 export type { PromoteFlags } from './options.js';
 
 /** promote and flip share everything but the function that builds and applies the plan. */

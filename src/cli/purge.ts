@@ -1,18 +1,16 @@
-import { EXIT_OK, ConfigError } from '../errors.js';
+import { EXIT_OK } from '../errors.js';
 import { createLogger } from '../log.js';
 import { purge } from '../purge/purge.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
-import { waitMsOf, type PromoteFlags } from './options.js';
+import { integerOption, waitMsOf } from './arguments.js';
+import type { PromoteFlags } from './options.js';
 
 export async function runPurge(stage: string, flags: PromoteFlags & { keep?: string }): Promise<number> {
   const logger = createLogger({ consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json ? 'warn' : 'info' });
   try {
-    let keep: number | undefined;
-    if (flags.keep !== undefined) {
-      keep = Number(flags.keep);
-      if (!Number.isInteger(keep) || keep < 2 || keep > 100) throw new ConfigError([{ file: 'command line', path: '--keep', message: 'expected an integer 2-100 (the two slots\' releases are always kept)' }]);
-    }
+    // At least 2: the two slots' releases are always kept.
+    const keep = integerOption('--keep', flags.keep, 2, 100);
     const result = await purge({ project: projectFrom(flags), stage, keep, services: flags.service, dryRun: flags.dryRun, waitMs: waitMsOf(flags.wait), logger });
     if (flags.json) printJson({ ok: true, ...result });
     else {

@@ -11,7 +11,8 @@ import { refresh, type RefreshResult } from '../refresh/refresh.js';
 import { fail, printJson } from './output.js';
 import { projectFrom } from './project.js';
 import { printable } from '../config/text.js';
-import { waitMsOf, type PromoteFlags } from './options.js';
+import { waitMsOf } from './arguments.js';
+import type { PromoteFlags } from './options.js';
 import { parseSlot } from '../config/slot.js';
 
 export interface RefreshFlags extends PromoteFlags { from?: string; slot?: string }
