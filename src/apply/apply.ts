@@ -16,6 +16,7 @@ import { drainNewAction, failurePathOf, failurePaths } from '../plan/failure.js'
 import { runAction, waitForNewSlot } from './actions.js';
 import type { ApplyContext } from './context.js';
 import { backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
+import { policyOf } from './policy.js';
 
 export interface PhaseTiming { phase: string; ms: number }
 export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord> }
@@ -107,49 +108,42 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
 }
 
 async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]): Promise<ApplyResult> {
-  const timed = async (name: Phase['name'], fn: (p: Phase) => Promise<void>) => {
-    const p = phase(plan, name);
-    if (p.items.length === 0) return;
+  const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
+  // The phases run in the plan's order, the order the dry run printed; what a failure means is the phase's policy.
+  for (const [i, p] of plan.phases.entries()) {
+    if (p.items.length === 0) continue;
+    const policy = policyOf(p, i, plan.phases);
     const t0 = Date.now();
     ctx.logger.info(`${p.title}...`);
-    await fn(p);
-    timings.push({ phase: name, ms: Date.now() - t0 });
-  };
-
-  const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
-  // Before the switch: any failure runs its failure path (stop the new slot, end the freeze) and leaves live alone.
-  for (const name of ['freeze', 'copy', 'data', 'start', 'check'] as const) {
     try {
-      await timed(name, (p) => runItems(ctx, name, p.items));
+      if (policy === 'switch') await switchAll(ctx, plan, p, failurePathOf(paths, p.name));
+      else await runItems(ctx, p.name, p.items);
     } catch (err) {
-      await runFailurePath(ctx, plan, failurePathOf(paths, name));
-      throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, true);
+      switch (policy) {
+        case 'switch': throw err;
+        case 'stop':
+          // Before the switch: the failure path stops what was started and ends the freeze; live is untouched.
+          await runFailurePath(ctx, plan, failurePathOf(paths, p.name));
+          throw new PromotionFailed(p.title.toLowerCase(), err, true);
+        case 'fail':
+          await runFailurePath(ctx, plan, failurePathOf(paths, p.name));
+          throw err;
+        case 'rollback': {
+          // The old slot still runs: traffic goes straight back to it.
+          const t1 = Date.now();
+          const restored = await runFailurePath(ctx, plan, failurePathOf(paths, p.name));
+          ctx.logger.warn(`automatic rollback ${restored ? 'done' : 'INCOMPLETE'} in ${Date.now() - t1} ms`);
+          timings.push({ phase: 'rollback', ms: Date.now() - t1 });
+          throw new PromotionFailed(p.title.toLowerCase(), err, restored, true);
+        }
+        case 'warn': {
+          const msg = `${p.title}: ${describeError(err)} (traffic is already on the new slot)`;
+          ctx.warnings.push(msg);
+          ctx.logger.warn(msg);
+        }
+      }
     }
-  }
-
-  await timed('switch', () => switchAll(ctx, plan, failurePathOf(paths, 'switch')));
-
-  // The old slot still runs: a failure here sends the traffic back to it.
-  for (const name of ['post', 'watch'] as const) {
-    try {
-      await timed(name, (p) => runItems(ctx, name, p.items));
-    } catch (err) {
-      const t0 = Date.now();
-      const restored = await runFailurePath(ctx, plan, failurePathOf(paths, name));
-      ctx.logger.warn(`automatic rollback ${restored ? 'done' : 'INCOMPLETE'} in ${Date.now() - t0} ms`);
-      timings.push({ phase: 'rollback', ms: Date.now() - t0 });
-      throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, restored, true);
-    }
-  }
-
-  for (const name of ['unfreeze', 'drain', 'stop-old', 'purge'] as const) {
-    try {
-      await timed(name, (p) => runItems(ctx, name, p.items));
-    } catch (err) {
-      const msg = `${phase(plan, name).title}: ${describeError(err)} (traffic is already on the new slot)`;
-      ctx.warnings.push(msg);
-      ctx.logger.warn(msg);
-    }
+    timings.push({ phase: p.name, ms: Date.now() - t0 });
   }
   return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports, data: ctx.data ?? {} };
 }
@@ -185,15 +179,15 @@ async function runFailurePath(ctx: ApplyContext, plan: Plan, path: FailurePath |
  * Switches load balancers one after another. When one fails, those already switched (and the one
  * that failed) get their previous map entries back, so all load balancers keep agreeing on the live slot.
  */
-async function switchAll(ctx: ApplyContext, plan: Plan, onFailure: FailurePath | undefined): Promise<void> {
+async function switchAll(ctx: ApplyContext, plan: Plan, switchPhase: Phase, onFailure: FailurePath | undefined): Promise<void> {
   const begun = new Set<string>();
-  for (const item of phase(plan, 'switch').items) {
+  for (const item of switchPhase.items) {
     begun.add(item.target);
     try {
-      for (const action of item.actions) await step(ctx, 'switch', item.target, action);
+      for (const action of item.actions) await step(ctx, switchPhase.name, item.target, action);
     } catch (err) {
       const reverted = await runFailurePath(ctx, plan, onFailure, begun);
-      throw new PromotionFailed(`switching traffic on ${item.target}`, err, reverted);
+      throw new PromotionFailed(`${switchPhase.name === 'switch' ? 'switching traffic' : switchPhase.title.toLowerCase()} on ${item.target}`, err, reverted);
     }
   }
 }

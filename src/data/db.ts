@@ -7,6 +7,7 @@
 import type { DatabaseConnection, DatabaseEngine } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';
 import { describeConnection } from './connection.js';
+import { currentInstrument } from '../run/instrument.js';
 
 export interface Db {
   readonly engine: DatabaseEngine;
@@ -63,8 +64,9 @@ export async function openDb(conn: DatabaseConnection, opts: OpenOptions = {}): 
   const target = { ...conn, database: opts.database ?? conn.database };
   // Drivers load only when a database is used: most commands never need one.
   const readOnly = opts.readOnly === true;
-  if (conn.engine === 'postgres') return (await import('./postgres.js')).openPostgres(target, { readOnly });
-  return (await import('./mysql.js')).openMysql(target, { readOnly });
+  const db = conn.engine === 'postgres' ? await (await import('./postgres.js')).openPostgres(target, { readOnly }) : await (await import('./mysql.js')).openMysql(target, { readOnly });
+  const wrap = currentInstrument()?.db;
+  return wrap ? wrap(db, readOnly) : db;
 }
 
 const AUTH_CODES = new Set(['28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR']);

@@ -1,11 +1,15 @@
 import { spawn } from 'node:child_process';
 import { UpdateserverError } from '../errors.js';
+import { currentInstrument } from '../run/instrument.js';
 
 /**
  * Runs `producer | consumer` without a shell (each with its own environment), streaming; fails with
  * both programs' stderr when either exits non-zero.
  */
 export function pipeCommands(producer: { argv: string[]; env: NodeJS.ProcessEnv }, consumer: { argv: string[]; env: NodeJS.ProcessEnv }, what: string): Promise<void> {
+  const local = currentInstrument()?.local;
+  local?.(producer.argv);
+  local?.(consumer.argv);
   return new Promise((resolve, reject) => {
     const [pFile, ...pArgs] = producer.argv;
     const [cFile, ...cArgs] = consumer.argv;

@@ -29,6 +29,9 @@ export interface CheckTargetSpec {
 
 export const PLAN_VERSION = 1;
 
+/** Every command that changes something is one of these, and builds a plan (src/run/run.ts runs it). */
+export type PlanVerb = 'promote' | 'flip' | 'rollback' | 'maintenance' | 'purge' | 'refresh';
+
 export type Action =
   /**
    * A shell command on a host over its SSH connection. `undo` is what stops what it started, run
@@ -98,10 +101,22 @@ export type PhaseName = 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch
   /** Phases of the failure paths only. */
   | 'revert' | 'drain-new' | 'stop-new';
 
+/**
+ * What a failure in a phase means (apply/apply.ts), as plan data so that the dry run can say it:
+ *   stop: live traffic was not touched; the phase's failure path runs and the run fails.
+ *   switch: items run one after another; the failure path runs for the items begun, and the run fails.
+ *   rollback: traffic had moved; the failure path (switch back) runs and the run fails.
+ *   warn: the run has done what matters; the failure is a warning.
+ *   fail: nothing to undo beyond the failure path; the run fails with the step's own error.
+ */
+export type PhasePolicy = 'stop' | 'switch' | 'rollback' | 'warn' | 'fail';
+
 export interface Phase {
   name: PhaseName;
   title: string;
   items: PlanItem[];
+  /** Absent in plans journalled before it existed and in promotion plans: derived from the name (apply/policy.ts). */
+  policy?: PhasePolicy;
 }
 
 /**
@@ -137,8 +152,12 @@ export interface ServicePlan {
 
 export interface Plan {
   version: typeof PLAN_VERSION;
-  /** promote: a release from the previous stage goes into the idle slot; flip: the idle slot's own release goes live. */
-  action: 'promote' | 'flip' | 'rollback';
+  /**
+   * promote: a release from the previous stage goes into the idle slot; flip: the idle slot's own release
+   * goes live; rollback: a flip back to the slot live before; maintenance: the maintenance and read-only
+   * map entries; purge: old releases removed; refresh: a later stage's data into an idle slot's database.
+   */
+  action: PlanVerb;
   stage: string;
   from: string;
   createdAt: string;

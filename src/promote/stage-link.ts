@@ -1,5 +1,5 @@
 import type { Stage } from '../config/model.js';
-import { ConfigError, UpdateserverError, describeError } from '../errors.js';
+import { ConfigError, describeError } from '../errors.js';
 import type { Balancer } from '../lb/balancer.js';
 import { closeBalancers, openBalancers } from '../lb/open.js';
 import type { Logger } from '../log.js';
@@ -8,15 +8,9 @@ import { ExecTunnel, type StreamingTransport } from '../transport/tunnel.js';
 import type { Transport } from '../transport/transport.js';
 import { SshTransport } from '../transport/ssh.js';
 
-/**
- * Wrappers put around the real connections of a run: the recording test (test/lab/recorder.ts) records
- * every command sent to a host and every change sent to a load balancer, and compares them with the plan.
- * A wrapped transport keeps the real one's `stream` (rsync's tunnel needs it).
- */
-export interface Instrument {
-  transport?: (t: Transport) => Transport;
-  balancer?: (b: Balancer) => Balancer;
-}
+/** A wrapped transport keeps the real one's `stream` (rsync's tunnel needs it). See run/instrument.ts. */
+export type { Instrument } from '../run/instrument.js';
+import type { Instrument } from '../run/instrument.js';
 
 /** Everything opened for one stage during a run: one SSH connection per host, the load balancers. Closed in finally. */
 export class StageLink {

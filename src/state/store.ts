@@ -8,6 +8,7 @@ import type { WriteMark } from '../data/writes.js';
 import { mkdir, readFile, rename, writeFile, appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SlotName } from '../config/model.js';
+import type { PlanVerb } from '../plan/plan.js';
 
 /** What a slot's database holds after a promotion: the data version that goes into the release record. */
 export interface DataRecord {
@@ -59,7 +60,7 @@ export interface StageState {
 export interface HistoryEntry {
   at: string;
   stage: string;
-  action: 'promote' | 'flip' | 'rollback' | 'maintenance';
+  action: PlanVerb;
   result: 'ok' | 'failed' | 'rolled back';
   user: string;
   services: Record<string, { from: SlotName; to: SlotName; release: string; data?: DataRecord }>;

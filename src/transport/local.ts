@@ -3,6 +3,7 @@ import { createConnection } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HostError } from '../errors.js';
 import type { ExecOptions, ExecResult, Transport } from './transport.js';
+import { currentInstrument } from '../run/instrument.js';
 
 /** Runs commands on the orchestrator's own machine (relay cache, local load balancer). */
 export class LocalTransport implements Transport {
@@ -50,6 +51,7 @@ function forwardSignals(): void {
 export function runLocal(argv: readonly string[], options: ExecOptions & { host?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('runLocal: empty argv');
+  currentInstrument()?.local?.(argv);
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout ends the program and every child it started; Ctrl-C and
     // termination of the orchestrator are passed on to the groups still running (see forwardSignals).

@@ -1,0 +1,157 @@
+/*
+ * The one shape of every command that changes something (promote, flip, rollback, refresh,
+ * maintenance, purge): validate, lock, connect, read (observe), plan (a pure function of what was
+ * read), then either stop there (a dry run, or nothing to do) or journal, notify, apply and record.
+ * Whether a run is a dry run is decided here and nowhere else: the verbs only read and plan; a dry run
+ * is the same run stopped after its plan.
+ */
+import type { Project, Stage } from '../config/model.js';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Plan, PlanVerb } from '../plan/plan.js';
+import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import type { ApplyContext, StepEvent } from '../apply/context.js';
+import { runNotifier } from '../notify/notify.js';
+import { openState, type StateBackend } from '../state/backend.js';
+import type { StageState } from '../state/store.js';
+import type { Interrupted } from '../state/journal.js';
+import { StageLink, type Instrument } from '../promote/stage-link.js';
+import { lockStage } from '../promote/lock.js';
+import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from '../promote/interrupted.js';
+import { settleAll } from '../transport/runner.js';
+import { appendRun, recordFailure } from '../promote/record.js';
+import { withInstrument } from './instrument.js';
+
+/** What the person running the command asked for, the same for every verb. */
+export interface RunRequest {
+  project: Project;
+  logger: Logger;
+  dryRun?: boolean;
+  /** Wait up to this long for another run's lock. */
+  waitMs?: number;
+  /** After an interrupted run: clean up after it and stop (abandon) or go on (resume). */
+  abandon?: boolean;
+  resume?: boolean;
+  now?: () => Date;
+  /** Names the run in notifications (default: its start time). */
+  runId?: string;
+  /** Given the plan before it is applied; the listener it returns hears every step (the progress display). */
+  progress?: (plan: Plan) => ((event: StepEvent) => void) | undefined;
+  /** Wrappers around the run's connections and database clients (the recording test). */
+  instrument?: Instrument;
+}
+
+/** Everything a verb's read phase may look at: the connections, the state store and what it recorded. */
+export interface Observed {
+  target: StageLink;
+  /** The other stages opened for reading (promote: the previous stage; refresh: the later one). */
+  others: StageLink[];
+  state: StateBackend;
+  recorded: StageState | undefined;
+  request: RunRequest;
+  /**
+   * The run will stop after its plan (a dry run). Reading never writes anyway; the one reader that must
+   * know is the first stage's staging of a release, which a run that applies names in the relay cache
+   * and a read-only run stages outside the state directory.
+   */
+  readOnly: boolean;
+}
+
+/** A verb's plan, or the reason there is nothing to do (the plan is still shown). */
+export interface Planned { plan: Plan; skipped?: string }
+
+export interface Verb<Facts> {
+  name: PlanVerb;
+  stage: Stage;
+  /** Hosts of the stage the run connects to (besides an interrupted run's). */
+  hosts: readonly string[];
+  /** Other stages only read: opened beside the stage, settled together. */
+  others?: ReadonlyArray<{ stage: Stage; hosts: readonly string[] }>;
+  /** Verbs that move traffic settle an interrupted run of the stage first (promote, flip, rollback). */
+  settlesInterrupted?: boolean;
+  /** Verbs whose runs the profile's webhook hears about (those that move traffic). */
+  notifies?: boolean;
+  /** The read phase: everything the plan depends on. Changes nothing. */
+  observe(run: Observed): Promise<Facts>;
+  /** The planner: a pure function of what was read. */
+  plan(facts: Facts, run: Observed): Planned;
+  /** Extra context the apply needs (promote: rsync's tunnel over the run's connections). */
+  applyContext?(run: Observed, facts: Facts): Promise<Partial<ApplyContext>>;
+  /** What a run that applied its plan leaves in the state store (after the journal is closed). */
+  recorded?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts, durationMs: number): Promise<void>;
+  /** Whether the history keeps a line for a failed run of this verb (recordFailure). */
+  recordsFailures?: boolean;
+}
+
+export interface RunResult<Facts> {
+  plan: Plan;
+  applied: boolean;
+  /** Why nothing was applied, when nothing was. */
+  skipped?: string;
+  apply?: ApplyResult;
+  facts?: Facts;
+  durationMs: number;
+}
+
+export async function runVerb<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunResult<Facts>> {
+  return withInstrument(request.instrument, () => run(request, verb));
+}
+
+async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunResult<Facts>> {
+  const started = Date.now();
+  const now = request.now ?? (() => new Date());
+  const { project, logger, stage } = { ...request, stage: verb.stage };
+  const dryRun = request.dryRun === true;
+  const state = openState(project, stage);
+  const target = new StageLink(stage, request.instrument);
+  const others = (verb.others ?? []).map((o) => new StageLink(o.stage, request.instrument));
+  // A dry run takes no lock (it only reports the holder): it changes nothing another run could see.
+  const lock = await lockStage(state, stage.name, { dryRun, ...(request.waitMs === undefined ? {} : { waitMs: request.waitMs }), logger });
+  try {
+    let interrupted: Interrupted | undefined;
+    if (verb.settlesInterrupted) {
+      interrupted = await state.journals.readInterrupted(stage.name);
+      refuseUnlessTold(interrupted, stage.name, { dryRun, ...(request.abandon ? { abandon: true } : {}), ...(request.resume ? { resume: true } : {}) });
+    }
+    const hosts = [...new Set([...verb.hosts, ...hostsOfInterrupted(interrupted)])];
+    logger.info(`connecting to ${hosts.length} host(s) of ${stage.name}${others.length ? ` and ${others.map((o) => `the hosts of ${o.stage.name} it reads`).join(', ')}` : ''}`);
+    // Every side settles before a failure is reported, so no connection is left half-open behind it.
+    await settleAll([target.open(hosts), ...others.map((o, i) => o.open(verb.others![i]!.hosts))]);
+    logger.debug('connected');
+    if (verb.settlesInterrupted) {
+      const abandoned = await settleInterrupted(interrupted, stage, target, state, { dryRun, ...(request.abandon ? { abandon: true } : {}), logger });
+      if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
+    }
+    const observed: Observed = { target, others, state, recorded: await state.store.read(stage.name), request, readOnly: dryRun };
+    const facts = await verb.observe(observed);
+    const { plan, skipped } = verb.plan(facts, observed);
+    if (skipped !== undefined) return { plan, applied: false, skipped, facts, durationMs: Date.now() - started };
+    if (dryRun) return { plan, applied: false, skipped: 'dry run', facts, durationMs: Date.now() - started };
+
+    const t0 = Date.now();
+    const journal = await state.journals.begin(plan);
+    const notifier = verb.notifies ? runNotifier(stage.notify, plan, logger, request.runId ?? new Date(started).toISOString(), now) : undefined;
+    await notifier?.started();
+    const onStep = request.progress?.(plan);
+    let apply: ApplyResult;
+    try {
+      const extra = await verb.applyContext?.(observed, facts) ?? {};
+      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal, ...extra, ...(onStep ? { onStep } : {}) }, plan);
+    } catch (err) {
+      // Recording the failure never hides it.
+      if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger);
+      await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
+      await notifier?.finished(err);
+      throw err;
+    }
+    await journal.finish('ok');
+    if (verb.recorded) await verb.recorded(observed, plan, apply, facts, Date.now() - t0);
+    else await appendRun(state.store, plan, 'ok', Date.now() - t0, now());
+    await notifier?.finished();
+    return { plan, applied: true, apply, facts, durationMs: Date.now() - started };
+  } finally {
+    await Promise.all([target.close(logger), ...others.map((o) => o.close(logger))]);
+    await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
+    await state.close().catch((err: unknown) => logger.warn(`closing the state store: ${describeError(err)}`));
+  }
+}
