@@ -8,7 +8,7 @@ import { runLocal } from '../transport/local.js';
 import { run } from '../transport/transport.js';
 import { quoteAll } from '../commands/shell.js';
 import { bytesSent } from '../commands/rsync.js';
-import { runDataCopy, runMigrate } from './data-actions.js';
+import { runDataCopy, runMigrate, runSql } from './data-actions.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
@@ -47,6 +47,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       return;
     case 'migrate':
       await runMigrate(ctx, action);
+      return;
+    case 'sql':
+      await runSql(ctx, action);
       return;
     case 'server-health':
       for (const server of action.servers) await balancer(ctx, action.loadBalancer).serverHealth(action.backend, server, action.health);

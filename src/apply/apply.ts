@@ -10,6 +10,7 @@ import { describeError, UpdateserverError } from '../errors.js';
 import { eachLimited } from '../transport/runner.js';
 import type { CheckReport } from '../health/checks.js';
 import type { DataRecord } from '../state/store.js';
+import type { SnapshotResult } from '../data/snapshot.js';
 import type { Balancer } from '../lb/balancer.js';
 import type { Action, FailurePath, Phase, Plan, PlanItem } from '../plan/plan.js';
 import { drainNewAction, failurePathOf, failurePaths } from '../plan/failure.js';
@@ -19,7 +20,7 @@ import { backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
 import { policyOf } from './policy.js';
 
 export interface PhaseTiming { phase: string; ms: number }
-export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord> }
+export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord>; snapshots: SnapshotResult[] }
 
 export class PromotionFailed extends UpdateserverError {
   /**
@@ -145,7 +146,7 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
     }
     timings.push({ phase: p.name, ms: Date.now() - t0 });
   }
-  return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports, data: ctx.data ?? {} };
+  return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports, data: ctx.data ?? {}, snapshots: ctx.snapshots ?? [] };
 }
 
 /**
@@ -214,10 +215,11 @@ async function revertMap(ctx: ApplyContext, plan: Plan, action: Extract<Action, 
   }
   // Read back, as after a switch: the load balancer whose switch failed may refuse this too and yet never
   // have moved, and a command lost on its way can look like one that worked.
-  const wrong = await notOnPreviousSlots(balancer, action.file, plan);
+  const wrong = await notAsBefore(balancer, action, plan);
   if (wrong === undefined) {
-    ctx.logger.warn(refused === undefined ? `${name}: switched back to the previous slots`
-      : `${name}: on the previous slots (it had not switched; switching it back said: ${describeError(refused)})`);
+    // Operators (and the fault tests) read these words: a promotion's revert names slots.
+    const what = plan.services.length > 0 ? ['switched back to the previous slots', 'on the previous slots (it had not switched; switching it back said'] : ['put back as it was', 'as it was (it had not changed; putting it back said'];
+    ctx.logger.warn(refused === undefined ? `${name}: ${what[0]}` : `${name}: ${what[1]}: ${describeError(refused)})`);
     return true;
   }
   ctx.logger.error(`${name}: could not switch back: ${refused === undefined ? wrong : describeError(refused)}; check it by hand (updateserver status ${plan.stage})`);
@@ -225,16 +227,21 @@ async function revertMap(ctx: ApplyContext, plan: Plan, action: Extract<Action, 
 }
 
 /**
- * Undefined when a load balancer's runtime map names the slots that were live before the run;
- * otherwise what is wrong. Its map file is rewritten from the runtime map either way: the file must say
- * what is in force, so that a reload does not bring back a state nobody sees in `show map`.
+ * Undefined when a load balancer's runtime map holds what the revert puts back: for a service, its
+ * slot live before the run (no entry is the default slot); for any other entry (maintenance, the write
+ * freeze), its value then (no entry reads as off). Otherwise what is wrong. The map file is rewritten
+ * from the runtime map either way: the file must say what is in force, so that a reload does not bring
+ * back a state nobody sees in `show map`.
  */
-async function notOnPreviousSlots(balancer: Balancer, file: string, plan: Plan): Promise<string | undefined> {
+async function notAsBefore(balancer: Balancer, action: Extract<Action, { kind: 'revert-map' }>, plan: Plan): Promise<string | undefined> {
   try {
-    const map = await balancer.readMap(file);
-    await balancer.persistMap(file);
-    const wrong = plan.services.filter((s) => slotOfMapEntry(s.service, map.get(s.service)) !== s.live);
-    if (wrong.length > 0) return `its map still says ${wrong.map((s) => `${s.service} -> ${backendOfMapEntry(s.service, map.get(s.service))}`).join(', ')}`;
+    const map = await balancer.readMap(action.file);
+    await balancer.persistMap(action.file);
+    const services = new Map(plan.services.map((s) => [s.service, s.live]));
+    const wrong = Object.entries(action.entries).filter(([key, value]) => (services.has(key)
+      ? slotOfMapEntry(key, map.get(key)) !== services.get(key)
+      : (map.get(key) ?? 'off') !== value));
+    if (wrong.length > 0) return `its map still says ${wrong.map(([key]) => `${key} -> ${services.has(key) ? backendOfMapEntry(key, map.get(key)) : map.get(key) ?? 'off'}`).join(', ')}`;
     return undefined;
   } catch (err) {
     return describeError(err);
@@ -253,6 +260,15 @@ export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: Re
   const done: string[] = [];
   let switched = false;
   const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
+  // Verbs that move no slot: their own failure path (maintenance: every load balancer back as it was, so
+  // that all agree again), else nothing to undo.
+  if (plan.action === 'maintenance' || plan.action === 'purge' || plan.action === 'refresh') {
+    const begun = plan.phases.find((p) => phasesBegun.has(p.name));
+    if (begun) await runFailurePath(ctx, plan, failurePathOf(paths, begun.name));
+    const said = { maintenance: 'the maintenance entries were put back as they were on every load balancer; run the maintenance command again',
+      purge: 'some old releases may be left: run purge again', refresh: 'the refreshed slot\'s database may be incomplete: run refresh again before sending traffic to it' };
+    return { switched: false, summary: begun ? said[plan.action] : 'nothing had changed' };
+  }
   // The failure path without its end of the freeze, which runs last whatever the case.
   const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze') };
   if (['unfreeze', 'drain', 'stop-old', 'purge'].some((p) => phasesBegun.has(p))) {

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { CheckReport } from '../health/checks.js';
 import type { Journal } from '../state/journal.js';
 import type { DataRecord } from '../state/store.js';
+import type { SnapshotResult } from '../data/snapshot.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
 import type { TransportPool } from '../transport/pool.js';
 
@@ -25,6 +26,8 @@ export interface ApplyContext {
   journal?: Journal;
   /** Per service: what the data step left in the idle slot's database (the release record's data version). */
   data?: Record<string, DataRecord>;
+  /** Every database snapshot made (data-copy), in order. */
+  snapshots?: SnapshotResult[];
   /** rsync's way to the hosts over the run's own SSH connections. */
   tunnel?: ExecTunnel;
   /** Told of every step as it begins, ends or fails (the terminal's progress display). */

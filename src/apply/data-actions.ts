@@ -6,13 +6,14 @@ import { ident } from '../data/snapshot.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { migrate, migrationStatus } from '../data/migrations/runner.js';
 import { markWrites } from '../data/writes.js';
-import { describeError } from '../errors.js';
+import { describeError, UpdateserverError } from '../errors.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
 export async function runDataCopy(ctx: ApplyContext, action: Extract<Action, { kind: 'data-copy' }>): Promise<void> {
   const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, fastPath: action.fastPath, protect: [action.live], logger: ctx.logger });
   ctx.warnings.push(...result.warnings);
+  (ctx.snapshots ??= []).push(result);
   ctx.logger.info(`${action.service}: copied ${result.tables} table(s), ${result.rows} row(s) from ${result.source} into ${result.target} in ${result.ms} ms by ${result.method} (${result.why}); row counts match`, { snapshot: result });
   // The migrate action that follows completes the record with the version.
   (ctx.data ??= {})[action.service] = {
@@ -58,4 +59,21 @@ export async function runMigrate(ctx: ApplyContext, action: Extract<Action, { ki
   } finally {
     await db.close();
   }
+}
+
+/** Statements on one database (refresh.after on a refreshed copy): one session, one transaction when asked. */
+export async function runSql(ctx: ApplyContext, action: Extract<Action, { kind: 'sql' }>): Promise<void> {
+  if (action.statements.length === 0) return;
+  const db = await openDb(action.connection);
+  try {
+    const all = async () => { for (const sql of action.statements) await db.exec(sql); };
+    if (action.transaction) await db.tx(all); else await all();
+  } catch (err) {
+    throw new UpdateserverError(`${action.service}: ${action.title} failed on ${describeConnection(action.connection)}: ${describeError(err)}`, {
+      cause: err, ...(action.hint ? { hint: action.hint } : {}),
+    });
+  } finally {
+    await db.close();
+  }
+  ctx.logger.info(`${action.service}: ran ${action.statements.length} statement(s) on ${describeConnection(action.connection)}`);
 }

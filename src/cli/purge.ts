@@ -11,7 +11,7 @@ export async function runPurge(stage: string, flags: PromoteFlags & { keep?: str
   try {
     // At least 2: the two slots' releases are always kept.
     const keep = integerOption('--keep', flags.keep, 2, 100);
-    const result = await purge({ project: projectFrom(flags), stage, keep, services: flags.service, dryRun: flags.dryRun, waitMs: waitMsOf(flags.wait), logger });
+    const result = await purge({ project: projectFrom(flags), stage, keep, services: flags.service, dryRun: flags.dryRun === true, waitMs: waitMsOf(flags.wait), logger });
     if (flags.json) printJson({ ok: true, ...result });
     else {
       if (result.removed.length === 0) process.stdout.write(`${stage}: nothing to remove (at most ${result.keep} complete releases per service on each host)\n`);

@@ -65,16 +65,39 @@ export function refuseUnsafeTarget(src: DatabaseConnection, dst: DatabaseConnect
   }
 }
 
+/** The admin database a target is dropped and created from. */
+const adminDatabase = (dst: DatabaseConnection): string => (dst.engine === 'postgres' ? 'postgres' : '');
+
+/** What recreate sends, in order, on a session to adminDatabase(dst). */
+export function recreateStatements(dst: DatabaseConnection): string[] {
+  const name = ident(dst.engine, dst.database);
+  return [dst.engine === 'postgres' ? dropDatabaseSql(dst.database) : `DROP DATABASE IF EXISTS ${name}`, `CREATE DATABASE ${name}`];
+}
+
 /** Drops and recreates the (empty) target database. */
 async function recreate(dst: DatabaseConnection): Promise<void> {
-  const admin = await openDb(dst, { database: dst.engine === 'postgres' ? 'postgres' : '' });
+  const admin = await openDb(dst, { database: adminDatabase(dst) });
   try {
-    const name = ident(dst.engine, dst.database);
-    await admin.exec(dst.engine === 'postgres' ? dropDatabaseSql(dst.database) : `DROP DATABASE IF EXISTS ${name}`);
-    await admin.exec(`CREATE DATABASE ${name}`);
+    for (const sql of recreateStatements(dst)) await admin.exec(sql);
   } finally {
     await admin.close();
   }
+}
+
+/**
+ * Every change a copy by dump makes, in the order it makes them, in the words of a recording of the
+ * run's database sessions and local programs (test/lab/recorder.ts): the statements on the target
+ * server, then the programs. Reads (row counts, the exported snapshot) change nothing and are not
+ * listed; `snapshot` and `dir` stand for what only the run knows (the exported snapshot's id, the
+ * temporary dump directory).
+ */
+export function dumpCopyEffects(src: DatabaseConnection, dst: DatabaseConnection, jobs: number, at: { snapshot: string; dir: string }): Array<{ target: string; effect: string }> {
+  const admin = describeConnection({ ...dst, database: adminDatabase(dst) });
+  const out = recreateStatements(dst).map((sql) => ({ target: admin, effect: `sql ${sql}` }));
+  const argv = src.engine === 'postgres'
+    ? (jobs > 1 ? [pgDumpArgv(src, { snapshot: at.snapshot, jobs, dir: `${at.dir}/dump` }), pgRestoreArgv(dst, { jobs, dir: `${at.dir}/dump` })] : [pgDumpArgv(src, { snapshot: at.snapshot, jobs: 1 }), pgRestoreArgv(dst, { jobs: 1 })])
+    : [mysqldumpArgv(src), mysqlArgv(dst)];
+  return [...out, ...argv.map((a) => ({ target: 'local', effect: `run ${a.join(' ')}` }))];
 }
 
 /** pg_dump | pg_restore from one exported snapshot; the row counts are taken in that snapshot. */

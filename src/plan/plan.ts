@@ -80,6 +80,11 @@ export type Action =
     /** Strategy shared: both slots use this database, so nothing is left behind by a rollback. */
     shared?: boolean;
   }
+  /**
+   * SQL statements run on one database, in order, on one session: in one transaction when
+   * `transaction` (PostgreSQL: all or nothing), else each committed as it runs (MySQL commits DDL by itself).
+   */
+  | { kind: 'sql'; service: string; connection: DatabaseConnection; statements: readonly string[]; transaction: boolean; title: string; hint?: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**

@@ -47,6 +47,8 @@ function describe(action: Action): string {
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
     ].join('\n');
     case 'migrate': return describeMigrate(action);
+    case 'sql': return [`on ${describeConnection(action.connection)}${action.transaction ? ', in one transaction' : ', each statement committed as it runs'}:`,
+      ...action.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`))].join('\n');
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');
@@ -87,14 +89,23 @@ function renderFailurePaths(plan: Plan, options: { commands?: boolean; failures?
   return out;
 }
 
+const HEADLINES: Record<Plan['action'], (plan: Plan) => string> = {
+  promote: (p) => `Plan: promote ${p.from} -> ${p.stage}`,
+  flip: (p) => `Plan: flip ${p.stage} to its other slot`,
+  rollback: (p) => `Plan: roll ${p.stage} back to the slot that was live before`,
+  maintenance: (p) => `Plan: ${p.phases[0]?.title.toLowerCase() ?? 'maintenance'} of ${p.stage}`,
+  purge: (p) => `Plan: remove old releases from the hosts of ${p.stage}`,
+  refresh: (p) => `Plan: refresh ${p.stage} from ${p.from}'s live data`,
+};
+
 /** The plan as an operator reads it before a release: what moves where, then every step, then what runs on a failure. */
 export function renderPlan(plan: Plan, options: { commands?: boolean; failures?: 'collapsed' | 'full' } = {}): string {
-  const out: string[] = [plan.action === 'rollback' ? `Plan: roll ${plan.stage} back to the slot that was live before` : plan.action === 'flip' ? `Plan: flip ${plan.stage} to its other slot` : `Plan: promote ${plan.from} -> ${plan.stage}`];
+  const out: string[] = [HEADLINES[plan.action](plan)];
   for (const s of plan.services) {
     out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
       `slot ${s.target} gets ${s.release} on ${s.hosts.join(', ')}`);
     out.push(`    from ${s.source}`);
-    if (s.fetch) out.push(`    pulled into the local cache first (read phase, ${s.fetch.route === 'tunnel' ? 'over the run\'s SSH connection' : 'over OpenSSH'}; the file list ${s.fetch.filesFrom} written from the release's manifest):`, `      (local) $ ${quoteAll(s.fetch.argv)}`);
+    if (s.fetch) out.push(`    pulled into the local cache first (before the first step, ${s.fetch.route === 'tunnel' ? 'over the run\'s SSH connection' : 'over OpenSSH'}; the file list ${s.fetch.filesFrom} written from the release's manifest):`, `      (local) $ ${quoteAll(s.fetch.argv)}`);
     if (s.data) out.push(`    data: ${s.data}`);
   }
   plan.phases.filter((p) => p.items.length > 0).forEach((phase, i) => {

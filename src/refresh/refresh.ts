@@ -8,27 +8,21 @@
  */
 import { loadPipeline } from '../config/load.js';
 import { connectionOf, type Database, type DatabaseConnection, type Project, type SlotName, type Stage } from '../config/model.js';
-import { ConfigError, UpdateserverError, describeError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { ConfigError } from '../errors.js';
 import { describeConnection } from '../data/connection.js';
-import { openDb } from '../data/db.js';
-import { copyDatabase, refuseUnsafeTarget, type SnapshotResult } from '../data/snapshot.js';
+import { refuseUnsafeTarget, type SnapshotResult } from '../data/snapshot.js';
 import { readLiveSlots } from '../observe/live.js';
-import { openState } from '../state/backend.js';
-import { StageLink, selectServices } from '../promote/stage-link.js';
-import { lockStage } from '../promote/lock.js';
+import { selectServices } from '../promote/stage-link.js';
+import { PLAN_VERSION, type Action, type Plan, type PlanItem } from '../plan/plan.js';
+import { runVerb, type RunRequest } from '../run/run.js';
 import { DEFAULT_SLOT, idleSlot } from '../config/slot.js';
 
-export interface RefreshOptions {
-  project: Project;
+export interface RefreshOptions extends RunRequest {
   stage: string;
   from: string;
-  logger: Logger;
-  dryRun?: boolean;
   services?: string[];
   /** The slot whose database is replaced; default the idle one. Never the live one. */
   slot?: SlotName;
-  waitMs?: number;
 }
 
 export interface RefreshStep {
@@ -49,6 +43,7 @@ export interface RefreshResult {
   applied: boolean;
   snapshots: SnapshotResult[];
   durationMs: number;
+  plan: Plan;
 }
 
 /** The stages from `from` back to the first one; `stage` must be among them, before `from`. */
@@ -105,55 +100,51 @@ export function refreshSteps(stage: Stage, from: Stage, live: { stage: Record<st
   return steps;
 }
 
-/** refresh.after on the copy: in one transaction on PostgreSQL (all or nothing); statement by statement on MySQL. */
-async function runAfter(step: RefreshStep, logger: Logger): Promise<void> {
-  if (step.after.length === 0) return;
-  const db = await openDb(step.target);
-  try {
-    const all = async () => { for (const sql of step.after) await db.exec(sql); };
-    if (step.target.engine === 'postgres') await db.tx(all); else await all();
-  } catch (err) {
-    throw new UpdateserverError(`${step.service}: refresh.after failed on ${describeConnection(step.target)}: ${describeError(err)}`, {
-      cause: err, hint: 'the copy is in the database but not renamed: fix refresh.after in the profile and run refresh again before using it',
-    });
-  } finally {
-    await db.close();
-  }
-  logger.info(`${step.service}: ran ${step.after.length} refresh.after statement(s) on ${describeConnection(step.target)}`);
+/**
+ * The planner: per service, the copy (never by TEMPLATE: that would hold the later stage's new
+ * connections for the copy) and refresh.after on it, in one transaction on PostgreSQL (all or nothing),
+ * statement by statement on MySQL.
+ */
+export function planRefresh(stage: Stage, from: Stage, steps: readonly RefreshStep[], live: Record<string, SlotName>, now: Date): Plan {
+  const items: PlanItem[] = steps.map((step) => {
+    const actions: Action[] = [{
+      kind: 'data-copy', service: step.service, source: step.source, target: step.target, jobs: step.jobs, frozen: false, fastPath: 'off', live: step.live,
+      title: `copy ${from.name}'s live ${describeConnection(step.source)} into slot ${step.slot}'s ${describeConnection(step.target)} (read-only, one snapshot)`,
+    }];
+    if (step.after.length > 0) {
+      actions.push({
+        kind: 'sql', service: step.service, connection: step.target, statements: step.after, transaction: step.target.engine === 'postgres',
+        title: `run refresh.after (${step.after.length} statement(s)) on the copy`,
+        hint: 'the copy is in the database but not renamed: fix refresh.after in the profile and run refresh again before using it',
+      });
+    }
+    return { target: step.service, actions };
+  });
+  return {
+    version: PLAN_VERSION, action: 'refresh', stage: stage.name, from: from.name, createdAt: now.toISOString(), services: [], liveAfter: live,
+    // Nothing live is touched: a failure leaves the idle slot's database to be refreshed again.
+    phases: [{ name: 'data', title: `Copy ${from.name}'s live data into ${stage.name}'s idle slot databases`, policy: 'fail', items }],
+    onFailure: [],
+  };
 }
 
 export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
-  const started = Date.now();
-  const { project, logger } = options;
+  const { project } = options;
   const { stage, from } = await refreshPipeline(project, options.stage, options.from);
   refreshServices(stage, from, options.services);
-  // The earlier stage is the one changed: its lock keeps a promotion from replacing the same database meanwhile.
-  // The two stages share one state store (checked with the pipeline).
-  const state = openState(project, stage);
-  const lock = await lockStage(state, stage.name, options);
-  const links = [new StageLink(stage), new StageLink(from)];
-  try {
-    const { store } = state;
-    // Only the load balancers are asked (over SSH when they are remote): they decide what is live.
-    const [here, there] = await Promise.all(links.map(async (link) => {
-      await link.open(Object.values(link.stage.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : [])));
-      return readLiveSlots(link.stage, link.balancers, await store.read(link.stage.name));
-    }));
-    const live = { stage: here!, from: there! };
-    const steps = refreshSteps(stage, from, live, options);
-    if (options.dryRun) return { stage: stage.name, from: from.name, steps, applied: false, snapshots: [], durationMs: Date.now() - started };
-    const snapshots: SnapshotResult[] = [];
-    for (const step of steps) {
-      logger.info(`${step.service}: refreshing ${describeConnection(step.target)} (slot ${step.slot}) from ${from.name}'s live ${describeConnection(step.source)}`);
-      const result = await copyDatabase(step.source, step.target, { jobs: step.jobs, frozen: false, fastPath: 'off', protect: [step.live], logger });
-      logger.info(`${step.service}: copied ${result.tables} table(s), ${result.rows} row(s) in ${result.ms} ms; row counts match`, { snapshot: result });
-      await runAfter(step, logger);
-      snapshots.push(result);
-    }
-    return { stage: stage.name, from: from.name, steps, applied: true, snapshots, durationMs: Date.now() - started };
-  } finally {
-    await Promise.all(links.map((l) => l.close(logger)));
-    await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));
-    await state.close().catch((err: unknown) => logger.warn(`closing the state store: ${describeError(err)}`));
-  }
+  const now = options.now ?? (() => new Date());
+  // Only the load balancers are asked (over SSH when they are remote): they decide what is live.
+  const lbHosts = (s: Stage) => Object.values(s.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []));
+  // The earlier stage is the one changed: its lock keeps a promotion from replacing the same database
+  // meanwhile. The two stages share one state store (checked with the pipeline).
+  const result = await runVerb<{ steps: RefreshStep[]; live: Record<string, SlotName> }>(options, {
+    name: 'refresh', stage, hosts: lbHosts(stage), others: [{ stage: from, hosts: lbHosts(from) }],
+    observe: async (run) => {
+      const here = await readLiveSlots(stage, run.target.balancers, run.recorded);
+      const there = await readLiveSlots(from, run.others[0]!.balancers, await run.state.store.read(from.name));
+      return { steps: refreshSteps(stage, from, { stage: here, from: there }, options), live: here };
+    },
+    plan: (facts) => ({ plan: planRefresh(stage, from, facts.steps, facts.live, now()) }),
+  });
+  return { stage: stage.name, from: from.name, steps: result.facts?.steps ?? [], applied: result.applied, snapshots: result.apply?.snapshots ?? [], durationMs: result.durationMs, plan: result.plan };
 }

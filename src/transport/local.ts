@@ -10,7 +10,8 @@ export class LocalTransport implements Transport {
   constructor(readonly host: string = 'local') {}
 
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    return runLocal(['bash', '-c', command], { ...options, host: this.host });
+    // A transport's command, not a program of the run's own: the load balancer it serves records it as its effect.
+    return spawnLocal(['bash', '-c', command], { ...options, host: this.host });
   }
 
   openUnixSocket(path: string): Promise<Duplex> {
@@ -49,9 +50,13 @@ function forwardSignals(): void {
 
 /** Spawns argv without a shell (arguments are never re-parsed), collecting output, with a timeout. */
 export function runLocal(argv: readonly string[], options: ExecOptions & { host?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
+  currentInstrument()?.local?.(argv);
+  return spawnLocal(argv, options);
+}
+
+function spawnLocal(argv: readonly string[], options: ExecOptions & { host?: string; env?: NodeJS.ProcessEnv }): Promise<ExecResult> {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('runLocal: empty argv');
-  currentInstrument()?.local?.(argv);
   return new Promise((resolve, reject) => {
     // Its own process group, so a timeout ends the program and every child it started; Ctrl-C and
     // termination of the orchestrator are passed on to the groups still running (see forwardSignals).

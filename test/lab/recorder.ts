@@ -8,6 +8,9 @@ import type { Transport } from '../../src/transport/transport.js';
 import type { StreamingTransport } from '../../src/transport/tunnel.js';
 import type { Instrument } from '../../src/promote/stage-link.js';
 import type { Action, Phase, Plan } from '../../src/plan/plan.js';
+import type { Db } from '../../src/data/db.js';
+import { describeConnection } from '../../src/data/connection.js';
+import { dumpCopyEffects } from '../../src/data/snapshot.js';
 
 /** One effect on one target (a host or a load balancer), in words comparable with effectsOf(). */
 export interface Effect { target: string; effect: string }
@@ -29,6 +32,20 @@ export class Recorder {
     return {
       transport: (t) => this.transport(t),
       balancer: (b) => this.balancer(b),
+      db: (d) => this.db(d),
+      local: (argv) => this.add('local', `run ${maskLocal(argv.join(' '))}`),
+    };
+  }
+
+  /** A database session: every statement that changes something, on the database it was sent to. */
+  db(real: Db): Db {
+    const record = (sql: string) => { if (changes(sql)) this.add(real.label, `sql ${sql}`); };
+    return {
+      engine: real.engine, label: real.label,
+      query: (sql, params) => { record(sql); return real.query(sql, params); },
+      exec: (sql) => { record(sql); return real.exec(sql); },
+      tx: (fn) => real.tx(fn),
+      close: () => real.close(),
     };
   }
 
@@ -86,19 +103,35 @@ function rsyncOfArgv(argv: readonly string[]): string {
   return `rsync ${setup} link-dest ${linkDest ?? '-'} into ${dest.slice(dest.indexOf(':') + 1)}`;
 }
 
+/** Statements that only read or frame a transaction change nothing. */
+function changes(sql: string): boolean {
+  const first = /^\s*(?:--[^\n]*\n\s*)*([A-Za-z]+)/.exec(sql)?.[1]?.toUpperCase();
+  return first !== undefined && !['SELECT', 'SHOW', 'BEGIN', 'COMMIT', 'ROLLBACK', 'START', 'SET', 'EXPLAIN'].includes(first);
+}
+
+/** What only the run knows (pg_dump's exported snapshot, the temporary dump directory) in the words of dumpCopyEffects. */
+const RUN_ONLY = { snapshot: '<snapshot>', dir: '<dir>' };
+function maskLocal(command: string): string {
+  return command.replace(/--snapshot=\S+/g, `--snapshot=${RUN_ONLY.snapshot}`).replace(/\S*\/updateserver-dump-[^/\s]+/g, RUN_ONLY.dir);
+}
+
 /** The effects one action of a plan has, as the recorder words them. Reads (map read-back, session counts, HTTP checks) have none. */
 export function effectsOfAction(a: Action): Effect[] {
   switch (a.kind) {
     case 'exec': return [{ target: a.host, effect: `exec ${a.command}` }];
-    case 'local': return a.route === 'tunnel' && a.host ? [{ target: a.host, effect: rsyncOfArgv(a.argv) }] : [];
+    case 'local': return [{ target: 'local', effect: `run ${a.argv.join(' ')}` }, ...(a.route === 'tunnel' && a.host ? [{ target: a.host, effect: rsyncOfArgv(a.argv) }] : [])];
     case 'check': return a.target.command !== undefined && a.target.sshHost ? [{ target: a.target.sshHost, effect: `exec ${a.target.command}` }] : [];
     case 'watch': return a.probes.flatMap(effectsOfAction);
     case 'server-health': return a.servers.map((s) => ({ target: a.loadBalancer, effect: `set server ${a.backend}/${s} health ${a.health}` }));
     case 'set-map': return Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` }));
     case 'persist-map': return [{ target: a.loadBalancer, effect: `persist ${a.file}` }];
     case 'revert-map': return [...Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` })), { target: a.loadBalancer, effect: `persist ${a.file}` }];
-    // With no session left at the deadline, a drain changes nothing; the data steps are the database client's.
-    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'data-copy': case 'migrate': return [];
+    case 'sql': return a.statements.map((sql) => ({ target: describeConnection(a.connection), effect: `sql ${sql}` }));
+    // A copy by TEMPLATE is decided when it runs; a plan that may take it is compared by dump only where fastPath is off.
+    case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY) : [];
+    // With no session left at the deadline, a drain changes nothing. A migration's own statements and its
+    // version-table rows are not yet plan text (see the issue-16 note): not compared.
+    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'migrate': return [];
   }
 }
 
