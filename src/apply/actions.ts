@@ -9,6 +9,7 @@ import { run } from '../transport/transport.js';
 import { quoteAll } from '../commands/shell.js';
 import { bytesSent } from '../commands/rsync.js';
 import { runDataCopy, runMigrate, runSql } from './data-actions.js';
+import { runPull } from '../promote/source.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
@@ -51,6 +52,12 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
     case 'sql':
       await runSql(ctx, action);
       return;
+    case 'pull': {
+      const manifest = ctx.pull?.manifests.get(action.manifestHash);
+      if (manifest === undefined || !ctx.pull) throw new Error(`internal: the pull of ${action.release} has no manifest from the read phase`);
+      await runPull(action, manifest, action.fetch?.route === 'tunnel' ? await ctx.pull.tunnel() : undefined);
+      return;
+    }
     case 'server-health':
       for (const server of action.servers) await balancer(ctx, action.loadBalancer).serverHealth(action.backend, server, action.health);
       return;

@@ -28,6 +28,11 @@ export interface ApplyContext {
   data?: Record<string, DataRecord>;
   /** Every database snapshot made (data-copy), in order. */
   snapshots?: SnapshotResult[];
+  /**
+   * What a pull step needs beyond the plan: the source hosts' manifests read in the read phase (by
+   * hash), and rsync's way to the previous stage's hosts over the run's connections.
+   */
+  pull?: { manifests: ReadonlyMap<string, string>; tunnel: () => Promise<ExecTunnel> };
   /** rsync's way to the hosts over the run's own SSH connections. */
   tunnel?: ExecTunnel;
   /** Told of every step as it begins, ends or fails (the terminal's progress display). */

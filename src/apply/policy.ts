@@ -5,7 +5,7 @@
 import type { Phase, PhasePolicy } from '../plan/plan.js';
 
 const BY_NAME: Partial<Record<Phase['name'], PhasePolicy>> = {
-  copy: 'stop', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
+  pull: 'stop', copy: 'stop', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
   switch: 'switch',
   post: 'rollback', watch: 'rollback',
   unfreeze: 'warn', drain: 'warn', 'stop-old': 'warn', purge: 'warn',

@@ -56,6 +56,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addCommonOptions(program.command('maintenance <stage> <mode>')
     .description('maintenance page for every request (on), writes refused with 503 while reads are served (read-only), or normal service (off); switched at every load balancer without a reload, under the stage\'s lock')
     .option('-n, --dry-run', 'print the plan (the map entries each load balancer gets, and what is put back if one fails) and change nothing')
+    .option('-f, --force', 'an emergency: change the entries even while another command holds the stage\'s lock (a hung run, a lock taken by hand); this can end a promotion\'s write freeze')
     .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock instead of giving up'))
     .addHelpText('after', '\nModes: on | read-only | off')

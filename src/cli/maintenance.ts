@@ -16,7 +16,7 @@ export async function runMaintenance(stage: string, mode: string, flags: Promote
     if (!(MODES as readonly string[]).includes(mode)) {
       throw new ConfigError([{ file: 'command line', path: 'mode', message: `"${mode}" is not a maintenance mode (on, read-only, off)` }]);
     }
-    const result = await setMaintenance({ project: projectFrom(flags), stage, mode: mode as MaintenanceMode, services: flags.service, logger, dryRun: flags.dryRun === true, waitMs: waitMsOf(flags.wait) });
+    const result = await setMaintenance({ project: projectFrom(flags), stage, mode: mode as MaintenanceMode, services: flags.service, logger, dryRun: flags.dryRun === true, waitMs: waitMsOf(flags.wait), force: flags.force === true });
     if (flags.json) printJson({ ok: true, ...result });
     else if (!result.applied) {
       process.stdout.write(printable(renderPlan(result.plan, { failures: flags.verbose ? 'full' : 'collapsed' }), { multiLine: true }));

@@ -18,7 +18,11 @@ export type MaintenanceMode = 'on' | 'off' | 'read-only';
 
 export interface MaintenanceResult { stage: string; services: string[]; mode: MaintenanceMode; loadBalancers: string[]; plan: Plan; applied: boolean }
 
-export interface MaintenanceOptions extends RunRequest { stage: string; mode: MaintenanceMode; services?: string[] }
+export interface MaintenanceOptions extends RunRequest {
+  stage: string; mode: MaintenanceMode; services?: string[];
+  /** Change the entries even while another command holds the stage's lock (an emergency: a run that hangs, a lock taken by hand). */
+  force?: boolean;
+}
 
 /** The map entries a mode sets for one service. */
 export function maintenanceEntries(service: string, mode: MaintenanceMode): Record<string, string> {
@@ -67,7 +71,7 @@ export async function setMaintenance(options: MaintenanceOptions): Promise<Maint
   const now = options.now ?? (() => new Date());
   const result = await runVerb<MaintenanceFacts>(options, {
     // Only remote load balancers need a host connection.
-    name: 'maintenance', stage, hosts: hostsUsed(stage, []),
+    name: 'maintenance', stage, hosts: hostsUsed(stage, []), ...(options.force ? { lockFree: true } : {}),
     observe: (run) => observeMaintenance(stage, services, options.mode, run),
     plan: (facts) => ({ plan: planMaintenance(stage, services, options.mode, facts, now()) }),
   });

@@ -63,8 +63,10 @@ export interface ServiceFacts {
   cacheDir: string;
   /** Human description of where the release comes from. */
   source: string;
-  /** The pull into the cache that the read phase runs (or, in a dry run, would run); none when cached. */
+  /** The pull into the cache that the plan's first phase runs; none when cached. */
   fetch?: ServicePlan['fetch'];
+  /** A later stage's release: the stage it comes from and the hash of the source host's manifest. */
+  pull?: { from: string; manifestHash: string };
   hosts: Record<string, HostSlots>;
 }
 
@@ -143,6 +145,7 @@ export function buildPlan(input: PlanInput): Plan {
   // A plan is applied by a run that holds an SSH connection to each of its hosts.
   const relay = input.relay ?? relayRoute(true);
   const services: ServicePlan[] = [];
+  const pull = new Map<string, Action[]>();
   const copy = new Map<string, Action[]>();
   const data = new Map<string, Action[]>();
   const freeze = new Map<string, Action[]>();
@@ -167,6 +170,12 @@ export function buildPlan(input: PlanInput): Plan {
       ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` }
         : db && input.mode !== 'flip' && facts.data ? { data: describeData(stage, service, target, facts.data) } : {}),
     });
+    if (facts.pull && input.mode !== 'flip') {
+      add(pull, 'local', {
+        kind: 'pull', service: name, from: facts.pull.from, release: facts.release, cacheDir: facts.cacheDir, manifestHash: facts.pull.manifestHash, ...(facts.fetch ? { fetch: facts.fetch } : {}),
+        title: facts.fetch ? `pull ${facts.release} of ${name} from ${facts.pull.from} into the relay cache and check it against its manifest` : `use ${facts.release} of ${name} from the relay cache (it matches ${facts.pull.from}'s manifest)`,
+      });
+    }
     if (db && db.strategy !== 'none' && input.mode !== 'flip' && facts.data && !input.codeOnly) {
       const targetDb = connectionOf(db, target);
       // The idle slot must not hold its database open while it is replaced.
@@ -317,6 +326,7 @@ export function buildPlan(input: PlanInput): Plan {
 
   const items = (m: Map<string, Action[]>): PlanItem[] => [...m].map(([target, actions]) => ({ target, actions }));
   const phases: Phase[] = [
+    { name: 'pull', title: 'Bring the release into the relay cache', items: items(pull) },
     { name: 'copy', title: 'Copy the release to every host', items: items(copy) },
     { name: 'freeze', title: 'Freeze writes (copy-self)', items: items(freeze) },
     { name: 'data', title: 'Copy the data into the idle slot\'s database and migrate it', items: items(data) },

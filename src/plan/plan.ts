@@ -85,6 +85,13 @@ export type Action =
    * `transaction` (PostgreSQL: all or nothing), else each committed as it runs (MySQL commits DDL by itself).
    */
   | { kind: 'sql'; service: string; connection: DatabaseConnection; statements: readonly string[]; transaction: boolean; title: string; hint?: string }
+  /**
+   * The release of the previous stage into this machine's relay cache: with `fetch`, the pull exactly as
+   * shown (its file list written first from the source host's manifest, read in the read phase and
+   * identified here by its hash), then every file checked against that manifest; without, the cached
+   * copy already matches the manifest and is only marked used. Either way the cache is pruned.
+   */
+  | { kind: 'pull'; service: string; from: string; release: string; cacheDir: string; manifestHash: string; fetch?: NonNullable<ServicePlan['fetch']>; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**
@@ -102,7 +109,7 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
+export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
   /** Phases of the failure paths only. */
   | 'revert' | 'drain-new' | 'stop-new';
 

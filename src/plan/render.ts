@@ -2,6 +2,7 @@ import { quoteAll, urlHost } from '../commands/shell.js';
 import { describeConnection } from '../data/connection.js';
 import { formatBytes } from '../bytes.js';
 import { templateRefusal } from '../data/template.js';
+import { verifyCachedArgv } from '../promote/source.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
@@ -47,6 +48,10 @@ function describe(action: Action): string {
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
     ].join('\n');
     case 'migrate': return describeMigrate(action);
+    case 'pull': return action.fetch
+      ? [`write ${action.fetch.filesFrom} from the manifest on ${action.fetch.host} (sha256 ${action.manifestHash.slice(0, 16)}...), then ${action.fetch.route === 'tunnel' ? 'over the run\'s SSH connection' : 'over OpenSSH'}:`,
+        `(local) $ ${quoteAll(action.fetch.argv)}`, `(local) $ ${quoteAll(verifyCachedArgv(action.cacheDir))}`].join('\n')
+      : `touch ${action.cacheDir}; keep the newest cached releases`;
     case 'sql': return [`on ${describeConnection(action.connection)}${action.transaction ? ', in one transaction' : ', each statement committed as it runs'}:`,
       ...action.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`))].join('\n');
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
@@ -105,7 +110,7 @@ export function renderPlan(plan: Plan, options: { commands?: boolean; failures?:
     out.push(`  ${s.service}: slot ${s.live} (${s.liveRelease ?? 'nothing'}) stays live until the switch; ` +
       `slot ${s.target} gets ${s.release} on ${s.hosts.join(', ')}`);
     out.push(`    from ${s.source}`);
-    if (s.fetch) out.push(`    pulled into the local cache first (before the first step, ${s.fetch.route === 'tunnel' ? 'over the run\'s SSH connection' : 'over OpenSSH'}; the file list ${s.fetch.filesFrom} written from the release's manifest):`, `      (local) $ ${quoteAll(s.fetch.argv)}`);
+    if (s.fetch) out.push(`    pulled into the local cache by the first step (${s.fetch.route === 'tunnel' ? 'over the run\'s SSH connection' : 'over OpenSSH'}; the file list ${s.fetch.filesFrom} written from the release's manifest):`, `      (local) $ ${quoteAll(s.fetch.argv)}`);
     if (s.data) out.push(`    data: ${s.data}`);
   }
   plan.phases.filter((p) => p.items.length > 0).forEach((phase, i) => {

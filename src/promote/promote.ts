@@ -17,7 +17,7 @@ import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.j
 import { cachedCodeHash, readHostManifest } from '../observe/code-hash.js';
 import type { StageState } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
-import { planPull, runPull, stageFirstSource, type SourceRelease } from './source.js';
+import { planPull, stageFirstSource, type SourceRelease } from './source.js';
 import { relayRoute } from '../commands/relay.js';
 import { resolveGitSource } from '../release/git.js';
 import { checkDiskSpace } from './preflight.js';
@@ -70,14 +70,11 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     ...(from ? { others: [{ stage: from, hosts: [...new Set([...services.map((s) => from.services[s]!.hosts[0]!), ...Object.values(from.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []))])] }] } : {}),
     observe: (run) => observePromotion({ options, stage, from, services, git, relay, now }, run),
     plan: (facts, run) => planPromotion({ options, stage, from, services, git, relay, now }, facts, run),
-    // The pull into the relay cache, exactly as the plan shows it (ServicePlan.fetch), then rsync's tunnel.
-    applyContext: async (run, facts) => {
-      await Promise.all(services.map(async (s) => {
-        const f = facts.pulls[s];
-        if (f && from) await runPull(project, from, from.services[s]!, f.release, f.manifest, f.release.fetch ? await run.others[0]!.openTunnel() : undefined);
-      }));
-      return { tunnel: await run.target.openTunnel() };
-    },
+    // The pull step checks against the manifests the read phase saw; rsync's tunnels go over the run's connections.
+    applyContext: async (run, facts) => ({
+      tunnel: await run.target.openTunnel(),
+      pull: { manifests: new Map(Object.values(facts.pulls).map((p) => [p.hash, p.manifest])), tunnel: () => run.others[0]!.openTunnel() },
+    }),
     recorded: async (run, plan, apply, facts, durationMs) => {
       const { store } = run.state;
       await recordSwitch(store, stage, plan, run.recorded, now(), { data: apply.data });
@@ -92,8 +89,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
 interface PromoteFacts {
   services: Record<string, ServiceFacts>;
   releases: Record<string, SourceRelease>;
-  /** Per service of a later stage: the pull planned and the source host's manifest it checks against. */
-  pulls: Record<string, { release: SourceRelease; manifest: string }>;
+  /** Per service of a later stage: the source host's manifest the pull checks against, and its hash. */
+  pulls: Record<string, { hash: string; manifest: string }>;
 }
 
 interface PromoteInput {
@@ -162,7 +159,7 @@ async function observePromotion(input: PromoteInput, run: Observed): Promise<Pro
       const manifest = await readHostManifest(source.pool.get(hostName), service, release);
       guardPassed(from, s, release, fromState, hostName, manifest.hash);
       releases[s] = await planPull(project, from, service, from.hosts[hostName]!, release, slot, relay, manifest.text);
-      pulls[s] = { release: releases[s]!, manifest: manifest.text };
+      pulls[s] = { hash: manifest.hash, manifest: manifest.text };
     }));
   } else {
     for (const s of services) {
@@ -176,7 +173,7 @@ async function observePromotion(input: PromoteInput, run: Observed): Promise<Pro
   const slotsByService = await targetSlots;
   for (const [i, s] of services.entries()) {
     const hostSlots = slotsByService[i]!;
-    facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, ...(releases[s]!.fetch ? { fetch: releases[s]!.fetch } : {}), hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
+    facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, ...(releases[s]!.fetch ? { fetch: releases[s]!.fetch } : {}), ...(from && pulls[s] ? { pull: { from: from.name, manifestHash: pulls[s]!.hash } } : {}), hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
   }
   // The disk check needs the release's size: the first stage measured its staging copy; a later one
   // finds the release in the local cache when this machine relayed it into the previous stage. A

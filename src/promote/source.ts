@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import type { Action } from '../plan/plan.js';
 import type { Host, Project, Service, SlotName, Stage } from '../config/model.js';
 import { CommandFailed, ConfigError, UpdateserverError } from '../errors.js';
 import { createHash } from 'node:crypto';
@@ -204,9 +205,13 @@ export async function planPull(project: Project, from: Stage, service: Service, 
  * Runs what planPull decided: marks a cached release used, or runs the pull exactly as planned (its
  * file list written from the manifest first) and checks the result against the manifest.
  */
-export async function runPull(project: Project, from: Stage, service: Service, planned: SourceRelease, manifestText: string, tunnel: ExecTunnel | undefined): Promise<void> {
-  const root = cacheRoot(project, service.name);
-  const { release, cacheDir, fetch } = planned;
+export async function runPull(action: Extract<Action, { kind: 'pull' }>, manifestText: string, tunnel: ExecTunnel | undefined): Promise<void> {
+  const { release, cacheDir, fetch } = action;
+  const root = dirname(cacheDir);
+  const from = { name: action.from };
+  // The file list is the manifest the plan names, or the pull would check against another release.
+  const hash = createHash('sha256').update(manifestText).digest('hex');
+  if (hash !== action.manifestHash) throw new Error(`internal: the manifest of ${release} hashes to ${hash.slice(0, 16)}..., the plan says ${action.manifestHash.slice(0, 16)}...`);
   if (!fetch) {
     await touch(cacheDir);
     await pruneCache(root, release);
@@ -231,8 +236,11 @@ export async function runPull(project: Project, from: Stage, service: Service, p
   await pruneCache(root, release);
 }
 
+/** Checks every file of a cached release against its manifest (a read: it changes nothing). */
+export const verifyCachedArgv = (cacheDir: string): string[] => ['bash', '-c', `cd ${quoteAll([cacheDir])} && sha256sum --quiet --strict -c ${MANIFEST}`];
+
 function verifyCached(cacheDir: string) {
-  return runLocal(['bash', '-c', `cd ${quoteAll([cacheDir])} && sha256sum --quiet --strict -c ${MANIFEST}`]);
+  return runLocal(verifyCachedArgv(cacheDir));
 }
 
 /** True when the cached copy's manifest is the source's, and every file in it still matches. */

@@ -69,6 +69,11 @@ export interface Verb<Facts> {
   others?: ReadonlyArray<{ stage: Stage; hosts: readonly string[] }>;
   /** Verbs that move traffic settle an interrupted run of the stage first (promote, flip, rollback). */
   settlesInterrupted?: boolean;
+  /**
+   * Run without the stage's lock (and so without a journal: the stage's journal belongs to the lock
+   * holder). Only for an operator's explicit emergency override (maintenance --force).
+   */
+  lockFree?: boolean;
   /** Verbs whose runs the profile's webhook hears about (those that move traffic). */
   notifies?: boolean;
   /** The read phase: everything the plan depends on. Changes nothing. */
@@ -106,7 +111,7 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
   const target = new StageLink(stage, request.instrument);
   const others = (verb.others ?? []).map((o) => new StageLink(o.stage, request.instrument));
   // A dry run takes no lock (it only reports the holder): it changes nothing another run could see.
-  const lock = await lockStage(state, stage.name, { dryRun, ...(request.waitMs === undefined ? {} : { waitMs: request.waitMs }), logger });
+  const lock = verb.lockFree ? undefined : await lockStage(state, stage.name, { dryRun, ...(request.waitMs === undefined ? {} : { waitMs: request.waitMs }), logger });
   try {
     let interrupted: Interrupted | undefined;
     if (verb.settlesInterrupted) {
@@ -129,22 +134,22 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     if (dryRun) return { plan, applied: false, skipped: 'dry run', facts, durationMs: Date.now() - started };
 
     const t0 = Date.now();
-    const journal = await state.journals.begin(plan);
+    const journal = verb.lockFree ? undefined : await state.journals.begin(plan);
     const notifier = verb.notifies ? runNotifier(stage.notify, plan, logger, request.runId ?? new Date(started).toISOString(), now) : undefined;
     await notifier?.started();
     const onStep = request.progress?.(plan);
     let apply: ApplyResult;
     try {
       const extra = await verb.applyContext?.(observed, facts) ?? {};
-      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal, ...extra, ...(onStep ? { onStep } : {}) }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       // Recording the failure never hides it.
       if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger);
-      await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
+      await journal?.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
       await notifier?.finished(err);
       throw err;
     }
-    await journal.finish('ok');
+    await journal?.finish('ok');
     if (verb.recorded) await verb.recorded(observed, plan, apply, facts, Date.now() - t0);
     else await appendRun(state.store, plan, 'ok', Date.now() - t0, now());
     await notifier?.finished();

@@ -11,6 +11,7 @@ import type { Action, Phase, Plan } from '../../src/plan/plan.js';
 import type { Db } from '../../src/data/db.js';
 import { describeConnection } from '../../src/data/connection.js';
 import { dumpCopyEffects } from '../../src/data/snapshot.js';
+import { verifyCachedArgv } from '../../src/promote/source.js';
 
 /** One effect on one target (a host or a load balancer), in words comparable with effectsOf(). */
 export interface Effect { target: string; effect: string }
@@ -126,6 +127,8 @@ export function effectsOfAction(a: Action): Effect[] {
     case 'set-map': return Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` }));
     case 'persist-map': return [{ target: a.loadBalancer, effect: `persist ${a.file}` }];
     case 'revert-map': return [...Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` })), { target: a.loadBalancer, effect: `persist ${a.file}` }];
+    // The pull's rsync, as this machine runs it (a promotion whose release is cached pulls nothing).
+    case 'pull': return a.fetch ? [{ target: 'local', effect: `run ${a.fetch.argv.join(' ')}` }, { target: 'local', effect: `run ${verifyCachedArgv(a.cacheDir).join(' ')}` }] : [];
     case 'sql': return a.statements.map((sql) => ({ target: describeConnection(a.connection), effect: `sql ${sql}` }));
     // A copy by TEMPLATE is decided when it runs; a plan that may take it is compared by dump only where fastPath is off.
     case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY) : [];
