@@ -181,7 +181,7 @@ describe('renderPlan', () => {
   });
 
   test('a rendered local command, pasted into a shell, runs the very argv of the plan', () => {
-    const copy = plan.phases[0]?.items[0]?.actions.find((a) => a.kind === 'local');
+    const copy = plan.phases.find((p) => p.name === 'copy')?.items[0]?.actions.find((a) => a.kind === 'local');
     assert.ok(copy?.kind === 'local');
     const rendered = lines.find((l) => l.startsWith('         (local) $ '))?.slice('         (local) $ '.length);
     assert.ok(rendered);
