@@ -17,7 +17,7 @@ export async function runHistory(stage: string, flags: PromoteFlags & { limit?: 
     if (entries.length === 0) process.stdout.write(`${stage}: no runs recorded yet\n`);
     for (const e of entries) {
       const what = Object.entries(e.services).map(([s, x]) => `${s} ${x.from}->${x.to} ${x.release}${x.data ? ` (data ${describeData(x.data)})` : ''}`).join(', ');
-      process.stdout.write(`${e.at}  ${e.action.padEnd(8)} ${e.result.padEnd(11)} ${e.user}  ${what}  (${e.durationMs} ms)${e.message ? `\n    ${e.message.split('\n')[0]}` : ''}\n`);
+      process.stdout.write(`${e.at}  ${e.action.padEnd(11)} ${e.result.padEnd(11)} ${e.user}  ${what}  (${e.durationMs} ms)${e.message ? `\n    ${e.message.split('\n')[0]}` : ''}\n`);
     }
     return EXIT_OK;
   } catch (err) {

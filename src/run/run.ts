@@ -151,7 +151,8 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     }
     await journal?.finish('ok');
     if (verb.recorded) await verb.recorded(observed, plan, apply, facts, Date.now() - t0);
-    else await appendRun(state.store, plan, 'ok', Date.now() - t0, now());
+    // A verb that moves no slot says what it did in its history line: its phases' titles.
+    else await appendRun(state.store, plan, 'ok', Date.now() - t0, now(), plan.services.length > 0 ? undefined : plan.phases.filter((p) => p.items.length > 0).map((p) => p.title).join('; '));
     await notifier?.finished();
     return { plan, applied: true, apply, facts, durationMs: Date.now() - started };
   } finally {
