@@ -42,9 +42,9 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
         apply.warnings.push(line);
       }
       const { store } = run.state;
-      await recordSwitch(store, stage, plan, run.recorded, now(), { markLeftBad: options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined });
+      await recordSwitch(store, stage, plan, run.recorded, now(), { markLeftBad: options.rollback ? `rolled back by ${options.user ?? userInfo().username} at ${now().toISOString()}` : undefined });
       // Traffic goes back to a slot whose database nothing touched since: its recorded data version holds.
-      await appendRun(store, plan, 'ok', durationMs, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, run.recorded?.services[s.service]?.data?.[s.target]])) });
+      await appendRun(store, plan, 'ok', durationMs, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, run.recorded?.services[s.service]?.data?.[s.target]])), user: run.request.user });
     },
   });
   return result;

@@ -3,14 +3,14 @@ import { acquireWaiting, describeHolder, type HeldLock, type LockStore } from '.
 import type { StateBackend } from '../state/backend.js';
 
 /** Takes the stage's lock for a run that changes things; a dry run takes none (it only reports the holder). */
-export async function takeLock(store: LockStore, stage: string, options: { dryRun?: boolean; waitMs?: number; logger: Logger }): Promise<HeldLock | undefined> {
+export async function takeLock(store: LockStore, stage: string, options: { dryRun?: boolean; waitMs?: number; logger: Logger; message?: string }): Promise<HeldLock | undefined> {
   if (options.dryRun) {
     const holder = await store.read(stage);
     if (holder) options.logger.warn(`stage ${stage} is locked by ${describeHolder(holder)}: a real run would wait or be refused`);
     return undefined;
   }
   return acquireWaiting(store, stage, {
-    heartbeat: true, message: `updateserver ${process.argv.slice(2).join(' ')}`.slice(0, 200), waitMs: options.waitMs ?? 0,
+    heartbeat: true, message: (options.message ?? `updateserver ${process.argv.slice(2).join(' ')}`).slice(0, 200), waitMs: options.waitMs ?? 0,
     onStale: (h, why) => options.logger.warn(`took over the lock of ${stage} from ${describeHolder(h)}: ${why}`),
     onWait: (h) => options.logger.info(`waiting for the lock of ${stage}, held by ${describeHolder(h)}`),
   });

@@ -80,7 +80,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       await recordSwitch(store, stage, plan, run.recorded, now(), { data: apply.data });
       const passed = await passedRecords(stage, plan, (s) => cachedCodeHash(facts.releases[s]!.cacheDir), now());
       await recordPassed(store, stage.name, passed, plan);
-      await appendRun(store, plan, 'ok', durationMs, now(), undefined, { passed, data: apply.data });
+      await appendRun(store, plan, 'ok', durationMs, now(), undefined, { passed, data: apply.data, user: run.request.user });
     },
   });
 }

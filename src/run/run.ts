@@ -39,6 +39,8 @@ export interface RunRequest {
   progress?: (plan: Plan) => ((event: StepEvent) => void) | undefined;
   /** Wrappers around the run's connections and database clients (the recording test). */
   instrument?: Instrument;
+  /** Who asked, for history: the console's signed-in user; the operating system's user by default. */
+  user?: string;
 }
 
 /** Everything a verb's read phase may look at: the connections, the state store and what it recorded. */
@@ -111,7 +113,9 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
   const target = new StageLink(stage, request.instrument);
   const others = (verb.others ?? []).map((o) => new StageLink(o.stage, request.instrument));
   // A dry run takes no lock (it only reports the holder): it changes nothing another run could see.
-  const lock = verb.lockFree ? undefined : await lockStage(state, stage.name, { dryRun, ...(request.waitMs === undefined ? {} : { waitMs: request.waitMs }), logger });
+  // The holder's message names who asked when it is not the process's own user (the console).
+  const lock = verb.lockFree ? undefined : await lockStage(state, stage.name, { dryRun, ...(request.waitMs === undefined ? {} : { waitMs: request.waitMs }), logger,
+    ...(request.user ? { message: `updateserver console: ${request.user}: ${verb.name} ${stage.name}` } : {}) });
   try {
     let interrupted: Interrupted | undefined;
     if (verb.settlesInterrupted) {
@@ -144,7 +148,7 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
       apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       // Recording the failure never hides it.
-      if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger);
+      if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger, request.user);
       await journal?.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
       await notifier?.finished(err);
       throw err;
@@ -152,7 +156,7 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     await journal?.finish('ok');
     if (verb.recorded) await verb.recorded(observed, plan, apply, facts, Date.now() - t0);
     // A verb that moves no slot says what it did in its history line: its phases' titles.
-    else await appendRun(state.store, plan, 'ok', Date.now() - t0, now(), plan.services.length > 0 ? undefined : plan.phases.filter((p) => p.items.length > 0).map((p) => p.title).join('; '));
+    else await appendRun(state.store, plan, 'ok', Date.now() - t0, now(), plan.services.length > 0 ? undefined : plan.phases.filter((p) => p.items.length > 0).map((p) => p.title).join('; '), { user: request.user });
     await notifier?.finished();
     return { plan, applied: true, apply, facts, durationMs: Date.now() - started };
   } finally {
