@@ -24,7 +24,7 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
  */
 export const PURPOSES = {
   demo: { command: 'npm run demo', npm: true, extras: [], databases: ['postgres'], start: true },
-  test: { command: 'npm test', npm: true, extras: ['wrk'], databases: ['postgres', 'mysql'], start: true },
+  test: { command: 'npm test', npm: true, extras: ['wrk', 'python3-prometheus-client'], databases: ['postgres', 'mysql'], start: true },
   lab: { command: 'npm run bench', npm: false, extras: ['wrk'], databases: ['postgres', 'mysql'], start: false },
   npm: { command: 'npm run build', npm: true, debian: false },
 };
@@ -42,13 +42,15 @@ export const DEBIAN_PACKAGES = [
   { name: 'postgresql', server: 'postgres', commands: ['pg_ctlcluster'], why: 'the slot databases (PostgreSQL on 127.0.0.1:5432)' },
   { name: 'postgresql-client', commands: ['psql', 'pg_dump', 'pg_restore'], why: 'snapshots of slot databases; the sample app writes with psql' },
   { name: 'wrk', commands: ['wrk'], extra: true, why: 'the load generator of the switching tests' },
+  { name: 'python3-prometheus-client', commands: [], python: 'prometheus_client', extra: true, why: 'the OpenMetrics reference parser that checks the console\'s /metrics' },
   { name: 'mariadb-server', server: 'mysql', commands: ['mariadbd'], why: 'the MySQL-engine tests (MariaDB on 127.0.0.1:3306)' },
   { name: 'mariadb-client', commands: ['mysql', 'mysqldump', 'mysqladmin'], mysqlClient: true, why: 'snapshots of MySQL slot databases' },
 ];
 
 /**
  * The Debian packages a purpose lacks. Pure: every fact comes from `facts`:
- * hasCommand(name), and serverUp: { postgres, mysql } (something answers on the port).
+ * hasCommand(name), hasPython(module) (a Python module imports), and serverUp: { postgres, mysql }
+ * (something answers on the port).
  */
 export function missingPackages(purpose, facts) {
   const want = PURPOSES[purpose];
@@ -57,6 +59,7 @@ export function missingPackages(purpose, facts) {
     if (pkg.server && !want.databases.includes(pkg.server)) return false;
     if (pkg.mysqlClient && !want.databases.includes('mysql')) return false;
     if (pkg.server && facts.serverUp[pkg.server]) return false;
+    if (pkg.python) return !(facts.hasPython?.(pkg.python) ?? false);
     return pkg.commands.some((command) => !facts.hasCommand(command));
   });
 }
@@ -100,6 +103,13 @@ export function blocker(purpose, { missing, uid, hasApt }) {
 }
 
 // ---- reading the machine ----
+
+/** Debian's Python, where its packages' modules are (a pyenv or conda python3 first in PATH has its own). */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+
+export function hasPython(module) {
+  return spawnSync(DEBIAN_PYTHON, ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0;
+}
 
 export function hasCommand(name) {
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'];
@@ -173,7 +183,7 @@ function aptInstall(names) {
 }
 
 async function installDebianPackages(purpose) {
-  const facts = { hasCommand, serverUp: { postgres: await portAnswers(5432), mysql: await portAnswers(3306) } };
+  const facts = { hasCommand, hasPython, serverUp: { postgres: await portAnswers(5432), mysql: await portAnswers(3306) } };
   const missing = missingPackages(purpose, facts);
   const why = blocker(purpose, { missing, uid: process.getuid?.() ?? -1, hasApt: hasCommand('apt-get') });
   if (why) stop(why);
@@ -188,7 +198,7 @@ async function installDebianPackages(purpose) {
     stop(`apt-get could not install ${names} (its last lines are above): run \`apt-get update && apt-get install -y ${names}\` to see why, then \`${PURPOSES[purpose].command}\` again.`);
   }
   if (still.length) {
-    const commands = still.flatMap((p) => p.commands.filter((c) => !hasCommand(c)));
+    const commands = still.flatMap((p) => (p.python ? [`the Python module ${p.python}`] : p.commands.filter((c) => !hasCommand(c))));
     stop(`apt-get installed ${still.map((p) => p.name).join(' ')}, but ${commands.join(', ')} ${commands.length === 1 ? 'is' : 'are'} still not found in PATH or /usr/sbin: check with \`dpkg -L ${still[0].name}\` where it went, then run \`${PURPOSES[purpose].command}\` again.`);
   }
   say(`Debian packages installed in ${seconds(started)}`);

@@ -82,6 +82,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-l, --limit <n>', 'how many of the latest runs', '20'))
     .action(async (stage: string, flags: PromoteFlags & { limit?: string }) => setExit(await (await import('./history.js')).runHistory(stage, flags)));
 
+  addCommonOptions(program.command('serve')
+    .description('the web console: the pipeline at a glance, each stage\'s history, and promote, dry run, flip and rollback for people without a shell account; the same code and state as the command line')
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:8700')
+    .option('--users <file>', 'users, their scrypt password hashes and their right per stage (view or release); required')
+    .option('--hash-password', 'read a password on stdin and print its hash for the users file'))
+    .addHelpText('after', '\nUsers file:\n  users:\n    alice: { password: "scrypt$...", stages: { dev: release, beta: release, prod: view } }\n    bob:   { password: "scrypt$...", stages: { "*": view } }\n\nA password hash: printf %s "$PASSWORD" | updateserver serve --hash-password\n/metrics (OpenMetrics) answers a signed-in user, or a scraper sending UPDATESERVER_METRICS_TOKEN as a bearer token.')
+    .action(async (flags: PromoteFlags & { listen?: string; users?: string; hashPassword?: boolean }) => setExit(await (await import('./serve.js')).runServe(flags)));
+
   addCommonOptions(program.command('lock <action> <stage>')
     .description('status: who holds the lock of <stage>; acquire: take it by hand (a maintenance window) until released; release: free it')
     .option('-m, --message <text>', 'why (acquire)')
