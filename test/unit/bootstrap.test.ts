@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { PACKAGE_DIR } from '../../src/package-dir.js';
 
 interface Pkg { name: string; why: string }
-interface Facts { hasCommand(name: string): boolean; serverUp: { postgres: boolean; mysql: boolean } }
+interface Facts { hasCommand(name: string): boolean; hasPython?(module: string): boolean; serverUp: { postgres: boolean; mysql: boolean } }
 interface Bootstrap {
   missingPackages(purpose: string, facts: Facts): Pkg[];
   blocker(purpose: string, facts: { missing: Pkg[]; uid: number; hasApt: boolean }): string | undefined;
@@ -24,14 +24,14 @@ interface Bootstrap {
 const SCRIPT = join(PACKAGE_DIR, 'scripts', 'bootstrap.mjs');
 const load = async () => (await import(pathToFileURL(SCRIPT).href)) as Bootstrap;
 
-const machine = (have: string[], serverUp = { postgres: false, mysql: false }): Facts => ({ hasCommand: (c) => have.includes(c), serverUp });
-const EVERYTHING = ['haproxy', 'sshd', 'ssh', 'ssh-keygen', 'rsync', 'unshare', 'pg_ctlcluster', 'psql', 'pg_dump', 'pg_restore', 'wrk', 'mariadbd', 'mysql', 'mysqldump', 'mysqladmin'];
+const machine = (have: string[], serverUp = { postgres: false, mysql: false }): Facts => ({ hasCommand: (c) => have.includes(c), hasPython: (m) => have.includes(`python:${m}`), serverUp });
+const EVERYTHING = ['haproxy', 'sshd', 'ssh', 'ssh-keygen', 'rsync', 'unshare', 'pg_ctlcluster', 'psql', 'pg_dump', 'pg_restore', 'wrk', 'mariadbd', 'mysql', 'mysqldump', 'mysqladmin', 'python:prometheus_client'];
 
-test('a machine with only Node: the demo lacks the lab and PostgreSQL; npm test also wrk and MariaDB', async () => {
+test('a machine with only Node: the demo lacks the lab and PostgreSQL; npm test also wrk, the OpenMetrics parser and MariaDB', async () => {
   const { missingPackages } = await load();
   const names = (purpose: string) => missingPackages(purpose, machine([])).map((p) => p.name);
   assert.deepEqual(names('demo'), ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux', 'postgresql', 'postgresql-client']);
-  assert.deepEqual(names('test'), ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux', 'postgresql', 'postgresql-client', 'wrk', 'mariadb-server', 'mariadb-client']);
+  assert.deepEqual(names('test'), ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux', 'postgresql', 'postgresql-client', 'wrk', 'python3-prometheus-client', 'mariadb-server', 'mariadb-client']);
   for (const pkg of missingPackages('test', machine([]))) assert.ok(pkg.why.length > 10, `${pkg.name} says why`);
 });
 
