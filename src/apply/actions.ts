@@ -11,6 +11,7 @@ import { bytesSent } from '../commands/rsync.js';
 import { runDataCopy, runMigrate } from './data-actions.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
+import { runHook } from '../hooks/run.js';
 
 function balancer(ctx: ApplyContext, name: string) {
   const b = ctx.balancers[name];
@@ -68,6 +69,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       return;
     case 'drain-new':
       await waitForNewSlot(ctx, action);
+      return;
+    case 'hook':
+      await runHook(ctx, action);
       return;
     case 'revert-map':
       // Failure paths run it themselves (apply.ts revertMap): it must report, not throw.

@@ -15,6 +15,7 @@ import type { Action, FailurePath, Phase, Plan, PlanItem } from '../plan/plan.js
 import { drainNewAction, failurePathOf, failurePaths } from '../plan/failure.js';
 import { runAction, waitForNewSlot } from './actions.js';
 import type { ApplyContext } from './context.js';
+import { runFinally } from '../hooks/run.js';
 import { backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
 
 export interface PhaseTiming { phase: string; ms: number }
@@ -99,7 +100,13 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
   const timings: PhaseTiming[] = [];
   const started = Date.now();
   try {
-    return await runPhases(ctx, plan, timings);
+    const result = await runPhases(ctx, plan, timings);
+    await runFinally(ctx, plan.finally, undefined, false);
+    return result;
+  } catch (err) {
+    // The failed and finished hooks (issue 19) never change the result nor hide the error.
+    await runFinally(ctx, plan.finally, err, err instanceof PromotionFailed && err.rolledBack);
+    throw err;
   } finally {
     // The run's JSON log keeps what the summary line prints, failed runs included (the phases that ran).
     ctx.logger.debug(`phase times: ${timings.map((t) => `${t.phase} ${t.ms} ms`).join(', ') || 'none'}`, { event: 'phase-times', timings, totalMs: Date.now() - started });
@@ -118,7 +125,7 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
 
   const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
   // Before the switch: any failure runs its failure path (stop the new slot, end the freeze) and leaves live alone.
-  for (const name of ['freeze', 'copy', 'data', 'start', 'check'] as const) {
+  for (const name of ['before-copy', 'freeze', 'copy', 'after-copy', 'data', 'before-start', 'start', 'after-start', 'check', 'before-switch'] as const) {
     try {
       await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {
@@ -130,7 +137,7 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
   await timed('switch', () => switchAll(ctx, plan, failurePathOf(paths, 'switch')));
 
   // The old slot still runs: a failure here sends the traffic back to it.
-  for (const name of ['post', 'watch'] as const) {
+  for (const name of ['after-switch', 'post', 'watch'] as const) {
     try {
       await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {
@@ -142,7 +149,7 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
     }
   }
 
-  for (const name of ['unfreeze', 'drain', 'stop-old', 'purge'] as const) {
+  for (const name of ['after-rollback', 'unfreeze', 'drain', 'after-drain', 'stop-old', 'purge'] as const) {
     try {
       await timed(name, (p) => runItems(ctx, name, p.items));
     } catch (err) {

@@ -91,12 +91,13 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
 
     const t0 = Date.now();
     const journal = await state.journals.begin(plan);
-    const notifier = runNotifier(stage.notify, plan, logger, options.runId ?? new Date(started).toISOString(), now);
+    const runId = options.runId ?? new Date(started).toISOString();
+    const notifier = runNotifier(stage.notify, plan, logger, runId, now);
     await notifier.started();
     const onStep = options.progress?.(plan);
     let apply;
     try {
-      apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal, ...(onStep ? { onStep } : {}) }, plan);
+      apply = await applyPlan({ stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [], journal, runId, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));

@@ -15,6 +15,7 @@ import type { Plan } from '../plan/plan.js';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { StepEvent } from '../apply/context.js';
 import { runNotifier } from '../notify/notify.js';
+import { releaseChanges } from '../notify/changes.js';
 import { openState } from '../state/backend.js';
 import { StageLink, hostsUsed, selectServices, type Instrument } from './stage-link.js';
 import { appendRun, passedRecords, recordFailure, recordPassed, recordSwitch } from './record.js';
@@ -193,11 +194,12 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const t0 = Date.now();
     let apply: ApplyResult;
     const journal = await state.journals.begin(plan);
-    const notifier = runNotifier(stage.notify, plan, logger, options.runId ?? new Date(started).toISOString(), now);
+    const runId = options.runId ?? new Date(started).toISOString();
+    const notifier = runNotifier(stage.notify, plan, logger, runId, now);
     await notifier.started();
     const onStep = options.progress?.(plan);
     try {
-      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel(), ...(onStep ? { onStep } : {}) }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel(), runId, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
       await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
@@ -209,7 +211,9 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     const passed = await passedRecords(stage, plan, (s) => cachedCodeHash(releases[s]!.cacheDir), now());
     await recordPassed(store, stage.name, passed, plan);
     await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, { passed, data: apply.data });
-    await notifier.finished();
+    // The release mail lists what changed since the previous live release (read while the hosts are still connected).
+    const changes = stage.notify?.email ? await releaseChanges(project, stage, plan, target.pool, Object.fromEntries(services.map((s) => [s, releases[s]!.cacheDir]))) : undefined;
+    await notifier.finished(undefined, { data: apply.data, warnings: apply.warnings, ...(changes ? { changes } : {}) });
     return { plan, applied: true, apply, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), source?.close(logger)]);

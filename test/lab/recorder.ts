@@ -36,7 +36,7 @@ export class Recorder {
     const streaming = real as Transport & Partial<StreamingTransport>;
     const wrapped: Transport & Partial<StreamingTransport> = {
       host: real.host,
-      exec: (command, options) => { this.add(real.host, `exec ${command}`); return real.exec(command, options); },
+      exec: (command, options) => { this.add(real.host, `exec ${maskRuntime(command)}`); return real.exec(command, options); },
       openUnixSocket: (path) => real.openUnixSocket(path),
       close: () => real.close(),
     };
@@ -66,6 +66,11 @@ export class Recorder {
   byTarget(): Record<string, string[]> {
     return group(this.effects, true);
   }
+}
+
+/** A hook's line with the facts known only when it runs (run id, result) as the plan shows them. */
+function maskRuntime(command: string): string {
+  return command.replace(/\bUPDATESERVER_(RUN_ID|RESULT|ERROR)=('[^']*(?:'\\''[^']*)*'|\S*)/g, (_, k: string) => `UPDATESERVER_${k}='<${k.toLowerCase().replace('_', ' ')}>'`);
 }
 
 /**
@@ -98,6 +103,7 @@ export function effectsOfAction(a: Action): Effect[] {
     case 'persist-map': return [{ target: a.loadBalancer, effect: `persist ${a.file}` }];
     case 'revert-map': return [...Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` })), { target: a.loadBalancer, effect: `persist ${a.file}` }];
     // With no session left at the deadline, a drain changes nothing; the data steps are the database client's.
+    case 'hook': return a.host ? [{ target: a.host, effect: `exec ${a.line}` }] : [];
     case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'data-copy': case 'migrate': return [];
   }
 }
@@ -109,10 +115,11 @@ export function effectsOf(phases: readonly Phase[]): Record<string, string[]> {
 
 /** What a plan says a successful run does; and, failing in `failAt`, the phases up to it and then its failure path. */
 export function plannedEffects(plan: Plan, failAt?: Phase['name']): Record<string, string[]> {
-  if (failAt === undefined) return effectsOf(plan.phases);
+  const fin = (names: string[]) => (plan.finally ?? []).filter((p) => names.includes(p.name));
+  if (failAt === undefined) return effectsOf([...plan.phases, ...fin(['finished'])]);
   const upTo = plan.phases.slice(0, plan.phases.findIndex((p) => p.name === failAt) + 1);
   const path = plan.onFailure?.find((f) => f.on.includes(failAt));
-  return effectsOf([...upTo, ...(path?.phases ?? [])]);
+  return effectsOf([...upTo, ...(path?.phases ?? []), ...fin(['failed', 'finished'])]);
 }
 
 function group(effects: readonly Effect[], collapseRepeats: boolean): Record<string, string[]> {
