@@ -52,10 +52,13 @@ export async function runHook(ctx: ApplyContext, action: HookAction, facts: Reco
     : result?.code === TIMED_OUT ? `timed out after ${action.timeoutMs} ms` : `exit ${result?.code ?? 'signal'}`;
   const tail = output.split('\n').slice(-TAIL_LINES).join('\n');
   const failed = new HookFailed(where, action.point, output, `${action.point} hook of ${action.service} failed (${why}): ${action.run}${tail ? `\n${tail}` : ''}`);
-  ctx.logger.error(failed.message, fields);
-  if (action.failure !== 'warn') throw failed;
-  const note = `${failed.message.split('\n')[0]} (a warning: ${action.point === 'after-switch' ? 'not critical, the new release stays live' : 'the run\'s result is not changed'})`;
-  ctx.warnings.push(note);
+  if (action.failure !== 'warn') {
+    ctx.logger.error(failed.message, fields);
+    throw failed;
+  }
+  const note = `(a warning: ${action.point === 'after-switch' ? 'not critical, the new release stays live' : 'the run\'s result is not changed'})`;
+  ctx.logger.warn(`${failed.message}\n${note}`, fields);
+  ctx.warnings.push(`${failed.message.split('\n')[0]} ${note}`);
 }
 
 /**
