@@ -38,6 +38,7 @@ export const DEBIAN_PACKAGES = [
   { name: 'openssh-server', commands: ['sshd'], why: 'each host of the lab is an sshd on its own 127.x address' },
   { name: 'openssh-client', commands: ['ssh', 'ssh-keygen'], why: 'rsync reaches the hosts through ssh; ssh-keygen makes the lab\'s keys' },
   { name: 'rsync', commands: ['rsync'], why: 'copies each release to the hosts' },
+  { name: 'openssl', commands: ['openssl'], why: 'the certificate of the release-mail test\'s SMTP server (STARTTLS)' },
   { name: 'util-linux', commands: ['unshare'], why: 'gives each host of the lab its own /srv (a mount namespace)' },
   { name: 'postgresql', server: 'postgres', commands: ['pg_ctlcluster'], why: 'the slot databases (PostgreSQL on 127.0.0.1:5432)' },
   { name: 'postgresql-client', commands: ['psql', 'pg_dump', 'pg_restore'], why: 'snapshots of slot databases; the sample app writes with psql' },
