@@ -20,7 +20,7 @@ const TAIL_LINES = 10;
 
 export class HookFailed extends HostError {
   constructor(host: string, readonly point: string, readonly output: string, message: string) {
-    super(host, message, { hint: 'the hook\'s whole output is in the run log (updateserver history --log)' });
+    super(host, message, { hint: 'fix the hook or what it found; its whole output is in the run\'s log (<state dir>/logs/, named at the end of the run)' });
   }
 }
 
