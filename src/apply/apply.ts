@@ -266,8 +266,9 @@ export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: Re
   const done: string[] = [];
   let switched = false;
   const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
-  // The failure path without its end of the freeze, which runs last whatever the case.
-  const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze') };
+  // The failure path without its end of the freeze, which runs last whatever the case, and without the
+  // after-rollback hooks: recovery runs no hook (docs/decisions/0014-hooks-and-release-mail.md).
+  const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze' && x.name !== 'after-rollback') };
   if (['unfreeze', 'drain', 'stop-old', 'purge'].some((p) => phasesBegun.has(p))) {
     switched = true;
     await runItems(ctx, 'stop-old', phase(plan, 'stop-old').items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
