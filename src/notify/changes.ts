@@ -44,11 +44,20 @@ export function compareManifests(before: string, after: string): { added: number
   return { added, changed, removed };
 }
 
-const REV = /(?:^|[^0-9a-f])([0-9a-f]{7,40})(?![0-9a-f])/;
+const HEX = /(?:^|[^0-9a-f])([0-9a-f]{7,40})(?![0-9a-f])/g;
 
-/** The commits from one release's commit to the other's (at most 50), oldest last, as `git log --oneline` prints them. */
-async function commitsBetween(repo: string, from: string, to: string): Promise<string[] | undefined> {
-  const [a, b] = [REV.exec(from)?.[1], REV.exec(to)?.[1]];
+/** The first run of hex digits in a release name that the repository knows as a commit ({rev}; not {hash}). */
+async function commitIn(repo: string, release: string): Promise<string | undefined> {
+  for (const m of release.matchAll(HEX)) {
+    const r = await runLocal(['git', '-C', repo, 'rev-parse', '--verify', '--quiet', `${m[1]}^{commit}`], { timeoutMs: 10_000 });
+    if (r.code === 0) return r.stdout.trim();
+  }
+  return undefined;
+}
+
+/** The commits from one release's commit to the other's (at most 50), newest first, as `git log --oneline` prints them. */
+export async function commitsBetween(repo: string, from: string, to: string): Promise<string[] | undefined> {
+  const [a, b] = [await commitIn(repo, from), await commitIn(repo, to)];
   if (!a || !b) return undefined;
   const r = await runLocal(['git', '-C', repo, 'log', '--oneline', '--no-decorate', '-n', '50', `${a}..${b}`], { timeoutMs: 10_000 });
   return r.code === 0 ? r.stdout.split('\n').filter(Boolean) : undefined;

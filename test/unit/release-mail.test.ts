@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mailBody, mailSubject, type RunSummary } from '../../src/notify/email.js';
-import { compareManifests } from '../../src/notify/changes.js';
+import { commitsBetween, compareManifests } from '../../src/notify/changes.js';
 import { varsScript } from '../../src/commands/config-files.js';
 import type { Plan } from '../../src/plan/plan.js';
 
@@ -48,4 +48,21 @@ test('vars in config templates: any single-line text arrives as written; other b
   const script = varsScript({ url: 'https://x.example/?a=1&b=2|3', path: 'C:\\dir', empty: '' }).join('; ');
   const out = execFileSync('sed', ['-e', script], { input: '{vars.url} {vars.path} [{vars.empty}] {vars.other} {varsXurl}\n', encoding: 'utf8' });
   assert.equal(out, 'https://x.example/?a=1&b=2|3 C:\\dir [] {vars.other} {varsXurl}\n');
+});
+
+test('commits between two releases: from the commits their names carry ({rev}, told from {hash} by the repository), as git log --oneline prints them', async () => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const repo = await mkdtemp(join(tmpdir(), 'updateserver-git-'));
+  try {
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@e.x', ...args], { encoding: 'utf8' }).trim();
+    git('init', '-q');
+    const revs = ['one', 'two', 'three'].map((m) => { git('commit', '-q', '--allow-empty', '-m', m); return git('rev-parse', '--short=7', 'HEAD'); });
+    const lines = await commitsBetween(repo, `2026.12.01-090000-1.0.0-${revs[0]}-3fa9c2d1`, `2026.12.04-100000-1.1.0-deadbeef-${revs[2]}`);
+    assert.deepEqual(lines, [`${revs[2]} three`, `${revs[1]} two`]);
+    assert.equal(await commitsBetween(repo, '2026.12.01-090000-1.0.0', `x-${revs[2]}`), undefined, 'no commit in a name: no list');
+  } finally {
+    await rm(repo, { recursive: true, force: true });
+  }
 });
