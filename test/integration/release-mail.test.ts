@@ -3,7 +3,7 @@
  * authors keep) on 127.0.41.1 offers STARTTLS with a certificate of its own CA and requires a login.
  * beta's profile sends the release mail there, the password taken from an environment variable. Proven:
  * the mail reaches the listed recipients over TLS with the right subject and the release name, the
- * slots and the counted file changes since the previous live release in its body, the password is
+ * slots, the counted file changes and the git commits since the previous live release in its body, the password is
  * never printed; an unreachable SMTP server is only a warning and the promotion succeeds.
  */
 import { after, before, test } from 'node:test';
@@ -30,14 +30,20 @@ let received: Received[] = [];
 /** The text of a (possibly quoted-printable) message body. */
 function bodyOf(raw: string): string {
   const body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
-  return /Content-Transfer-Encoding: quoted-printable/i.test(raw)
+  const text = /Content-Transfer-Encoding: quoted-printable/i.test(raw)
     ? body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)))
     : body;
+  return text.replace(/\r\n/g, '\n');
 }
 const header = (raw: string, name: string) => new RegExp(`^${name}: (.*)$`, 'mi').exec(raw)?.[1]?.trim();
 
-async function newRelease(change: () => Promise<void>): Promise<void> {
+/** dev releases the app's git repository at main: each release is a commit, named with it ({rev}). */
+const git = (...args: string[]) => execFileSync('git', ['-C', p.appDir, '-c', 'user.name=Lab', '-c', 'user.email=lab@example.com', ...args], { encoding: 'utf8' });
+
+async function newRelease(change: () => Promise<void>, message = 'a release'): Promise<void> {
   await change();
+  git('add', '-A');
+  git('commit', '-q', '--allow-empty', '-m', message);
   const dev = await updateserver(p.project.dir, 'dev');
   assert.equal(dev.code, 0, explain(dev));
 }
@@ -49,6 +55,9 @@ async function useSmtpPort(smtpPort: number): Promise<void> {
 
 before(async () => {
   p = await startPipeline({ net: NET });
+  execFileSync('git', ['init', '-q', '-b', 'main', p.appDir]);
+  const devFile = join(p.project.dir, 'profiles', 'dev.yaml');
+  await writeFile(devFile, (await readFile(devFile, 'utf8')).replace(/^source:\n  path: .*$/m, `source:\n  git: ${p.appDir}\n  ref: main\nreleaseName: "{date}-{version}-{rev}"`));
   // The server's certificate, for its address, signed by itself: the profile trusts it through caFile.
   const key = join(p.lab.dir, 'smtp.key');
   const cert = join(p.lab.dir, 'smtp.crt');
@@ -85,11 +94,11 @@ after(async () => {
   delete process.env.UPDATESERVER_TEST_SMTP_PASSWORD;
 });
 
-test('a promotion mails its summary over STARTTLS: recipients, subject, release name, slots and the files changed since the previous release', async () => {
+test('a promotion mails its summary over STARTTLS: recipients, subject, release name, slots, the files changed and the git commits since the previous release', async () => {
   await newRelease(async () => {
     await writeFile(join(p.appDir, 'VERSION'), '2.0.0\n');
     await writeFile(join(p.appDir, 'added.txt'), 'new file\n');
-  });
+  }, 'Version 2 with an added file');
   received = [];
   const r = await updateserver(p.project.dir, 'beta', '--json');
   assert.equal(r.code, 0, explain(r));
@@ -106,6 +115,8 @@ test('a promotion mails its summary over STARTTLS: recipients, subject, release 
   assert.match(body, new RegExp(`slot ${plan.live} -> ${plan.target}; previous release ${plan.liveRelease.replace(/\./g, '\\.')}`));
   assert.match(body, /Result: {3}ok/);
   assert.match(body, /files: 1 added, 1 changed, 0 removed/);
+  const head = git('rev-parse', '--short=7', 'HEAD').trim();
+  assert.match(body, new RegExp(`commits \\(1\\):\n {4}${head}[0-9a-f]* Version 2 with an added file\n`));
   assert.doesNotMatch(`${r.stdout}${r.stderr}${mail.raw}`, new RegExp(PASSWORD));
   await rm(join(p.appDir, 'added.txt'));
 });
