@@ -200,6 +200,20 @@ test('after the switch, a failing hook that is not critical is a warning: the ne
   assert.equal((await envOf('finished', 'local'))!.UPDATESERVER_RESULT, 'ok');
 });
 
+test('updateserver rollback runs the after-rollback hooks once traffic is back, and no copy hook', async () => {
+  const liveBefore = await recordedLiveSlot(p.project.dir, 'beta');
+  await clearRecords();
+  const { r, load } = await underLoad(() => updateserver(p.project.dir, 'rollback', 'beta'));
+  assert.equal(r.code, 0, explain(r));
+  assertNoFailures(load);
+  assert.equal(await recordedLiveSlot(p.project.dir, 'beta'), otherSlot(liveBefore));
+  const points = await ran();
+  assert.deepEqual(points.beta1, ['before-start', 'after-start', 'before-switch', 'after-switch', 'after-drain', 'after-rollback', 'finished']);
+  const env = (await envOf('after-rollback', 'local'))!;
+  assert.equal(env.UPDATESERVER_ACTION, 'rollback');
+  assert.equal(env.UPDATESERVER_NEW_SLOT, otherSlot(liveBefore), 'the slot traffic went to');
+});
+
 test('after the switch, a failing critical hook rolls back to the old slot; the after-rollback hooks run', async () => {
   await newRelease('4.0.0');
   const liveBefore = await recordedLiveSlot(p.project.dir, 'beta');
