@@ -16,6 +16,7 @@ import type { Action, FailurePath, Phase, Plan, PlanItem } from '../plan/plan.js
 import { drainNewAction, failurePathOf, failurePaths } from '../plan/failure.js';
 import { runAction, waitForNewSlot } from './actions.js';
 import type { ApplyContext } from './context.js';
+import { runFinally } from '../hooks/run.js';
 import { backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
 import { policyOf } from './policy.js';
 
@@ -101,7 +102,13 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
   const timings: PhaseTiming[] = [];
   const started = Date.now();
   try {
-    return await runPhases(ctx, plan, timings);
+    const result = await runPhases(ctx, plan, timings);
+    await runFinally(ctx, plan.finally, undefined, false);
+    return result;
+  } catch (err) {
+    // The failed and finished hooks (issue 19) never change the result nor hide the error.
+    await runFinally(ctx, plan.finally, err, err instanceof PromotionFailed && err.rolledBack);
+    throw err;
   } finally {
     // The run's JSON log keeps what the summary line prints, failed runs included (the phases that ran).
     ctx.logger.debug(`phase times: ${timings.map((t) => `${t.phase} ${t.ms} ms`).join(', ') || 'none'}`, { event: 'phase-times', timings, totalMs: Date.now() - started });
@@ -269,8 +276,9 @@ export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: Re
       purge: 'some old releases may be left: run purge again', refresh: 'the refreshed slot\'s database may be incomplete: run refresh again before sending traffic to it' };
     return { switched: false, summary: begun ? said[plan.action] : 'nothing had changed' };
   }
-  // The failure path without its end of the freeze, which runs last whatever the case.
-  const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze') };
+  // The failure path without its end of the freeze, which runs last whatever the case, and without the
+  // after-rollback hooks: recovery runs no hook (docs/decisions/0014-hooks-and-release-mail.md).
+  const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze' && x.name !== 'after-rollback') };
   if (['unfreeze', 'drain', 'stop-old', 'purge'].some((p) => phasesBegun.has(p))) {
     switched = true;
     await runItems(ctx, 'stop-old', phase(plan, 'stop-old').items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));

@@ -37,4 +37,6 @@ export interface ApplyContext {
   tunnel?: ExecTunnel;
   /** Told of every step as it begins, ends or fails (the terminal's progress display). */
   onStep?: (event: StepEvent) => void;
+  /** The run's id as notifications name it; hooks receive it as UPDATESERVER_RUN_ID. */
+  runId?: string;
 }

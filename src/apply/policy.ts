@@ -5,7 +5,11 @@
 import type { Phase, PhasePolicy } from '../plan/plan.js';
 
 const BY_NAME: Partial<Record<Phase['name'], PhasePolicy>> = {
-  pull: 'stop', copy: 'stop', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
+  pull: 'stop', copy: 'stop',
+  // Hook points (plan/hook-phases.ts): a hook's own failure word decides whether it throws at all;
+  // one that throws before the switch stops, after it (critical) rolls back, after the drain warns.
+  'before-copy': 'stop', 'after-copy': 'stop', 'before-start': 'stop', 'after-start': 'stop', 'before-switch': 'stop',
+  'after-switch': 'rollback', 'after-rollback': 'warn', 'after-drain': 'warn', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
   switch: 'switch',
   post: 'rollback', watch: 'rollback',
   unfreeze: 'warn', drain: 'warn', 'stop-old': 'warn', purge: 'warn',

@@ -28,13 +28,24 @@ export function configValues(ctx: SlotContext, db: DatabaseConnection | undefine
 }
 
 /**
+ * `vars:` of the stage and host (issue 19) as {vars.NAME}: any single-line text, so escaped for sed's
+ * replacement (backslash, the "|" delimiter, "&") instead of refused; the whole script is quoted for the shell.
+ */
+export function varsScript(vars: Readonly<Record<string, string>> | undefined): string[] {
+  return Object.entries(vars ?? {}).map(([name, value]) => {
+    if (/[\n\r]/.test(value)) throw new Error(`internal: {vars.${name}} holds a line break`);
+    return `s|{vars\\.${name}}|${value.replace(/[\\|&]/g, (c) => `\\${c}`)}|g`;
+  });
+}
+
+/**
  * One shell command that renders every config file of the service for one slot: a missing template
  * stops it naming the file; each output is written beside its place and renamed over it, so a slot
  * never reads half a file. Undefined when the service has no config files.
  */
 export function renderConfigFiles(service: Service, slot: SlotName, ctx: SlotContext, db: DatabaseConnection | undefined): string | undefined {
   if (service.configFiles.length === 0) return undefined;
-  const script = configValues(ctx, db).map(([key, value]) => `s|{${key}}|${value}|g`).join('; ');
+  const script = [...configValues(ctx, db).map(([key, value]) => `s|{${key}}|${value}|g`), ...varsScript(ctx.vars)].join('; ');
   const release = releaseDir(service, ctx.release);
   const dir = configDir(service, slot);
   return service.configFiles.map((f) => {

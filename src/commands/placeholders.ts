@@ -18,6 +18,8 @@ export interface SlotContext {
   config: string;
   /** The slot's database name (services with a `database` only: the app must know which one is its own). */
   database?: string;
+  /** The stage's and host's `vars:` (issue 19): {vars.NAME} in config templates. */
+  vars?: Readonly<Record<string, string>>;
 }
 
 export const PLACEHOLDERS = ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config', 'database'] as const;

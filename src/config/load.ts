@@ -9,7 +9,7 @@ import { NAME_PATTERN, RESERVED_NAMES, reservedNameMessage, profile as profileSc
 import { DEFAULT_RELEASE_NAME } from '../release/name.js';
 import { Secret } from './secret.js';
 import { defaultDatabaseName } from './slot.js';
-import { backendName, SLOTS, type CodeSource, type Database, type StateBackendConfig, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
+import { backendName, SLOTS, type EmailNotify, type Hook, type HookPoint, type Hooks, type CodeSource, type Database, type StateBackendConfig, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
 import { checkSameStateStore, checkStage } from './cross-checks.js';
 
 export function profileFile(stage: string): string {
@@ -102,6 +102,8 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       knownHosts: resolveLocalPath(project, ssh.knownHosts ?? '~/.ssh/known_hosts'),
       connectTimeoutMs: ssh.connectTimeoutMs ?? 10_000,
       commandTimeoutMs: ssh.commandTimeoutMs ?? 600_000,
+      // Only when there are some: a host without `vars:` reads as it did before them.
+      ...(data.vars || h.vars ? { vars: Object.freeze({ ...varsOf(data.vars), ...varsOf(h.vars) }) } : {}),
     });
   }
   const loadBalancers = declared<LoadBalancer>([]);
@@ -129,6 +131,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       database: s.database === undefined ? undefined : resolveDatabase(project, name, serviceName, s.database),
       releaseName: s.releaseName ?? data.releaseName ?? DEFAULT_RELEASE_NAME,
       configFiles: Object.freeze(s.configFiles.map((f) => Object.freeze({ ...f }))),
+      ...(data.hooks || s.hooks ? { hooks: resolveHooks(data.hooks, s.hooks, serviceName) } : {}),
     });
   }
   return Object.freeze({
@@ -136,8 +139,37 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
     source: data.source === undefined ? undefined : resolveSource(project, data.source),
     hosts: Object.freeze(hosts), loadBalancers: Object.freeze(loadBalancers), services: Object.freeze(services),
     parallel: data.serial ? 1 : data.parallel, keepReleases: data.keepReleases,
-    notify: data.notify === undefined ? undefined : Object.freeze({ webhook: data.notify.webhook, events: Object.freeze([...new Set(data.notify.events)]), timeoutMs: data.notify.timeoutMs }),
+    notify: data.notify === undefined ? undefined : Object.freeze({
+      webhook: data.notify.webhook, events: Object.freeze([...new Set(data.notify.events)]), timeoutMs: data.notify.timeoutMs,
+      email: data.notify.email === undefined ? undefined : resolveEmail(project, data.notify.email),
+    }),
+    ...(data.vars ? { vars: Object.freeze(varsOf(data.vars)) } : {}),
     state: data.state === undefined ? undefined : resolveState(data.state),
+  });
+}
+
+/** `vars:` as text: a YAML number or boolean is written as it reads (0, true). */
+function varsOf(v: Record<string, string | number | boolean> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(v ?? {}).map(([k, x]) => [k, String(x)]));
+}
+
+/** The stage's hooks at each point, then the service's own: a service adds to what the stage declares. */
+function resolveHooks(stage: ProfileData['hooks'], service: ProfileData['hooks'], serviceName: string): Hooks {
+  const out: Partial<Record<HookPoint, Hook[]>> = {};
+  for (const [point, list] of [...Object.entries(stage ?? {}).map(([p, l]) => [p, l, 'stage'] as const), ...Object.entries(service ?? {}).map(([p, l]) => [p, l, serviceName] as const)].map(([p, l, from]) => [p, (l ?? []).map((h) => Object.freeze({ ...h, from }))] as const)) {
+    (out[point as HookPoint] ??= []).push(...list);
+  }
+  return Object.freeze(out);
+}
+
+function resolveEmail(project: Project, e: NonNullable<NonNullable<ProfileData['notify']>['email']>): EmailNotify {
+  return Object.freeze({
+    to: Object.freeze([...e.to]), from: e.from, timeoutMs: e.timeoutMs,
+    smtp: Object.freeze({
+      host: e.smtp.host, port: e.smtp.port, starttls: e.smtp.starttls, user: e.smtp.user,
+      password: e.smtp.passwordEnv === undefined ? undefined : new Secret(process.env[e.smtp.passwordEnv] ?? '', `environment variable ${e.smtp.passwordEnv}`),
+      caFile: e.smtp.caFile === undefined ? undefined : resolveLocalPath(project, e.smtp.caFile),
+    }),
   });
 }
 
@@ -171,7 +203,9 @@ function checkEnvironment(data: ProfileData): Array<{ path: string; message: str
     return env !== undefined && process.env[env] === undefined
       ? [{ path: `services.${name}.database.passwordEnv`, message: `environment variable ${env} is not set (it should hold the database password)` }]
       : [];
-  }), ...(stateEnv !== undefined && process.env[stateEnv] === undefined
+  }), ...(data.notify?.email?.smtp.passwordEnv !== undefined && process.env[data.notify.email.smtp.passwordEnv] === undefined
+    ? [{ path: 'notify.email.smtp.passwordEnv', message: `environment variable ${data.notify.email.smtp.passwordEnv} is not set (it should hold the SMTP password)` }]
+    : []), ...(stateEnv !== undefined && process.env[stateEnv] === undefined
     ? [{ path: 'state.passwordEnv', message: `environment variable ${stateEnv} is not set (it should hold the state store's password)` }]
     : [])];
 }

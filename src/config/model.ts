@@ -21,6 +21,8 @@ export interface Host {
   readonly knownHosts: string;
   readonly connectTimeoutMs: number;
   readonly commandTimeoutMs: number;
+  /** The stage's `vars:` with this host's own over them (issue 19). */
+  readonly vars?: Readonly<Record<string, string>>;
 }
 
 export interface Slot {
@@ -51,7 +53,21 @@ export interface Service {
   readonly releaseName: string;
   /** Rendered for each slot from templates in the release; template and path are relative. */
   readonly configFiles: ReadonlyArray<Readonly<{ template: string; path: string }>>;
+  /** The stage's hooks at each point, then the service's own (issue 19). */
+  readonly hooks?: Hooks;
 }
+
+/** Issue 19: commands at named points of a run (src/plan/hooks.ts puts them in the plan). */
+export type HookPoint = 'before-copy' | 'after-copy' | 'before-start' | 'after-start' | 'before-switch' | 'after-switch' | 'after-drain' | 'after-rollback' | 'failed' | 'finished';
+export interface Hook {
+  readonly run: string;
+  readonly on: 'local' | 'hosts' | 'one-host';
+  readonly timeoutMs: number;
+  readonly critical: boolean;
+  /** Where it was declared: "stage" or the service's name, for the plan's titles. */
+  readonly from: string;
+}
+export type Hooks = Readonly<Partial<Record<HookPoint, readonly Hook[]>>>;
 
 /** Where the first stage's code comes from. */
 export type CodeSource =
@@ -123,6 +139,8 @@ export interface Stage {
   readonly notify?: Notify | undefined;
   /** Team state in PostgreSQL; undefined: the local state directory. */
   readonly state?: StateBackendConfig | undefined;
+  /** The stage's `vars:` (each host's own are merged into Host.vars). */
+  readonly vars?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -142,8 +160,21 @@ export interface StateBackendConfig {
 
 export type NotifyEvent = 'started' | 'switched' | 'rolled-back' | 'failed';
 export interface Notify {
-  readonly webhook: string;
+  readonly webhook: string | undefined;
   readonly events: readonly NotifyEvent[];
+  readonly timeoutMs: number;
+  /** The release mail (issue 19, src/notify/email.ts). */
+  readonly email?: EmailNotify | undefined;
+}
+export interface EmailNotify {
+  readonly to: readonly string[];
+  readonly from: string;
+  readonly smtp: {
+    readonly host: string; readonly port: number; readonly starttls: boolean; readonly user: string | undefined;
+    readonly password: Secret | undefined;
+    /** Absolute path of a CA certificate to trust. */
+    readonly caFile: string | undefined;
+  };
   readonly timeoutMs: number;
 }
 

@@ -55,6 +55,34 @@ const command = () =>
     .min(1, { error: 'expected a shell command' })
     .regex(SINGLE_LINE, { error: 'expected a single-line shell command (no line breaks or control characters)' });
 
+/*
+ * Issue 19: `vars:` (per stage, per host) and `hooks:` (per stage, per service). Variables reach config
+ * templates as {vars.NAME} and hooks as UPDATESERVER_VAR_NAME; docs/decisions/0014-hooks-and-release-mail.md.
+ */
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+const VAR_HINT = 'expected a variable name of letters, digits and "_", not starting with a digit (at most 64)';
+export const vars = () => z.record(
+  z.string().regex(VAR_NAME, { error: VAR_HINT }),
+  z.union([z.string().max(4096).regex(SINGLE_LINE, { error: 'expected a single-line value' }), z.number(), z.boolean()], { error: 'expected a single-line text, number or true/false' }),
+  { error: 'expected a map of variable name to value' },
+);
+export const HOOK_POINTS = ['before-copy', 'after-copy', 'before-start', 'after-start', 'before-switch', 'after-switch', 'after-drain', 'after-rollback', 'failed', 'finished'] as const;
+export const HOOK_PLACES = ['local', 'hosts', 'one-host'] as const;
+export const hook = z.strictObject({
+  /** A single-line shell command; the run's facts are in its environment (UPDATESERVER_*). */
+  run: command(),
+  /** local: on this machine; hosts: on every host of the service; one-host: on its first host. */
+  on: z.enum(HOOK_PLACES, { error: `expected one of ${HOOK_PLACES.join(', ')}` }).default('local'),
+  timeoutMs: z.int({ error: 'expected a duration in milliseconds (integer 1-3600000)' })
+    .min(1, { error: 'expected a duration in milliseconds (integer 1-3600000)' }).max(3_600_000, { error: 'expected a duration in milliseconds (integer 1-3600000)' }).default(60_000),
+  /** after-switch only: a failure switches traffic back (automatic rollback) instead of a warning. */
+  critical: z.boolean({ error: 'expected true or false' }).default(false),
+});
+export const hooks = () => z.strictObject(
+  Object.fromEntries(HOOK_POINTS.map((p) => [p, z.array(hook, { error: 'expected a list of hooks ({ run, on, timeoutMs, critical })' }).optional()])) as Record<(typeof HOOK_POINTS)[number], z.ZodOptional<z.ZodArray<typeof hook>>>,
+  { error: `expected a map of hook point (${HOOK_POINTS.join(', ')}) to a list of hooks` },
+);
+
 export const sshSettings = z.strictObject({
   user: z.string().regex(USER_PATTERN, { error: 'expected a user name of lowercase letters, digits, "-" or "_"' }).optional(),
   port: port().optional(),
@@ -71,6 +99,8 @@ export const host = z.strictObject({
   user: sshSettings.shape.user,
   port: port().optional(),
   key: localPath().optional(),
+  /** This host's own `vars:` (issue 19), over the stage's: for config templates and hooks. */
+  vars: vars().optional(),
 });
 
 export const loadBalancer = z.strictObject({
@@ -169,6 +199,8 @@ export const service = z.strictObject({
   checks: name().optional(),
   health: httpCheck.default({ path: '/health', expectStatus: [200], attemptTimeoutMs: 1000, intervalMs: 100, deadlineMs: 15_000 }),
   drainTimeoutMs: millis(3_600_000).default(30_000),
+  /** Commands at named points of a run (issue 19), after the stage's own at each point. */
+  hooks: hooks().optional(),
 });
 
 /** The first stage's code: a local directory, or a ref of a git repository on this machine. */
@@ -183,10 +215,32 @@ export const source = z.strictObject({
 
 /** What a run reports to a webhook (seed 003); a failing or slow webhook is a warning, never a failed run. */
 export const NOTIFY_EVENTS = ['started', 'switched', 'rolled-back', 'failed'] as const;
+const EMAIL_PATTERN = /^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$/;
+const email = () => z.string({ error: 'expected an e-mail address' }).regex(EMAIL_PATTERN, { error: 'expected an e-mail address such as ops@example.com' });
+/** The release mail (issue 19): the run's summary when it ends, through the profile's SMTP server. */
+export const notifyEmail = z.strictObject({
+  to: z.array(email(), { error: 'expected a list of e-mail addresses' }).min(1, { error: 'expected at least one address' }),
+  from: email(),
+  smtp: z.strictObject({
+    host: z.string({ error: 'expected a host name or IP address' }).regex(HOST_ADDRESS_PATTERN, { error: 'expected a host name or IP address' }),
+    port: port().default(587),
+    /** Upgrade the connection with STARTTLS and refuse to send without it. */
+    starttls: z.boolean({ error: 'expected true or false' }).default(true),
+    user: z.string().regex(/^[^\s:]{1,128}$/, { error: 'expected an SMTP user name' }).optional(),
+    /** Name of the environment variable holding the SMTP password (never the password itself). */
+    passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, { error: 'expected an environment variable name such as SMTP_PASSWORD' }).optional(),
+    /** A CA certificate (PEM) to trust for the server's certificate, besides the system's. */
+    caFile: localPath().optional(),
+  }),
+  /** The longest the mail may hold the run up. */
+  timeoutMs: millis(60_000).default(10_000),
+});
+
 export const notify = z.strictObject({
   /** URL that receives a JSON POST per event. */
   // A pattern rather than z.url(), so that the JSON Schema carries the same rule (no "format" an editor may ignore).
-  webhook: z.string({ error: 'expected an http:// or https:// URL' }).regex(/^https?:\/\/[A-Za-z0-9.[\]:_-]+(?::\d+)?(?:[/?#][^\s]*)?$/, { error: 'expected an http:// or https:// URL' }),
+  webhook: z.string({ error: 'expected an http:// or https:// URL' }).regex(/^https?:\/\/[A-Za-z0-9.[\]:_-]+(?::\d+)?(?:[/?#][^\s]*)?$/, { error: 'expected an http:// or https:// URL' }).optional(),
+  email: notifyEmail.optional(),
   events: z.array(z.enum(NOTIFY_EVENTS, { error: `expected one of ${NOTIFY_EVENTS.join(', ')}` })).min(1).default([...NOTIFY_EVENTS]),
   /** The longest a notification may hold the run up. */
   timeoutMs: millis(60_000).default(5000),
@@ -217,6 +271,10 @@ export const profile = z.strictObject({
   /** Releases kept per service on each host (never the release of either slot). */
   keepReleases: z.int().min(2).max(100).default(5),
   notify: notify.optional(),
+  /** Values for config templates ({vars.NAME}) and hooks (UPDATESERVER_VAR_NAME); a host's own override them. */
+  vars: vars().optional(),
+  /** Commands at named points of every run of this stage (issue 19): `hooks: { after-switch: [{ run: ..., on: local }] }`. */
+  hooks: hooks().optional(),
   /** Team state: `state: { postgres: postgres://user@host/db, passwordEnv: X }`; without it, the local state directory. */
   state: state.optional(),
 });

@@ -10,6 +10,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed } from '../apply/apply.js';
+import { sendReleaseMail, type RunSummary } from './email.js';
 
 export interface NotificationBody {
   event: NotifyEvent;
@@ -77,26 +78,38 @@ function withoutWebhook(message: string, webhook: string): string {
 
 /** Posts the body if the profile subscribes to its event; never throws, never waits past timeoutMs. */
 export async function sendNotification(notify: Notify | undefined, body: NotificationBody, logger: Logger): Promise<void> {
-  if (!notify || !notify.events.includes(body.event)) return;
+  const webhook = notify?.webhook;
+  if (!notify || webhook === undefined || !notify.events.includes(body.event)) return;
   try {
     const { got } = await import('got');
-    await got.post(notify.webhook, { json: body, timeout: { request: notify.timeoutMs }, retry: { limit: 0 }, throwHttpErrors: true });
-    logger.debug(`notified ${webhookLabel(notify.webhook)}: ${body.event}`);
+    await got.post(webhook, { json: body, timeout: { request: notify.timeoutMs }, retry: { limit: 0 }, throwHttpErrors: true });
+    logger.debug(`notified ${webhookLabel(webhook)}: ${body.event}`);
   } catch (err) {
-    logger.warn(`notification "${body.event}" to ${webhookLabel(notify.webhook)} failed (the run goes on): ${withoutWebhook(describeError(err), notify.webhook)}`);
+    logger.warn(`notification "${body.event}" to ${webhookLabel(webhook)} failed (the run goes on): ${withoutWebhook(describeError(err), webhook)}`);
   }
 }
 
-/** The notifications of one run: started before its first step, then how it ended. */
+/**
+ * The notifications of one run: started before its first step, then how it ended: the webhook's
+ * event and the release mail (issue 19), with what the caller knows by then (data versions, changes).
+ */
 export function runNotifier(notify: Notify | undefined, plan: Plan, logger: Logger, runId: string, now: () => Date = () => new Date()) {
   const t0 = Date.now();
   const send = (event: NotifyEvent, extra: Pick<RunOutcome, 'error' | 'rolledBack'> = {}) =>
     sendNotification(notify, notificationBody(plan, event, { runId, durationMs: Date.now() - t0, at: now(), ...extra }), logger);
   return {
     started: () => send('started'),
-    finished: (error?: unknown) => {
+    finished: async (error?: unknown, facts: Pick<RunSummary, 'data' | 'changes' | 'warnings'> = {}) => {
       const outcome = error === undefined ? {} : { error, rolledBack: error instanceof PromotionFailed && error.rolledBack };
-      return send(eventOf(plan, outcome), outcome);
+      const durationMs = Date.now() - t0;
+      await Promise.all([
+        send(eventOf(plan, outcome), outcome),
+        sendReleaseMail(notify?.email, {
+          plan, runId, durationMs, ...facts,
+          result: error === undefined ? 'ok' : outcome.rolledBack ? 'rolled back' : 'failed',
+          ...(error === undefined ? {} : { error: describeError(error) }),
+        }, logger),
+      ]);
     },
   };
 }

@@ -18,6 +18,7 @@ import { formatBytes } from '../bytes.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
 import { describeData } from './data-note.js';
 import { failurePaths } from './failure.js';
+import { withHooks } from './hook-phases.js';
 
 /** What was read about one host for one service. */
 export interface HostSlots {
@@ -96,6 +97,7 @@ export function slotContext(stage: Stage, service: Service, host: Host, slot: Sl
     stage: stage.name, service: service.name, host: host.name, address: host.address,
     slot, port: service.slots[slot].port, dir: service.slots[slot].dir, release, config: configDir(service, slot),
     ...(service.database ? { database: service.database.names[slot] } : {}),
+    ...(host.vars && Object.keys(host.vars).length > 0 ? { vars: host.vars } : {}),
   };
 }
 
@@ -341,9 +343,11 @@ export function buildPlan(input: PlanInput): Plan {
     { name: 'stop-old', title: 'Stop the old slot (kept on disk for rollback)', items: items(stopOld) },
     { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },
   ];
-  return {
-    version: PLAN_VERSION, action: input.action ?? input.mode ?? 'promote', stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
-    services, phases, liveAfter, onFailure: failurePaths(stage, { phases, services }),
-  };
+  const action = input.action ?? input.mode ?? 'promote';
+  // The profile's hooks go in at their points (plan/hook-phases.ts); the failure paths are built with them.
+  return withHooks(stage, {
+    version: PLAN_VERSION, action, stage: stage.name, from: input.from, createdAt: input.now.toISOString(),
+    services, phases, liveAfter,
+  }, input.mode === 'flip', (p) => failurePaths(stage, p));
 }
 

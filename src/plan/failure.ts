@@ -8,6 +8,8 @@ import type { Stage } from '../config/model.js';
 import { backendName } from '../config/slot.js';
 import type { Action, FailurePath, Phase, PhaseName, Plan, PlanItem } from './plan.js';
 
+const HOOK_PHASES: ReadonlySet<PhaseName> = new Set(['before-copy', 'after-copy', 'before-start', 'after-start', 'before-switch', 'after-switch']);
+
 /** The undo of a start: stop the slot it started. */
 function stopNew(plan: Pick<Plan, 'phases'>): Phase {
   const start = plan.phases.find((p) => p.name === 'start')?.items ?? [];
@@ -44,13 +46,15 @@ export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, p
   const lbs = switched(plan);
   const revert: Phase = { name: 'revert', title: 'Switch every load balancer back to the previous slots', items: lbs.map((lb) => ({ target: lb, actions: [revertAction(stage, plan, lb)] })) };
   const drain: Phase = { name: 'drain-new', title: 'Let the new slot\'s requests finish', items: lbs.map((lb) => ({ target: lb, actions: [drainNewAction(stage, plan, lb)] })) };
-  const path = (on: PhaseName[], title: string, phases: Phase[]): FailurePath => ({ on, title, phases: phases.filter((p) => p.items.length > 0) });
+  // A hook point (issue 19) is named only when the plan runs hooks there.
+  const present = (n: PhaseName) => !HOOK_PHASES.has(n) || plan.phases.some((p) => p.name === n);
+  const path = (on: PhaseName[], title: string, phases: Phase[]): FailurePath => ({ on: on.filter(present), title, phases: phases.filter((p) => p.items.length > 0) });
   return [
-    path(['freeze', 'copy'], 'nothing started, live traffic untouched', [unfreeze]),
-    path(['data', 'start', 'check'], 'live traffic untouched; the new slot is stopped again', [stopNew(plan), unfreeze]),
+    path(['before-copy', 'freeze', 'copy', 'after-copy'], 'nothing started, live traffic untouched', [unfreeze]),
+    path(['data', 'before-start', 'start', 'after-start', 'check', 'before-switch'], 'live traffic untouched; the new slot is stopped again', [stopNew(plan), unfreeze]),
     // Only the load balancers whose switch began are switched back (the others never moved).
     path(['switch'], 'the load balancers switched so far go back, so that all agree; the new slot is stopped', [revert, drain, stopNew(plan), unfreeze]),
-    path(['post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, drain, stopNew(plan), unfreeze]),
+    path(['after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, drain, stopNew(plan), unfreeze]),
   ];
 }
 

@@ -4,7 +4,7 @@
  * in order; the items of a phase run concurrently (bounded by the profile's `parallel`), and the
  * actions of one item run in order.
  */
-import type { DatabaseConnection, SlotName } from '../config/model.js';
+import type { DatabaseConnection, HookPoint, SlotName } from '../config/model.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import type { SlotContext } from '../commands/placeholders.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
@@ -101,7 +101,17 @@ export type Action =
    */
   | { kind: 'revert-map'; loadBalancer: string; file: string; entries: Record<string, string>; title: string }
   /** Failure paths only: wait (up to the deadline) for the requests the new slot received, before it is stopped. */
-  | { kind: 'drain-new'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string };
+  | { kind: 'drain-new'; loadBalancer: string; backends: string[]; deadlineMs: number; title: string }
+  /**
+   * A hook of the profile (issue 19, src/plan/hooks.ts): `line` is exactly what runs, on `host` over its
+   * SSH connection or (no host) by bash on this machine, once the facts known only when it runs (the
+   * run id; for failed/finished the result) are put in front as `runtime` names them. `failure`: what
+   * its failing does: stop the run (before the switch), roll back (after-switch, critical) or warn.
+   */
+  | {
+    kind: 'hook'; point: HookPoint; service: string; host?: string; run: string; env: Record<string, string>; runtime: string[];
+    line: string; timeoutMs: number; failure: 'stop' | 'rollback' | 'warn'; title: string;
+  };
 
 export interface PlanItem {
   /** Host or load balancer the item works on, for progress and errors. */
@@ -111,7 +121,9 @@ export interface PlanItem {
 
 export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
   /** Phases of the failure paths only. */
-  | 'revert' | 'drain-new' | 'stop-new';
+  | 'revert' | 'drain-new' | 'stop-new'
+  /** The hooks at each point (issue 19); failed and finished are in Plan.finally. */
+  | HookPoint;
 
 /**
  * What a failure in a phase means (apply/apply.ts), as plan data so that the dry run can say it:
@@ -179,4 +191,9 @@ export interface Plan {
   liveAfter: Record<string, SlotName>;
   /** What runs when a step fails (absent in plans journalled before it existed: apply derives it). */
   onFailure?: FailurePath[];
+  /**
+   * What runs when the run has ended (issue 19): the `failed` phase when it failed, then `finished`
+   * whatever the result. Hooks only; their failures are warnings and never change the result.
+   */
+  finally?: Phase[];
 }

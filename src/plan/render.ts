@@ -64,7 +64,26 @@ function describe(action: Action): string {
     case 'revert-map': return [...Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`),
       `haproxy> ${showMapCommand(action.file)}   (expect ${Object.entries(action.entries).map(([k, v]) => `${k} ${v}`).join(', ')}), then write its entries to ${action.file}`].join('\n');
     case 'drain-new': return `wait until ${action.backends.join(', ')} have no sessions (at most ${action.deadlineMs} ms)`;
+    case 'hook': return `${action.host ? `on ${action.host}` : '(local)'}: $ ${action.line}\n(timeout ${action.timeoutMs} ms; a failure ${HOOK_FAILURE[action.failure]})`;
   }
+}
+
+const HOOK_FAILURE = { stop: 'stops the run, live traffic untouched', rollback: 'switches traffic back (critical)', warn: 'is a warning' } as const;
+
+/** The plan's `finally` (issue 19): the failed hooks when the run failed, then the finished hooks. */
+function renderFinally(plan: Plan, options: { commands?: boolean }): string[] {
+  const out: string[] = [];
+  for (const phase of plan.finally ?? []) {
+    out.push('', phase.name === 'failed' ? 'If the run fails, at its end:' : 'When the run ends, whatever the result:');
+    for (const item of phase.items) {
+      out.push(`   [${item.target}]`);
+      for (const a of item.actions) {
+        out.push(`     - ${a.title}`);
+        if (options.commands !== false) out.push(...describe(a).split('\n').map((l) => `         ${l}`));
+      }
+    }
+  }
+  return out;
 }
 
 /**
@@ -124,5 +143,6 @@ export function renderPlan(plan: Plan, options: { commands?: boolean; failures?:
     }
   });
   out.push(...renderFailurePaths(plan, options));
+  out.push(...renderFinally(plan, options));
   return `${out.join('\n')}\n`;
 }

@@ -23,6 +23,7 @@ import { resolveGitSource } from '../release/git.js';
 import { checkDiskSpace } from './preflight.js';
 import { dataVersion, readDataFacts, readKeptData } from './data-facts.js';
 import { existsSync } from 'node:fs';
+import { releaseChanges } from '../notify/changes.js';
 import { runVerb, type Observed, type Planned, type RunRequest } from '../run/run.js';
 
 export interface PromoteOptions extends RunRequest {
@@ -75,6 +76,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       tunnel: await run.target.openTunnel(),
       pull: { manifests: new Map(Object.values(facts.pulls).map((p) => [p.hash, p.manifest])), tunnel: () => run.others[0]!.openTunnel() },
     }),
+    // The release mail lists what changed since the previous live release.
+    notifyFacts: async (run, plan, _apply, facts) => ({ changes: await releaseChanges(project, stage, plan, run.target.pool, Object.fromEntries(services.map((s) => [s, facts.releases[s]!.cacheDir]))) }),
     recorded: async (run, plan, apply, facts, durationMs) => {
       const { store } = run.state;
       await recordSwitch(store, stage, plan, run.recorded, now(), { data: apply.data });

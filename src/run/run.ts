@@ -12,6 +12,7 @@ import type { Plan, PlanVerb } from '../plan/plan.js';
 import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { ApplyContext, StepEvent } from '../apply/context.js';
 import { runNotifier } from '../notify/notify.js';
+import type { RunSummary } from '../notify/email.js';
 import { openState, type StateBackend } from '../state/backend.js';
 import type { StageState } from '../state/store.js';
 import type { Interrupted } from '../state/journal.js';
@@ -86,6 +87,8 @@ export interface Verb<Facts> {
   applyContext?(run: Observed, facts: Facts): Promise<Partial<ApplyContext>>;
   /** What a run that applied its plan leaves in the state store (after the journal is closed). */
   recorded?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts, durationMs: number): Promise<void>;
+  /** What the release mail adds for a run that applied its plan (promote: the changes since the previous live release). */
+  notifyFacts?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts): Promise<Pick<RunSummary, 'changes'>>;
   /** Whether the history keeps a line for a failed run of this verb (recordFailure). */
   recordsFailures?: boolean;
 }
@@ -139,13 +142,15 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
 
     const t0 = Date.now();
     const journal = verb.lockFree ? undefined : await state.journals.begin(plan);
-    const notifier = verb.notifies ? runNotifier(stage.notify, plan, logger, request.runId ?? new Date(started).toISOString(), now) : undefined;
+    // One run id for the notifications, the hooks' environment and the console.
+    const runId = request.runId ?? new Date(started).toISOString();
+    const notifier = verb.notifies ? runNotifier(stage.notify, plan, logger, runId, now) : undefined;
     await notifier?.started();
     const onStep = request.progress?.(plan);
     let apply: ApplyResult;
     try {
       const extra = await verb.applyContext?.(observed, facts) ?? {};
-      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       // Recording the failure never hides it.
       if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger, request.user);
@@ -157,7 +162,11 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     if (verb.recorded) await verb.recorded(observed, plan, apply, facts, Date.now() - t0);
     // A verb that moves no slot says what it did in its history line: its phases' titles.
     else await appendRun(state.store, plan, 'ok', Date.now() - t0, now(), plan.services.length > 0 ? undefined : plan.phases.filter((p) => p.items.length > 0).map((p) => p.title).join('; '), { user: request.user });
-    await notifier?.finished();
+    if (notifier) {
+      // Read while the hosts are still connected; a failure here is the mail's, never the run's.
+      const extraFacts = stage.notify?.email && verb.notifyFacts ? await verb.notifyFacts(observed, plan, apply, facts).catch((e: unknown) => { logger.warn(`the release mail's list of changes: ${describeError(e)}`); return {}; }) : {};
+      await notifier.finished(undefined, { data: apply.data, warnings: apply.warnings, ...extraFacts });
+    }
     return { plan, applied: true, apply, facts, durationMs: Date.now() - started };
   } finally {
     await Promise.all([target.close(logger), ...others.map((o) => o.close(logger))]);

@@ -102,7 +102,11 @@ async function migration(version: number, text: string): Promise<void> {
 
 before(async () => {
   await dropAll();
-  p = await startPipeline({ net: NET, devServiceExtra: dbYaml('dev'), betaServiceExtra: dbYaml('beta') });
+  p = await startPipeline({
+    net: NET, devServiceExtra: dbYaml('dev'), betaServiceExtra: dbYaml('beta'),
+    // Hooks (issue 19) are plan actions: the dry run lists them and runs none (the hosts' /srv is compared).
+    betaTopExtra: "hooks:\n  after-copy: [{ run: 'echo $UPDATESERVER_RELEASE > /srv/hook-after-copy', on: hosts }]\n  before-switch: [{ run: 'true', on: local }]",
+  });
   await mkdir(join(p.project.dir, 'migrations', 'web'), { recursive: true });
   await migration(1, "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\nINSERT INTO items (name) VALUES ('one'), ('two');\n");
   for (const stage of ['dev', 'beta']) {
@@ -176,13 +180,15 @@ test('the dry run changes nothing anywhere, and the real run journals exactly th
   const plan = (JSON.parse(dry.stdout) as { plan: Plan }).plan;
   // It is worth reading: the data copy, the pending migration and the switch are all in it.
   const kinds = plan.phases.flatMap((ph) => ph.items.flatMap((i) => i.actions.map((a) => a.kind)));
-  for (const k of ['exec', 'local', 'data-copy', 'migrate', 'check', 'set-map', 'persist-map', 'drain']) assert.ok(kinds.includes(k as never), `no ${k} step in the plan`);
+  for (const k of ['exec', 'local', 'data-copy', 'migrate', 'check', 'set-map', 'persist-map', 'drain', 'hook']) assert.ok(kinds.includes(k as never), `no ${k} step in the plan`);
   const migrate = plan.phases.flatMap((ph) => ph.items.flatMap((i) => i.actions)).find((a) => a.kind === 'migrate');
   assert.deepEqual(migrate?.kind === 'migrate' ? migrate.pending.map((m) => m.version) : [], [3]);
 
   const real = await updateserver(p.project.dir, 'beta');
   assert.equal(real.code, 0, explain(real));
   assert.equal((await served()).version, '2.0.0');
+  // The hook the dry run listed (and did not run) ran in the real run, on each host.
+  for (const h of p.lab.hosts.filter((x) => x.name.startsWith('beta'))) assert.equal(await readFile(join(h.srv, 'hook-after-copy'), 'utf8'), `${plan.services[0]!.release}\n`);
   const dir = join(p.project.stateDir, 'journal');
   const last = (await readdir(dir)).filter((f) => /^beta\.\d+\.done\.jsonl$/.test(f)).sort().pop()!;
   const entries = (await readFile(join(dir, last), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);

@@ -25,6 +25,17 @@ const PRE = 'pre:\n  - name: health\n    http: { path: /health }\n    deadlineMs
 // Passes on the idle slot before the switch (pre), fails through the load balancer after it (post).
 const FAILING_POST = `${PRE}post:\n  - name: never\n    http: { path: /health, bodyContains: "no answer says this" }\n    deadlineMs: 600\n`;
 
+// Hooks (issue 19) on the hosts at points of the good path, the rollback path and the plan's finally.
+const HOOKS = [
+  'hooks:',
+  "  before-switch: [{ run: 'echo before-switch', on: hosts }]",
+  "  after-switch: [{ run: 'echo after-switch', on: one-host }]",
+  "  after-drain: [{ run: 'true', on: local }]",
+  "  after-rollback: [{ run: 'echo after-rollback', on: hosts }]",
+  "  failed: [{ run: 'echo failed', on: one-host }]",
+  "  finished: [{ run: 'echo $UPDATESERVER_RESULT', on: hosts }]",
+].join('\n');
+
 let p: Pipeline;
 
 async function newRelease(version: string): Promise<void> {
@@ -51,7 +62,7 @@ async function recorded(dryRun: boolean): Promise<{ recorder: Recorder; result?:
 const timeless = (plan: Plan) => ({ ...plan, createdAt: '(masked)' });
 
 before(async () => {
-  p = await startPipeline({ net: NET, devHealthPath: '/', betaServiceExtra: '    checks: web', projectFiles: { 'healthchecks/web.yaml': PRE } });
+  p = await startPipeline({ net: NET, devHealthPath: '/', betaServiceExtra: '    checks: web', projectFiles: { 'healthchecks/web.yaml': PRE }, betaTopExtra: HOOKS });
   await newRelease('1.0.0');
   const beta = await updateserver(p.project.dir, 'beta');
   assert.equal(beta.code, 0, explain(beta));
@@ -77,7 +88,7 @@ test('a promotion executes exactly the effects its dry run listed, host by host 
   assert.deepEqual(real.recorder.byTarget(), expected);
   // Worth comparing: the copy, the start, the switch and the stop are all among them.
   const all = Object.values(expected).flat();
-  for (const kind of [/^rsync /, /^exec .*setsid/, /^set server /, /^set map /, /^persist /]) assert.ok(all.some((e) => kind.test(e)), `no ${kind} effect`);
+  for (const kind of [/^rsync /, /^exec .*setsid/, /^set server /, /^set map /, /^persist /, /^exec env UPDATESERVER_RUN_ID='<run id>' UPDATESERVER_HOOK=before-switch /, /^exec env .*UPDATESERVER_RESULT='<result>' .*UPDATESERVER_HOOK=finished /]) assert.ok(all.some((e) => kind.test(e)), `no ${kind} effect`);
   console.log(`promotion: ${real.recorder.effects.length} effects recorded on ${Object.keys(expected).length} targets, equal to the dry run's plan`);
 });
 
@@ -90,7 +101,8 @@ test('a promotion whose post check fails runs the plan\'s failure path: the reco
     assert.deepEqual(dry.recorder.balancerWrites, []);
     const plan = dry.result!.plan;
     const path = plan.onFailure?.find((f) => f.on.includes('post'));
-    assert.deepEqual(path?.phases.map((ph) => ph.name), ['revert', 'drain-new', 'stop-new']);
+    assert.deepEqual(path?.phases.map((ph) => ph.name), ['revert', 'drain-new', 'stop-new', 'after-rollback']);
+    assert.deepEqual(plan.finally?.map((ph) => ph.name), ['failed', 'finished']);
 
     const real = await recorded(false);
     assert.ok(real.error instanceof PromotionFailed && real.error.rolledBack && real.error.liveUntouched, String(real.error));

@@ -34,7 +34,7 @@ export class Recorder {
       transport: (t) => this.transport(t),
       balancer: (b) => this.balancer(b),
       db: (d) => this.db(d),
-      local: (argv) => this.add('local', `run ${maskLocal(argv.join(' '))}`),
+      local: (argv) => this.add('local', `run ${maskRuntime(maskLocal(argv.join(' ')))}`),
     };
   }
 
@@ -54,7 +54,7 @@ export class Recorder {
     const streaming = real as Transport & Partial<StreamingTransport>;
     const wrapped: Transport & Partial<StreamingTransport> = {
       host: real.host,
-      exec: (command, options) => { this.add(real.host, `exec ${command}`); return real.exec(command, options); },
+      exec: (command, options) => { this.add(real.host, `exec ${maskRuntime(command)}`); return real.exec(command, options); },
       openUnixSocket: (path) => real.openUnixSocket(path),
       close: () => real.close(),
     };
@@ -84,6 +84,11 @@ export class Recorder {
   byTarget(): Record<string, string[]> {
     return group(this.effects, true);
   }
+}
+
+/** A hook's line with the facts known only when it runs (run id, result) as the plan shows them. */
+function maskRuntime(command: string): string {
+  return command.replace(/\bUPDATESERVER_(RUN_ID|RESULT|ERROR)=('[^']*(?:'\\''[^']*)*'|\S*)/g, (_, k: string) => `UPDATESERVER_${k}='<${k.toLowerCase().replace('_', ' ')}>'`);
 }
 
 /**
@@ -129,6 +134,8 @@ export function effectsOfAction(a: Action): Effect[] {
     case 'revert-map': return [...Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` })), { target: a.loadBalancer, effect: `persist ${a.file}` }];
     // The pull's rsync, as this machine runs it (a promotion whose release is cached pulls nothing).
     case 'pull': return a.fetch ? [{ target: 'local', effect: `run ${a.fetch.argv.join(' ')}` }, { target: 'local', effect: `run ${verifyCachedArgv(a.cacheDir).join(' ')}` }] : [];
+    // A hook runs its line on its host, or on this machine through bash.
+    case 'hook': return a.host ? [{ target: a.host, effect: `exec ${a.line}` }] : [{ target: 'local', effect: `run bash -c ${a.line}` }];
     case 'sql': return a.statements.map((sql) => ({ target: describeConnection(a.connection), effect: `sql ${sql}` }));
     // A copy by TEMPLATE is decided when it runs; a plan that may take it is compared by dump only where fastPath is off.
     case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY) : [];
@@ -145,10 +152,11 @@ export function effectsOf(phases: readonly Phase[]): Record<string, string[]> {
 
 /** What a plan says a successful run does; and, failing in `failAt`, the phases up to it and then its failure path. */
 export function plannedEffects(plan: Plan, failAt?: Phase['name']): Record<string, string[]> {
-  if (failAt === undefined) return effectsOf(plan.phases);
+  const fin = (names: string[]) => (plan.finally ?? []).filter((p) => names.includes(p.name));
+  if (failAt === undefined) return effectsOf([...plan.phases, ...fin(['finished'])]);
   const upTo = plan.phases.slice(0, plan.phases.findIndex((p) => p.name === failAt) + 1);
   const path = plan.onFailure?.find((f) => f.on.includes(failAt));
-  return effectsOf([...upTo, ...(path?.phases ?? [])]);
+  return effectsOf([...upTo, ...(path?.phases ?? []), ...fin(['failed', 'finished'])]);
 }
 
 function group(effects: readonly Effect[], collapseRepeats: boolean): Record<string, string[]> {

@@ -237,7 +237,7 @@ ${LB}services:
     assert.deepEqual(err.issues.map((i) => [i.path, i.line]), [
       ['hosts.web1.ip', 3], ['hosts.web1.role', 3], ['services.web.root', 9], ['services.web.listen', 10],
     ]);
-    assert.match(err.message, /^profiles\/dev\.yaml:3: hosts\.web1\.ip: unknown key \(allowed here: address, user, port, key\)$/m);
+    assert.match(err.message, /^profiles\/dev\.yaml:3: hosts\.web1\.ip: unknown key \(allowed here: address, user, port, key, vars\)$/m);
   });
 });
 
