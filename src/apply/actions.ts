@@ -9,6 +9,7 @@ import { run } from '../transport/transport.js';
 import { quoteAll } from '../commands/shell.js';
 import { bytesSent } from '../commands/rsync.js';
 import { runDataCopy, runMigrate } from './data-actions.js';
+import { runChangeLog } from './change-log-action.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
@@ -47,6 +48,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       return;
     case 'migrate':
       await runMigrate(ctx, action);
+      return;
+    case 'change-log':
+      await runChangeLog(ctx, action);
       return;
     case 'server-health':
       for (const server of action.servers) await balancer(ctx, action.loadBalancer).serverHealth(action.backend, server, action.health);

@@ -10,6 +10,7 @@ import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed } from '../apply/apply.js';
+import type { ChangeCounts } from '../data/changes/report.js';
 
 export interface NotificationBody {
   event: NotifyEvent;
@@ -26,6 +27,8 @@ export interface NotificationBody {
   durationMs: number;
   user: string;
   at: string;
+  /** A rollback or flip: per service (and table), the rows inserted, updated and deleted on the slot left since it went live. */
+  changes?: ChangeCounts;
 }
 
 export interface RunOutcome {
@@ -90,13 +93,13 @@ export async function sendNotification(notify: Notify | undefined, body: Notific
 /** The notifications of one run: started before its first step, then how it ended. */
 export function runNotifier(notify: Notify | undefined, plan: Plan, logger: Logger, runId: string, now: () => Date = () => new Date()) {
   const t0 = Date.now();
-  const send = (event: NotifyEvent, extra: Pick<RunOutcome, 'error' | 'rolledBack'> = {}) =>
-    sendNotification(notify, notificationBody(plan, event, { runId, durationMs: Date.now() - t0, at: now(), ...extra }), logger);
+  const send = (event: NotifyEvent, extra: Pick<RunOutcome, 'error' | 'rolledBack'> = {}, changes?: ChangeCounts) =>
+    sendNotification(notify, { ...notificationBody(plan, event, { runId, durationMs: Date.now() - t0, at: now(), ...extra }), ...(changes ? { changes } : {}) }, logger);
   return {
     started: () => send('started'),
-    finished: (error?: unknown) => {
+    finished: (error?: unknown, changes?: ChangeCounts) => {
       const outcome = error === undefined ? {} : { error, rolledBack: error instanceof PromotionFailed && error.rolledBack };
-      return send(eventOf(plan, outcome), outcome);
+      return send(eventOf(plan, outcome), outcome, changes);
     },
   };
 }

@@ -77,6 +77,12 @@ export type Action =
     /** Strategy shared: both slots use this database, so nothing is left behind by a rollback. */
     shared?: boolean;
   }
+  /**
+   * Install the change log on the idle slot's copy, after its migrations and before it takes traffic
+   * (copy, copy-self): a trigger on every table appends each row change, so a rollback reports exactly
+   * what was written to the slot it leaves (src/data/changes/).
+   */
+  | { kind: 'change-log'; service: string; connection: DatabaseConnection; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**

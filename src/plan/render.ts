@@ -2,6 +2,7 @@ import { quoteAll, urlHost } from '../commands/shell.js';
 import { describeConnection } from '../data/connection.js';
 import { formatBytes } from '../bytes.js';
 import { templateRefusal } from '../data/template.js';
+import { describeChangeLog } from '../data/changes/describe.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
@@ -47,6 +48,7 @@ function describe(action: Action): string {
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
     ].join('\n');
     case 'migrate': return describeMigrate(action);
+    case 'change-log': return describeChangeLog(action);
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');

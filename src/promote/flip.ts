@@ -20,7 +20,7 @@ import { allLimited } from '../transport/runner.js';
 import { StageLink, hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordFailure, recordSwitch } from './record.js';
 import { lockStage } from './lock.js';
-import { writesLeftBehind } from './left-writes.js';
+import { leftBehind } from './left-writes.js';
 import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from './interrupted.js';
 import type { PromoteResult } from './promote.js';
 import { idleSlot } from '../config/slot.js';
@@ -105,15 +105,16 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
     }
     await journal.finish('ok');
     // After the switch back and the drain: nothing more reaches the slot left behind.
-    for (const line of await writesLeftBehind(stage, plan, recorded)) {
+    const left = await leftBehind(stage, plan, recorded, { stateDir: project.stateDir, runId: options.runId ?? new Date(started).toISOString(), now: now() });
+    for (const line of left.lines) {
       logger.warn(line);
       apply.warnings.push(line);
     }
     await recordSwitch(store, stage, plan, recorded, now(), { markLeftBad: options.rollback ? `rolled back by ${userInfo().username} at ${now().toISOString()}` : undefined });
     // Traffic goes back to a slot whose database nothing touched since: its recorded data version holds.
-    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, recorded?.services[s.service]?.data?.[s.target]])) });
-    await notifier.finished();
-    return { plan, applied: true, apply, durationMs: Date.now() - started };
+    await appendRun(store, plan, 'ok', Date.now() - t0, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, recorded?.services[s.service]?.data?.[s.target]])), changes: left.report });
+    await notifier.finished(undefined, left.counts);
+    return { plan, applied: true, apply, durationMs: Date.now() - started, ...(left.report ? { changes: left.report } : {}) };
   } finally {
     await link.close(logger);
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));

@@ -12,7 +12,9 @@ import { readLiveSlots } from '../observe/live.js';
 import { readHostSlots } from '../observe/slots.js';
 import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
-import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import { PromotionFailed, applyPlan, type ApplyResult } from '../apply/apply.js';
+import type { ChangeReport } from '../data/changes/report.js';
+import { reportAutomaticRollback } from './left-writes.js';
 import type { StepEvent } from '../apply/context.js';
 import { runNotifier } from '../notify/notify.js';
 import { openState } from '../state/backend.js';
@@ -63,6 +65,8 @@ export interface PromoteResult {
   skipped?: string;
   apply?: ApplyResult;
   durationMs: number;
+  /** A rollback or flip: what was written to the slot traffic left (src/promote/left-writes.ts). */
+  changes?: ChangeReport;
 }
 
 export async function promote(options: PromoteOptions): Promise<PromoteResult> {
@@ -199,9 +203,11 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     try {
       apply = await applyPlan({ stage, pool: target.pool, balancers, logger, warnings: [], transfers: [], reports: [], journal, tunnel: await target.openTunnel(), ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
-      await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger);
+      // An automatic rollback left the new slot behind with whatever users wrote to it meanwhile.
+      const left = err instanceof PromotionFailed && err.rolledBack ? await reportAutomaticRollback(stage, plan, recorded, options.runId ?? new Date(started).toISOString(), project.stateDir, logger) : undefined;
+      await recordFailure(store, stage, plan, recorded, err, Date.now() - t0, now(), logger, left?.report);
       await journal.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
-      await notifier.finished(err);
+      await notifier.finished(err, left?.counts);
       throw err;
     }
     await journal.finish('ok');

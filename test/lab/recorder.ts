@@ -98,7 +98,7 @@ export function effectsOfAction(a: Action): Effect[] {
     case 'persist-map': return [{ target: a.loadBalancer, effect: `persist ${a.file}` }];
     case 'revert-map': return [...Object.entries(a.entries).map(([k, v]) => ({ target: a.loadBalancer, effect: `set map ${a.file} ${k} ${v}` })), { target: a.loadBalancer, effect: `persist ${a.file}` }];
     // With no session left at the deadline, a drain changes nothing; the data steps are the database client's.
-    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'data-copy': case 'migrate': return [];
+    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'data-copy': case 'migrate': case 'change-log': return [];
   }
 }
 
