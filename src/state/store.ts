@@ -60,7 +60,7 @@ export interface StageState {
 export interface HistoryEntry {
   at: string;
   stage: string;
-  action: 'promote' | 'flip' | 'rollback' | 'maintenance';
+  action: 'promote' | 'flip' | 'rollback' | 'maintenance' | 'replay';
   result: 'ok' | 'failed' | 'rolled back';
   user: string;
   services: Record<string, { from: SlotName; to: SlotName; release: string; data?: DataRecord }>;
@@ -70,6 +70,8 @@ export interface HistoryEntry {
   passed?: Record<string, ReleaseRecord>;
   /** A rollback, flip or automatic rollback: per table, what was written to the slot left (keys, no rows; src/data/changes/report.ts). */
   changes?: ChangeReport;
+  /** `updateserver replay`: the report replayed, the tables left out, and every statement sent, per service. */
+  replay?: { run: string; skip: string[]; statements: Record<string, string[]> };
 }
 
 /** Recorded state and history of stages, wherever they are kept. */
