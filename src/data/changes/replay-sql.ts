@@ -41,7 +41,8 @@ const keyText = (pk: string | null) => pk ?? '(no key)';
 /**
  * The conflict rules. Insert: refused when the key is present with other values. Update: refused when
  * the row is gone or differs from the row the change started from. Delete: refused when the row differs
- * from the one deleted. A row already as the change left it is skipped, so a replay repeated is harmless.
+ * from the one deleted. A row already as that change left it is skipped (a replay repeated is still
+ * refused at the first row changed again later in the log: its live row is the later state).
  */
 export function decide(c: LoggedChange, row: CurrentRow): Decision {
   const at = `table ${c.table}, row ${keyText(c.pk)}`;
@@ -94,11 +95,12 @@ export function currentRowQuery(engine: DatabaseEngine, c: LoggedChange, lock: b
   const forUpdate = lock ? ' FOR UPDATE' : '';
   if (engine === 'postgres') {
     const same = (json: string | null) => (json === null ? 'NULL::boolean'
-      : `(SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(t)) AS e WHERE ${literal('postgres', json)}::jsonb ? e.key) = ${literal('postgres', json)}::jsonb`);
-    return `SELECT ${same(c.old)} AS same_old, ${same(c.new)} AS same_new FROM ${t} AS t WHERE ${whereKey(engine, c.table, c.pk!)}${forUpdate}`;
+      : `(SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(updateserver_row)) AS e WHERE ${literal('postgres', json)}::jsonb ? e.key) = ${literal('postgres', json)}::jsonb`);
+    return `SELECT ${same(c.old)} AS same_old, ${same(c.new)} AS same_new FROM ${t} AS updateserver_row WHERE ${whereKey(engine, c.table, c.pk!)}${forUpdate}`;
   }
   // The same JSON_OBJECT the trigger wrote, on the same columns in the same order: equal values, equal text.
-  const obj = (json: string | null) => (json === null ? 'NULL' : `JSON_OBJECT(${keysOf(json).map((k) => `${literal('mysql', k)}, ${ident('mysql', k)}`).join(', ')})`);
+  // CAST: the driver would parse a JSON result into an object; the text is what is compared.
+  const obj = (json: string | null) => (json === null ? 'NULL' : `CAST(JSON_OBJECT(${keysOf(json).map((k) => `${literal('mysql', k)}, ${ident('mysql', k)}`).join(', ')}) AS CHAR)`);
   return `SELECT ${obj(c.old)} AS old_now, ${obj(c.new)} AS new_now FROM ${t} WHERE ${whereKey(engine, c.table, c.pk!)}${forUpdate}`;
 }
 
