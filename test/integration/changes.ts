@@ -29,13 +29,24 @@ const N = 12;
 const UPDATED = ['seed-0', 'seed-1', 'seed-2', 'seed-3'];
 const DELETED = ['seed-5', 'seed-6', 'seed-7'];
 const EVENTS = [1, 2, 3];
+/** beta's checks: a watch window whose sql check fails once a row named poison reaches the new slot's database. */
+const watchChecks = (windowMs: number) => `pre:
+  - name: health
+    http: { path: /health }
+watch:
+  windowMs: ${windowMs}
+  intervalMs: 100
+  checks:
+    - name: no-poison
+      sql: { query: "SELECT COUNT(*) FROM writes WHERE k = 'poison'", expect: "0" }
+`;
 
 export function changesTests(engine: Engine, net: number): void {
   const dbs = slotDatabases(engine, `ustest_ch_${net}`);
   const query = <T = Record<string, unknown>>(database: string, text: string) => (engine === 'postgres' ? pgSql<T>(database, text) : mysqlSql<T>(database, text));
   let p: Pipeline;
-  const post = async (key: string) => {
-    const res = await fetch(`${p.url.dev}/rows`, { method: 'POST', body: key, headers: { connection: 'close' } });
+  const post = async (key: string, stage: 'dev' | 'beta' = 'dev') => {
+    const res = await fetch(`${p.url[stage]}/rows`, { method: 'POST', body: key, headers: { connection: 'close' } });
     const text = await res.text();
     assert.equal(res.status, 201, text);
     return (JSON.parse(text) as { id: number }).id;
@@ -46,7 +57,8 @@ export function changesTests(engine: Engine, net: number): void {
     await dbs.dropAll();
     p = await startPipeline({
       net, betaHosts: 1, appArgs: engine === 'postgres' ? '--db postgres://postgres@127.0.0.1:5432/{database}' : '--db mysql://root@127.0.0.1:3306/{database}',
-      devServiceExtra: dbs.yaml('dev', 'copy-self'), betaServiceExtra: dbs.yaml('beta', 'copy'),
+      devServiceExtra: dbs.yaml('dev', 'copy-self'), betaServiceExtra: `${dbs.yaml('beta', 'copy')}\n    checks: web`,
+      projectFiles: { 'healthchecks/web.yaml': watchChecks(300) },
     });
     const dir = join(p.project.dir, 'migrations', 'web');
     await mkdir(dir, { recursive: true });
@@ -159,5 +171,49 @@ export function changesTests(engine: Engine, net: number): void {
     assert.deepEqual(last.replay!.statements.web!.filter((s) => !s.startsWith('SELECT setval')), sqlLines.map((l) => l.slice('  sql> '.length, -1)).filter((s) => !s.startsWith('SELECT setval')));
     // The app's next insert on the old slot does not collide with a replayed row.
     assert.ok(!inserted.includes(await post('after-replay')));
+  });
+
+  automaticRollbackTest(engine, () => ({ p, post, names: dbs.names }));
+}
+
+/** The second test of the file: an automatic rollback (a watch check fails) reports what the new slot took meanwhile. */
+export function automaticRollbackTest(engine: Engine, ctx: () => { p: Pipeline; post: (key: string, stage: 'dev' | 'beta') => Promise<number>; names: (stage: string) => { a: string; b: string } }): void {
+  test(`${engine}: an automatic rollback after the watch reports the rows written to the new slot meanwhile (history, file, log), under load`, async () => {
+    const { p, post, names } = ctx();
+    // beta's first release passes (the window is short); the second is watched long enough to take writes.
+    const first = await updateserver(p.project.dir, 'beta');
+    assert.equal(first.code, 0, explain(first));
+    const oldSlot = await recordedLiveSlot(p.project.dir, 'beta');
+    await writeFile(join(p.project.dir, 'healthchecks', 'web.yaml'), watchChecks(15000));
+    const load = startLoad(`${p.url.beta}/`, { connections: 2 });
+    const keys: number[] = [];
+    let run;
+    try {
+      const promotion = updateserver(p.project.dir, 'beta', '--force');
+      // Traffic is on the new slot once GET / answers from it.
+      const deadline = Date.now() + 30_000;
+      while ((await fetch(`${p.url.beta}/`, { headers: { connection: 'close' } })).headers.get('x-slot') === oldSlot) {
+        assert.ok(Date.now() < deadline, 'beta never switched');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      for (let i = 0; i < 5; i++) keys.push(await post(`watched-${i}`, 'beta'));
+      keys.push(await post('poison', 'beta'));
+      run = await promotion;
+    } finally {
+      const result = await load.stop();
+      assert.equal(result.errors + result.timeouts + result.non2xx, 0, `failed requests under load: ${JSON.stringify(result)}`);
+    }
+    assert.equal(run.code, 1, explain(run));
+    assert.match(run.stderr, /traffic was switched back to the previous slot \(automatic rollback\)/);
+    const left = otherSlot(oldSlot);
+    assert.ok(run.stderr.includes(`web: slot ${left} (database ${names('beta')[left]}) was left behind; slot ${oldSlot} (${names('beta')[oldSlot]}) serves without what was written to it since it went live: 6 row change(s) in 1 table(s)`), run.stderr);
+    const entry = (JSON.parse((await updateserver(p.project.dir, 'history', 'beta', '--json')).stdout) as HistoryEntry[]).at(-1)!;
+    assert.equal(entry.result, 'rolled back');
+    const report = entry.changes!;
+    assert.equal(report.action, 'automatic rollback');
+    assert.deepEqual(report.services[0]!.tables.map((t) => [t.table, t.inserted, t.updated, t.deleted]), [['writes', 6, 0, 0]]);
+    assert.deepEqual((report.services[0]!.tables[0]!.keys.inserted as Array<{ id: unknown }>).map((k) => Number(k.id)).sort((a, b) => a - b), [...keys].sort((a, b) => a - b));
+    const saved = JSON.parse(await readFile(join(p.project.stateDir, 'changes', `beta-${report.runId}.json`), 'utf8')) as ChangeReport;
+    assert.equal(saved.services[0]!.changes!.length, 6);
   });
 }
