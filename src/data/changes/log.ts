@@ -3,7 +3,7 @@
  * migrations, so the new release's own tables are covered; read when traffic leaves the slot.
  */
 import type { Db } from '../db.js';
-import { LOG_TABLE, changesQuery, installStatements, markStatement, tablesQuery, untrackedQuery, type LoggedTable } from './log-sql.js';
+import { LOG_TABLE, PG_FUNCTION, changesQuery, installStatements, markStatement, tablesQuery, untrackedQuery, type LoggedTable } from './log-sql.js';
 import { ident } from '../connection.js';
 
 /** One row of the log: JSON kept as the text the database wrote. */
@@ -34,6 +34,20 @@ export async function installChangeLog(db: Db): Promise<LoggedTable[]> {
     for (const st of installStatements('mysql', tables)) await db.query(st);
   }
   return tables;
+}
+
+/** Removes the log, its function and every trigger of it (the copy brought them from its source). */
+export async function dropChangeLog(db: Db): Promise<void> {
+  if (db.engine === 'postgres') {
+    await db.tx(async () => {
+      await db.query(`DROP FUNCTION IF EXISTS ${PG_FUNCTION}() CASCADE`);
+      await db.query(`DROP TABLE IF EXISTS ${LOG_TABLE}`);
+    });
+    return;
+  }
+  const triggers = await db.query<{ t: string }>("SELECT TRIGGER_NAME AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'us\\_chg\\_%'");
+  for (const { t } of triggers) await db.query(`DROP TRIGGER IF EXISTS ${ident('mysql', t)}`);
+  await db.query(`DROP TABLE IF EXISTS ${ident('mysql', LOG_TABLE)}`);
 }
 
 export async function hasChangeLog(db: Db): Promise<boolean> {
