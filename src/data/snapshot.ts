@@ -22,6 +22,7 @@ import { runLocal } from '../transport/local.js';
 import { openDb } from './db.js';
 import { pipeCommands } from './pipe.js';
 import { compareCounts, countRows } from './row-counts.js';
+import { dropChangeLog } from './changes/log.js';
 import { copyByTemplate, dropDatabaseSql, templateRefusal, type FastPath } from './template.js';
 import { mysqlArgv, mysqldumpArgv, pgDumpArgv, pgRestoreArgv, toolEnv } from './tools.js';
 
@@ -155,6 +156,9 @@ export async function copyDatabase(src: DatabaseConnection, dst: DatabaseConnect
   let diffs: string[];
   try {
     diffs = compareCounts(counts, await countRows(target, dst.engine));
+    // The source's change log (what was written to it while live, issue 21) is not the copy's: removed
+    // with its triggers, so the migrations run without them and a refreshed slot never reports it.
+    await dropChangeLog(target);
   } finally {
     await target.close();
   }

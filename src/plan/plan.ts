@@ -78,13 +78,11 @@ export type Action =
     shared?: boolean;
   }
   /**
-   * Install the change log on the idle slot's copy (mode install), after its migrations and before it takes traffic
+   * Install the change log on the idle slot's copy, after its migrations and before it takes traffic
    * (copy, copy-self): a trigger on every table appends each row change, so a rollback reports exactly
    * what was written to the slot it leaves (src/data/changes/).
    */
-  | { kind: 'change-log'; service: string; connection: DatabaseConnection; title: string;
-    /** drop: before the migrations, the log and triggers the copy brought from its source (migrations run without them). */
-    mode: 'drop' | 'install' }
+  | { kind: 'change-log'; service: string; connection: DatabaseConnection; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**

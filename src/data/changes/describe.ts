@@ -5,11 +5,6 @@ import { LOG_TABLE, PG_FUNCTION, PG_TRIGGER } from './log-sql.js';
 
 export function describeChangeLog(a: Extract<Action, { kind: 'change-log' }>): string {
   const db = describeConnection(a.connection);
-  if (a.mode === 'drop') {
-    return a.connection.engine === 'postgres'
-      ? `on ${db}: DROP TABLE IF EXISTS ${LOG_TABLE}; DROP FUNCTION IF EXISTS ${PG_FUNCTION}() CASCADE (its triggers with it)`
-      : `on ${db}: DROP TRIGGER for each us_chg_% trigger; DROP TABLE IF EXISTS ${LOG_TABLE}`;
-  }
   return a.connection.engine === 'postgres'
     ? `on ${db}: CREATE TABLE IF NOT EXISTS ${LOG_TABLE} (seq, at, tbl, op, pk, old_row, new_row jsonb); TRUNCATE it (the copy brought the source's);\n`
       + `  CREATE TRIGGER ${PG_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW EXECUTE FUNCTION ${PG_FUNCTION}(<primary key>) on every table of the schema (as they are after the migrations); one transaction`
