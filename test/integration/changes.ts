@@ -171,6 +171,18 @@ export function changesTests(engine: Engine, net: number): void {
     assert.deepEqual(last.replay!.statements.web!.filter((s) => !s.startsWith('SELECT setval')), sqlLines.map((l) => l.slice('  sql> '.length, -1)).filter((s) => !s.startsWith('SELECT setval')));
     // The app's next insert on the old slot does not collide with a replayed row.
     assert.ok(!inserted.includes(await post('after-replay')));
+
+    // Traffic back to the slot left, and away again: the second report holds only what was written since
+    // it went live again (the first report left its mark in that log), not the rows reported before.
+    const back = await updateserver(p.project.dir, 'flip', 'dev', '--force');
+    assert.equal(back.code, 0, explain(back));
+    const again = [await post('again-0'), await post('again-1')];
+    const away = await updateserver(p.project.dir, 'flip', 'dev', '--json');
+    assert.equal(away.code, 0, explain(away));
+    const second = (JSON.parse(away.stdout) as { changes: ChangeReport }).changes.services[0]!;
+    assert.equal(second.database, newDb);
+    assert.deepEqual(second.tables.map((t) => [t.table, t.inserted, t.updated, t.deleted]), [['writes', 2, 0, 0]]);
+    assert.deepEqual(sortIds(second.tables[0]!.keys.inserted), again.map((id) => ({ id })).sort((a, b) => a.id - b.id));
   });
 
   automaticRollbackTest(engine, () => ({ p, post, names: dbs.names }));

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { installStatements, markStatement, mysqlTriggerName, literal } from '../../src/data/changes/log-sql.js';
+import { changesQuery, installStatements, markStatement, mysqlTriggerName, literal } from '../../src/data/changes/log-sql.js';
 import { applyStatement, currentRowQuery, decide, mysqlValue, schemaProblem } from '../../src/data/changes/replay-sql.js';
 import { countsOf, reportLines, summarize, withoutRows, type ChangeReport } from '../../src/data/changes/report.js';
 import type { LoggedChange } from '../../src/data/changes/log.js';
@@ -43,6 +43,13 @@ test('MySQL install: three triggers per table spelling out every column; the key
   const long = mysqlTriggerName('t'.repeat(64), 'U');
   assert.equal(long.length, 64);
   assert.notEqual(long, mysqlTriggerName(`${'t'.repeat(63)}u`, 'U'), 'two long names stay apart');
+});
+
+test('the log is read in the order of its sequence as a number, not of its text ("10" before "9"), after the last report\'s mark', () => {
+  for (const engine of ['postgres', 'mysql'] as const) {
+    assert.match(changesQuery(engine), / ORDER BY c\.seq$/);
+    assert.match(changesQuery(engine), /WHERE c\.op IN \('I', 'U', 'D'\) AND c\.seq > COALESCE\(\(SELECT .*upTo.* WHERE op = 'R' ORDER BY seq DESC LIMIT 1\), 0\)/);
+  }
 });
 
 test('literals: quotes doubled; MySQL doubles backslashes too; the report mark carries the last sequence covered', () => {

@@ -126,7 +126,8 @@ export function untrackedQuery(engine: DatabaseEngine): string {
 
 /**
  * The changes after the last report's mark (an 'R' row holding the last sequence it covered), oldest
- * first, JSON as text: numbers keep every digit, and a replay sends the very text back.
+ * first, JSON as text: numbers keep every digit, and a replay sends the very text back. ORDER BY names
+ * the column through its table: the output column `seq` is text, and "10" sorts before "9".
  */
 export function changesQuery(engine: DatabaseEngine): string {
   const log = ident(engine, LOG_TABLE);
@@ -135,7 +136,7 @@ export function changesQuery(engine: DatabaseEngine): string {
     ? `COALESCE((SELECT (new_row ->> 'upTo')::bigint FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`
     : `COALESCE((SELECT CAST(JSON_VALUE(new_row, '$.upTo') AS UNSIGNED) FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`;
   return `SELECT ${engine === 'postgres' ? 'seq::text' : 'CAST(seq AS CHAR)'} AS seq, ${engine === 'postgres' ? "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" : "DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%f')"} AS at, tbl, op, ${text('pk')} AS pk, ${text('old_row')} AS old_row, ${text('new_row')} AS new_row
-    FROM ${log} WHERE op IN ('I', 'U', 'D') AND seq > ${since} ORDER BY seq`;
+    FROM ${log} AS c WHERE c.op IN ('I', 'U', 'D') AND c.seq > ${since} ORDER BY c.seq`;
 }
 
 /** The mark a report leaves in the log it read: the next report of this database starts after `upTo`. */
