@@ -5,6 +5,8 @@
  * the report says exactly which rows, per table, and is written where `updateserver replay` finds it.
  * A slot promoted before the change log existed falls back to the cheap write counter (src/data/writes.ts).
  * Never a failed run: traffic has already moved; a failure to read becomes a line of the report.
+ * Files (`files:` data, issue 18) are not reported yet: once they exist, the files added, changed and
+ * removed in the slot left since its switch belong in this same report (ServiceChanges), from here.
  */
 import { connectionOf, type SlotName, type Stage } from '../config/model.js';
 import { describeConnection } from '../data/connection.js';
