@@ -40,6 +40,8 @@ export interface Results {
   versus?: Common & { rows?: VersusRow[] };
   startup?: Common & StartupResult;
   'fleet-light'?: Common & { rows?: FleetRow[] };
+  /** Issue 21: inserts per second without and with the change log (bench/write-cost.ts); no target, a measure. */
+  'write-cost'?: Common & { engines?: Array<{ engine: string; plainMedian?: number; loggedMedian?: number; costPercent?: number }> };
 }
 
 /** What run-all.ts records about the run itself (bench/results/run.json). */
@@ -53,7 +55,7 @@ export interface RunInfo {
   benches?: Array<{ name: string; exit: number | null; durationMs: number; env: Record<string, string> }>;
 }
 
-export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot', 'validate', 'versus', 'startup', 'fleet-light'] as const;
+export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot', 'validate', 'versus', 'startup', 'fleet-light', 'write-cost'] as const;
 
 /** updateserver's wall time over the bare shell script's, in the same run (issue 17). */
 export const VERSUS_TARGET: Record<'clean' | 'field', number> = { clean: 1.0, field: 0.7 };

@@ -38,6 +38,7 @@ const FULL: Record<Bench, Record<string, string>> = {
   versus: { HOSTS: '2,8,32', MODES: 'clean,field', RUNS: '3' },
   startup: { RUNS: '10' },
   'fleet-light': { HOSTS: '200', RUNS: '2' },
+  'write-cost': { SECONDS: '4', CONNECTIONS: '4', RUNS: '3' },
 };
 
 const QUICK: Record<Bench, Record<string, string>> = {
@@ -52,6 +53,7 @@ const QUICK: Record<Bench, Record<string, string>> = {
   versus: { HOSTS: '2', MODES: 'clean,field', RUNS: '1' },
   startup: { RUNS: '3' },
   'fleet-light': { HOSTS: '8', RUNS: '1' },
+  'write-cost': { SECONDS: '1', CONNECTIONS: '2', RUNS: '1' },
 };
 
 export function selected(only: string | undefined): Bench[] {

@@ -10,6 +10,7 @@ import { quoteAll } from '../commands/shell.js';
 import { bytesSent } from '../commands/rsync.js';
 import { runDataCopy, runMigrate, runSql } from './data-actions.js';
 import { runPull } from '../promote/source.js';
+import { runChangeLog } from './change-log-action.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 import { runHook } from '../hooks/run.js';
@@ -59,6 +60,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       await runPull(action, manifest, action.fetch?.route === 'tunnel' ? await ctx.pull.tunnel() : undefined);
       return;
     }
+    case 'change-log':
+      await runChangeLog(ctx, action);
+      return;
     case 'server-health':
       for (const server of action.servers) await balancer(ctx, action.loadBalancer).serverHealth(action.backend, server, action.health);
       return;

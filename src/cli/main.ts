@@ -77,6 +77,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock'))
     .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./promote.js')).runPromote(stage, flags, 'rollback')));
 
+  addCommonOptions(program.command('replay <stage>')
+    .description('apply to the database that serves now what a rollback or flip left behind in the other slot\'s database (its report: --run), in one transaction; refused as a whole, naming the table and row, on a missing table or column or a conflicting row')
+    .requiredOption('--run <id>', 'the run whose report to replay (the rollback\'s output names it)')
+    .option('-n, --dry-run', 'show the SQL (run in a transaction that is rolled back) and change nothing')
+    .option('--skip <table>', 'leave this table out (repeat or comma-separate for several)', collect)
+    .option('-s, --service <name>', 'only this service (repeat or comma-separate for several)', collect)
+    .option('-w, --wait <seconds>', 'wait this long for the stage\'s lock'))
+    .action(async (stage: string, flags: PromoteFlags & { run: string; skip?: string[] }) => setExit(await (await import('./replay.js')).runReplay(stage, flags)));
+
   addCommonOptions(program.command('history <stage>')
     .description('the runs recorded for <stage>: when, who, what moved where, result')
     .option('-l, --limit <n>', 'how many of the latest runs', '20'))

@@ -31,7 +31,7 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
     logger.debug(`command loaded ${Math.round(process.uptime() * 1000)} ms after the process started`);
     const result: PromoteResult = action === 'promote' ? await promote(options) : await flip({ ...options, rollback: action === 'rollback' });
     if (flags.json) {
-      printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [] });
+      printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [], ...(result.changes ? { changes: result.changes } : {}) });
     } else if (flags.dryRun) {
       // Escaped, not obeyed: a release name (from a VERSION file, a git tag) cannot rewrite the terminal.
       process.stdout.write(printable(renderPlan(result.plan, { failures: flags.verbose ? 'full' : 'collapsed' }), { multiLine: true }));

@@ -22,6 +22,7 @@ import { runLocal } from '../transport/local.js';
 import { openDb } from './db.js';
 import { pipeCommands } from './pipe.js';
 import { compareCounts, countRows } from './row-counts.js';
+import { PG_DROP_CHANGE_LOG, dropChangeLog } from './changes/log.js';
 import { copyByTemplate, dropDatabaseSql, templateRefusal, type FastPath } from './template.js';
 import { mysqlArgv, mysqldumpArgv, pgDumpArgv, pgRestoreArgv, toolEnv } from './tools.js';
 
@@ -97,7 +98,10 @@ export function dumpCopyEffects(src: DatabaseConnection, dst: DatabaseConnection
   const argv = src.engine === 'postgres'
     ? (jobs > 1 ? [pgDumpArgv(src, { snapshot: at.snapshot, jobs, dir: `${at.dir}/dump` }), pgRestoreArgv(dst, { jobs, dir: `${at.dir}/dump` })] : [pgDumpArgv(src, { snapshot: at.snapshot, jobs: 1 }), pgRestoreArgv(dst, { jobs: 1 })])
     : [mysqldumpArgv(src), mysqlArgv(dst)];
-  return [...out, ...argv.map((a) => ({ target: 'local', effect: `run ${a.join(' ')}` }))];
+  // Then the source's change log is removed from the copy (PostgreSQL: fixed statements; MySQL drops the
+  // triggers it finds then, not listed here).
+  const dropLog = dst.engine === 'postgres' ? PG_DROP_CHANGE_LOG.map((sql) => ({ target: describeConnection(dst), effect: `sql ${sql}` })) : [];
+  return [...out, ...argv.map((a) => ({ target: 'local', effect: `run ${a.join(' ')}` })), ...dropLog];
 }
 
 /** pg_dump | pg_restore from one exported snapshot; the row counts are taken in that snapshot. */
@@ -178,6 +182,9 @@ export async function copyDatabase(src: DatabaseConnection, dst: DatabaseConnect
   let diffs: string[];
   try {
     diffs = compareCounts(counts, await countRows(target, dst.engine));
+    // The source's change log (what was written to it while live, issue 21) is not the copy's: removed
+    // with its triggers, so the migrations run without them and a refreshed slot never reports it.
+    await dropChangeLog(target);
   } finally {
     await target.close();
   }

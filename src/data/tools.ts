@@ -10,6 +10,8 @@ export const READ_ONLY_OPTIONS = '-c default_transaction_read_only=on';
 export function pgDumpArgv(src: DatabaseConnection, opts: { snapshot?: string; jobs: number; dir?: string }): string[] {
   const argv = ['pg_dump', '-h', src.host, '-p', String(src.port), '-U', src.user, '--no-password', '-d', src.database];
   if (opts.snapshot) argv.push(`--snapshot=${opts.snapshot}`);
+  // The source's change log (what was written to it since it went live) is not the copy's: its rows stay behind.
+  argv.push('--exclude-table-data=updateserver_changes');
   // Directory format for parallel jobs; otherwise custom format, uncompressed: it is piped straight into
   // pg_restore, so compressing only costs CPU on both ends.
   if (opts.jobs > 1 && opts.dir) argv.push('-Fd', '-j', String(opts.jobs), '-Z0', '-f', opts.dir);

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed } from '../apply/apply.js';
 import { sendReleaseMail, type RunSummary } from './email.js';
+import type { ChangeCounts } from '../data/changes/report.js';
 
 export interface NotificationBody {
   event: NotifyEvent;
@@ -27,6 +28,8 @@ export interface NotificationBody {
   durationMs: number;
   user: string;
   at: string;
+  /** A rollback or flip: per service (and table), the rows inserted, updated and deleted on the slot left since it went live. */
+  changes?: ChangeCounts;
 }
 
 export interface RunOutcome {
@@ -95,17 +98,19 @@ export async function sendNotification(notify: Notify | undefined, body: Notific
  */
 export function runNotifier(notify: Notify | undefined, plan: Plan, logger: Logger, runId: string, now: () => Date = () => new Date()) {
   const t0 = Date.now();
-  const send = (event: NotifyEvent, extra: Pick<RunOutcome, 'error' | 'rolledBack'> = {}) =>
-    sendNotification(notify, notificationBody(plan, event, { runId, durationMs: Date.now() - t0, at: now(), ...extra }), logger);
+  const send = (event: NotifyEvent, extra: Pick<RunOutcome, 'error' | 'rolledBack'> = {}, changes?: ChangeCounts) =>
+    sendNotification(notify, { ...notificationBody(plan, event, { runId, durationMs: Date.now() - t0, at: now(), ...extra }), ...(changes ? { changes } : {}) }, logger);
   return {
     started: () => send('started'),
-    finished: async (error?: unknown, facts: Pick<RunSummary, 'data' | 'changes' | 'warnings'> = {}) => {
+    /** `written`: what was written to the slot traffic left (a rollback or flip), for the webhook. */
+    finished: async (error?: unknown, facts: Pick<RunSummary, 'data' | 'changes' | 'warnings'> & { written?: ChangeCounts | undefined } = {}) => {
       const outcome = error === undefined ? {} : { error, rolledBack: error instanceof PromotionFailed && error.rolledBack };
       const durationMs = Date.now() - t0;
+      const { written, ...summary } = facts;
       await Promise.all([
-        send(eventOf(plan, outcome), outcome),
+        send(eventOf(plan, outcome), outcome, written),
         sendReleaseMail(notify?.email, {
-          plan, runId, durationMs, ...facts,
+          plan, runId, durationMs, ...summary,
           result: error === undefined ? 'ok' : outcome.rolledBack ? 'rolled back' : 'failed',
           ...(error === undefined ? {} : { error: describeError(error) }),
         }, logger),

@@ -212,7 +212,11 @@ export function buildPlan(input: PlanInput): Plan {
       }
       const copiedFrom = (db.strategy === 'copy' || db.strategy === 'copy-self') && facts.data.source && facts.data.sourceSlot
         ? { ...facts.data.sourceSlot, database: facts.data.source.database } : undefined;
+      // A copy arrives without the source's change log (copyDatabase removes it): the migrations run without triggers.
+      const logged = db.strategy === 'copy' || db.strategy === 'copy-self';
       add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, ...(copiedFrom ? { copiedFrom } : {}), ...(db.strategy === 'shared' ? { shared: true } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
+      // After the migrations, so the new release's own tables are covered too; never on a live or shared database.
+      if (logged) add(data, name, { kind: 'change-log', service: name, connection: targetDb, title: `install the change log on ${targetDb.database} (what a rollback leaves behind is reported)` });
     }
     for (const hostName of service.hosts) {
       const host = hostOf(stage, hostName);

@@ -92,6 +92,12 @@ export type Action =
    * copy already matches the manifest and is only marked used. Either way the cache is pruned.
    */
   | { kind: 'pull'; service: string; from: string; release: string; cacheDir: string; manifestHash: string; fetch?: NonNullable<ServicePlan['fetch']>; title: string }
+  /**
+   * Install the change log on the idle slot's copy, after its migrations and before it takes traffic
+   * (copy, copy-self): a trigger on every table appends each row change, so a rollback reports exactly
+   * what was written to the slot it leaves (src/data/changes/).
+   */
+  | { kind: 'change-log'; service: string; connection: DatabaseConnection; title: string }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**

@@ -3,6 +3,7 @@ import { describeConnection } from '../data/connection.js';
 import { formatBytes } from '../bytes.js';
 import { templateRefusal } from '../data/template.js';
 import { verifyCachedArgv } from '../promote/source.js';
+import { describeChangeLog } from '../data/changes/describe.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
@@ -46,6 +47,8 @@ function describe(action: Action): string {
     case 'check': return describeCheck(action);
     case 'data-copy': return [describeDataCopy(action),
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
+    // Issue 21: the source's change log is not the copy's (src/data/snapshot.ts).
+    'then drop the source\'s change log and its triggers from the copy (updateserver_changes)',
     ].join('\n');
     case 'migrate': return describeMigrate(action);
     case 'pull': return action.fetch
@@ -54,6 +57,7 @@ function describe(action: Action): string {
       : `touch ${action.cacheDir}; keep the newest cached releases`;
     case 'sql': return [`on ${describeConnection(action.connection)}${action.transaction ? ', in one transaction' : ', each statement committed as it runs'}:`,
       ...action.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`))].join('\n');
+    case 'change-log': return describeChangeLog(action);
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');

@@ -11,7 +11,9 @@ import { readLiveSlots } from '../observe/live.js';
 import { readHostSlots } from '../observe/slots.js';
 import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
-import type { ApplyResult } from '../apply/apply.js';
+import { PromotionFailed, type ApplyResult } from '../apply/apply.js';
+import { reportAutomaticRollback } from './left-writes.js';
+import type { ChangeReport } from '../data/changes/report.js';
 import { hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.js';
 import { cachedCodeHash, readHostManifest } from '../observe/code-hash.js';
@@ -43,6 +45,8 @@ export interface PromoteResult {
   skipped?: string;
   apply?: ApplyResult;
   durationMs: number;
+  /** A rollback or flip: what was written to the slot traffic left (src/promote/left-writes.ts). */
+  changes?: ChangeReport;
 }
 
 export async function promote(options: PromoteOptions): Promise<PromoteResult> {
@@ -76,6 +80,12 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       tunnel: await run.target.openTunnel(),
       pull: { manifests: new Map(Object.values(facts.pulls).map((p) => [p.hash, p.manifest])), tunnel: () => run.others[0]!.openTunnel() },
     }),
+    // An automatic rollback left the new slot behind with whatever users wrote to it meanwhile.
+    failed: async (run, plan, err) => {
+      if (!(err instanceof PromotionFailed && err.rolledBack)) return undefined;
+      const left = await reportAutomaticRollback(stage, plan, run.recorded, options.runId ?? new Date().toISOString(), project.stateDir, options.logger);
+      return left ? { changes: left.report, written: left.counts } : undefined;
+    },
     // The release mail lists what changed since the previous live release.
     notifyFacts: async (run, plan, _apply, facts) => ({ changes: await releaseChanges(project, stage, plan, run.target.pool, Object.fromEntries(services.map((s) => [s, facts.releases[s]!.cacheDir]))) }),
     recorded: async (run, plan, apply, facts, durationMs) => {

@@ -13,6 +13,7 @@ import type { Action } from '../plan/plan.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { describeConnection } from '../data/connection.js';
 import { PromotionFailed } from '../apply/apply.js';
+import type { ChangeReport } from '../data/changes/report.js';
 
 /**
  * Records the slots after a switch; `markLeftBad` marks the releases traffic left as bad (a rollback);
@@ -43,12 +44,12 @@ export async function recordSwitch(store: StateStore, stage: Stage, plan: Plan, 
  * each service's slot that traffic went to, when known.
  */
 export async function appendRun(store: StateStore, plan: Plan, result: 'ok' | 'failed' | 'rolled back', durationMs: number, at: Date, message?: string,
-  extra: { passed?: Record<string, ReleaseRecord> | undefined; data?: Record<string, DataRecord | undefined> | undefined; user?: string | undefined } = {}): Promise<void> {
-  const { passed, data } = extra;
+  extra: { passed?: Record<string, ReleaseRecord> | undefined; data?: Record<string, DataRecord | undefined> | undefined; user?: string | undefined; changes?: ChangeReport | undefined } = {}): Promise<void> {
+  const { passed, data, changes } = extra;
   await store.appendHistory({
     at: at.toISOString(), stage: plan.stage, action: plan.action, result, user: extra.user ?? userInfo().username,
     services: Object.fromEntries(plan.services.map((s) => [s.service, { from: s.live, to: s.target, release: s.release, ...(data?.[s.service] ? { data: data[s.service] } : {}) }])),
-    durationMs, ...(message === undefined ? {} : { message }), ...(passed === undefined ? {} : { passed }),
+    durationMs, ...(message === undefined ? {} : { message }), ...(passed === undefined ? {} : { passed }), ...(changes === undefined ? {} : { changes }),
   });
 }
 
@@ -88,7 +89,7 @@ export async function recordPassed(store: StateStore, stageName: string, passed:
  * A release that failed its health checks (before the switch, or after it: rolled back) is marked bad for the stage, so that a manual flip does not
  * send traffic to it without --force. Recording never hides the run's own error: failures here are logged.
  */
-export async function recordFailure(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, err: unknown, durationMs: number, at: Date, logger: Logger, user?: string): Promise<void> {
+export async function recordFailure(store: StateStore, stage: Stage, plan: Plan, previous: StageState | undefined, err: unknown, durationMs: number, at: Date, logger: Logger, user?: string, changes?: ChangeReport): Promise<void> {
   try {
     const checkFailed = err instanceof PromotionFailed && (err.rolledBack || err.phase.startsWith('health-check'));
     if (checkFailed) {
@@ -99,7 +100,7 @@ export async function recordFailure(store: StateStore, stage: Stage, plan: Plan,
       }
       await store.write(state);
     }
-    await appendRun(store, plan, err instanceof PromotionFailed && err.rolledBack ? 'rolled back' : 'failed', durationMs, at, describeError(err), { user });
+    await appendRun(store, plan, err instanceof PromotionFailed && err.rolledBack ? 'rolled back' : 'failed', durationMs, at, describeError(err), { user, changes });
   } catch (recordErr) {
     logger.warn(`could not record the failed run: ${describeError(recordErr)}`);
   }

@@ -13,6 +13,7 @@ import { applyPlan, type ApplyResult } from '../apply/apply.js';
 import type { ApplyContext, StepEvent } from '../apply/context.js';
 import { runNotifier } from '../notify/notify.js';
 import type { RunSummary } from '../notify/email.js';
+import type { ChangeCounts, ChangeReport } from '../data/changes/report.js';
 import { openState, type StateBackend } from '../state/backend.js';
 import type { StageState } from '../state/store.js';
 import type { Interrupted } from '../state/journal.js';
@@ -85,15 +86,25 @@ export interface Verb<Facts> {
   plan(facts: Facts, run: Observed): Planned;
   /** Extra context the apply needs (promote: rsync's tunnel over the run's connections). */
   applyContext?(run: Observed, facts: Facts): Promise<Partial<ApplyContext>>;
-  /** What a run that applied its plan leaves in the state store (after the journal is closed). */
-  recorded?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts, durationMs: number): Promise<void>;
+  /**
+   * What a run that applied its plan leaves in the state store (after the journal is closed); it may
+   * return what was written to the slot traffic left (a flip or rollback: src/promote/left-writes.ts).
+   */
+  recorded?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts, durationMs: number): Promise<LeftReport | void>;
+  /** A failed run's report of what was written to the slot it left (an automatic rollback), before it is recorded. */
+  failed?(run: Observed, plan: Plan, err: unknown): Promise<LeftReport | undefined>;
   /** What the release mail adds for a run that applied its plan (promote: the changes since the previous live release). */
   notifyFacts?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts): Promise<Pick<RunSummary, 'changes'>>;
   /** Whether the history keeps a line for a failed run of this verb (recordFailure). */
   recordsFailures?: boolean;
 }
 
+/** What users wrote to the slot traffic left: the report (history, --json) and its counts (the webhook). */
+export interface LeftReport { changes?: ChangeReport | undefined; written?: ChangeCounts | undefined }
+
 export interface RunResult<Facts> {
+  /** A flip or rollback: what was written to the slot traffic left. */
+  changes?: ChangeReport;
   plan: Plan;
   applied: boolean;
   /** Why nothing was applied, when nothing was. */
@@ -153,21 +164,22 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
       apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       // Recording the failure never hides it.
-      if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger, request.user);
+      const left = await verb.failed?.(observed, plan, err);
+      if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger, request.user, left?.changes);
       await journal?.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
-      await notifier?.finished(err);
+      await notifier?.finished(err, { written: left?.written });
       throw err;
     }
     await journal?.finish('ok');
-    if (verb.recorded) await verb.recorded(observed, plan, apply, facts, Date.now() - t0);
+    const left = verb.recorded ? await verb.recorded(observed, plan, apply, facts, Date.now() - t0) : undefined;
     // A verb that moves no slot says what it did in its history line: its phases' titles.
-    else await appendRun(state.store, plan, 'ok', Date.now() - t0, now(), plan.services.length > 0 ? undefined : plan.phases.filter((p) => p.items.length > 0).map((p) => p.title).join('; '), { user: request.user });
+    if (!verb.recorded) await appendRun(state.store, plan, 'ok', Date.now() - t0, now(), plan.services.length > 0 ? undefined : plan.phases.filter((p) => p.items.length > 0).map((p) => p.title).join('; '), { user: request.user });
     if (notifier) {
       // Read while the hosts are still connected; a failure here is the mail's, never the run's.
       const extraFacts = stage.notify?.email && verb.notifyFacts ? await verb.notifyFacts(observed, plan, apply, facts).catch((e: unknown) => { logger.warn(`the release mail's list of changes: ${describeError(e)}`); return {}; }) : {};
-      await notifier.finished(undefined, { data: apply.data, warnings: apply.warnings, ...extraFacts });
+      await notifier.finished(undefined, { data: apply.data, warnings: apply.warnings, ...extraFacts, written: left ? left.written : undefined });
     }
-    return { plan, applied: true, apply, facts, durationMs: Date.now() - started };
+    return { plan, applied: true, apply, facts, durationMs: Date.now() - started, ...(left && left.changes ? { changes: left.changes } : {}) };
   } finally {
     await Promise.all([target.close(logger), ...others.map((o) => o.close(logger))]);
     await lock?.release().catch((err: unknown) => logger.warn(`could not release the lock: ${describeError(err)}`));

@@ -5,6 +5,7 @@
  * so a crash never leaves half a state file. The PostgreSQL store is in postgres/store.ts.
  */
 import type { WriteMark } from '../data/writes.js';
+import type { ChangeReport } from '../data/changes/report.js';
 import { mkdir, readFile, rename, writeFile, appendFile, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SlotName } from '../config/model.js';
@@ -60,7 +61,7 @@ export interface StageState {
 export interface HistoryEntry {
   at: string;
   stage: string;
-  action: PlanVerb;
+  action: PlanVerb | 'replay';
   result: 'ok' | 'failed' | 'rolled back';
   user: string;
   services: Record<string, { from: SlotName; to: SlotName; release: string; data?: DataRecord }>;
@@ -68,6 +69,10 @@ export interface HistoryEntry {
   message?: string;
   /** Per service, the record of the release that passed the stage in this run. */
   passed?: Record<string, ReleaseRecord>;
+  /** A rollback, flip or automatic rollback: per table, what was written to the slot left (keys, no rows; src/data/changes/report.ts). */
+  changes?: ChangeReport;
+  /** `updateserver replay`: the report replayed, the tables left out, and every statement sent, per service. */
+  replay?: { run: string; skip: string[]; statements: Record<string, string[]> };
 }
 
 /** Recorded state and history of stages, wherever they are kept. */

@@ -29,8 +29,9 @@ const liveSlot = (stage: 'dev' | 'beta') => recordedLiveSlot(p.project.dir, stag
 
 /** What the proof compares; the database's own name is replaced by `DB` where MariaDB spells it out (views). */
 async function fingerprint(database: string) {
+  // The change log (issue 21) is each database's own record of what was written to it, not data the copy carries.
   const tables: Record<string, { rows: number; checksum: string; autoIncrement: number | null; create: string }> = {};
-  for (const t of await sql<{ name: string; ai: number | null }>(database, "SELECT TABLE_NAME AS name, AUTO_INCREMENT AS ai FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1")) {
+  for (const t of await sql<{ name: string; ai: number | null }>(database, "SELECT TABLE_NAME AS name, AUTO_INCREMENT AS ai FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> 'updateserver_changes' ORDER BY 1")) {
     const [n] = await sql<{ n: number }>(database, `SELECT COUNT(*) AS n FROM \`${t.name}\``);
     const [c] = await sql<{ Checksum: number }>(database, `CHECKSUM TABLE \`${t.name}\``);
     const [create] = await sql<{ 'Create Table': string }>(database, `SHOW CREATE TABLE \`${t.name}\``);

@@ -52,12 +52,13 @@ interface Fingerprint {
 /** Everything a database holds that the proofs compare: schema text, every table's rows, sequences, indexes, views. */
 async function fingerprint(database: string): Promise<Fingerprint> {
   const tables: Fingerprint['tables'] = {};
-  for (const { t } of await sql<{ t: string }>(database, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")) {
+  // The change log (issue 21) is each database's own record of what was written to it, not data the copy carries.
+  for (const { t } of await sql<{ t: string }>(database, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'updateserver_changes' ORDER BY 1")) {
     const [r] = await sql<{ n: string; md5: string }>(database, `SELECT count(*) AS n, md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) AS md5 FROM "${t}" x`);
     tables[t] = { rows: Number(r!.n), md5: r!.md5 };
   }
   const sequences: Fingerprint['sequences'] = {};
-  for (const { s } of await sql<{ s: string }>(database, "SELECT sequencename AS s FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1")) {
+  for (const { s } of await sql<{ s: string }>(database, "SELECT sequencename AS s FROM pg_sequences WHERE schemaname = 'public' AND sequencename <> 'updateserver_changes_seq_seq' ORDER BY 1")) {
     const [r] = await sql<{ last_value: string; is_called: boolean }>(database, `SELECT last_value::text, is_called FROM "${s}"`);
     sequences[s] = r!;
   }

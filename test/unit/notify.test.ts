@@ -60,3 +60,26 @@ test('logs name a webhook by scheme, host and port only: its path and query carr
   assert.match(lines[0]!, /^notification "started" to http:\/\/127\.0\.0\.1:9\/\.\.\. failed \(the run goes on\): /);
   assert.ok(!lines[0]!.includes('s3cr3t'), lines[0]);
 });
+
+test('a rollback\'s notification carries the rows written to the slot it left (counts per service and table, issue 21)', async () => {
+  const { createServer } = await import('node:http');
+  const { runNotifier } = await import('../../src/notify/notify.js');
+  const bodies: unknown[] = [];
+  const server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (d: Buffer) => { text += d.toString(); });
+    req.on('end', () => { bodies.push(JSON.parse(text)); res.end('ok'); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const logger: Logger = { info: () => {}, warn: (m) => assert.fail(m), error: (m) => assert.fail(m), debug: () => {}, close: async () => {} };
+    const counts = { web: { inserted: 2, updated: 1, deleted: 0, tables: { writes: { inserted: 2, updated: 1, deleted: 0 } } } };
+    await runNotifier({ webhook: `http://127.0.0.1:${port}/`, events: ['rolled-back'], timeoutMs: 2000 }, plan('rollback'), logger, 'run-9').finished(undefined, { written: counts });
+    assert.equal(bodies.length, 1);
+    assert.deepEqual((bodies[0] as { event: string; changes: unknown }).changes, counts);
+    assert.equal((bodies[0] as { event: string }).event, 'rolled-back');
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});

@@ -576,7 +576,7 @@ describe('buildPlan: config files and --code-only', () => {
         `s|{dir}|/srv/web/b|g; s|{release}|${R2}|g; s|{config}|/srv/web/run/b|g; s|{database}|web_staging_b|g; s|{dbhost}|127.0.0.1|g; s|{dbport}|5432|g; s|{dbuser}|postgres|g' ` +
         `${tmpl} > /srv/web/run/b/app.env.tmp && mv -f /srv/web/run/b/app.env.tmp /srv/web/run/b/app.env`);
     assert.equal(ctx.config, '/srv/web/run/b');
-    assert.deepEqual(phase(plan, 'data').items[0]!.actions.map((a) => a.kind), ['exec', 'data-copy', 'migrate']);
+    assert.deepEqual(phase(plan, 'data').items[0]!.actions.map((a) => a.kind), ['exec', 'data-copy', 'migrate', 'change-log']);
     // Where the data comes from and where the migration runs (issue 23): in beta's copy of dev's live database.
     assert.equal(plan.services[0]!.data, 'copy: web_staging_b becomes a copy of dev\'s live database web_dev_b (version 2); migrations 3 run in it, in the copy; dev\'s live database does not have it, so staging runs it first (dev never did; promote dev first to rehearse it there)');
     const migrate = plan.phases.find((ph) => ph.name === 'data')!.items[0]!.actions.find((a) => a.kind === 'migrate');

@@ -1,0 +1,78 @@
+/*
+ * The change log of one slot database (log-sql.ts holds its SQL): installed on the idle copy after its
+ * migrations, so the new release's own tables are covered; read when traffic leaves the slot.
+ */
+import type { Db } from '../db.js';
+import { LOG_TABLE, PG_FUNCTION, changesQuery, installStatements, markStatement, tablesQuery, untrackedQuery, type LoggedTable } from './log-sql.js';
+import { ident } from '../connection.js';
+
+/** One row of the log: JSON kept as the text the database wrote. */
+export interface LoggedChange {
+  seq: string;
+  at: string;
+  table: string;
+  op: 'I' | 'U' | 'D';
+  pk: string | null;
+  old: string | null;
+  new: string | null;
+}
+
+export async function loggedTables(db: Db): Promise<LoggedTable[]> {
+  const rows = await db.query<{ name: string; pk: string; columns: string }>(tablesQuery(db.engine));
+  return rows.map((r) => ({ name: r.name, pk: JSON.parse(r.pk) as string[], columns: JSON.parse(r.columns) as string[] }));
+}
+
+/** Creates (or empties) the log and puts its trigger on every table; returns the tables covered. */
+export async function installChangeLog(db: Db): Promise<LoggedTable[]> {
+  const tables = await loggedTables(db);
+  if (db.engine === 'postgres') {
+    const [s] = await db.query<{ s: string }>('SELECT current_schema() AS s');
+    const statements = installStatements('postgres', tables, s?.s ?? 'public');
+    await db.tx(async () => { for (const st of statements) await db.query(st); });
+  } else {
+    // MySQL commits each CREATE TRIGGER by itself: no transaction to hold them together.
+    for (const st of installStatements('mysql', tables)) await db.query(st);
+  }
+  return tables;
+}
+
+/** Removes the log, its function and every trigger of it (the copy brought them from its source). */
+/** What removes the change log from a PostgreSQL copy, in one transaction (the function's CASCADE takes its triggers). */
+export const PG_DROP_CHANGE_LOG: readonly string[] = [`DROP FUNCTION IF EXISTS ${PG_FUNCTION}() CASCADE`, `DROP TABLE IF EXISTS ${LOG_TABLE}`];
+
+export async function dropChangeLog(db: Db): Promise<void> {
+  if (db.engine === 'postgres') {
+    await db.tx(async () => {
+      for (const sql of PG_DROP_CHANGE_LOG) await db.query(sql);
+    });
+    return;
+  }
+  const triggers = await db.query<{ t: string }>("SELECT TRIGGER_NAME AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'us\\_chg\\_%'");
+  for (const { t } of triggers) await db.query(`DROP TRIGGER IF EXISTS ${ident('mysql', t)}`);
+  await db.query(`DROP TABLE IF EXISTS ${ident('mysql', LOG_TABLE)}`);
+}
+
+export async function hasChangeLog(db: Db): Promise<boolean> {
+  const rows = db.engine === 'postgres'
+    ? await db.query("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind = 'r'", [LOG_TABLE])
+    : await db.query("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", [LOG_TABLE]);
+  return rows.length > 0;
+}
+
+/** What was logged since the last report (or since the log was installed), and the tables the log does not cover. */
+export async function readChanges(db: Db): Promise<{ changes: LoggedChange[]; untracked: string[] }> {
+  const rows = await db.query<{ seq: string; at: string; tbl: string; op: 'I' | 'U' | 'D'; pk: string | null; old_row: string | null; new_row: string | null }>(changesQuery(db.engine));
+  const untracked = (await db.query<{ name: string }>(untrackedQuery(db.engine))).map((r) => r.name);
+  return { changes: rows.map((r) => ({ seq: String(r.seq), at: r.at, table: r.tbl, op: r.op, pk: r.pk, old: r.old_row, new: r.new_row })), untracked };
+}
+
+/** Leaves the mark after a report, so that the next report of this database (after a later switch to it) starts after it. */
+export async function markReported(db: Db, upTo: string, runId: string): Promise<void> {
+  await db.query(markStatement(db.engine, upTo, runId));
+}
+
+/** Rows in the log, for the benchmark and tests. */
+export async function logSize(db: Db): Promise<number> {
+  const [r] = await db.query<{ n: unknown }>(`SELECT COUNT(*) AS n FROM ${ident(db.engine, LOG_TABLE)}`);
+  return Number(r?.n ?? 0);
+}
