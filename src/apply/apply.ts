@@ -91,6 +91,11 @@ async function runItems(ctx: ApplyContext, phaseName: string, items: readonly Pl
   throw failures[0]!.reason;
 }
 
+/** The plan's phases of these names, in the plan's order (start, check and stop-old come once per tier). */
+function phasesNamed(plan: Plan, names: ReadonlyArray<Phase['name']>): Phase[] {
+  return plan.phases.filter((p) => names.includes(p.name));
+}
+
 function phase(plan: Plan, name: Phase['name']): Phase {
   return plan.phases.find((x) => x.name === name) ?? { name, title: name, items: [] };
 }
@@ -107,46 +112,45 @@ export async function applyPlan(ctx: ApplyContext, plan: Plan): Promise<ApplyRes
 }
 
 async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]): Promise<ApplyResult> {
-  const timed = async (name: Phase['name'], fn: (p: Phase) => Promise<void>) => {
-    const p = phase(plan, name);
+  const timed = async (p: Phase, fn: (p: Phase) => Promise<void>) => {
     if (p.items.length === 0) return;
     const t0 = Date.now();
     ctx.logger.info(`${p.title}...`);
     await fn(p);
-    timings.push({ phase: name, ms: Date.now() - t0 });
+    timings.push({ phase: p.name, ms: Date.now() - t0 });
   };
 
   const paths = plan.onFailure ?? failurePaths(ctx.stage, plan);
   // Before the switch: any failure runs its failure path (stop the new slot, end the freeze) and leaves live alone.
-  for (const name of ['freeze', 'copy', 'data', 'start', 'check'] as const) {
+  for (const p of phasesNamed(plan, ['freeze', 'copy', 'data', 'start', 'check'])) {
     try {
-      await timed(name, (p) => runItems(ctx, name, p.items));
+      await timed(p, () => runItems(ctx, p.name, p.items));
     } catch (err) {
-      await runFailurePath(ctx, plan, failurePathOf(paths, name));
-      throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, true);
+      await runFailurePath(ctx, plan, failurePathOf(paths, p.name));
+      throw new PromotionFailed(p.title.toLowerCase(), err, true);
     }
   }
 
-  await timed('switch', () => switchAll(ctx, plan, failurePathOf(paths, 'switch')));
+  await timed(phase(plan, 'switch'), () => switchAll(ctx, plan, failurePathOf(paths, 'switch')));
 
   // The old slot still runs: a failure here sends the traffic back to it.
-  for (const name of ['post', 'watch'] as const) {
+  for (const p of phasesNamed(plan, ['current', 'post', 'watch'])) {
     try {
-      await timed(name, (p) => runItems(ctx, name, p.items));
+      await timed(p, () => runItems(ctx, p.name, p.items));
     } catch (err) {
       const t0 = Date.now();
-      const restored = await runFailurePath(ctx, plan, failurePathOf(paths, name));
+      const restored = await runFailurePath(ctx, plan, failurePathOf(paths, p.name));
       ctx.logger.warn(`automatic rollback ${restored ? 'done' : 'INCOMPLETE'} in ${Date.now() - t0} ms`);
       timings.push({ phase: 'rollback', ms: Date.now() - t0 });
-      throw new PromotionFailed(phase(plan, name).title.toLowerCase(), err, restored, true);
+      throw new PromotionFailed(p.title.toLowerCase(), err, restored, true);
     }
   }
 
-  for (const name of ['unfreeze', 'drain', 'stop-old', 'purge'] as const) {
+  for (const p of phasesNamed(plan, ['unfreeze', 'drain', 'stop-old', 'purge'])) {
     try {
-      await timed(name, (p) => runItems(ctx, name, p.items));
+      await timed(p, () => runItems(ctx, p.name, p.items));
     } catch (err) {
-      const msg = `${phase(plan, name).title}: ${describeError(err)} (traffic is already on the new slot)`;
+      const msg = `${p.title}: ${describeError(err)} (traffic is already on the new slot)`;
       ctx.warnings.push(msg);
       ctx.logger.warn(msg);
     }
@@ -263,9 +267,9 @@ export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: Re
   const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze') };
   if (['unfreeze', 'drain', 'stop-old', 'purge'].some((p) => phasesBegun.has(p))) {
     switched = true;
-    await runItems(ctx, 'stop-old', phase(plan, 'stop-old').items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
+    for (const p of phasesNamed(plan, ['stop-old'])) await runItems(ctx, 'stop-old', p.items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
     done.push('the new slot had passed its checks and keeps the traffic; the old slot was stopped');
-  } else if (['switch', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
+  } else if (['switch', 'current', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
     const restored = await runFailurePath(ctx, plan, withoutUnfreeze(failurePathOf(paths, 'post')));
     done.push(restored ? 'traffic was put back on the previous slot and the new slot stopped' : 'COULD NOT put every load balancer back: check `updateserver status`');
   } else if (['data', 'start', 'check'].some((p) => phasesBegun.has(p))) {

@@ -3,6 +3,7 @@ import { PLACEHOLDERS, unknownPlaceholders } from '../commands/placeholders.js';
 import type { ProfileData, ServiceData } from './schema.js';
 import type { Stage } from './model.js';
 import { templateProblems } from '../release/name.js';
+import { checkTopology, slotPorts } from './topology-checks.js';
 
 export interface CrossIssue { path: string; message: string }
 
@@ -23,6 +24,7 @@ export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
     ...checkSlotDirs(data),
     ...checkMachines(data),
     ...checkListenPorts(data),
+    ...checkTopology(data),
   ];
 }
 
@@ -179,9 +181,12 @@ function checkMachines(data: ProfileData): CrossIssue[] {
       }
       for (const slot of ['a', 'b'] as const) {
         const where = `services.${serviceName}.slots.${slot}`;
-        const port = service.slots[slot].port;
-        const portOwner = claim(`port ${host.address} ${port}`, { path: where, host: h, service: serviceName });
-        if (portOwner !== undefined) issues.push({ path: `${where}.port`, message: `port ${port} on host "${h}" is already used by ${portOwner}; pick another port` });
+        // Every instance's port: two instances (of one service or of two) cannot listen on one port of a machine.
+        for (const { port, instance } of slotPorts(service, h, slot)) {
+          const owner = instance === 1 ? where : `${where} instance ${instance}`;
+          const portOwner = claim(`port ${host.address} ${port}`, { path: owner, host: h, service: serviceName });
+          if (portOwner !== undefined) issues.push({ path: `${where}.${service.slots[slot].ports ? 'ports' : 'port'}`, message: `port ${port}${instance === 1 ? '' : ` (instance ${instance})`} on host "${h}" is already used by ${portOwner}; pick another port` });
+        }
         const dir = slotDir(service, slot);
         const dirOwner = claim(`dir ${machine} ${dir}`, { path: where, host: h, service: serviceName });
         if (dirOwner !== undefined) issues.push({ path: `${where}.dir`, message: `directory ${dir} on host "${h}" is already used by ${dirOwner}; give each slot its own directory` });
@@ -199,6 +204,7 @@ function checkListenPorts(data: ProfileData): CrossIssue[] {
   const issues: CrossIssue[] = [];
   const listeners = new Map<number, string>();
   for (const [serviceName, service] of Object.entries(data.services)) {
+    if (service.listen === undefined) continue;
     const other = listeners.get(service.listen);
     if (other !== undefined) {
       issues.push({ path: `services.${serviceName}.listen`, message: `port ${service.listen} is already the listen port of service "${other}"; give each service its own` });
@@ -211,8 +217,7 @@ function checkListenPorts(data: ProfileData): CrossIssue[] {
       const address = own(data.hosts, h)?.address;
       const lbName = address === undefined ? undefined : lbAt.get(address);
       if (lbName === undefined) continue;
-      for (const slot of ['a', 'b'] as const) {
-        const port = service.slots[slot].port;
+      for (const slot of ['a', 'b'] as const) for (const { port } of slotPorts(service, h, slot)) {
         const listener = listeners.get(port);
         if (listener === undefined) continue;
         const whose = listener === serviceName ? 'its listen port' : `the listen port of service "${listener}"`;

@@ -94,10 +94,14 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
+export type PhaseName = 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'current' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
   /** Phases of the failure paths only. */
-  | 'revert' | 'drain-new' | 'stop-new';
+  | 'revert' | 'drain-new' | 'stop-new' | 'current-back';
 
+/**
+ * A phase; start, check and stop-old appear once per tier (`after`), in the order they run (apply runs
+ * the phases of one name in plan order).
+ */
 export interface Phase {
   name: PhaseName;
   title: string;
