@@ -18,7 +18,7 @@ export const filesDir = (service: Pick<Service, 'root'>, slot: SlotName) => `${s
 export const snapshotDir = (service: Pick<Service, 'root'>, slot: SlotName) => `${service.root}/files/${slot}.snapshot`;
 
 /** "<bytes> <sha256 of the sorted list of (sha256, path)>" of the paths under $1: one line to compare. */
-const DIGEST = 'digest() { ( cd "$1" && s=$(find . -type f -printf \'%s\\n\' | awk \'{t+=$1} END {print t+0}\') && ' +
+export const DIGEST = 'digest() { ( cd "$1" && s=$(find . -type f -printf \'%s\\n\' | awk \'{t+=$1} END {print t+0}\') && ' +
   'h=$(find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-64) && echo "$s $h" ); }';
 
 /**
@@ -47,3 +47,16 @@ export function copyFilesSelf(service: Service, from: SlotName, to: SlotName, ct
   ];
   return steps.join(' && ');
 }
+
+/** Where a stage's files are relayed through on this machine (the previous stage's copy, kept for the next delta). */
+export const filesCacheDir = (stateDir: string, fromStage: string, service: string) => `${stateDir}/cache/files/${fromStage}/${service}`;
+
+/** On the source host: run the files command in the live slot's data directory, writing into {snapshot}. */
+export function snapshotCommand(root: string, slot: SlotName, command: string, ctx: SlotContext): string {
+  const src = filesDir({ root }, slot);
+  const snap = snapshotDir({ root }, slot);
+  return `rm -rf ${quote(snap)} && mkdir -p ${quote(snap)} && cd ${quote(src)} && ( ${expand(command, { ...ctx, files: src, snapshot: snap })} )`;
+}
+
+/** A shell word that prints "<bytes> <sha256>" of a directory on a host, run there over `ssh`. */
+export const remoteDigest = (ssh: readonly string[], dir: string) => `$(${ssh.map(quote).join(' ')} ${quote(`${DIGEST}; digest ${quote(dir)}`)})`;

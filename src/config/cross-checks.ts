@@ -126,6 +126,12 @@ function checkCommands(data: ProfileData): CrossIssue[] {
       for (const unknown of new Set(unknownPlaceholders(command))) {
         issues.push({ path: `services.${serviceName}.${which}`, message: `unknown placeholder {${unknown}} (allowed: ${allowed})` });
       }
+      if (!service.files && /\{files\}/.test(command)) {
+        issues.push({ path: `services.${serviceName}.${which}`, message: `placeholder {files} names the slot's data directory, but the service has none: add services.${serviceName}.files or remove {files}` });
+      }
+      if (/\{snapshot\}/.test(command)) {
+        issues.push({ path: `services.${serviceName}.${which}`, message: 'placeholder {snapshot} is only for files.command (where the consistent copy is written)' });
+      }
       if (!service.database && /\{database\}/.test(command)) {
         issues.push({ path: `services.${serviceName}.${which}`, message: `placeholder {database} names the slot's database, but the service has none: add services.${serviceName}.database or remove {database}` });
       }
@@ -134,7 +140,7 @@ function checkCommands(data: ProfileData): CrossIssue[] {
   return issues;
 }
 
-/** Under a service's root, releases/ and run/ belong to the tool; a slot's pointer lives beside them. */
+/** Under a service's root, releases/, run/, files/, shared/ and current belong to the tool; a slot's pointer lives beside them. */
 function checkSlotDirs(data: ProfileData): CrossIssue[] {
   const issues: CrossIssue[] = [];
   for (const [serviceName, service] of Object.entries(data.services)) {
@@ -145,7 +151,7 @@ function checkSlotDirs(data: ProfileData): CrossIssue[] {
       const suggestion = `e.g. ${posix.join(root, slot)}`;
       if (isInside(root, dir)) {
         issues.push({ path, message: `"${dir}" is the service's root or above it; use a directory of its own, ${suggestion}` });
-      } else if (isInside(dir, posix.join(root, 'releases')) || isInside(dir, posix.join(root, 'run'))) {
+      } else if (['releases', 'run', 'files', 'shared', 'current'].some((d) => isInside(dir, posix.join(root, d)))) {
         issues.push({ path, message: `"${dir}" is reserved for the service's releases and run files; use ${suggestion}` });
       }
     }

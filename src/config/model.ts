@@ -70,7 +70,7 @@ export interface Service {
 
 export interface Files {
   readonly paths: readonly string[];
-  readonly strategy: 'copy-self' | 'none';
+  readonly strategy: 'copy' | 'copy-self' | 'none';
   readonly command: string | undefined;
 }
 

@@ -165,8 +165,8 @@ export const service = z.strictObject({
   /** Data directories of each slot, relative to its data directory {root}/files/<slot> (see docs/profiles.md). */
   files: z.strictObject({
     paths: z.array(z.string({ error: 'expected a path' }).min(1), { error: 'expected a list of paths' }).min(1, { error: 'expected at least one path' }),
-    /** copy-self: from this stage's live slot under the read-only freeze; none: each slot keeps its own. */
-    strategy: z.enum(['copy-self', 'none'], { error: 'expected copy-self or none' }).default('copy-self'),
+    /** copy: from the previous stage's live slot; copy-self: from this stage's, under the read-only freeze; none: each slot keeps its own. */
+    strategy: z.enum(['copy', 'copy-self', 'none'], { error: 'expected copy, copy-self or none' }).default('copy-self'),
     /** Run on the source first (in its data directory); the copy is taken from what it writes into {snapshot}. */
     command: command().optional(),
   }).optional(),

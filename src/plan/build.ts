@@ -12,10 +12,10 @@ import { renderConfigFiles } from '../commands/config-files.js';
 import { pushArgv, relayRoute, type RelayRoute } from '../commands/relay.js';
 import { expand, type PeerAddress, type SlotContext } from '../commands/placeholders.js';
 import { instancePort, instancesOf, instancesOn, serverNames } from '../config/instances.js';
-import { filesDir } from '../commands/files.js';
+import { filesCacheDir, filesDir } from '../commands/files.js';
 import { tiersOf } from '../config/tiers.js';
 import { UpdateserverError } from '../errors.js';
-import { filesActions, freezeTargets } from './files.js';
+import { filesActions, filesCopyActions, freezeTargets, type FilesSource } from './files.js';
 import type { Action, CheckTargetSpec, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
@@ -70,6 +70,8 @@ export interface ServiceFacts {
   source: string;
   /** The pull into the cache that the read phase runs (or, in a dry run, would run); none when cached. */
   fetch?: ServicePlan['fetch'];
+  /** files strategy copy: the previous stage's live slot whose data directory is copied. */
+  filesSource?: FilesSource;
   hosts: Record<string, HostSlots>;
 }
 
@@ -234,6 +236,10 @@ export function buildPlan(input: PlanInput): Plan {
       for (const [key, actions] of f.freeze) add(freeze, key, ...actions);
       for (const [key, actions] of f.unfreeze) add(unfreeze, key, ...actions);
       for (const [key, actions] of f.data) add(data, key, ...actions);
+    }
+    if (service.files?.strategy === 'copy' && input.mode !== 'flip' && !input.codeOnly && facts.filesSource) {
+      const cache = filesCacheDir(input.project.stateDir, facts.filesSource.stage, name);
+      for (const [key, actions] of filesCopyActions(stage, service, facts.filesSource, target, cache, (h: string) => stopInstances(stage, service, h, target, facts.release))) add(data, key, ...actions);
     }
     for (const hostName of service.hosts) {
       const host = hostOf(stage, hostName);

@@ -4,9 +4,11 @@
  * writes come through its clients), the copy on each host, and the end of the freeze. The copy itself
  * is commands/files.ts.
  */
-import type { Service, SlotName, Stage } from '../config/model.js';
+import type { Host, Service, SlotName, Stage } from '../config/model.js';
 import { readonlyKey } from '../config/slot.js';
-import { copyFilesSelf } from '../commands/files.js';
+import { copyFilesSelf, DIGEST, filesDir, remoteDigest, snapshotCommand, snapshotDir } from '../commands/files.js';
+import { remoteSpec, rsyncArgv, sshCommand } from '../commands/rsync.js';
+import { quote } from '../commands/shell.js';
 import type { Action } from './plan.js';
 import { slotContext, persistMap } from './build.js';
 
@@ -56,4 +58,50 @@ export function filesActions(stage: Stage, service: Service, live: SlotName, tar
     ]);
   }
   return { freeze, unfreeze, data };
+}
+
+/** Where the previous stage's files are read: its live slot on its first host of the service. */
+export interface FilesSource { stage: string; host: Host; root: string; slot: SlotName }
+
+/**
+ * files strategy copy: the previous stage's live slot's data, relayed through this machine's cache
+ * (kept, so that the next pull is a delta too) to each host's idle slot. Every step is a command of
+ * the plan: the source's command (over OpenSSH: the source is another stage's host), the pull, the
+ * push to each host, and a comparison of size and SHA-256 of source, cache and every copy.
+ */
+export function filesCopyActions(stage: Stage, service: Service, source: FilesSource, target: SlotName, cacheDir: string, stopIdle: (host: string) => string): Map<string, Action[]> {
+  const data = new Map<string, Action[]>();
+  const files = service.files!;
+  const srcSsh = [...sshCommand(source.host), `${source.host.user}@${source.host.address}`];
+  const from = files.command !== undefined ? snapshotDir({ root: source.root }, source.slot) : filesDir({ root: source.root }, source.slot);
+  const what = `${files.paths.join(', ')} of ${source.stage}'s ${service.name}/${source.slot}`;
+  const actions: Action[] = [];
+  if (files.command !== undefined) {
+    const ctx = { stage: source.stage, service: service.name, host: source.host.name, address: source.host.address, slot: source.slot, port: 0, dir: '', release: '', config: '' };
+    actions.push({ kind: 'local', host: source.host.name, route: 'openssh', argv: [...srcSsh, snapshotCommand(source.root, source.slot, files.command, ctx)], title: `run "${files.command}" in ${source.stage}'s ${service.name}/${source.slot} files on ${source.host.name}` });
+  }
+  actions.push({ kind: 'local', argv: ['mkdir', '-p', ...files.paths.map((p) => `${cacheDir}/${p}`)], title: `prepare the local cache ${cacheDir}` });
+  for (const p of files.paths) {
+    actions.push({ kind: 'local', host: source.host.name, route: 'openssh', argv: rsyncArgv({ source: remoteSpec(source.host, `${from}/${p}/`), destination: `${cacheDir}/${p}/`, remote: source.host }), title: `pull ${p} of ${source.stage}'s ${service.name}/${source.slot} into the local cache (rsync delta)` });
+  }
+  for (const h of service.hosts) {
+    const host = stage.hosts[h]!;
+    const dst = filesDir(service, target);
+    actions.push({ kind: 'exec', host: h, command: stopIdle(h), title: `stop idle slot ${service.name}/${target} on ${h} if running` });
+    for (const p of files.paths) {
+      actions.push({ kind: 'local', host: h, route: 'openssh', argv: rsyncArgv({ source: `${cacheDir}/${p}/`, destination: remoteSpec(host, `${dst}/${p}/`), remote: host, remoteSetup: `mkdir -p ${quote(`${dst}/${p}`)}` }), title: `push ${p} into ${service.name}/${target} on ${h} (rsync delta)` });
+    }
+  }
+  // Size and SHA-256 of every file: source, cache and each host's copy must agree, or nothing starts.
+  const checks = files.paths.flatMap((p) => [
+    `s=${remoteDigest(srcSsh, `${from}/${p}`)} && c=$(digest ${quote(`${cacheDir}/${p}`)}) && [ "$s" = "$c" ] || { echo ${quote(`${p}: the local copy differs from ${source.stage}'s:`)} "$s" "$c" >&2; exit 4; }`,
+    ...service.hosts.map((h) => {
+      const host = stage.hosts[h]!;
+      return `t=${remoteDigest([...sshCommand(host), `${host.user}@${host.address}`], `${filesDir(service, target)}/${p}`)} && [ "$t" = "$c" ] || { echo ${quote(`${p}: the copy on ${h} differs from its source:`)} "$t" "$c" >&2; exit 4; }`;
+    }),
+    `echo "files ${p} $c"`,
+  ]);
+  actions.push({ kind: 'local', argv: ['bash', '-c', [DIGEST, ...checks].join('; ')], title: `verify ${what} against every copy: size and SHA-256 of each file` });
+  data.set(service.name, actions);
+  return data;
 }

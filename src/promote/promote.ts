@@ -167,6 +167,9 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     for (const [i, s] of services.entries()) {
       const hostSlots = slotsByService[i]!;
       facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, ...(releases[s]!.fetch ? { fetch: releases[s]!.fetch } : {}), hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
+      // files strategy copy (issue 18): the previous stage's live slot, on its first host of the service.
+      const fromService = from?.services[s];
+      if (from && fromService && stage.services[s]!.files?.strategy === 'copy') facts[s]!.filesSource = { stage: from.name, host: from.hosts[fromService.hosts[0]!]!, root: fromService.root, slot: fromLive![s]! };
     }
     // A dry run checks disk too where it knows the release's size: the first stage measured its staging
     // copy; a later one finds the release in the local cache when this machine relayed it into the previous stage.

@@ -1,7 +1,7 @@
 /*
  * Issue 18's proof on the lab: seed 004's system, scaled down, through dev -> beta -> test -> prod
- * (test/lab/tiers.ts). A "server" tier (TCP, its data in files, copied per slot with copy-self and a
- * "pack" command), a "client" tier (HTTP, 3 instances on 2 hosts in prod) that reads from its own
+ * (test/lab/tiers.ts). A "server" tier (TCP, its data in files: a "pack" command, then copied per slot,
+ * in dev from its own live slot (copy-self), in every later stage from the stage before it), a "client" tier (HTTP, 3 instances on 2 hosts in prod) that reads from its own
  * slot's server, and a worker with no frontend. A second release goes through every stage with prod
  * under load, then prod is rolled back under the same load: zero failed requests throughout. Checked
  * on the hosts themselves: which processes run (per instance), which server each client tier used,
@@ -61,12 +61,14 @@ test('the first release goes through dev, beta, test and prod; each client tier 
   assert.equal((await on('prod1', 'readlink /srv/client/current')).trim(), `/srv/client/releases/${v1}`);
 });
 
-test('a second release under load: dev -> beta -> test -> prod, then prod rolled back; zero failed requests, old data byte-identical', async () => {
-  // Data written through the clients lands in the live server slot's file.
+test('a second release under load: dev -> beta -> test -> prod, data copied down the pipeline, then prod rolled back; zero failed requests, old data byte-identical', async () => {
+  // Data is made in dev (seed 004: "all changes only happen on the dev system") and travels with the release.
   for (const word of ['alpha', 'beta', 'gamma']) {
-    const res = await fetch(`${t.url.prod}/add`, { method: 'POST', body: word, headers: { connection: 'close' } });
+    const res = await fetch(`${t.url.dev}/add`, { method: 'POST', body: word, headers: { connection: 'close' } });
     assert.equal(res.status, 201, await res.text());
   }
+  // prod's own live data, which the rollback must find as it was.
+  assert.equal((await fetch(`${t.url.prod}/add`, { method: 'POST', body: 'omega', headers: { connection: 'close' } })).status, 201);
   const before = (await on('prod1', 'sha256sum < /srv/zeo/files/b/var/data.txt')).trim();
   await writeFile(join(t.appDir, 'VERSION'), '1.1.0\n');
 
@@ -77,9 +79,12 @@ test('a second release under load: dev -> beta -> test -> prod, then prod rolled
     assert.equal(now.slot, 'a');
     const v2 = now.release!;
     assert.notEqual(v2, v1);
-    // The new client slot reads from the new server slot, whose data is the copy of the old one.
+    // The new client slot reads from the new server slot, whose data came from dev through beta and test.
     assert.equal(now.zeo, `slot=a release=${v2} records=3`);
-    assert.equal((await on('prod1', 'sha256sum < /srv/zeo/files/a/var/data.txt')).trim(), before);
+    const devData = (await on('dev1', 'sha256sum < /srv/zeo/files/a/var/data.txt')).trim();
+    for (const [host, stage] of [['beta1', 'beta'], ['test1', 'test'], ['prod1', 'prod']] as const) {
+      assert.equal((await on(host, 'sha256sum < /srv/zeo/files/a/var/data.txt')).trim(), devData, `${stage}'s new slot holds dev's data`);
+    }
     assert.equal((await on('prod1', 'sha256sum < /srv/zeo/files/b/var/data.txt')).trim(), before, 'the old slot\'s data file is untouched');
     assert.equal(await running('prod1', '/srv/client', 'a', 2), '11');
     assert.equal(await running('prod1', '/srv/client', 'b', 2), '00', 'old client instances stopped');
@@ -93,7 +98,7 @@ test('a second release under load: dev -> beta -> test -> prod, then prod rolled
     assert.equal(back.code, 0, explain(back));
     const old = await get(`${t.url.prod}/`);
     assert.equal(old.slot, 'b');
-    assert.equal(old.zeo, `slot=b release=${v1} records=3`);
+    assert.equal(old.zeo, `slot=b release=${v1} records=1`);
     assert.equal((await on('prod1', 'sha256sum < /srv/zeo/files/b/var/data.txt')).trim(), before, 'rollback finds the old slot\'s file byte-identical');
     assert.equal(await running('prod1', '/srv/client', 'b', 2) + await running('prod2', '/srv/client', 'b'), '111');
     assert.equal(await running('prod1', '/srv/client', 'a', 2) + await running('prod2', '/srv/client', 'a'), '000');

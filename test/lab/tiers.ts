@@ -62,8 +62,9 @@ function profile(stage: StageName, lab: Lab, net: number, lbDir: string): string
     '    slots: { a: { port: 8101 }, b: { port: 8102 } }',
     '    start: node zeo.mjs --host {address} --port {port} --slot {slot} --release {release} --data {files}',
     '    checks: zeo',
-    // The "pack": a consistent copy written into {snapshot}, from which the idle slot's copy is taken.
-    '    files: { paths: [var], command: "mkdir -p {snapshot}/var && cp -a var/. {snapshot}/var/" }',
+    // The "pack": a consistent copy written into {snapshot}, from which the idle slot's copy is taken:
+    // dev's from its own live slot, every later stage's from the stage before it (seed 004).
+    `    files: { paths: [var], strategy: ${i === 0 ? 'copy-self' : 'copy'}, command: "mkdir -p {snapshot}/var && cp -a var/. {snapshot}/var/" }`,
     '    stopTimeoutMs: 3000',
     '    drainTimeoutMs: 3000',
     '  client:',

@@ -180,3 +180,58 @@ test('haproxy: one server line per instance, a tcp frontend and backends, nothin
   assert.match(cfg, /backend server_a\n    mode tcp\n    server app1 10\.0\.0\.11:8101 check\n/);
   assert.doesNotMatch(cfg, /worker/);
 });
+
+test('docs/profiles.md: seed 004\'s example profile loads, with 8 clients on 5 machines', async () => {
+  const doc = (await import('node:fs')).readFileSync(join(import.meta.dirname ?? '.', '..', '..', '..', 'docs', 'profiles.md'), 'utf8');
+  const section = doc.split(/^## Tiers, instances and files: seed 004's system$/m)[1]!.split(/^## /m)[0]!;
+  const yaml = /```yaml\n([\s\S]*?)^```$/m.exec(section)![1]!;
+  const dir = mkdtempSync(join(tmpdir(), 'updateserver-seed004-'));
+  try {
+    mkdirSync(join(dir, 'profiles'));
+    mkdirSync(join(dir, 'healthchecks'));
+    writeFileSync(join(dir, 'profiles', 'prod.yaml'), yaml);
+    writeFileSync(join(dir, 'healthchecks', 'zeo.yaml'), 'pre: [{ name: port, tcp: {} }]\npost: [{ name: port, tcp: {} }]\n');
+    writeFileSync(join(dir, 'healthchecks', 'worker.yaml'), 'pre: [{ name: up, command: { run: "true" } }]\n');
+    const stage = await loadProfile({ dir, stateDir: join(dir, '.us') }, 'prod');
+    const client = stage.services.client!;
+    assert.equal(Object.values(client.instances).reduce((a, b) => a + b, 0), 8);
+    assert.equal(client.hosts.length, 5);
+    assert.deepEqual(stage.services.worker!.listen, undefined);
+    assert.equal(stage.services.server!.mode, 'tcp');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('{files} needs files; {snapshot} is only for files.command; a slot dir may not be files/, shared/ or current', () => {
+  assert.match(issues({ web: svc({ start: './app --data {files}' }) }).join('\n'), /services\.web\.start: placeholder \{files\} names the slot's data directory, but the service has none/);
+  assert.deepEqual(check({ web: svc({ start: './app --data {files}', files: { paths: ['db'] } }) }), []);
+  assert.match(issues({ web: svc({ start: './app {snapshot}', files: { paths: ['db'] } }) }).join('\n'), /\{snapshot\} is only for files\.command/);
+  assert.match(issues({ web: svc({ slots: { a: { port: 8001, dir: '/srv/web/files/a' }, b: { port: 8002 } } }) }).join('\n'), /services\.web\.slots\.a\.dir: "\/srv\/web\/files\/a" is reserved/);
+});
+
+test('plan: files copied from the previous stage: command on its host, pull into the cache, push to each host, verify all, each an exact argv', () => {
+  const server = STAGE.services.server!;
+  const stage: Stage = { ...STAGE, services: { ...STAGE.services, server: { ...server, files: { ...server.files!, strategy: 'copy' } } } };
+  const source = { stage: 'test', host: { ...STAGE.hosts.app1!, name: 'test1', address: '10.0.9.1' }, root: '/srv/zeo', slot: 'b' as const };
+  const plan = buildPlan({
+    project: { dir: '/p', stateDir: '/p/.us' }, stage, from: 'test', services: ['client', 'worker', 'server'],
+    facts: { client: facts('client'), worker: facts('worker'), server: { ...facts('server'), filesSource: source } }, now: new Date(),
+  });
+  const data = plan.phases.find((p) => p.name === 'data')!.items.find((i) => i.target === 'server')!.actions;
+  assert.deepEqual(data.map((a) => a.title), [
+    'run "cp var/Data.fs {snapshot}/" in test\'s server/b files on test1',
+    'prepare the local cache /p/.us/cache/files/test/server',
+    'pull var of test\'s server/b into the local cache (rsync delta)',
+    'stop idle slot server/b on app1 if running',
+    'push var into server/b on app1 (rsync delta)',
+    'verify var of test\'s server/b against every copy: size and SHA-256 of each file',
+  ]);
+  const argv = (i: number) => (data[i] as Extract<Action, { kind: 'local' }>).argv;
+  assert.equal(argv(0).at(-1), 'rm -rf /srv/zeo/files/b.snapshot && mkdir -p /srv/zeo/files/b.snapshot && cd /srv/zeo/files/b && ( cp var/Data.fs /srv/zeo/files/b.snapshot/ )');
+  assert.deepEqual(argv(2).slice(-2), ['root@10.0.9.1:/srv/zeo/files/b.snapshot/var/', '/p/.us/cache/files/test/server/var/']);
+  assert.deepEqual(argv(4).slice(-2), ['/p/.us/cache/files/test/server/var/', 'root@10.0.0.11:/srv/zeo/files/b/var/']);
+  assert.match(argv(5)[2]!, /s=\$\(ssh .* root@10\.0\.9\.1 .*digest \/srv\/zeo\/files\/b\.snapshot\/var.*\) && c=\$\(digest \/p\/\.us\/cache\/files\/test\/server\/var\)/);
+  // No freeze: the copy is the previous stage's data, not this stage's live one.
+  assert.equal(plan.phases.find((p) => p.name === 'freeze')!.items.length, 0);
+});
