@@ -59,6 +59,10 @@ test('the first release goes through dev, beta, test and prod; each client tier 
     assert.equal((await get(`http://${t.host(host).address}:${port}/`)).slot, 'b');
   }
   assert.equal((await on('prod1', 'readlink /srv/client/current')).trim(), `/srv/client/releases/${v1}`);
+  // A shared directory is linked into the release on every host, never copied.
+  for (const host of ['prod1', 'prod2']) {
+    assert.equal((await on(host, `readlink /srv/client/releases/${v1}/var/uploads && test -d /srv/client/shared/var/uploads && echo ok`)).trim(), '/srv/client/shared/var/uploads\nok');
+  }
 });
 
 test('a second release under load: dev -> beta -> test -> prod, data copied down the pipeline, then prod rolled back; zero failed requests, old data byte-identical', async () => {
@@ -91,6 +95,9 @@ test('a second release under load: dev -> beta -> test -> prod, data copied down
     assert.equal(await running('prod1', '/srv/zeo', 'b'), '0', 'old server slot stopped');
     assert.equal(await running('prod2', '/srv/worker', 'a') + await running('prod2', '/srv/worker', 'b'), '10', 'the worker moved with its slot');
     assert.equal((await on('prod2', 'readlink /srv/client/current')).trim(), `/srv/client/releases/${v2}`);
+    // Both releases see one uploads directory.
+    await on('prod2', `echo kept > /srv/client/releases/${v1}/var/uploads/file`);
+    assert.equal((await on('prod2', `cat /srv/client/releases/${v2}/var/uploads/file`)).trim(), 'kept');
 
     // A write to the new slot, then the rollback: the old slot comes back with its own data, as it was.
     assert.equal((await fetch(`${t.url.prod}/add`, { method: 'POST', body: 'delta', headers: { connection: 'close' } })).status, 201);

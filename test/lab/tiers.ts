@@ -74,6 +74,7 @@ function profile(stage: StageName, lab: Lab, net: number, lbDir: string): string
     '    listen: 8080',
     '    after: [server]',
     '    currentLink: true',
+    '    shared: [var/uploads]',
     '    slots: { a: { port: 8001 }, b: { port: 8011 } }',
     '    start: node client.mjs --host {address} --port {port} --slot {slot} --release {release} --zeo {server.address}:{server.port}',
     '    health: { path: /health, deadlineMs: 5000, intervalMs: 50 }',
