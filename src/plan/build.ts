@@ -414,6 +414,13 @@ function stopInstances(stage: Stage, service: Service, hostName: string, slot: S
  * the tiers linked by `after` move together: the services they name are in the run, on the same live slot.
  */
 function checkTiersTogether(input: PlanInput): void {
+  // A tier left out while the service it starts after moves would keep using that service's old slot, which stop-old ends.
+  for (const [name, service] of Object.entries(input.stage.services)) {
+    const moved = service.after.filter((d) => input.services.includes(d));
+    if (!input.services.includes(name) && moved.length > 0) {
+      throw new UpdateserverError(`${name} starts after ${moved.join(', ')} and reaches it through its own slot, but is not in this run: its slot's server would be stopped under it`, { hint: `run them together: --service ${name} ${moved.map((d) => `--service ${d}`).join(' ')} (or without --service)` });
+    }
+  }
   for (const name of input.services) {
     for (const dep of input.stage.services[name]?.after ?? []) {
       if (!input.services.includes(dep)) {

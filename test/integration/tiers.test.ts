@@ -41,6 +41,19 @@ async function promote(stage: string): Promise<void> {
 
 let v1 = '';
 
+/** prod's dry run: the tiers in order, the stop in reverse, the data pulled from test's live slot with its exact argv. */
+async function dryRunShowsTheOrder(): Promise<void> {
+  const r = await updateserver(t.project.dir, 'prod', '--dry-run', '--verbose');
+  assert.equal(r.code, 0, explain(r));
+  const at = (text: string) => { const i = r.stdout.indexOf(text); assert.ok(i >= 0, `the dry run lacks "${text}":\n${r.stdout}`); return i; };
+  assert.ok(at('Start the idle slot (tier 1: server)') < at('Health-check the idle slot on every host (tier 1: server)'));
+  assert.ok(at('Health-check the idle slot on every host (tier 1: server)') < at('Start the idle slot (tier 2: client, worker)'));
+  assert.ok(at('Stop the old slot (kept on disk for rollback) (tier 2: client, worker)') < at('Stop the old slot (kept on disk for rollback) (tier 1: server)'));
+  at(`root@${t.host('test1').address}:/srv/zeo/files/a.snapshot/var/`);
+  at('start client/a instance 2 (port 8002)');
+  at('haproxy> set map');
+}
+
 test('the first release goes through dev, beta, test and prod; each client tier reads from its own slot\'s server', async () => {
   for (const stage of STAGES) await promote(stage);
   const answer = await get(`${t.url.prod}/`);
@@ -78,7 +91,10 @@ test('a second release under load: dev -> beta -> test -> prod, data copied down
 
   const load = startLoad(`${t.url.prod}/`, { connections: 8 });
   try {
-    for (const stage of STAGES) await promote(stage);
+    for (const stage of STAGES) {
+      if (stage === 'prod') await dryRunShowsTheOrder();
+      await promote(stage);
+    }
     const now = await get(`${t.url.prod}/`);
     assert.equal(now.slot, 'a');
     const v2 = now.release!;

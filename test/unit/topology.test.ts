@@ -166,11 +166,16 @@ test('plan: files copy-self freezes the clients\' frontend, copies with rsync de
   assert.match(text, /rsync -a --delete --no-whole-file/);
 });
 
-test('plan: a client tier without its server in the run is refused', () => {
+test('plan: a client tier without its server in the run, or a server without its clients, is refused', () => {
   assert.throws(() => buildPlan({
     project: { dir: '/p', stateDir: '/p/.us' }, stage: STAGE, from: 'test', services: ['client'],
     facts: { client: facts('client'), server: facts('server'), worker: facts('worker') }, now: new Date(),
   }), /client starts after server and reaches it through its own slot, but server is not in this run/);
+  // Nor the server without its clients: stop-old would end the slot they use.
+  assert.throws(() => buildPlan({
+    project: { dir: '/p', stateDir: '/p/.us' }, stage: STAGE, from: 'test', services: ['server'],
+    facts: { client: facts('client'), server: facts('server'), worker: facts('worker') }, now: new Date(),
+  }), /client starts after server and reaches it through its own slot, but is not in this run/);
 });
 
 test('haproxy: one server line per instance, a tcp frontend and backends, nothing for a service without a frontend', () => {
