@@ -240,3 +240,12 @@ test('plan: files copied from the previous stage: command on its host, pull into
   // No freeze: the copy is the previous stage's data, not this stage's live one.
   assert.equal(plan.phases.find((p) => p.name === 'freeze')!.items.length, 0);
 });
+
+test('plan: a failure before the switch stops every new slot started, the client tier before the server tier', () => {
+  const path = PLAN.onFailure!.find((p) => p.on.includes('check'))!;
+  const stopNew = path.phases.find((p) => p.name === 'stop-new')!;
+  const titles = stopNew.items.flatMap((i) => i.actions.map((a) => a.title));
+  assert.ok(titles.indexOf('stop client/b instance 1 on app1 again') < titles.indexOf('stop server/b on app1 again'), titles.join('\n'));
+  assert.deepEqual(titles.filter((x) => x.startsWith('stop client')).length, 3);
+  assert.ok(titles.includes('stop worker/b on app2 again'));
+});
