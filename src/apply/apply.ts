@@ -94,6 +94,11 @@ async function runItems(ctx: ApplyContext, phaseName: string, items: readonly Pl
   throw failures[0]!.reason;
 }
 
+/** The plan's phases of these names, in the plan's order (start, check and stop-old come once per tier). */
+function phasesNamed(plan: Plan, names: ReadonlyArray<Phase['name']>): Phase[] {
+  return plan.phases.filter((p) => names.includes(p.name));
+}
+
 function phase(plan: Plan, name: Phase['name']): Phase {
   return plan.phases.find((x) => x.name === name) ?? { name, title: name, items: [] };
 }
@@ -281,9 +286,9 @@ export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: Re
   const withoutUnfreeze = (p: FailurePath | undefined): FailurePath | undefined => p && { ...p, phases: p.phases.filter((x) => x.name !== 'unfreeze' && x.name !== 'after-rollback') };
   if (['unfreeze', 'drain', 'stop-old', 'purge'].some((p) => phasesBegun.has(p))) {
     switched = true;
-    await runItems(ctx, 'stop-old', phase(plan, 'stop-old').items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
+    for (const p of phasesNamed(plan, ['stop-old'])) await runItems(ctx, 'stop-old', p.items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
     done.push('the new slot had passed its checks and keeps the traffic; the old slot was stopped');
-  } else if (['switch', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
+  } else if (['switch', 'current', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
     const restored = await runFailurePath(ctx, plan, withoutUnfreeze(failurePathOf(paths, 'post')));
     done.push(restored ? 'traffic was put back on the previous slot and the new slot stopped' : 'COULD NOT put every load balancer back: check `updateserver status`');
   } else if (['data', 'start', 'check'].some((p) => phasesBegun.has(p))) {

@@ -9,7 +9,9 @@ const BY_NAME: Partial<Record<Phase['name'], PhasePolicy>> = {
   // Hook points (plan/hook-phases.ts): a hook's own failure word decides whether it throws at all;
   // one that throws before the switch stops, after it (critical) rolls back, after the drain warns.
   'before-copy': 'stop', 'after-copy': 'stop', 'before-start': 'stop', 'after-start': 'stop', 'before-switch': 'stop',
-  'after-switch': 'rollback', 'after-rollback': 'warn', 'after-drain': 'warn', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
+  'after-switch': 'rollback', 'after-rollback': 'warn', 'after-drain': 'warn',
+  // The current link (issue 18) moves right after the switch; the old slot still runs until post and watch pass.
+  current: 'rollback', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
   switch: 'switch',
   post: 'rollback', watch: 'rollback',
   unfreeze: 'warn', drain: 'warn', 'stop-old': 'warn', purge: 'warn',

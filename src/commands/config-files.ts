@@ -6,7 +6,7 @@
  * its environment or ~/.pgpass.
  */
 import type { DatabaseConnection, Service, SlotName } from '../config/model.js';
-import { PLACEHOLDERS, type SlotContext } from './placeholders.js';
+import { SLOT_PLACEHOLDERS as PLACEHOLDERS, type SlotContext } from './placeholders.js';
 import { configDir, releaseDir } from './release.js';
 import { quote } from './shell.js';
 import { posix } from 'node:path';

@@ -15,8 +15,8 @@ import { quote } from './shell.js';
 export const ALIVE = `alive() { s=$(sed -n 's/^.*) \\(.\\).*/\\1/p' /proc/$1/stat 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }`;
 
 export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): string {
-  const pid = quote(pidFile(service, slot));
-  const log = quote(logFile(service, slot));
+  const pid = quote(pidFile(service, slot, ctx.instance));
+  const log = quote(logFile(service, slot, ctx.instance));
   const app = expand(service.start, ctx);
   // Not a process-group leader inside the background job, so setsid execs in place and $! is the pid of the
   // bash that leads the slot's new session (bash execs a simple command itself; `PORT=1 app` works too).
@@ -29,7 +29,7 @@ export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): s
  * waits for the process to exit and escalates to KILL after the timeout. Succeeds when nothing runs.
  */
 export function stopSlot(service: Service, slot: SlotName, ctx: SlotContext): string {
-  const pid = quote(pidFile(service, slot));
+  const pid = quote(pidFile(service, slot, ctx.instance));
   const tenths = Math.max(1, Math.ceil(service.stopTimeoutMs / 50));
   const ask = service.stop === undefined
     ? 'kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null'

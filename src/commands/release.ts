@@ -9,6 +9,7 @@ import type { Service, SlotName } from '../config/model.js';
 import { quote } from './shell.js';
 import { ALIVE } from './process.js';
 import { SLOTS } from '../config/slot.js';
+import { instanceSuffix } from '../config/instances.js';
 
 export const MANIFEST = '.updateserver-manifest';
 /** Written last, after transfer, verification and build: a release without it is unfinished and may be rewritten. */
@@ -17,8 +18,11 @@ export const COMPLETE = '.updateserver-complete';
 export const releasesDir = (service: Service) => `${service.root}/releases`;
 export const releaseDir = (service: Service, release: string) => `${releasesDir(service)}/${release}`;
 export const runDir = (service: Service) => `${service.root}/run`;
-export const pidFile = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}.pid`;
-export const logFile = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}.log`;
+/** Instance n's own pid and log: run/a.pid for the first, run/a.2.pid for the second (instances.ts). */
+export const pidFile = (service: Service, slot: SlotName, instance = 1) => `${runDir(service)}/${slot}${instanceSuffix(instance)}.pid`;
+export const logFile = (service: Service, slot: SlotName, instance = 1) => `${runDir(service)}/${slot}${instanceSuffix(instance)}.log`;
+/** {root}/current: a link to the live slot's release on every host (for cron jobs and web server configs). */
+export const currentLink = (service: Service) => `${service.root}/current`;
 /** The slot's own directory for rendered config files: releases are shared by both slots and never written. */
 export const configDir = (service: Service, slot: SlotName) => `${runDir(service)}/${slot}`;
 
@@ -27,12 +31,15 @@ export const configDir = (service: Service, slot: SlotName) => `${runDir(service
  * then "releases <complete release>...", "partial <unfinished release>..." and "free <bytes available
  * where releases are written>".
  */
-export function probeSlots(service: Service): string {
+export function probeSlots(service: Service, instances = 1): string {
   const lines = SLOTS.map((slot) => {
     const dir = quote(service.slots[slot].dir);
-    const pid = quote(pidFile(service, slot));
+    // A slot runs when every one of its instances on the host does.
+    const pids = Array.from({ length: instances }, (_, i) => quote(pidFile(service, slot, i + 1)));
+    const pid = pids[0]!;
     return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; ` +
-      `if [ -f ${pid} ] && alive "$(cat ${pid})"; then up=1; else up=0; fi; ` +
+      (instances === 1 ? `if [ -f ${pid} ] && alive "$(cat ${pid})"; then up=1; else up=0; fi; `
+        : `up=1; for f in ${pids.join(' ')}; do { [ -f "$f" ] && alive "$(cat "$f")"; } || up=0; done; `) +
       `echo "${slot} \${r:--} $up"`;
   });
   const releases = quote(releasesDir(service));
@@ -73,6 +80,24 @@ export function pointSlot(service: Service, slot: SlotName, release: string): st
   const tmp = `${dir}.updateserver-new`;
   return `if [ -e ${quote(dir)} ] && [ ! -L ${quote(dir)} ]; then echo ${quote(`${dir} exists and is not a symlink; move it away (updateserver manages it as a pointer to a release)`)} >&2; exit 3; fi; ` +
     `ln -sfn ${quote(releaseDir(service, release))} ${quote(tmp)} && mv -Tf ${quote(tmp)} ${quote(dir)}`;
+}
+
+/** Moves {root}/current to a release (a new link renamed over the old one); without a release, removes it. */
+export function pointCurrent(service: Service, release: string | undefined): string {
+  const link = currentLink(service);
+  if (release === undefined) return `rm -f ${quote(link)}`;
+  return `ln -sfn ${quote(releaseDir(service, release))} ${quote(`${link}.updateserver-new`)} && mv -Tf ${quote(`${link}.updateserver-new`)} ${quote(link)}`;
+}
+
+/** Links each shared directory {root}/shared/<p> into a release at <p> (created on first use; never copied). */
+export function linkShared(service: Service, release: string): string | undefined {
+  if (service.shared.length === 0) return undefined;
+  const dir = releaseDir(service, release);
+  return service.shared.map((p) => {
+    const shared = quote(`${service.root}/shared/${p}`);
+    const at = quote(`${dir}/${p}`);
+    return `mkdir -p ${shared} && mkdir -p "$(dirname ${at})" && rm -rf ${at} && ln -sfn ${shared} ${at}`;
+  }).join(' && ');
 }
 
 /**

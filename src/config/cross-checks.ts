@@ -4,6 +4,7 @@ import type { ProfileData, ServiceData } from './schema.js';
 import type { Stage } from './model.js';
 import { templateProblems } from '../release/name.js';
 import { checkHooksAndNotify } from './hook-checks.js';
+import { checkTopology, slotPorts } from './topology-checks.js';
 
 export interface CrossIssue { path: string; message: string }
 
@@ -25,6 +26,7 @@ export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
     ...checkMachines(data),
     ...checkListenPorts(data),
     ...checkHooksAndNotify(data),
+    ...checkTopology(data),
   ];
 }
 
@@ -126,6 +128,12 @@ function checkCommands(data: ProfileData): CrossIssue[] {
       for (const unknown of new Set(unknownPlaceholders(command))) {
         issues.push({ path: `services.${serviceName}.${which}`, message: `unknown placeholder {${unknown}} (allowed: ${allowed})` });
       }
+      if (!service.files && /\{files\}/.test(command)) {
+        issues.push({ path: `services.${serviceName}.${which}`, message: `placeholder {files} names the slot's data directory, but the service has none: add services.${serviceName}.files or remove {files}` });
+      }
+      if (/\{snapshot\}/.test(command)) {
+        issues.push({ path: `services.${serviceName}.${which}`, message: 'placeholder {snapshot} is only for files.command (where the consistent copy is written)' });
+      }
       if (!service.database && /\{database\}/.test(command)) {
         issues.push({ path: `services.${serviceName}.${which}`, message: `placeholder {database} names the slot's database, but the service has none: add services.${serviceName}.database or remove {database}` });
       }
@@ -134,7 +142,7 @@ function checkCommands(data: ProfileData): CrossIssue[] {
   return issues;
 }
 
-/** Under a service's root, releases/ and run/ belong to the tool; a slot's pointer lives beside them. */
+/** Under a service's root, releases/, run/, files/, shared/ and current belong to the tool; a slot's pointer lives beside them. */
 function checkSlotDirs(data: ProfileData): CrossIssue[] {
   const issues: CrossIssue[] = [];
   for (const [serviceName, service] of Object.entries(data.services)) {
@@ -145,7 +153,7 @@ function checkSlotDirs(data: ProfileData): CrossIssue[] {
       const suggestion = `e.g. ${posix.join(root, slot)}`;
       if (isInside(root, dir)) {
         issues.push({ path, message: `"${dir}" is the service's root or above it; use a directory of its own, ${suggestion}` });
-      } else if (isInside(dir, posix.join(root, 'releases')) || isInside(dir, posix.join(root, 'run'))) {
+      } else if (['releases', 'run', 'files', 'shared', 'current'].some((d) => isInside(dir, posix.join(root, d)))) {
         issues.push({ path, message: `"${dir}" is reserved for the service's releases and run files; use ${suggestion}` });
       }
     }
@@ -181,9 +189,12 @@ function checkMachines(data: ProfileData): CrossIssue[] {
       }
       for (const slot of ['a', 'b'] as const) {
         const where = `services.${serviceName}.slots.${slot}`;
-        const port = service.slots[slot].port;
-        const portOwner = claim(`port ${host.address} ${port}`, { path: where, host: h, service: serviceName });
-        if (portOwner !== undefined) issues.push({ path: `${where}.port`, message: `port ${port} on host "${h}" is already used by ${portOwner}; pick another port` });
+        // Every instance's port: two instances (of one service or of two) cannot listen on one port of a machine.
+        for (const { port, instance } of slotPorts(service, h, slot)) {
+          const owner = instance === 1 ? where : `${where} instance ${instance}`;
+          const portOwner = claim(`port ${host.address} ${port}`, { path: owner, host: h, service: serviceName });
+          if (portOwner !== undefined) issues.push({ path: `${where}.${service.slots[slot].ports ? 'ports' : 'port'}`, message: `port ${port}${instance === 1 ? '' : ` (instance ${instance})`} on host "${h}" is already used by ${portOwner}; pick another port` });
+        }
         const dir = slotDir(service, slot);
         const dirOwner = claim(`dir ${machine} ${dir}`, { path: where, host: h, service: serviceName });
         if (dirOwner !== undefined) issues.push({ path: `${where}.dir`, message: `directory ${dir} on host "${h}" is already used by ${dirOwner}; give each slot its own directory` });
@@ -201,6 +212,7 @@ function checkListenPorts(data: ProfileData): CrossIssue[] {
   const issues: CrossIssue[] = [];
   const listeners = new Map<number, string>();
   for (const [serviceName, service] of Object.entries(data.services)) {
+    if (service.listen === undefined) continue;
     const other = listeners.get(service.listen);
     if (other !== undefined) {
       issues.push({ path: `services.${serviceName}.listen`, message: `port ${service.listen} is already the listen port of service "${other}"; give each service its own` });
@@ -213,8 +225,7 @@ function checkListenPorts(data: ProfileData): CrossIssue[] {
       const address = own(data.hosts, h)?.address;
       const lbName = address === undefined ? undefined : lbAt.get(address);
       if (lbName === undefined) continue;
-      for (const slot of ['a', 'b'] as const) {
-        const port = service.slots[slot].port;
+      for (const slot of ['a', 'b'] as const) for (const { port } of slotPorts(service, h, slot)) {
         const listener = listeners.get(port);
         if (listener === undefined) continue;
         const whose = listener === serviceName ? 'its listen port' : `the listen port of service "${listener}"`;

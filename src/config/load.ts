@@ -11,6 +11,7 @@ import { Secret } from './secret.js';
 import { defaultDatabaseName } from './slot.js';
 import { backendName, SLOTS, type EmailNotify, type Hook, type HookPoint, type Hooks, type CodeSource, type Database, type StateBackendConfig, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
 import { checkSameStateStore, checkStage } from './cross-checks.js';
+import { instancesPerHost, normalizeRelative } from './instances.js';
 
 export function profileFile(stage: string): string {
   return join('profiles', `${stage}.yaml`);
@@ -119,12 +120,16 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
   for (const [serviceName, s] of Object.entries(data.services)) {
     const slots = Object.fromEntries(SLOTS.map((slot) => [slot, Object.freeze({
       name: slot,
-      port: s.slots[slot].port,
+      port: s.slots[slot].ports?.[0] ?? s.slots[slot].port ?? 0,
+      ...(s.slots[slot].ports ? { ports: Object.freeze([...s.slots[slot].ports]) } : {}),
       dir: s.slots[slot].dir ?? `${s.root.replace(/\/+$/, '')}/${slot}`,
       backend: backendName(serviceName, slot),
     })])) as unknown as Service['slots'];
     services[serviceName] = Object.freeze({
       name: serviceName, hosts: Object.freeze([...s.hosts]), root: s.root.replace(/\/+$/, '') || '/', listen: s.listen,
+      mode: s.mode, instances: Object.freeze(instancesPerHost(s.hosts, s.instances)), after: Object.freeze([...s.after]),
+      files: s.files === undefined ? undefined : Object.freeze({ paths: Object.freeze(s.files.paths.map(normalizeRelative)), strategy: s.files.strategy, command: s.files.command }),
+      shared: Object.freeze(s.shared.map(normalizeRelative)), currentLink: s.currentLink,
       slots: Object.freeze(slots), start: s.start, build: s.build, stop: s.stop, stopTimeoutMs: s.stopTimeoutMs,
       exclude: Object.freeze([...s.exclude]), health: Object.freeze({ ...s.health }), drainTimeoutMs: s.drainTimeoutMs,
       checks: checksByService[serviceName] ?? defaultChecks(s.health),

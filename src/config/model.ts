@@ -27,7 +27,10 @@ export interface Host {
 
 export interface Slot {
   readonly name: SlotName;
+  /** The first instance's port (instances.ts instancePort gives every instance's). */
   readonly port: number;
+  /** Ports listed in the profile, one per instance; absent: derived from `port`. */
+  readonly ports?: readonly number[];
   readonly dir: string;
   /** HAProxy backend that holds this slot's servers. */
   readonly backend: string;
@@ -37,7 +40,19 @@ export interface Service {
   readonly name: string;
   readonly hosts: readonly string[];
   readonly root: string;
-  readonly listen: number;
+  /** Frontend port on every load balancer; undefined: no frontend, never in HAProxy (a worker, a directly reached server). */
+  readonly listen: number | undefined;
+  readonly mode: 'http' | 'tcp';
+  /** Instances per host name (every host of the service has an entry, at least 1). */
+  readonly instances: Readonly<Record<string, number>>;
+  /** Services started and checked before this one; its commands may name their slot's servers ({zeo.address}). */
+  readonly after: readonly string[];
+  /** The slots' data directories (relative to {root}/files/<slot>) and how the idle slot's copy is made. */
+  readonly files: Files | undefined;
+  /** Directories under {root}/shared linked into every release. */
+  readonly shared: readonly string[];
+  /** Whether {root}/current follows the live slot's release on every host. */
+  readonly currentLink: boolean;
   readonly slots: Readonly<Record<SlotName, Slot>>;
   readonly start: string;
   readonly build: string | undefined;
@@ -68,6 +83,11 @@ export interface Hook {
   readonly from: string;
 }
 export type Hooks = Readonly<Partial<Record<HookPoint, readonly Hook[]>>>;
+export interface Files {
+  readonly paths: readonly string[];
+  readonly strategy: 'copy' | 'copy-self' | 'none';
+  readonly command: string | undefined;
+}
 
 /** Where the first stage's code comes from. */
 export type CodeSource =

@@ -117,7 +117,10 @@ export const loadBalancer = z.strictObject({
 });
 
 export const slot = z.strictObject({
-  port: port(),
+  /** The slot's port; with instances, the first instance's, the others following (port + 1, + 2, ...). */
+  port: port().optional(),
+  /** The instances' ports listed instead of derived from `port`: instance n listens on ports[n - 1]. */
+  ports: z.array(port()).min(1, { error: 'expected at least one port' }).optional(),
   /** The slot's pointer: a symlink to the release it runs. Defaults to {root}/{slot}. */
   dir: remotePath().optional(),
 });
@@ -178,8 +181,29 @@ export const service = z.strictObject({
   hosts: z.array(name(), { error: 'expected a list of host names' }).min(1, { error: 'expected at least one host' }),
   /** Service root on each host: releases/ and run/ live here. */
   root: remotePath(),
-  /** Port of the service's frontend on every load balancer: where clients send requests. */
-  listen: port(),
+  /**
+   * Port of the service's frontend on every load balancer: where clients send requests. Without it the
+   * service has no frontend (a worker, a server its clients reach directly) and is never in HAProxy.
+   */
+  listen: port().optional(),
+  /** http: an HTTP frontend (maintenance, read-only freeze, httpchk); tcp: a TCP frontend and backends. */
+  mode: z.enum(['http', 'tcp'], { error: 'expected http or tcp' }).default('http'),
+  /** Processes per host: a number for every host, or per host name (hosts not named run one). */
+  instances: z.union([z.int().min(1).max(64), z.record(name(), z.int().min(1).max(64))], { error: 'expected a number of instances (1-64), or a map of host name to number' }).default(1),
+  /** Services whose idle slot must have started and passed its pre checks before this one's starts. */
+  after: z.array(name(), { error: 'expected a list of service names' }).default([]),
+  /** Data directories of each slot, relative to its data directory {root}/files/<slot> (see docs/profiles.md). */
+  files: z.strictObject({
+    paths: z.array(z.string({ error: 'expected a path' }).min(1), { error: 'expected a list of paths' }).min(1, { error: 'expected at least one path' }),
+    /** copy: from the previous stage's live slot; copy-self: from this stage's, under the read-only freeze; none: each slot keeps its own. */
+    strategy: z.enum(['copy', 'copy-self', 'none'], { error: 'expected copy, copy-self or none' }).default('copy-self'),
+    /** Run on the source first (in its data directory); the copy is taken from what it writes into {snapshot}. */
+    command: command().optional(),
+  }).optional(),
+  /** Directories under {root}/shared that both slots see, linked into every release at the same relative path. */
+  shared: z.array(z.string({ error: 'expected a path' }).min(1), { error: 'expected a list of paths' }).default([]),
+  /** Keep a link {root}/current to the live slot's release on every host, moved right after each switch (and back on rollback). */
+  currentLink: z.boolean().default(false),
   slots: z.strictObject({ a: slot, b: slot }, { error: 'expected slots a and b' }),
   /** The app's foreground command; the tool runs it detached in the slot directory. Placeholders: {slot} {port} {dir} {release} {stage} {host} {address} {service} {database}. */
   start: command(),

@@ -11,6 +11,7 @@ import { PACKAGE_DIR } from '../package-dir.js';
 import type { LoadBalancer, Project, SlotName, Stage } from '../config/model.js';
 import { renderTemplate, type View } from './template.js';
 import { backendName } from '../config/slot.js';
+import { instancePort, instancesOf } from '../config/instances.js';
 
 export const TEMPLATE_FILE = join('lb-templates', 'haproxy.cfg');
 /** The template shipped with updateserver, used when the project has none of its own. */
@@ -37,15 +38,20 @@ export function haproxyView(stage: Stage, lb: LoadBalancer, globalLines: readonl
     socket: lb.socket,
     mapFile: lb.mapFile,
     globalLines: globalLines.map((line) => ({ line })),
-    services: Object.values(stage.services).map((service) => ({
+    // Services without a frontend (workers, servers reached directly by their clients) are never in HAProxy.
+    services: Object.values(stage.services).filter((service) => service.listen !== undefined).map((service) => ({
       service: service.name,
       bind: `${lb.address}:${service.listen}`,
       healthPath: service.health.path,
+      // Sections the template shows for one mode only: a list of one item, or none.
+      http: service.mode === 'http' ? [{}] : [],
+      tcp: service.mode === 'tcp' ? [{}] : [],
       backends: Object.values(service.slots).map((slot) => ({
         backend: slot.backend,
-        servers: service.hosts.flatMap((h) => {
-          const host = Object.hasOwn(stage.hosts, h) ? stage.hosts[h] : undefined;
-          return host ? [{ server: h, address: host.address, port: slot.port }] : [];
+        // One server line per instance: <host> for the first, <host>-<n> for the others.
+        servers: instancesOf(service).flatMap((i) => {
+          const host = Object.hasOwn(stage.hosts, i.host) ? stage.hosts[i.host] : undefined;
+          return host ? [{ server: i.server, address: host.address, port: instancePort(service, slot.name, i.instance) }] : [];
         }),
       })),
     })),

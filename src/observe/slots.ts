@@ -4,10 +4,11 @@ import { run, type Transport } from '../transport/transport.js';
 import type { HostSlots } from '../plan/build.js';
 import { RELEASE_NAME } from '../release/name.js';
 import { HostError } from '../errors.js';
+import { instancesOn } from '../config/instances.js';
 
 /** Reads which release each slot points at on a host and whether it runs, in one round trip. */
 export async function readHostSlots(transport: Transport, service: Service): Promise<HostSlots> {
-  const { stdout } = await run(transport, probeSlots(service), { what: `reading the slots of ${service.name}` });
+  const { stdout } = await run(transport, probeSlots(service, instancesOn(service, transport.host)), { what: `reading the slots of ${service.name}` });
   const slots: HostSlots = { releases: { a: undefined, b: undefined }, running: { a: false, b: false }, complete: [], partial: [], freeBytes: undefined };
   for (const line of stdout.trim().split('\n')) {
     const [slot, release, up] = line.trim().split(' ');

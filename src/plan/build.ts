@@ -6,11 +6,16 @@ import type { Host, Project, Service, SlotName, Stage } from '../config/model.js
 import { connectionOf } from '../config/model.js';
 import { idleSlot, readonlyKey } from '../config/slot.js';
 import type { DatabaseConnection } from '../config/model.js';
-import { configDir, finishRelease, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
+import { configDir, finishRelease, linkShared, pointCurrent, pointSlot, prepareReleaseDirs, releaseDir, removeReleases, verifyManifest } from '../commands/release.js';
 import { startSlot, stopSlot } from '../commands/process.js';
 import { renderConfigFiles } from '../commands/config-files.js';
 import { pushArgv, relayRoute, type RelayRoute } from '../commands/relay.js';
-import { expand, type SlotContext } from '../commands/placeholders.js';
+import { expand, type PeerAddress, type SlotContext } from '../commands/placeholders.js';
+import { instancePort, instancesOf, instancesOn, serverNames } from '../config/instances.js';
+import { filesCacheDir, filesDir } from '../commands/files.js';
+import { tiersOf } from '../config/tiers.js';
+import { UpdateserverError } from '../errors.js';
+import { filesActions, filesCopyActions, freezeTargets, type FilesSource } from './files.js';
 import type { Action, CheckTargetSpec, Phase, Plan, PlanItem, ServicePlan } from './plan.js';
 import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
@@ -68,6 +73,8 @@ export interface ServiceFacts {
   fetch?: ServicePlan['fetch'];
   /** A later stage's release: the stage it comes from and the hash of the source host's manifest. */
   pull?: { from: string; manifestHash: string };
+  /** files strategy copy: the previous stage's live slot whose data directory is copied. */
+  filesSource?: FilesSource;
   hosts: Record<string, HostSlots>;
 }
 
@@ -92,13 +99,28 @@ export interface PlanInput {
   relay?: RelayRoute;
 }
 
-export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string): SlotContext {
+export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string, instance = 1): SlotContext {
   return {
     stage: stage.name, service: service.name, host: host.name, address: host.address,
-    slot, port: service.slots[slot].port, dir: service.slots[slot].dir, release, config: configDir(service, slot),
+    slot, port: instancePort(service, slot, instance), dir: service.slots[slot].dir, release, config: configDir(service, slot),
     ...(service.database ? { database: service.database.names[slot] } : {}),
     ...(host.vars && Object.keys(host.vars).length > 0 ? { vars: host.vars } : {}),
+    ...(instancesOn(service, host.name) > 1 ? { instance } : {}),
+    ...(service.files ? { files: filesDir(service, slot) } : {}),
+    ...(service.after.length > 0 ? { peers: peersOf(stage, service, slot) } : {}),
   };
+}
+
+/** Where the same slot of each service this one starts after is reached (its clients' {zeo.address} ...). */
+function peersOf(stage: Stage, service: Service, slot: SlotName): Record<string, PeerAddress> {
+  const peers: Record<string, PeerAddress> = {};
+  for (const dep of service.after) {
+    const server = stage.services[dep];
+    if (!server) continue;
+    const all = instancesOf(server).map((i) => ({ address: hostOf(stage, i.host).address, port: instancePort(server, slot, i.instance) }));
+    peers[dep] = { address: all[0]!.address, port: all[0]!.port, servers: all.map((a) => `${a.address}:${a.port}`).join(',') };
+  }
+  return peers;
 }
 
 function hostOf(stage: Stage, name: string): Host {
@@ -152,16 +174,22 @@ export function buildPlan(input: PlanInput): Plan {
   const data = new Map<string, Action[]>();
   const freeze = new Map<string, Action[]>();
   const unfreeze = new Map<string, Action[]>();
-  const start = new Map<string, Action[]>();
-  const check = new Map<string, Action[]>();
-  const stopOld = new Map<string, Action[]>();
+  // Tier by tier (`after`): a tier's idle slots start and pass their checks before the next tier's start.
+  const tiers = tiersOf(stage.services, input.services);
+  const tierOf = (name: string) => tiers.findIndex((t) => t.includes(name));
+  const start = tiers.map(() => new Map<string, Action[]>());
+  const check = tiers.map(() => new Map<string, Action[]>());
+  const stopOld = tiers.map(() => new Map<string, Action[]>());
+  const current = new Map<string, Action[]>();
   const purgeOld = new Map<string, Action[]>();
   const add = (m: Map<string, Action[]>, key: string, ...a: Action[]) => m.set(key, [...(m.get(key) ?? []), ...a]);
 
+  checkTiersTogether(input);
   for (const name of input.services) {
     const service = stage.services[name];
     const facts = input.facts[name];
     if (!service || !facts) throw new Error(`internal: no facts for service ${name}`);
+    const tier = tierOf(name);
     const target = idleSlot(facts.live);
     const firstHost = facts.hosts[service.hosts[0] ?? ''];
     const db = service.database;
@@ -182,7 +210,7 @@ export function buildPlan(input: PlanInput): Plan {
       const targetDb = connectionOf(db, target);
       // The idle slot must not hold its database open while it is replaced.
       for (const h of service.hosts) {
-        add(data, name, { kind: 'exec', host: h, command: stopSlot(service, target, slotContext(stage, service, hostOf(stage, h), target, facts.release)), title: `stop idle slot ${name}/${target} on ${h} if running` });
+        add(data, name, { kind: 'exec', host: h, command: stopInstances(stage, service, h, target, facts.release), title: `stop idle slot ${name}/${target} on ${h} if running` });
       }
       if ((db.strategy === 'copy' || db.strategy === 'copy-self') && facts.data.source) {
         const frozen = db.strategy === 'copy-self';
@@ -218,9 +246,20 @@ export function buildPlan(input: PlanInput): Plan {
       // After the migrations, so the new release's own tables are covered too; never on a live or shared database.
       if (logged) add(data, name, { kind: 'change-log', service: name, connection: targetDb, title: `install the change log on ${targetDb.database} (what a rollback leaves behind is reported)` });
     }
+    if (service.files?.strategy === 'copy-self' && input.mode !== 'flip' && !input.codeOnly) {
+      const f = filesActions(stage, service, facts.live, target, facts.release, (h: string) => stopInstances(stage, service, h, target, facts.release), freezeTargets(stage, name, input.services));
+      for (const [key, actions] of f.freeze) add(freeze, key, ...actions);
+      for (const [key, actions] of f.unfreeze) add(unfreeze, key, ...actions);
+      for (const [key, actions] of f.data) add(data, key, ...actions);
+    }
+    if (service.files?.strategy === 'copy' && input.mode !== 'flip' && !input.codeOnly && facts.filesSource) {
+      const cache = filesCacheDir(input.project.stateDir, facts.filesSource.stage, name);
+      for (const [key, actions] of filesCopyActions(stage, service, facts.filesSource, target, cache, (h: string) => stopInstances(stage, service, h, target, facts.release))) add(data, key, ...actions);
+    }
     for (const hostName of service.hosts) {
       const host = hostOf(stage, hostName);
       const slots = facts.hosts[hostName];
+      const instances = instancesOn(service, hostName);
       const liveRelease = slots?.releases[facts.live];
       const idleRelease = slots?.releases[target];
       const ctxTarget = slotContext(stage, service, host, target, facts.release);
@@ -233,6 +272,7 @@ export function buildPlan(input: PlanInput): Plan {
         // Already copied, verified and built here (e.g. it is the other slot's release): never rewritten, only pointed at.
         add(copy, hostName, point);
       } else {
+        const shared = [linkShared(service, facts.release)].filter((c): c is string => c !== undefined);
         // The remote rsync first creates releases/ and run/ (a new host has neither): no round trip of its own.
         const remoteSetup = prepareReleaseDirs(service);
         add(copy, hostName,
@@ -243,35 +283,47 @@ export function buildPlan(input: PlanInput): Plan {
           // Verify, build (or mark complete) and point in one round trip: each runs only if the one before succeeded.
           {
             kind: 'exec', host: hostName,
-            command: andThen(verifyManifest(service, facts.release), finishRelease(service, facts.release, service.build), point.command),
-            title: `verify ${facts.release} against its manifest, ${service.build ? `build it: ${service.build}` : 'mark it complete'}, point slot ${target} at it`,
+            command: andThen(verifyManifest(service, facts.release), ...shared, finishRelease(service, facts.release, service.build), point.command),
+            title: `verify ${facts.release} against its manifest, ${shared.length ? `link ${service.shared.join(', ')} from ${service.root}/shared, ` : ''}${service.build ? `build it: ${service.build}` : 'mark it complete'}, point slot ${target} at it`,
           },
         );
       }
       // The idle slot may still run an older release (kept for rollback); it is replaced, the live slot is never touched.
       const render = renderConfigFiles(service, target, ctxTarget, db ? connectionOf(db, target) : undefined);
-      // One round trip: stop whatever still runs in the idle slot, render its config files, start it.
-      const stopIdle = stopSlot(service, target, ctxTarget);
-      if (input.mode !== 'flip' || !slots?.running[target]) add(start, hostName, {
-        kind: 'exec', host: hostName,
-        command: andThen(stopIdle, ...(render ? [render] : []), startSlot(service, target, ctxTarget)),
-        title: `start ${name}/${target} (port ${service.slots[target].port})${render ? ` with ${service.configFiles.map((f) => f.path).join(', ')} rendered into ${configDir(service, target)}` : ''}, stopping what ran there`,
-        undo: { command: stopIdle, title: `stop ${name}/${target} on ${hostName} again` },
-      });
-      for (const spec of service.checks.pre) {
-        add(check, hostName, checkAction('pre', name, spec, {
-          label: `${hostName} slot ${target} (${host.address}:${service.slots[target].port})`, host: hostName,
-          address: host.address, port: service.slots[target].port, slot: target, release: facts.release, sshHost: hostName, context: ctxTarget,
-        }, stage));
+      for (let i = 1; i <= instances; i++) {
+        const ctx = slotContext(stage, service, host, target, facts.release, i);
+        const which = instances > 1 ? ` instance ${i}` : '';
+        // One round trip: stop whatever still runs in the idle slot, render its config files (once per slot), start it.
+        const stopIdle = stopSlot(service, target, ctx);
+        const renderHere = i === 1 ? render : undefined;
+        if (input.mode !== 'flip' || !slots?.running[target]) add(start[tier]!, hostName, {
+          kind: 'exec', host: hostName,
+          command: andThen(stopIdle, ...(renderHere ? [renderHere] : []), startSlot(service, target, ctx)),
+          title: `start ${name}/${target}${which} (port ${ctx.port})${renderHere ? ` with ${service.configFiles.map((f) => f.path).join(', ')} rendered into ${configDir(service, target)}` : ''}, stopping what ran there`,
+          undo: { command: stopIdle, title: `stop ${name}/${target}${which} on ${hostName} again` },
+        });
+        for (const spec of service.checks.pre) {
+          add(check[tier]!, hostName, checkAction('pre', name, spec, {
+            label: `${hostName} slot ${target}${which} (${host.address}:${ctx.port})`, host: hostName,
+            address: host.address, port: ctx.port, slot: target, release: facts.release, sshHost: hostName, context: ctx,
+          }, stage));
+        }
       }
       const purge = releasesToPurge([...(slots?.complete ?? []), ...(slots?.partial ?? []), facts.release], [facts.release, liveRelease], input.stage.keepReleases);
       if (purge.length > 0 && input.mode !== 'flip') {
         add(purgeOld, hostName, { kind: 'exec', host: hostName, command: removeReleases(service, purge), title: `remove ${purge.length} old release(s) of ${name} beyond the ${input.stage.keepReleases} kept` });
       }
-      add(stopOld, hostName, {
-        kind: 'exec', host: hostName, command: stopSlot(service, facts.live, slotContext(stage, service, host, facts.live, liveRelease ?? '')),
-        title: `stop old slot ${name}/${facts.live}`,
+      add(stopOld[tier]!, hostName, {
+        kind: 'exec', host: hostName, command: stopInstances(stage, service, hostName, facts.live, liveRelease ?? ''),
+        title: `stop old slot ${name}/${facts.live}${instances > 1 ? ` (${instances} instances)` : ''}`,
       });
+      // {root}/current follows the live slot right after the switch; a rollback puts it back.
+      if (service.currentLink) {
+        add(current, hostName, {
+          kind: 'exec', host: hostName, command: pointCurrent(service, facts.release), title: `point ${service.root}/current at ${facts.release}`,
+          undo: { command: pointCurrent(service, liveRelease), title: liveRelease ? `point ${service.root}/current back at ${liveRelease}` : `remove ${service.root}/current again` },
+        });
+      }
     }
   }
 
@@ -280,12 +332,16 @@ export function buildPlan(input: PlanInput): Plan {
   for (const s of services) liveAfter[s.service] = s.target;
 
   const lbs = Object.values(stage.loadBalancers);
-  const newBackends = Object.fromEntries(services.map((s) => [s.service, stage.services[s.service]!.slots[s.target].backend]));
+  // Map entries in tier order (servers before their clients); a service without a frontend has an entry
+  // too: it routes nothing, and it is where its live slot is read from, as for every other service.
+  const byTier = [...services].sort((x, y) => tierOf(x.service) - tierOf(y.service));
+  const newBackends = Object.fromEntries(byTier.map((s) => [s.service, stage.services[s.service]!.slots[s.target].backend]));
+  const fronted = byTier.filter((s) => stage.services[s.service]!.listen !== undefined);
   const switchItems: PlanItem[] = lbs.map((lb) => ({
     target: lb.name,
     actions: [
-      ...services.map((s): Action => ({
-        kind: 'server-health', loadBalancer: lb.name, backend: newBackends[s.service]!, servers: s.hosts, health: 'up',
+      ...fronted.map((s): Action => ({
+        kind: 'server-health', loadBalancer: lb.name, backend: newBackends[s.service]!, servers: serverNames(stage.services[s.service]!), health: 'up',
         title: `mark ${newBackends[s.service]}'s servers up (they just passed their checks)`,
       })),
       { kind: 'set-map', loadBalancer: lb.name, file: lb.mapFile, entries: newBackends, title: 'switch traffic' },
@@ -293,20 +349,22 @@ export function buildPlan(input: PlanInput): Plan {
       persistMap(lb.mapFile, lb.name),
     ],
   }));
-  // After the switch, through every load balancer; command checks still run on each host of the service.
-  const lbChecks = (phaseName: 'post' | 'watch') => services.flatMap((sp) => {
+  // After the switch, through every load balancer; command checks, and every check of a service without
+  // a frontend, run against each instance of the new slot on its host.
+  const lbChecks = (phaseName: 'post' | 'watch') => byTier.flatMap((sp) => {
     const service = stage.services[sp.service]!;
     const specs = phaseName === 'post' ? service.checks.post : service.checks.watch.checks;
-    return specs.flatMap((spec) => (spec.command
-      ? sp.hosts.map((h) => {
-        const host = hostOf(stage, h);
+    return specs.flatMap((spec) => (spec.command || service.listen === undefined
+      ? instancesOf(service).map((inst) => {
+        const host = hostOf(stage, inst.host);
+        const ctx = slotContext(stage, service, host, sp.target, sp.release, inst.instance);
         return checkAction(phaseName, sp.service, spec, {
-          label: `${h} slot ${sp.target}`, host: h, address: host.address, port: service.slots[sp.target].port, slot: sp.target, release: sp.release,
-          sshHost: h, context: slotContext(stage, service, host, sp.target, sp.release),
+          label: `${inst.host} slot ${sp.target}${instancesOn(service, inst.host) > 1 ? ` instance ${inst.instance}` : ''}`, host: inst.host, address: host.address, port: ctx.port, slot: sp.target, release: sp.release,
+          sshHost: inst.host, context: ctx,
         }, stage);
       })
       : lbs.map((lb) => checkAction(phaseName, sp.service, spec, {
-        label: `${lb.name} (${lb.address}:${service.listen})`, host: lb.name, address: lb.address, port: service.listen, slot: sp.target, release: sp.release,
+        label: `${lb.name} (${lb.address}:${service.listen})`, host: lb.name, address: lb.address, port: service.listen!, slot: sp.target, release: sp.release,
       }, stage))));
   });
   const postItems: PlanItem[] = lbChecks('post').map((a) => ({ target: a.target.host, actions: [a] }));
@@ -320,31 +378,38 @@ export function buildPlan(input: PlanInput): Plan {
       title: `watch the new slot for ${watchWindow} ms; a failed check switches straight back`,
     }],
   }] : [];
-  const drainItems: PlanItem[] = lbs.map((lb) => ({
+  const drainItems: PlanItem[] = fronted.length === 0 ? [] : lbs.map((lb) => ({
     target: lb.name,
     actions: [{
       kind: 'drain', loadBalancer: lb.name,
-      servers: Object.fromEntries(services.map((s) => [stage.services[s.service]!.slots[s.live].backend, s.hosts])),
-      deadlineMs: Math.max(...services.map((s) => stage.services[s.service]!.drainTimeoutMs)),
+      servers: Object.fromEntries(fronted.map((s) => [stage.services[s.service]!.slots[s.live].backend, serverNames(stage.services[s.service]!)])),
+      deadlineMs: Math.max(...fronted.map((s) => stage.services[s.service]!.drainTimeoutMs)),
       title: 'wait for the old slot\'s sessions to finish',
     }],
   }));
 
   const items = (m: Map<string, Action[]>): PlanItem[] => [...m].map(([target, actions]) => ({ target, actions }));
+  const tiered = tiers.length > 1;
+  const tierNote = (i: number) => (tiered ? ` (tier ${i + 1}: ${tiers[i]!.join(', ')})` : '');
   const phases: Phase[] = [
     { name: 'pull', title: 'Bring the release into the relay cache', items: items(pull) },
     { name: 'copy', title: 'Copy the release to every host', items: items(copy) },
     { name: 'freeze', title: 'Freeze writes (copy-self)', items: items(freeze) },
     { name: 'data', title: 'Copy the data into the idle slot\'s database and migrate it', items: items(data) },
-    { name: 'start', title: 'Start the idle slot', items: items(start) },
-    { name: 'check', title: 'Health-check the idle slot on every host', items: items(check) },
+    // Tier by tier: a tier starts only once the tiers it depends on have started and passed their checks.
+    ...tiers.flatMap((_, i): Phase[] => [
+      { name: 'start', title: `Start the idle slot${tierNote(i)}`, items: items(start[i]!) },
+      { name: 'check', title: `Health-check the idle slot on every host${tierNote(i)}`, items: items(check[i]!) },
+    ]),
     { name: 'switch', title: 'Switch traffic on every load balancer', items: switchItems },
+    { name: 'current', title: 'Point each host\'s current link at the new slot\'s release', items: items(current) },
     { name: 'post', title: 'Check the new slot through every load balancer', items: postItems },
     { name: 'watch', title: 'Watch the new slot while the old one still runs', items: watchItems },
     // After the watch: a rollback before this point finds the old slot's data complete, because writes were refused.
     { name: 'unfreeze', title: 'End the write freeze', items: items(unfreeze) },
     { name: 'drain', title: 'Drain the old slot', items: drainItems },
-    { name: 'stop-old', title: 'Stop the old slot (kept on disk for rollback)', items: items(stopOld) },
+    // In reverse tier order: clients stop before the servers they use.
+    ...tiers.map((_, i): Phase => ({ name: 'stop-old', title: `Stop the old slot (kept on disk for rollback)${tierNote(i)}`, items: items(stopOld[i]!) })).reverse(),
     { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },
   ];
   const action = input.action ?? input.mode ?? 'promote';
@@ -355,3 +420,34 @@ export function buildPlan(input: PlanInput): Plan {
   }, input.mode === 'flip', (p) => failurePaths(stage, p));
 }
 
+/** Stops every instance of a slot on a host, in one round trip. */
+function stopInstances(stage: Stage, service: Service, hostName: string, slot: SlotName, release: string): string {
+  const host = hostOf(stage, hostName);
+  if (instancesOn(service, hostName) === 1) return stopSlot(service, slot, slotContext(stage, service, host, slot, release));
+  return andThen(...Array.from({ length: instancesOn(service, hostName) }, (_, i) => stopSlot(service, slot, slotContext(stage, service, host, slot, release, i + 1))));
+}
+
+/**
+ * A client tier reaches its servers through the same slot ({zeo.address} of slot b is zeo's slot b), so
+ * the tiers linked by `after` move together: the services they name are in the run, on the same live slot.
+ */
+function checkTiersTogether(input: PlanInput): void {
+  // A tier left out while the service it starts after moves would keep using that service's old slot, which stop-old ends.
+  for (const [name, service] of Object.entries(input.stage.services)) {
+    const moved = service.after.filter((d) => input.services.includes(d));
+    if (!input.services.includes(name) && moved.length > 0) {
+      throw new UpdateserverError(`${name} starts after ${moved.join(', ')} and reaches it through its own slot, but is not in this run: its slot's server would be stopped under it`, { hint: `run them together: --service ${name} ${moved.map((d) => `--service ${d}`).join(' ')} (or without --service)` });
+    }
+  }
+  for (const name of input.services) {
+    for (const dep of input.stage.services[name]?.after ?? []) {
+      if (!input.services.includes(dep)) {
+        throw new UpdateserverError(`${name} starts after ${dep} and reaches it through its own slot, but ${dep} is not in this run`, { hint: `run them together: --service ${name} --service ${dep} (or without --service)` });
+      }
+      const [a, b] = [input.facts[name]?.live, input.facts[dep]?.live];
+      if (a !== b) {
+        throw new UpdateserverError(`${name} (live slot ${a}) and ${dep} (live slot ${b}), which it starts after, are not on the same slot`, { hint: 'switch one of them so that both are live on the same slot (updateserver flip --service ...), then run again' });
+      }
+    }
+  }
+}

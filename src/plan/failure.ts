@@ -12,12 +12,23 @@ const HOOK_PHASES: ReadonlySet<PhaseName> = new Set(['before-copy', 'after-copy'
 
 /** The undo of a start: stop the slot it started. */
 function stopNew(plan: Pick<Plan, 'phases'>): Phase {
-  const start = plan.phases.find((p) => p.name === 'start')?.items ?? [];
-  const items: PlanItem[] = start.map((item) => ({
-    target: item.target,
-    actions: item.actions.flatMap((a): Action[] => (a.kind === 'exec' && a.undo ? [{ kind: 'exec', host: a.host, command: a.undo.command, title: a.undo.title }] : [])),
-  })).filter((i) => i.actions.length > 0);
-  return { name: 'stop-new', title: 'Stop the new slot again', items };
+  // Every tier's start phase, the last tier first: clients stop before the servers they use.
+  return { name: 'stop-new', title: 'Stop the new slot again', items: undoItems(plan.phases.filter((p) => p.name === 'start').reverse()) };
+}
+
+/** The undo of each step of these phases, host by host (one item per host, in the phases' order). */
+function undoItems(phases: readonly Phase[]): PlanItem[] {
+  const byHost = new Map<string, Action[]>();
+  for (const item of phases.flatMap((p) => p.items)) {
+    const undo = item.actions.flatMap((a): Action[] => (a.kind === 'exec' && a.undo ? [{ kind: 'exec', host: a.host, command: a.undo.command, title: a.undo.title }] : []));
+    if (undo.length > 0) byHost.set(item.target, [...(byHost.get(item.target) ?? []), ...undo]);
+  }
+  return [...byHost].map(([target, actions]) => ({ target, actions }));
+}
+
+/** The undo of moving each host's current link: back at the release that was live. */
+function currentBack(plan: Pick<Plan, 'phases'>): Phase {
+  return { name: 'current-back', title: 'Point each host\'s current link back at the previous release', items: undoItems(plan.phases.filter((p) => p.name === 'current')) };
 }
 
 /** Load balancers that take part in the switch. */
@@ -54,7 +65,7 @@ export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, p
     path(['data', 'before-start', 'start', 'after-start', 'check', 'before-switch'], 'live traffic untouched; the new slot is stopped again', [stopNew(plan), unfreeze]),
     // Only the load balancers whose switch began are switched back (the others never moved).
     path(['switch'], 'the load balancers switched so far go back, so that all agree; the new slot is stopped', [revert, drain, stopNew(plan), unfreeze]),
-    path(['after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, drain, stopNew(plan), unfreeze]),
+    path([...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze]),
   ];
 }
 

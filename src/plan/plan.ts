@@ -125,9 +125,9 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
+export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'current' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
   /** Phases of the failure paths only. */
-  | 'revert' | 'drain-new' | 'stop-new'
+  | 'revert' | 'drain-new' | 'stop-new' | 'current-back'
   /** The hooks at each point (issue 19); failed and finished are in Plan.finally. */
   | HookPoint;
 
@@ -141,6 +141,10 @@ export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' 
  */
 export type PhasePolicy = 'stop' | 'switch' | 'rollback' | 'warn' | 'fail';
 
+/**
+ * A phase; start, check and stop-old appear once per tier (`after`), in the order they run (apply runs
+ * the phases of one name in plan order).
+ */
 export interface Phase {
   name: PhaseName;
   title: string;

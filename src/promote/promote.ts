@@ -187,6 +187,9 @@ async function observePromotion(input: PromoteInput, run: Observed): Promise<Pro
   for (const [i, s] of services.entries()) {
     const hostSlots = slotsByService[i]!;
     facts[s] = { live: live[s]!, release: releases[s]!.release, cacheDir: releases[s]!.cacheDir, source: releases[s]!.source, ...(releases[s]!.fetch ? { fetch: releases[s]!.fetch } : {}), ...(from && pulls[s] ? { pull: { from: from.name, manifestHash: pulls[s]!.hash } } : {}), hosts: Object.fromEntries(hostSlots) as Record<string, HostSlots>, ...dataOf[s] };
+    // files strategy copy (issue 18): the previous stage's live slot, on its first host of the service.
+    const fromService = from?.services[s];
+    if (from && fromService && stage.services[s]!.files?.strategy === 'copy') facts[s]!.filesSource = { stage: from.name, host: from.hosts[fromService.hosts[0]!]!, root: fromService.root, slot: fromLive![s]! };
   }
   // The disk check needs the release's size: the first stage measured its staging copy; a later one
   // finds the release in the local cache when this machine relayed it into the previous stage. A

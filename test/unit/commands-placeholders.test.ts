@@ -53,7 +53,7 @@ describe('unknownPlaceholders', () => {
   });
 
   test('every documented placeholder is known', () => {
-    assert.deepEqual([...PLACEHOLDERS], ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config', 'database']);
+    assert.deepEqual([...PLACEHOLDERS], ['stage', 'service', 'host', 'address', 'slot', 'port', 'dir', 'release', 'config', 'database', 'instance', 'files', 'snapshot']);
     assert.deepEqual(unknownPlaceholders(PLACEHOLDERS.map((p) => `{${p}}`).join(' ')), []);
   });
 });

@@ -62,7 +62,7 @@ test('start and stop may use every placeholder and no other', () => {
     ['services.web.start', 'unknown placeholder {name}'],
     ['services.web.stop', 'unknown placeholder {pid}'],
   ]);
-  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\} \{config\} \{database\}\)$/);
+  assert.match(issues[0]!.message, /\(allowed: \{stage\} \{service\} \{host\} \{address\} \{slot\} \{port\} \{dir\} \{release\} \{config\} \{database\} \{instance\} \{files\} \{snapshot\}\)$/);
 });
 
 test('{database} names the slot\'s database: allowed with a database, refused without one', () => {

@@ -54,7 +54,7 @@ export const HEALTHCHECK_CASES: HealthcheckCase[] = [
   { case: 'name-subshell', file: HC, path: 'pre.0.name', message: 'expected a name of lowercase letters', line: 2 },
   { case: 'header-name-metachar', file: HC, path: 'post.0.http.headers.X-Probe;id', message: 'invalid name: expected a header name', line: 4 },
   { case: 'command-multiline', file: HC, path: 'pre.0.command.run', message: 'the value holds a line break; only one line is allowed here', line: 3 },
-  { case: 'command-unknown-placeholder', file: HC, path: 'pre.0.command.run', message: 'unknown placeholder {root} (allowed: {stage} {service} {host} {address} {slot} {port} {dir} {release} {config} {database})', line: 3 },
+  { case: 'command-unknown-placeholder', file: HC, path: 'pre.0.command.run', message: 'unknown placeholder {root} (allowed: {stage} {service} {host} {address} {slot} {port} {dir} {release} {config} {database} {instance} {files} {snapshot})', line: 3 },
   // not a map of settings, not YAML
   { case: 'empty-file', file: HC, path: '', message: 'expected a map of settings (pre, post, watch); the file is empty' },
   { case: 'top-level-list', file: HC, path: '', message: 'found a list', line: 1 },
