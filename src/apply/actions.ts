@@ -12,6 +12,7 @@ import { runDataCopy, runMigrate, runSql } from './data-actions.js';
 import { runPull } from '../promote/source.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
+import { runGate } from '../rollout/gate.js';
 
 function balancer(ctx: ApplyContext, name: string) {
   const b = ctx.balancers[name];
@@ -78,6 +79,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       return;
     case 'drain-new':
       await waitForNewSlot(ctx, action);
+      return;
+    case 'gate':
+      await runGate(ctx, action);
       return;
     case 'revert-map':
       // Failure paths run it themselves (apply.ts revertMap): it must report, not throw.

@@ -6,7 +6,7 @@ import type { Phase, PhasePolicy } from '../plan/plan.js';
 
 const BY_NAME: Partial<Record<Phase['name'], PhasePolicy>> = {
   pull: 'stop', copy: 'stop', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
-  switch: 'switch',
+  rollout: 'rollback', switch: 'switch',
   post: 'rollback', watch: 'rollback',
   unfreeze: 'warn', drain: 'warn', 'stop-old': 'warn', purge: 'warn',
 };

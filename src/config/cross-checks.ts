@@ -3,6 +3,7 @@ import { PLACEHOLDERS, unknownPlaceholders } from '../commands/placeholders.js';
 import type { ProfileData, ServiceData } from './schema.js';
 import type { Stage } from './model.js';
 import { templateProblems } from '../release/name.js';
+import { checkRollouts } from '../rollout/profile.js';
 
 export interface CrossIssue { path: string; message: string }
 
@@ -23,6 +24,7 @@ export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
     ...checkSlotDirs(data),
     ...checkMachines(data),
     ...checkListenPorts(data),
+    ...checkRollouts(data),
   ];
 }
 

@@ -6,6 +6,7 @@
 import type { HttpCheckData } from './schema.js';
 import type { HealthChecks } from './healthchecks.js';
 import type { Secret } from './secret.js';
+import type { Rollout } from '../rollout/profile.js';
 
 import type { SlotName } from './slot.js';
 // The slot vocabulary lives in slot.ts; re-exported here for the modules that take the model whole.
@@ -51,6 +52,8 @@ export interface Service {
   readonly releaseName: string;
   /** Rendered for each slot from templates in the release; template and path are relative. */
   readonly configFiles: ReadonlyArray<Readonly<{ template: string; path: string }>>;
+  /** Progressive rollout steps and gates (src/rollout/profile.ts); undefined: the switch moves all at once. */
+  readonly rollout?: Rollout | undefined;
 }
 
 /** Where the first stage's code comes from. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { rollout } from '../rollout/profile.js';
 
 /*
  * The profile format, one schema for the validator and the JSON Schema that editors use
@@ -169,6 +170,8 @@ export const service = z.strictObject({
   checks: name().optional(),
   health: httpCheck.default({ path: '/health', expectStatus: [200], attemptTimeoutMs: 1000, intervalMs: 100, deadlineMs: 15_000 }),
   drainTimeoutMs: millis(3_600_000).default(30_000),
+  /** Progressive traffic: steps of a share of requests for the new slot, judged by HAProxy's counters (docs/decisions/0016). */
+  rollout: rollout.optional(),
 });
 
 /** The first stage's code: a local directory, or a ref of a git repository on this machine. */

@@ -18,6 +18,7 @@ import { formatBytes } from '../bytes.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
 import { describeData } from './data-note.js';
 import { failurePaths } from './failure.js';
+import { rolloutOff, rolloutPhase, type Rollouts } from './rollout.js';
 
 /** What was read about one host for one service. */
 export interface HostSlots {
@@ -89,6 +90,8 @@ export interface PlanInput {
   codeOnly?: boolean;
   /** How rsync reaches the hosts (default: through the run's own SSH connections, see commands/relay.ts). */
   relay?: RelayRoute;
+  /** Progressive rollouts by service (src/rollout/profile.ts rolloutOf): steps before the switch. */
+  rollouts?: Rollouts;
 }
 
 export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string): SlotContext {
@@ -167,6 +170,7 @@ export function buildPlan(input: PlanInput): Plan {
     services.push({
       service: name, live: facts.live, target, release: facts.release,
       liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts], ...(facts.fetch ? { fetch: facts.fetch } : {}),
+      ...(input.rollouts?.[name] && input.mode !== 'flip' ? { rollout: input.rollouts[name] } : {}),
       ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` }
         : db && input.mode !== 'flip' && facts.data ? { data: describeData(stage, service, target, facts.data) } : {}),
     });
@@ -274,7 +278,8 @@ export function buildPlan(input: PlanInput): Plan {
   for (const s of services) liveAfter[s.service] = s.target;
 
   const lbs = Object.values(stage.loadBalancers);
-  const newBackends = Object.fromEntries(services.map((s) => [s.service, stage.services[s.service]!.slots[s.target].backend]));
+  // A rollout's split ends with the switch: the weight goes back to 0 in the same set-map.
+  const newBackends = { ...Object.fromEntries(services.map((s) => [s.service, stage.services[s.service]!.slots[s.target].backend])), ...rolloutOff(services) };
   const switchItems: PlanItem[] = lbs.map((lb) => ({
     target: lb.name,
     actions: [
@@ -332,6 +337,7 @@ export function buildPlan(input: PlanInput): Plan {
     { name: 'data', title: 'Copy the data into the idle slot\'s database and migrate it', items: items(data) },
     { name: 'start', title: 'Start the idle slot', items: items(start) },
     { name: 'check', title: 'Health-check the idle slot on every host', items: items(check) },
+    rolloutPhase(stage, services),
     { name: 'switch', title: 'Switch traffic on every load balancer', items: switchItems },
     { name: 'post', title: 'Check the new slot through every load balancer', items: postItems },
     { name: 'watch', title: 'Watch the new slot while the old one still runs', items: watchItems },

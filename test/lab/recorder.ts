@@ -134,7 +134,7 @@ export function effectsOfAction(a: Action): Effect[] {
     case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY) : [];
     // With no session left at the deadline, a drain changes nothing. A migration's own statements and its
     // version-table rows are not yet plan text (see the issue-16 note): not compared.
-    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'migrate': return [];
+    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'migrate': case 'gate': return [];
   }
 }
 
