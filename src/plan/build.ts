@@ -170,7 +170,8 @@ export function buildPlan(input: PlanInput): Plan {
     services.push({
       service: name, live: facts.live, target, release: facts.release,
       liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts], ...(facts.fetch ? { fetch: facts.fetch } : {}),
-      ...(input.rollouts?.[name] && input.mode !== 'flip' ? { rollout: input.rollouts[name] } : {}),
+      // A rollout needs the old slot serving beside the new one: a stage never promoted switches at once.
+      ...(input.rollouts?.[name] && input.mode !== 'flip' && service.hosts.every((h) => facts.hosts[h]?.running[facts.live]) ? { rollout: input.rollouts[name] } : {}),
       ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` }
         : db && input.mode !== 'flip' && facts.data ? { data: describeData(stage, service, target, facts.data) } : {}),
     });

@@ -14,8 +14,33 @@ export interface BackendCounters {
   http5xx: number;
   /** Connection errors to its servers and response errors (econ + eresp). */
   errors: number;
-  /** rtime: HAProxy's average response time over the backend's last 1024 requests (ms); not summed but averaged. */
+  /**
+   * Response time (ms). Read from a row: rtime, HAProxy's sliding average (ms). In a window: the mean of
+   * the window's own requests, recovered from the averages at its two ends (windowOf).
+   */
   rtimeMs: number;
+  /** How far rtimeMs may be off in a window: HAProxy prints whole milliseconds, and few requests magnify that. */
+  rtimeErrMs?: number;
+}
+
+/**
+ * rtime is a sliding average (swrate) over TIME_STATS_SAMPLES = 512 in HAProxy 2.x: each response moves it
+ * by 1/512 of the difference, so after n responses of mean m, avg1 = avg0 * d + m * (1 - d) with
+ * d = (1 - 1/512)^n. Read alone it mixes a slot's window with the requests it served long before (a slot
+ * that was live earlier would hide a slowdown behind hundreds of old fast requests).
+ */
+export const RTIME_SAMPLES = 512;
+export function windowMeanMs(avgBefore: number, avgAfter: number, n: number): number {
+  if (n <= 0) return avgAfter;
+  const d = (1 - 1 / RTIME_SAMPLES) ** n;
+  return Math.max(0, (avgAfter - avgBefore * d) / (1 - d));
+}
+
+/** The most the window's mean can be off when both averages are whole milliseconds (each within 1 ms). */
+export function windowMeanErrMs(n: number): number {
+  if (n <= 0) return 1;
+  const d = (1 - 1 / RTIME_SAMPLES) ** n;
+  return (1 + d) / (1 - d);
 }
 
 const ZERO: BackendCounters = { responses: 0, http5xx: 0, errors: 0, rtimeMs: 0 };
@@ -35,8 +60,11 @@ export function countersOf(rows: readonly StatRow[], backend: string): BackendCo
 /** What happened between two readings of one backend on one load balancer. */
 export function windowOf(before: BackendCounters, after: BackendCounters): BackendCounters {
   // A reload restarts the counters: what the new process counted is the window's part we can see.
-  const d = (a: number, b: number) => (b >= a ? b - a : b);
-  return { responses: d(before.responses, after.responses), http5xx: d(before.http5xx, after.http5xx), errors: d(before.errors, after.errors), rtimeMs: after.rtimeMs };
+  const restarted = after.responses < before.responses;
+  const d = (a: number, b: number) => (restarted ? b : b - a);
+  const responses = d(before.responses, after.responses);
+  // After a reload the new process's average started from 0.
+  return { responses, http5xx: d(before.http5xx, after.http5xx), errors: d(before.errors, after.errors), rtimeMs: windowMeanMs(restarted ? 0 : before.rtimeMs, after.rtimeMs, responses), rtimeErrMs: windowMeanErrMs(responses) };
 }
 
 /** Windows of several load balancers as one: counts add up, response times are weighted by responses. */
@@ -46,6 +74,7 @@ export function sumWindows(windows: readonly BackendCounters[]): BackendCounters
   return {
     responses, http5xx: windows.reduce((s, w) => s + w.http5xx, 0), errors: windows.reduce((s, w) => s + w.errors, 0),
     rtimeMs: responses > 0 ? weighted / responses : Math.max(0, ...windows.map((w) => w.rtimeMs)),
+    rtimeErrMs: Math.max(0, ...windows.map((w) => w.rtimeErrMs ?? 0)),
   };
 }
 
@@ -75,7 +104,8 @@ export function figuresOf(oldW: BackendCounters, newW: BackendCounters, floorMs:
     share: ratio(all(newW), all(newW) + all(oldW)),
     rate5xx: { old: ratio(oldW.http5xx, all(oldW)), new: ratio(newW.http5xx, all(newW)) },
     errorRate: { old: ratio(oldW.errors, all(oldW)), new: ratio(newW.errors, all(newW)) },
-    latencyRatio: Math.max(newW.rtimeMs, floorMs) / Math.max(oldW.rtimeMs, floorMs, 1e-9),
+    // Judged in the new slot's favour where whole-millisecond averages leave doubt: a gate fails only on a sure slowdown.
+    latencyRatio: Math.max(newW.rtimeMs - (newW.rtimeErrMs ?? 0), floorMs) / Math.max(oldW.rtimeMs + (oldW.rtimeErrMs ?? 0), floorMs, 1e-9),
   };
 }
 

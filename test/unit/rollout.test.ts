@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { loadProfile } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { parseShowStat } from '../../src/lb/stat.js';
-import { countersOf, judge, sumWindows, windowOf, type BackendCounters } from '../../src/rollout/gates.js';
+import { countersOf, judge, sumWindows, windowMeanMs, windowOf, type BackendCounters } from '../../src/rollout/gates.js';
 import { DEFAULT_GATES, parseSteps, rolloutOf } from '../../src/rollout/profile.js';
 import { rolloutPhase } from '../../src/plan/rollout.js';
 import { failurePathOf, failurePaths } from '../../src/plan/failure.js';
@@ -54,9 +54,22 @@ test('too few requests: wait until the deadline, then judged as onTooFew says', 
 });
 
 test('counters: a reload restarts them (counted from zero); load balancers add up, rtime weighted by requests', () => {
-  assert.deepEqual(windowOf(w(100, 5, 1, 3), w(160, 6, 1, 4)), w(60, 1, 0, 4));
-  assert.deepEqual(windowOf(w(100, 5, 1, 3), w(30, 0, 0, 4)), w(30, 0, 0, 4));
-  assert.deepEqual(sumWindows([w(100, 1, 0, 10), w(300, 0, 2, 20)]), w(400, 1, 2, 17.5));
+  const a = windowOf(w(100, 5, 1, 3), w(160, 6, 1, 4));
+  assert.deepEqual({ ...a, rtimeMs: Math.round(a.rtimeMs), rtimeErrMs: Math.round(a.rtimeErrMs!) }, { ...w(60, 1, 0, 12), rtimeErrMs: 17 });
+  const reloaded = windowOf(w(100, 5, 1, 3), w(30, 0, 0, 4));
+  assert.equal(reloaded.responses, 30);
+  assert.equal(Math.round(reloaded.rtimeMs), 70);
+  assert.deepEqual(sumWindows([w(100, 1, 0, 10), w(300, 0, 2, 20)]), { ...w(400, 1, 2, 17.5), rtimeErrMs: 0 });
+});
+
+test('the window\'s own mean response time is recovered from HAProxy\'s sliding average at both ends', () => {
+  // A slot that served 5000 fast requests (2 ms) earlier, then 40 requests of 200 ms: rtime alone says ~17 ms.
+  let avg = 2;
+  for (let i = 0; i < 40; i++) avg += (200 - avg) / 512;
+  assert.ok(avg < 20, String(avg));
+  assert.ok(Math.abs(windowMeanMs(2, avg, 40) - 200) < 0.001);
+  // HAProxy prints whole milliseconds: the estimate stays near.
+  assert.ok(Math.abs(windowMeanMs(2, Math.round(avg), 40) - 200) < 10);
 });
 
 test('countersOf reads a backend\'s BACKEND row of show stat', () => {
