@@ -6,7 +6,10 @@
  *   - a release answering 5% of GET / with 500 (the sample app's error-rate knob; /health passes) is
  *     aborted at the first gate: weight 0 in the map at once, traffic back on the old slot, the release
  *     marked bad, and the only failed requests are the 500s the bad slot itself answered;
- *   - a release 200 ms slower (response-delay-ms) is aborted by the latency gate.
+ *   - a release 200 ms slower (response-delay-ms) is aborted by the latency gate;
+ *   - an HAProxy reload in the middle of a rollout keeps the share (the map file holds it) and fails nothing;
+ *   - a run killed (SIGKILL) mid-rollout leaves the split where it was; --abandon puts everything back on
+ *     the old slot and stops the new one; --resume after another kill goes on to the switch.
  * Holds are 3 s; one pipeline for the file (net 11).
  */
 import { after, before, test } from 'node:test';
@@ -18,7 +21,7 @@ import { parseShowMap } from '../../src/lb/map.js';
 import { haproxyCommand } from '../lab/lab-haproxy.js';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { startLoad, type LoadResult } from '../lab/load.js';
-import { updateserver, explain, type CliResult } from './cli.js';
+import { updateserver, updateserverKilledAt, explain, type CliResult } from './cli.js';
 
 let p: Pipeline;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -58,9 +61,13 @@ async function sample(): Promise<Sample> {
 
 /** Runs the CLI under load while sampling the map and the counters every 50 ms. */
 async function rollout(...args: string[]): Promise<{ cli: CliResult; load: LoadResult; samples: Sample[] }> {
+  return rolloutWith({}, ...args);
+}
+
+async function rolloutWith(opts: { onSample?: (s: Sample) => void }, ...args: string[]): Promise<{ cli: CliResult; load: LoadResult; samples: Sample[] }> {
   const samples: Sample[] = [];
   let sampling = true;
-  const sampler = (async () => { while (sampling) { samples.push(await sample()); await sleep(50); } })();
+  const sampler = (async () => { while (sampling) { const s = await sample(); samples.push(s); opts.onSample?.(s); await sleep(50); } })();
   const load = startLoad(p.url.beta, { connections: 8 });
   await sleep(300);
   const cli = await updateserver(p.project.dir, 'beta', ...args);
@@ -168,4 +175,64 @@ test('a release 200 ms slower is aborted by the latency gate, with no failed req
   assert.equal(end.web, before.web);
   assert.equal(end.weight, 0);
   assert.equal(load.errors + load.timeouts + load.non2xx, 0, JSON.stringify(load));
+});
+
+test('an HAProxy reload in the middle of a rollout keeps the share from the map file; 0 failed requests', async () => {
+  await release('1.4.0', { 'response-delay-ms': undefined });
+  const before = await sample();
+  const newSlot = before.web === 'web_a' ? 'b' : 'a';
+  let reload: Promise<void> | undefined;
+  const { cli, load, samples } = await rolloutWith({ onSample: (s) => { if (s.weight === 25 && !reload) reload = sleep(1000).then(() => p.lbs.beta.reload()); } });
+  await reload;
+  assert.ok(reload, 'the rollout reached 25%');
+  assert.equal(cli.code, 0, explain(cli));
+  // Counters restart at the reload: the share of the 25% step is read after it (the last samples of that weight).
+  const at25 = samples.filter((s) => s.weight === 25);
+  const afterReload = at25.filter((s, i) => i > 0 && s[newSlot].responses < at25[i - 1]![newSlot].responses);
+  const first = afterReload[0] ?? at25[0]!;
+  const last = at25.at(-1)!;
+  const oldSlot = newSlot === 'a' ? 'b' : 'a';
+  const dn = last[newSlot].responses - first[newSlot].responses;
+  const share = dn / Math.max(1, dn + last[oldSlot].responses - first[oldSlot].responses);
+  console.log(`reload at 25%: counters restarted ${afterReload.length > 0 ? 'yes' : 'no'}; share after it ${(share * 100).toFixed(2)}% of ${dn + last[oldSlot].responses - first[oldSlot].responses}; load ${JSON.stringify(load)}`);
+  assert.ok(afterReload.length > 0, 'the reload restarted the counters during the 25% step');
+  assert.ok(Math.abs(share * 100 - 25) <= 3, `after the reload the new slot got ${(share * 100).toFixed(2)}%`);
+  assert.equal(load.errors + load.timeouts + load.non2xx, 0, JSON.stringify(load));
+  assert.equal((await sample()).web, `web_${newSlot}`);
+});
+
+test('killed mid-rollout: the split stays; --abandon puts all traffic back on the old slot; killed again, --resume goes on to the switch', async () => {
+  await release('1.5.0', {});
+  const before = await sample();
+  const newSlot = before.web === 'web_a' ? 'b' : 'a';
+  // rollout:3: right after the first step's map file is rewritten (server-health, set-map, persist-map).
+  const killed = await updateserverKilledAt(p.project.dir, 'rollout:3', 'beta');
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+  const split = await sample();
+  assert.equal(split.weight, 5, 'the split stays where the run left it');
+  assert.equal(split.web, before.web);
+  const refused = await updateserver(p.project.dir, 'beta');
+  assert.notEqual(refused.code, 0);
+  const abandon = await updateserver(p.project.dir, 'beta', '--abandon');
+  assert.equal(abandon.code, 0, explain(abandon));
+  const back = await sample();
+  assert.equal(back.weight, 0);
+  assert.equal(back.web, before.web);
+  assert.match(await readFile(p.lbs.beta.mapFile, 'utf8'), /^web\.weight 0$/m);
+  const status = JSON.parse((await updateserver(p.project.dir, 'status', 'beta', '--json')).stdout) as { services: Array<{ hosts: Record<string, { running: Record<string, boolean> }> }> };
+  for (const h of p.betaHosts) assert.equal(status.services[0]!.hosts[h]!.running[newSlot], false, `${h}: the new slot was stopped`);
+
+  // Under load from here: the first step's gate needs requests before the kill after the second step's share.
+  const loading = startLoad(p.url.beta, { connections: 8 });
+  const again = await updateserverKilledAt(p.project.dir, 'rollout:6', 'beta');
+  assert.equal(again.signal, 'SIGKILL', again.stderr);
+  assert.equal((await sample()).weight, 25);
+  const cli = await updateserver(p.project.dir, 'beta', '--resume');
+  const load = await loading.stop();
+  console.log(`killed at 25%, --resume: ${cli.ms} ms; load ${JSON.stringify(load)}`);
+  assert.equal(cli.code, 0, explain(cli));
+  assert.equal(load.errors + load.timeouts + load.non2xx, 0, JSON.stringify(load));
+  const end = await sample();
+  assert.equal(end.web, `web_${newSlot}`);
+  assert.equal(end.weight, 0);
 });
