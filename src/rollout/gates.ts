@@ -119,7 +119,9 @@ export function judge(gates: RolloutGates, oldW: BackendCounters, newW: BackendC
   if (seen < gates.minRequests) {
     if (!final) return { result: 'too-few', figures };
     if (gates.onTooFew === 'pass') return { result: 'pass', figures, note: `only ${seen} request(s) on the new slot (minRequests ${gates.minRequests}): passed as configured (onTooFew: pass)` };
-    return { result: 'fail', gate: 'minRequests', figures, message: `only ${seen} request(s) reached the new slot by the step's deadline (minRequests ${gates.minRequests}, onTooFew: fail)` };
+    // None at all while the old slot was busy: most likely a frontend without the rollout rule (a project's own template).
+    const why = seen === 0 && oldW.responses >= gates.minRequests ? `; the old slot answered ${oldW.responses}: does every frontend of the HAProxy configuration have the rollout lines of lb-templates/haproxy.cfg (docs/decisions/0016)?` : '';
+    return { result: 'fail', gate: 'minRequests', figures, message: `only ${seen} request(s) reached the new slot by the step's deadline (minRequests ${gates.minRequests}, onTooFew: fail)${why}` };
   }
   if (figures.rate5xx.new > gates.max5xxRate) {
     return { result: 'fail', gate: 'max5xxRate', figures, message: `5xx answers on the new slot ${pct(figures.rate5xx.new)} (${newW.http5xx} of ${seen}) > max5xxRate ${pct(gates.max5xxRate)}; old slot ${pct(figures.rate5xx.old)} (${oldW.http5xx} of ${oldW.responses + oldW.errors})` };

@@ -155,6 +155,13 @@ test('a release answering 5% of requests with 500 (health passes) is aborted at 
   const bad500 = end[newSlot].http5xx - before[newSlot].http5xx;
   console.log(`5% of 500s: aborted in ${cli.ms} ms; new slot answered ${end[newSlot].responses - before[newSlot].responses} (${bad500} of them 500) before the abort, ${after0} after weight 0 was seen; load ${JSON.stringify(load)}`);
   assert.ok(after0 <= 8, `${after0} requests reached the new slot after the weight went back to 0`);
+  // From the judgement (logged right after the counter read that failed) to the load balancer read back
+  // as switched (after weight 0, the old backend, show map and the file rewrite): the log's own clock.
+  const at = (re: RegExp) => { const m = new RegExp(`^(\\d\\d):(\\d\\d):(\\d\\d)\\.(\\d{3}) ${re.source}`, 'm').exec(cli.stderr); assert.ok(m, `${re} in\n${cli.stderr}`); return ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]); };
+  const abortMs = at(/error +rollout of web stopped/) ;
+  const backMs = at(/warn +lb: switched back to the previous slots/);
+  console.log(`abort: judged -> lb switched back (read back, file rewritten) in ${backMs - abortMs} ms`);
+  assert.ok(backMs - abortMs <= 100, `${backMs - abortMs} ms from the judgement to the load balancer switched back`);
   assert.equal(load.errors + load.timeouts, 0, JSON.stringify(load));
   assert.ok(bad500 > 0);
   assert.equal(load.non2xx, bad500, 'the failed requests are exactly the 500s the bad slot answered');

@@ -50,6 +50,8 @@ test('too few requests: wait until the deadline, then judged as onTooFew says', 
   assert.equal(judge(DEFAULT_GATES, w(1000), w(20, 20), false).result, 'too-few');
   const failed = judge(DEFAULT_GATES, w(1000), w(20), true);
   assert.ok(failed.result === 'fail' && failed.gate === 'minRequests');
+  const none = judge(DEFAULT_GATES, w(1000), w(0), true);
+  assert.match(none.result === 'fail' ? none.message : '', /only 0 request\(s\).*the old slot answered 1000: does every frontend .* have the rollout lines/);
   assert.equal(judge({ ...DEFAULT_GATES, onTooFew: 'pass' }, w(1000), w(20), true).result, 'pass');
 });
 
