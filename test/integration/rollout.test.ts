@@ -218,6 +218,8 @@ test('killed mid-rollout: the split stays; --abandon puts all traffic back on th
   const split = await sample();
   assert.equal(split.weight, 5, 'the split stays where the run left it');
   assert.equal(split.web, before.web);
+  const shown = await updateserver(p.project.dir, 'status', 'beta');
+  assert.match(shown.stdout, new RegExp(`lb: rollout in progress: 5% of requests to web_${newSlot} \\(a run in progress, or an interrupted one`));
   const refused = await updateserver(p.project.dir, 'beta');
   assert.notEqual(refused.code, 0);
   const abandon = await updateserver(p.project.dir, 'beta', '--abandon');
