@@ -17,6 +17,7 @@ import { rolloutPhase } from '../../src/plan/rollout.js';
 import { failurePathOf, failurePaths } from '../../src/plan/failure.js';
 import { renderPlan } from '../../src/plan/render.js';
 import type { Plan, ServicePlan } from '../../src/plan/plan.js';
+import { spawnCli } from '../lab/spawn-cli.js';
 
 const w = (responses: number, http5xx = 0, errors = 0, rtimeMs = 2): BackendCounters => ({ responses, http5xx, errors, rtimeMs });
 
@@ -165,6 +166,28 @@ test('plan: every step sets the share and persists it, then a gate; the failure 
     assert.match(text, /rollout: 5% for 3000 ms, then 25% for 3000 ms, then the switch \(100%\); gates 5xx <= 1%/);
     assert.match(text, /haproxy> set map \/etc\/haproxy\/live\.map web\.weight 25/);
     assert.match(text, /step 2: hold 25% for 3000 ms, then judge web_b against web_a/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the command line: a rollout on a copy database and bad --steps exit 2 before any connection, naming file, field and service', async () => {
+  // dev is the first stage; beta (from dev) has a copy database and a rollout. Host addresses are unroutable: a connection attempt would hang or fail differently.
+  const dir = profileDir(['    database: { engine: postgres, strategy: copy }', '    rollout: { steps: [{ weight: 5 }] }']);
+  try {
+    writeFileSync(join(dir, 'profiles', 'dev.yaml'), ['source: { path: app }', 'hosts:', '  d1: { address: 10.0.0.2 }', 'loadBalancers:', '  lb: { socket: /run/haproxy/dev.sock, mapFile: /etc/haproxy/dev.map, address: 10.0.0.9 }',
+      'services:', '  web:', '    hosts: [d1]', '    root: /srv/web', '    listen: 8080', '    slots: { a: { port: 8001 }, b: { port: 8002 } }', '    start: node server.mjs --port {port}', '    database: { engine: postgres, strategy: copy }', ''].join('\n'));
+    const refused = await spawnCli(dir, ['beta', '--dry-run'], { timeoutMs: 20_000 });
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /beta\.yaml/);
+    assert.match(refused.stderr, /services\.web\.rollout/);
+    assert.match(refused.stderr, /service web: .*strategy copy/);
+    const badSteps = await spawnCli(dir, ['dev', '--dry-run', '--steps', '5,x'], { timeoutMs: 20_000 });
+    assert.equal(badSteps.code, 2, badSteps.stderr);
+    assert.match(badSteps.stderr, /command line.*--steps.*expected whole percentages/s);
+    const copySteps = await spawnCli(dir, ['dev', '--dry-run', '--steps', '5,50'], { timeoutMs: 20_000 });
+    assert.equal(copySteps.code, 2, copySteps.stderr);
+    assert.match(copySteps.stderr, /--steps.*service web: .*strategy copy/s);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
