@@ -14,6 +14,7 @@ import { runChangeLog } from './change-log-action.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 import { runHook } from '../hooks/run.js';
+import { runGate } from '../rollout/gate.js';
 
 function balancer(ctx: ApplyContext, name: string) {
   const b = ctx.balancers[name];
@@ -86,6 +87,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       return;
     case 'hook':
       await runHook(ctx, action);
+      return;
+    case 'gate':
+      await runGate(ctx, action);
       return;
     case 'revert-map':
       // Failure paths run it themselves (apply.ts revertMap): it must report, not throw.

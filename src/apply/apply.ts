@@ -288,7 +288,7 @@ export async function recoverPlan(ctx: ApplyContext, plan: Plan, phasesBegun: Re
     switched = true;
     for (const p of phasesNamed(plan, ['stop-old'])) await runItems(ctx, 'stop-old', p.items).catch((err) => ctx.logger.warn(`stopping the old slot: ${describeError(err)}`));
     done.push('the new slot had passed its checks and keeps the traffic; the old slot was stopped');
-  } else if (['switch', 'current', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
+  } else if (['rollout', 'switch', 'current', 'post', 'watch'].some((p) => phasesBegun.has(p))) {
     const restored = await runFailurePath(ctx, plan, withoutUnfreeze(failurePathOf(paths, 'post')));
     done.push(restored ? 'traffic was put back on the previous slot and the new slot stopped' : 'COULD NOT put every load balancer back: check `updateserver status`');
   } else if (['data', 'start', 'check'].some((p) => phasesBegun.has(p))) {

@@ -12,7 +12,7 @@ const BY_NAME: Partial<Record<Phase['name'], PhasePolicy>> = {
   'after-switch': 'rollback', 'after-rollback': 'warn', 'after-drain': 'warn',
   // The current link (issue 18) moves right after the switch; the old slot still runs until post and watch pass.
   current: 'rollback', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
-  switch: 'switch',
+  rollout: 'rollback', switch: 'switch',
   post: 'rollback', watch: 'rollback',
   unfreeze: 'warn', drain: 'warn', 'stop-old': 'warn', purge: 'warn',
 };

@@ -34,6 +34,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-s, --service <name>', 'promote only this service (repeat or comma-separate for several)', collect)
     .option('-f, --force', 'promote even when the stage already runs that release')
     .option('--code-only', 'a minor revision: copy and start the code only; no snapshot, copy or migration (each idle slot keeps the database it has)')
+    .option('--steps <percentages>', 'progressive rollout: e.g. 5,25,50 sends that share of requests to the new slot step by step, each judged by HAProxy\'s counters, then switches (docs/profiles.md, rollout)')
     .option('-w, --wait <seconds>', 'wait this long for a running command\'s lock instead of giving up')
     .option('--abandon', 'an earlier run died: clean up after it (live is not touched) and stop')
     .option('--resume', 'an earlier run died: clean up after it, then promote'))

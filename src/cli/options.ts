@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 
 export interface PromoteFlags {
-  dryRun?: boolean; codeOnly?: boolean; json?: boolean; service?: string[]; force?: boolean; wait?: string; abandon?: boolean; resume?: boolean;
+  dryRun?: boolean; codeOnly?: boolean; json?: boolean; service?: string[]; force?: boolean; wait?: string; abandon?: boolean; resume?: boolean; steps?: string;
   project?: string; stateDir?: string; verbose?: boolean; quiet?: boolean;
 }
 

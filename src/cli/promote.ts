@@ -11,6 +11,7 @@ import { projectFrom } from './project.js';
 import { EXIT_OK } from '../errors.js';
 
 import { waitMsOf } from './arguments.js';
+import { parseSteps } from '../rollout/profile.js';
 import type { PromoteFlags } from './options.js';
 export type { PromoteFlags } from './options.js';
 
@@ -25,7 +26,8 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
   const logger = createLogger({ file: flags.dryRun ? undefined : logFile, consoleLevel: flags.verbose ? 'debug' : flags.quiet || flags.json || liveList ? 'warn' : 'info' });
   try {
     const waitMs = waitMsOf(flags.wait);
-    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, codeOnly: flags.codeOnly, waitMs, abandon: flags.abandon, resume: flags.resume, runId,
+    const steps = action === 'promote' ? parseSteps(flags.steps) : undefined;
+    const options: PromoteOptions = { project, stage, logger, dryRun: flags.dryRun, services: flags.service, force: flags.force, codeOnly: flags.codeOnly, waitMs, abandon: flags.abandon, resume: flags.resume, runId, ...(steps ? { steps } : {}),
       ...(showProgress ? { progress: (plan: Plan) => new Progress(plan, process.stderr).onStep } : {}) };
     // How long Node took to load the command before any work: start-up is part of every run's wall time.
     logger.debug(`command loaded ${Math.round(process.uptime() * 1000)} ms after the process started`);

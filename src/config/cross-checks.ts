@@ -5,6 +5,7 @@ import type { Stage } from './model.js';
 import { templateProblems } from '../release/name.js';
 import { checkHooksAndNotify } from './hook-checks.js';
 import { checkTopology, slotPorts } from './topology-checks.js';
+import { checkRollouts } from '../rollout/profile.js';
 
 export interface CrossIssue { path: string; message: string }
 
@@ -27,6 +28,7 @@ export function checkStage(stage: string, data: ProfileData): CrossIssue[] {
     ...checkListenPorts(data),
     ...checkHooksAndNotify(data),
     ...checkTopology(data),
+    ...checkRollouts(data),
   ];
 }
 

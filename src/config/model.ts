@@ -6,6 +6,7 @@
 import type { HttpCheckData } from './schema.js';
 import type { HealthChecks } from './healthchecks.js';
 import type { Secret } from './secret.js';
+import type { Rollout } from '../rollout/profile.js';
 
 import type { SlotName } from './slot.js';
 // The slot vocabulary lives in slot.ts; re-exported here for the modules that take the model whole.
@@ -70,6 +71,8 @@ export interface Service {
   readonly configFiles: ReadonlyArray<Readonly<{ template: string; path: string }>>;
   /** The stage's hooks at each point, then the service's own (issue 19). */
   readonly hooks?: Hooks;
+  /** Progressive rollout steps and gates (src/rollout/profile.ts); undefined: the switch moves all at once. */
+  readonly rollout?: Rollout | undefined;
 }
 
 /** Issue 19: commands at named points of a run (src/plan/hooks.ts puts them in the plan). */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { rollout } from '../rollout/profile.js';
 
 /*
  * The profile format, one schema for the validator and the JSON Schema that editors use
@@ -225,6 +226,8 @@ export const service = z.strictObject({
   drainTimeoutMs: millis(3_600_000).default(30_000),
   /** Commands at named points of a run (issue 19), after the stage's own at each point. */
   hooks: hooks().optional(),
+  /** Progressive traffic: steps of a share of requests for the new slot, judged by HAProxy's counters (docs/decisions/0016). */
+  rollout: rollout.optional(),
 });
 
 /** The first stage's code: a local directory, or a ref of a git repository on this machine. */

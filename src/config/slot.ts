@@ -44,6 +44,10 @@ export const defaultDatabaseName = (service: string, stage: string, slot: SlotNa
 export const readonlyKey = (service: string): string => `${service}.readonly`;
 /** Map key of maintenance mode ("on": every request gets the maintenance page). */
 export const maintenanceKey = (service: string): string => `${service}.maintenance`;
+/** Map key of a progressive rollout's share: "N" sends N% of new requests to the backend named by rolloutKey (docs/decisions/0016). */
+export const weightKey = (service: string): string => `${service}.weight`;
+/** Map key naming the backend that receives a rollout's share (the new slot's). */
+export const rolloutKey = (service: string): string => `${service}.rollout`;
 
 /** `--slot` from the command line: undefined when not given; bad input otherwise (exit 2). */
 export function parseSlot(text: string | undefined, where = '--slot'): SlotName | undefined {

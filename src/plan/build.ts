@@ -24,6 +24,7 @@ import type { PendingMigration } from '../data/migrations/steps.js';
 import { describeData } from './data-note.js';
 import { failurePaths } from './failure.js';
 import { withHooks } from './hook-phases.js';
+import { rolloutOff, rolloutPhase, type Rollouts } from './rollout.js';
 
 /** What was read about one host for one service. */
 export interface HostSlots {
@@ -97,6 +98,8 @@ export interface PlanInput {
   codeOnly?: boolean;
   /** How rsync reaches the hosts (default: through the run's own SSH connections, see commands/relay.ts). */
   relay?: RelayRoute;
+  /** Progressive rollouts by service (src/rollout/profile.ts rolloutOf): steps before the switch. */
+  rollouts?: Rollouts;
 }
 
 export function slotContext(stage: Stage, service: Service, host: Host, slot: SlotName, release: string, instance = 1): SlotContext {
@@ -197,6 +200,8 @@ export function buildPlan(input: PlanInput): Plan {
     services.push({
       service: name, live: facts.live, target, release: facts.release,
       liveRelease: firstHost?.releases[facts.live], source: facts.source, hosts: [...service.hosts], ...(facts.fetch ? { fetch: facts.fetch } : {}),
+      // A rollout needs the old slot serving beside the new one: a stage never promoted switches at once.
+      ...(input.rollouts?.[name] && input.mode !== 'flip' && service.hosts.every((h) => facts.hosts[h]?.running[facts.live]) ? { rollout: input.rollouts[name] } : {}),
       ...(kept ? { data: `--code-only: no data step; slot ${target} keeps its database ${kept.database} as it is (migration version ${kept.version ?? 'none'}${kept.notApplied.length ? `; not applied: ${kept.notApplied.join(', ')}` : ''})` }
         : db && input.mode !== 'flip' && facts.data ? { data: describeData(stage, service, target, facts.data) } : {}),
     });
@@ -335,7 +340,8 @@ export function buildPlan(input: PlanInput): Plan {
   // Map entries in tier order (servers before their clients); a service without a frontend has an entry
   // too: it routes nothing, and it is where its live slot is read from, as for every other service.
   const byTier = [...services].sort((x, y) => tierOf(x.service) - tierOf(y.service));
-  const newBackends = Object.fromEntries(byTier.map((s) => [s.service, stage.services[s.service]!.slots[s.target].backend]));
+  // A rollout's split ends with the switch: the weight goes back to 0 in the same set-map.
+  const newBackends = { ...Object.fromEntries(byTier.map((s) => [s.service, stage.services[s.service]!.slots[s.target].backend])), ...rolloutOff(services) };
   const fronted = byTier.filter((s) => stage.services[s.service]!.listen !== undefined);
   const switchItems: PlanItem[] = lbs.map((lb) => ({
     target: lb.name,
@@ -401,6 +407,7 @@ export function buildPlan(input: PlanInput): Plan {
       { name: 'start', title: `Start the idle slot${tierNote(i)}`, items: items(start[i]!) },
       { name: 'check', title: `Health-check the idle slot on every host${tierNote(i)}`, items: items(check[i]!) },
     ]),
+    rolloutPhase(stage, services),
     { name: 'switch', title: 'Switch traffic on every load balancer', items: switchItems },
     { name: 'current', title: 'Point each host\'s current link at the new slot\'s release', items: items(current) },
     { name: 'post', title: 'Check the new slot through every load balancer', items: postItems },

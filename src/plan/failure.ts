@@ -5,7 +5,7 @@
  * before; a write freeze is always ended.
  */
 import type { Stage } from '../config/model.js';
-import { backendName } from '../config/slot.js';
+import { backendName, weightKey } from '../config/slot.js';
 import type { Action, FailurePath, Phase, PhaseName, Plan, PlanItem } from './plan.js';
 
 const HOOK_PHASES: ReadonlySet<PhaseName> = new Set(['before-copy', 'after-copy', 'before-start', 'after-start', 'before-switch', 'after-switch']);
@@ -38,7 +38,11 @@ const switched = (plan: Pick<Plan, 'phases'>) => plan.phases.find((p) => p.name 
 export function revertAction(stage: Pick<Stage, 'loadBalancers'>, plan: Pick<Plan, 'services'>, lb: string): Extract<Action, { kind: 'revert-map' }> {
   return {
     kind: 'revert-map', loadBalancer: lb, file: stage.loadBalancers[lb]!.mapFile,
-    entries: Object.fromEntries(plan.services.map((s) => [s.service, backendName(s.service, s.live)])),
+    // A rollout's weight 0 comes first: that one command puts all of the service's new requests back on the old slot.
+    entries: Object.fromEntries([
+      ...plan.services.filter((s) => s.rollout).map((s) => [weightKey(s.service), '0']),
+      ...plan.services.map((s) => [s.service, backendName(s.service, s.live)]),
+    ]),
     title: 'switch back to the previous slots',
   };
 }
@@ -55,6 +59,8 @@ export function drainNewAction(stage: Pick<Stage, 'services'>, plan: Pick<Plan, 
 export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, plan: Pick<Plan, 'phases' | 'services'>): FailurePath[] {
   const unfreeze: Phase = { name: 'unfreeze', title: 'End the write freeze', items: plan.phases.find((p) => p.name === 'unfreeze')?.items ?? [] };
   const lbs = switched(plan);
+  // A progressive rollout's steps move traffic like the switch: a failed gate is undone like a failed post check.
+  const rolls = plan.phases.some((p) => p.name === 'rollout' && p.items.length > 0);
   const revert: Phase = { name: 'revert', title: 'Switch every load balancer back to the previous slots', items: lbs.map((lb) => ({ target: lb, actions: [revertAction(stage, plan, lb)] })) };
   const drain: Phase = { name: 'drain-new', title: 'Let the new slot\'s requests finish', items: lbs.map((lb) => ({ target: lb, actions: [drainNewAction(stage, plan, lb)] })) };
   // A hook point (issue 19) is named only when the plan runs hooks there.
@@ -65,7 +71,7 @@ export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, p
     path(['data', 'before-start', 'start', 'after-start', 'check', 'before-switch'], 'live traffic untouched; the new slot is stopped again', [stopNew(plan), unfreeze]),
     // Only the load balancers whose switch began are switched back (the others never moved).
     path(['switch'], 'the load balancers switched so far go back, so that all agree; the new slot is stopped', [revert, drain, stopNew(plan), unfreeze]),
-    path([...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze]),
+    path([...(rolls ? ['rollout' as const] : []), ...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze]),
   ];
 }
 

@@ -9,6 +9,7 @@ import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import type { SlotContext } from '../commands/placeholders.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
 import type { RelayRoute } from '../commands/relay.js';
+import type { Rollout, RolloutGates } from '../rollout/profile.js';
 
 /** Where a check runs, as plain data; the host's connection is looked up when it runs. */
 export interface CheckTargetSpec {
@@ -117,6 +118,16 @@ export type Action =
   | {
     kind: 'hook'; point: HookPoint; service: string; host?: string; run: string; env: Record<string, string>; runtime: string[];
     line: string; timeoutMs: number; failure: 'stop' | 'rollback' | 'warn'; title: string;
+  }
+  /**
+   * One step of a progressive rollout (src/rollout/): with the share already set, hold for holdMs, then
+   * judge the new slot's backend against the old one's over that window from every load balancer's
+   * `show stat`; with too few requests wait up to deadlineMs, then judge as gates.onTooFew says. A failed
+   * gate fails the step, and the rollout's failure path puts all traffic back on the old slot.
+   */
+  | {
+    kind: 'gate'; service: string; step: number; weight: number; holdMs: number; deadlineMs: number;
+    loadBalancers: string[]; oldBackend: string; newBackend: string; gates: RolloutGates; title: string;
   };
 
 export interface PlanItem {
@@ -125,7 +136,7 @@ export interface PlanItem {
   actions: Action[];
 }
 
-export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'switch' | 'current' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
+export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'rollout' | 'switch' | 'current' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
   /** Phases of the failure paths only. */
   | 'revert' | 'drain-new' | 'stop-new' | 'current-back'
   /** The hooks at each point (issue 19); failed and finished are in Plan.finally. */
@@ -182,6 +193,8 @@ export interface ServicePlan {
    * does not run it). `filesFrom`: the file list it writes first, from the release's manifest.
    */
   fetch?: { host: string; route: RelayRoute; argv: string[]; filesFrom: string };
+  /** Progressive rollout: the steps before the switch and the gates that judge them (the 'rollout' phase). */
+  rollout?: Rollout;
 }
 
 export interface Plan {

@@ -27,6 +27,7 @@ import { dataVersion, readDataFacts, readKeptData } from './data-facts.js';
 import { existsSync } from 'node:fs';
 import { releaseChanges } from '../notify/changes.js';
 import { runVerb, type Observed, type Planned, type RunRequest } from '../run/run.js';
+import { rolloutOf, type Rollout } from '../rollout/profile.js';
 
 export interface PromoteOptions extends RunRequest {
   stage: string;
@@ -36,6 +37,10 @@ export interface PromoteOptions extends RunRequest {
   force?: boolean;
   /** Skip the data step: no snapshot, copy or migration; each idle slot keeps the database it has. */
   codeOnly?: boolean;
+  /** --steps 5,25,50: a progressive rollout with these weights (src/rollout/profile.ts). */
+  steps?: number[];
+  /** Resolved from the profiles and --steps by promote() before any connection; not set by callers. */
+  rollouts?: Record<string, Rollout>;
 }
 
 export interface PromoteResult {
@@ -63,6 +68,13 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
         `define it in ${from.file} or promote only the others with --service`);
     }
   }
+  // A rollout is refused for a service whose slots have two databases, before any connection (exit 2).
+  const rollouts: Record<string, Rollout> = {};
+  for (const s of services) {
+    const r = rolloutOf(stage.services[s]!, options.steps);
+    if (r) rollouts[s] = r;
+  }
+  options = { ...options, rollouts };
   // Migration files are input like the profiles: a misnamed file or a version defined twice stops the run here.
   await checkMigrationFiles(project, stage, services);
   // A git source's ref is resolved before the lock or any connection: an unknown ref changes nothing.
@@ -204,7 +216,7 @@ async function observePromotion(input: PromoteInput, run: Observed): Promise<Pro
 function planPromotion(input: PromoteInput, facts: PromoteFacts, run: Observed): Planned {
   const { options, stage, from, services, relay, now } = input;
   const f = facts.services;
-  const plan = buildPlan({ project: options.project, stage, from: from?.name ?? 'source', facts: f, services, now: now(), codeOnly: options.codeOnly === true, relay });
+  const plan = buildPlan({ project: options.project, stage, from: from?.name ?? 'source', facts: f, services, now: now(), codeOnly: options.codeOnly === true, relay, ...(options.rollouts ? { rollouts: options.rollouts } : {}) });
   const recorded = run.recorded;
   const badHere = services.filter((s) => recorded?.services[s]?.bad?.[f[s]!.release] !== undefined);
   if (badHere.length > 0 && !options.force) {

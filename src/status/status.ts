@@ -12,6 +12,7 @@ import type { StatRow } from '../lb/stat.js';
 import { describeError } from '../errors.js';
 import { openBalancers } from '../lb/open.js';
 import { slotOfBackend } from '../lb/balancer.js';
+import { rolloutKey, weightKey } from '../config/slot.js';
 import { readHostSlots } from '../observe/slots.js';
 import { openState } from '../state/backend.js';
 import { describeData, type DataRecord, type HistoryEntry } from '../state/store.js';
@@ -41,6 +42,8 @@ export interface ServiceStatus {
    * and the snapshot it was made from, as recorded by the promotion that filled it.
    */
   data?: Record<SlotName, { database: string; version: number | null; error?: string; snapshot?: DataRecord['snapshot'] }>;
+  /** A progressive rollout's split in force, per load balancer: the share of requests and the backend it goes to (docs/decisions/0016). */
+  rollout?: Record<string, { weight: number; backend: string }>;
 }
 
 export interface StageStatus {
@@ -94,11 +97,15 @@ export async function stageStatus(project: Project, stageName: string): Promise<
       const rec = recorded?.services[service.name]?.live;
       const lbLive = [...views][0];
       if (rec && views.size === 1 && lbLive !== rec) problems.push(`${service.name}: load balancers say slot ${lbLive}, the record says ${rec}`);
+      const split = Object.fromEntries(maps.flatMap((m) => {
+        const weight = Number(m.map?.get(weightKey(service.name)) ?? 0);
+        return weight > 0 ? [[m.name, { weight, backend: m.map!.get(rolloutKey(service.name)) ?? '(none)' }]] : [];
+      }));
       const backends: ServiceStatus['backends'] = {};
       for (const m of maps) if (m.stat) backends[m.name] = SLOTS.map((slot) => backendStatus(m.stat!, service.slots[slot].backend, slot));
       const recordedData = recorded?.services[service.name]?.data;
       const data = service.database && service.database.strategy !== 'none' ? await dataVersions(service.database, recordedData) : undefined;
-      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts, backends, ...(data ? { data } : {}) });
+      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts, backends, ...(data ? { data } : {}), ...(Object.keys(split).length ? { rollout: split } : {}) });
     }
     const last = (await store.history(stage.name, 1))[0];
     return { stage: stage.name, services, problems, last };
@@ -145,6 +152,7 @@ export function renderStatus(status: StageStatus): string {
       const d = s.data?.[x];
       if (d) out.push(`    data slot ${x}: ${d.database} ${describeData(d)}${d.error ? ` (not readable: ${d.error})` : ''}`);
     }
+    for (const [lb, r] of Object.entries(s.rollout ?? {})) out.push(`    ${lb}: rollout in progress: ${r.weight}% of requests to ${r.backend} (a run in progress, or an interrupted one: --abandon or --resume)`);
     for (const [lb, backends] of Object.entries(s.backends ?? {})) {
       out.push(`    ${lb}: ${backends.map((b) => `${b.backend} ${b.sessions} session(s) [${b.servers.map((x) => `${x.server} ${x.status} w${x.weight}`).join(', ')}]`).join('; ')}`);
     }

@@ -122,7 +122,7 @@ const titles = (name: string) => PLAN.phases.filter((p) => p.name === name).map(
 const execs = (name: string) => PLAN.phases.filter((p) => p.name === name).flatMap((p) => p.items.flatMap((i) => i.actions)).filter((a): a is Extract<Action, { kind: 'exec' }> => a.kind === 'exec');
 
 test('plan: the server tier starts and is checked before its clients and the worker; old slots stop in reverse', () => {
-  assert.deepEqual(PLAN.phases.map((p) => p.name), ['pull', 'copy', 'freeze', 'data', 'start', 'check', 'start', 'check', 'switch', 'current', 'post', 'watch', 'unfreeze', 'drain', 'stop-old', 'stop-old', 'purge']);
+  assert.deepEqual(PLAN.phases.map((p) => p.name), ['pull', 'copy', 'freeze', 'data', 'start', 'check', 'start', 'check', 'rollout', 'switch', 'current', 'post', 'watch', 'unfreeze', 'drain', 'stop-old', 'stop-old', 'purge']);
   const [startServer, startClients] = titles('start');
   assert.deepEqual(startServer, ['start server/b (port 8102), stopping what ran there']);
   assert.deepEqual(startClients!.sort(), ['start client/b instance 1 (port 8011), stopping what ran there', 'start client/b instance 2 (port 8012), stopping what ran there', 'start client/b (port 8011), stopping what ran there', 'start worker/b (port 8202), stopping what ran there'].sort());
