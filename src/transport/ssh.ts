@@ -91,7 +91,12 @@ export class SshTransport implements Transport {
     }
   }
 
-  static async connect(host: Host): Promise<SshTransport> {
+  /**
+   * @param opening.sessions 'now' (default): the remote session and the spare stream shell start their
+   * login shells as soon as the connection is up; 'later': when startSessions() is called (the pool
+   * does, at most `parallel` hosts at once: a login shell at work is work on the host).
+   */
+  static async connect(host: Host, opening: { sessions?: 'now' | 'later' } = {}): Promise<SshTransport> {
     const knownHosts = KnownHosts.load(host.knownHosts);
     const keyTypes = knownHosts.keyTypesFor(host.address, host.port);
     let rejection: HostKeyError | undefined;
@@ -165,11 +170,25 @@ export class SshTransport implements Transport {
     });
     const transport = new SshTransport(client, host);
     // Both start their login shells now, while the caller reads load balancers and state.
-    if (!transport.sessionsOff) {
-      transport.startSession();
-      transport.spare = transport.openSpare();
-    }
+    if (opening.sessions !== 'later') void transport.startSessions();
     return transport;
+  }
+
+  private sessionsStarting: Promise<void> | undefined;
+
+  /**
+   * Starts the remote session and the spare stream shell (once); settles when the session's loop
+   * answers, i.e. when the host's login shell has done its work (or the session could not start: its
+   * commands then get channels of their own). Never rejects.
+   */
+  startSessions(): Promise<void> {
+    if (this.sessionsOff || this.lost) return Promise.resolve();
+    this.sessionsStarting ??= (() => {
+      const session = this.sessions.find((s) => !s.dead) ?? this.startSession();
+      this.spare ??= this.openSpare();
+      return session.started;
+    })();
+    return this.sessionsStarting;
   }
 
   private get where(): string { return `${this.config.address}:${this.config.port}`; }
