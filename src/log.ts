@@ -53,7 +53,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       process.stderr.write(`${t} ${name.padEnd(color ? 15 : 5)} ${host}${message}\n`);
     }
     // Written at once: a run that dies still leaves every line it logged before.
-    if (fd !== undefined) writeSync(fd, `${sortedJson({ ...fields, level, message, timestamp: new Date().toISOString() })}\n`);
+    // A log line that cannot be written (disk full) does not stop the run it describes.
+    if (fd !== undefined) {
+      try { writeSync(fd, `${sortedJson({ ...fields, level, message, timestamp: new Date().toISOString() })}\n`); } catch { /* the console line was written */ }
+    }
   };
   return {
     info: (m, f) => log('info', m, f),

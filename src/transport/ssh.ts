@@ -186,7 +186,11 @@ export class SshTransport implements Transport {
     this.sessionsStarting ??= (() => {
       const session = this.sessions.find((s) => !s.dead) ?? this.startSession();
       this.spare ??= this.openSpare();
-      return session.started;
+      // A login shell that never finishes (a .bashrc waiting for input) does not hold the run here:
+      // after the connect timeout the commands find out for themselves, each with its own timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.config.connectTimeoutMs); });
+      return Promise.race([session.started, waited]).finally(() => clearTimeout(timer));
     })();
     return this.sessionsStarting;
   }
