@@ -68,12 +68,19 @@ export interface SshObservation {
   maxDistinctConnectionsPerHost: number;
   /** hosts that saw at least one connection */
   hostsConnected: number;
+  /**
+   * The longest a sample took to read every host (ms). A sample is not one instant: on a loaded machine
+   * reading 200 hosts' processes can take longer than a light command lasts, and a worker that moved
+   * from one host to the next during the sample is then seen busy on both (maxBusyHosts overstates).
+   */
+  maxSampleMs: number;
 }
 
 export function watchSshds(hosts: ReadonlyArray<{ name: string; pid: number }>, bounded: ReadonlySet<string>, everyMs = 25): { stop(): SshObservation } {
   const distinct = new Map<string, Set<number>>(hosts.map((h) => [h.name, new Set<number>()]));
-  const o: SshObservation = { samples: 0, everyMs, maxConnectionsPerHost: 0, maxConnections: 0, maxBusyHosts: 0, maxCommands: 0, maxDistinctConnectionsPerHost: 0, hostsConnected: 0 };
+  const o: SshObservation = { samples: 0, everyMs, maxConnectionsPerHost: 0, maxConnections: 0, maxBusyHosts: 0, maxCommands: 0, maxDistinctConnectionsPerHost: 0, hostsConnected: 0, maxSampleMs: 0 };
   const tick = () => {
+    const began = performance.now();
     let connections = 0;
     let busy = 0;
     let commands = 0;
@@ -91,6 +98,7 @@ export function watchSshds(hosts: ReadonlyArray<{ name: string; pid: number }>, 
     o.maxConnections = Math.max(o.maxConnections, connections);
     o.maxBusyHosts = Math.max(o.maxBusyHosts, busy);
     o.maxCommands = Math.max(o.maxCommands, commands);
+    o.maxSampleMs = Math.max(o.maxSampleMs, Math.round(performance.now() - began));
   };
   const timer = setInterval(tick, everyMs);
   return {

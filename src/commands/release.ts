@@ -108,3 +108,18 @@ export function readManifestWithHash(service: Service, release: string): string 
   const file = quote(`${releaseDir(service, release)}/${MANIFEST}`);
   return `sha256sum < ${file} && cat ${file}`;
 }
+
+/**
+ * The previous stage's host in one round trip (issue 17): probeSlots, then "manifest <slot> <hash>"
+ * for each slot that points at a release with a manifest (the SHA-256 of its exact bytes). Which slot
+ * is live is read from the load balancers at the same time, so both hashes come back; the manifest's
+ * text is needed only when the local cache does not already hold a file with that hash.
+ */
+export function probeSourceSlots(service: Service, instances = 1): string {
+  const hashes = SLOTS.map((slot) => {
+    const dir = quote(service.slots[slot].dir);
+    return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; m=${quote(releasesDir(service))}/"$r"/${MANIFEST}; ` +
+      `if [ -n "$r" ] && [ -f "$m" ]; then printf 'manifest ${slot} '; sha256sum < "$m"; fi`;
+  });
+  return [probeSlots(service, instances), ...hashes].join('; ');
+}

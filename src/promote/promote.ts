@@ -8,7 +8,7 @@ import type { SlotName, Stage } from '../config/model.js';
 import { ConfigError, UpdateserverError } from '../errors.js';
 import { checkMigrationFiles } from '../config/migration-files.js';
 import { readLiveSlots } from '../observe/live.js';
-import { readHostSlots } from '../observe/slots.js';
+import { readHostSlots, readSourceSlots } from '../observe/slots.js';
 import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed, type ApplyResult } from '../apply/apply.js';
@@ -16,10 +16,10 @@ import { reportAutomaticRollback } from './left-writes.js';
 import type { ChangeReport } from '../data/changes/report.js';
 import { hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.js';
-import { cachedCodeHash, readHostManifest } from '../observe/code-hash.js';
+import { cachedCodeHash } from '../observe/code-hash.js';
 import type { StageState } from '../state/store.js';
 import { allLimited } from '../transport/runner.js';
-import { planPull, stageFirstSource, type SourceRelease } from './source.js';
+import { planPull, sourceManifest, stageFirstSource, type SourceRelease } from './source.js';
 import { relayRoute } from '../commands/relay.js';
 import { resolveGitSource } from '../release/git.js';
 import { checkDiskSpace } from './preflight.js';
@@ -144,7 +144,7 @@ async function observePromotion(input: PromoteInput, run: Observed): Promise<Pro
   // Handled where it is awaited; this keeps an early failure of the source from leaving it unobserved.
   targetSlots.catch(() => {});
   // So is what the previous stage's first host of each service holds (its live release is one of them).
-  const sourceSlots = new Map(from && source ? services.map((s) => [s, readHostSlots(source.pool.get(from.services[s]!.hosts[0]!), from.services[s]!)] as const) : []);
+  const sourceSlots = new Map(from && source ? services.map((s) => [s, readSourceSlots(source.pool.get(from.services[s]!.hosts[0]!), from.services[s]!)] as const) : []);
   for (const p of sourceSlots.values()) p.catch(() => {});
   let fromLive: Record<string, SlotName> | undefined;
   const fromState = from && source ? await store.read(from.name) : undefined;
@@ -181,7 +181,8 @@ async function observePromotion(input: PromoteInput, run: Observed): Promise<Pro
         throw new UpdateserverError(`${s} ${release}, live in ${from.name}, is marked bad there: ${bad}`, { hint: `promote a good release into ${from.name} first` });
       }
       // One read of the manifest serves the guard (its hash) and the pull (its file list).
-      const manifest = await readHostManifest(source.pool.get(hostName), service, release);
+      // The manifest's text comes from the local cache when its hash is the one the probe read.
+      const manifest = await sourceManifest(project, source.pool.get(hostName), service, release, slots.manifestHashes[slot]);
       guardPassed(from, s, release, fromState, hostName, manifest.hash);
       releases[s] = await planPull(project, from, service, from.hosts[hostName]!, release, slot, relay, manifest.text);
       pulls[s] = { hash: manifest.hash, manifest: manifest.text };

@@ -20,6 +20,8 @@ import { writeManifest } from '../release/manifest.js';
 import { RELEASE_NAME, readVersion, renderReleaseName, usesPlaceholder } from '../release/name.js';
 import { checkoutRev, exportGitTree, type GitCommit } from '../release/git.js';
 import { runLocal } from '../transport/local.js';
+import type { Transport } from '../transport/transport.js';
+import { readHostManifest } from '../observe/code-hash.js';
 
 export interface SourceRelease {
   release: string;
@@ -254,4 +256,18 @@ async function cachedCopyMatches(cacheDir: string, sourceManifest: string): Prom
 export async function releaseBytes(cacheDir: string): Promise<number> {
   const du = await runLocal(['du', '-sk', cacheDir]);
   return Number(du.stdout.split(/\s/)[0] ?? 0) * 1024;
+}
+
+/**
+ * The previous stage's live release's manifest, for the pipeline guard (its hash) and the pull (its
+ * text). The host reported the hash with its slots (readSourceSlots); a cached manifest with that
+ * SHA-256 holds the very same bytes, so the usual case (this machine relayed the release into the
+ * previous stage) costs no second exchange with the host. Otherwise the host is asked for it.
+ */
+export async function sourceManifest(project: Project, transport: Transport, service: Service, release: string, hash: string | undefined): Promise<{ hash: string; text: string }> {
+  if (hash !== undefined) {
+    const cached = await readFile(join(cacheRoot(project, service.name), release, MANIFEST)).catch(() => undefined);
+    if (cached !== undefined && createHash('sha256').update(cached).digest('hex') === hash) return { hash, text: cached.toString('utf8') };
+  }
+  return readHostManifest(transport, service, release);
 }

@@ -19,7 +19,11 @@ export class StageLink {
   tunnel: ExecTunnel | undefined;
   constructor(readonly stage: Stage, private readonly instrument: Instrument = {}) {
     const wrap = instrument.transport;
-    this.pool = new TransportPool(wrap ? async (h) => wrap(await SshTransport.connect(h)) : undefined);
+    // A wrapped transport keeps the real one's session start-up, which the pool bounds by `parallel`.
+    this.pool = new TransportPool(wrap ? async (h) => {
+      const real = await SshTransport.connect(h, { sessions: 'later' });
+      return Object.assign(wrap(real), { startSessions: () => real.startSessions() });
+    } : undefined);
   }
 
   /** rsync through this stage's SSH connections (hosts without a streaming connection fall back to OpenSSH). */

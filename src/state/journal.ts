@@ -6,7 +6,7 @@
  * fsynced JSONL file per stage); the PostgreSQL one is in postgres/journal.ts.
  */
 import { appendFileSync, closeSync, fsyncSync, openSync } from 'node:fs';
-import { mkdir, readFile, rename, readdir, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import type { Plan } from '../plan/plan.js';
@@ -72,14 +72,49 @@ function appendSynced(file: string, entry: JournalEntry): void {
 }
 
 class FileJournal implements Journal {
+  /** Entries waiting for the next write and fsync, with the callers waiting for them to be durable. */
+  private queue: Array<{ line: string; durable: () => void; failed: (err: unknown) => void }> = [];
+  private flushing: Promise<void> | undefined;
   constructor(readonly file: string) {}
 
   step(phase: string, target: string, title: string, state: 'begin' | 'end' | 'fail', error?: string): Promise<void> {
-    appendSynced(this.file, stepEntry(phase, target, title, state, error));
-    return Promise.resolve();
+    return new Promise((durable, failed) => {
+      this.queue.push({ line: `${JSON.stringify(stepEntry(phase, target, title, state, error))}\n`, durable, failed });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  /**
+   * Group commit (issue 17): the entries queued while the previous write and fsync were under way go
+   * to disk in one write and one fsync, off the event loop. Each caller still runs its step only once
+   * its entry is durable, in the order they were queued. With 200 hosts a run journals thousands of
+   * steps, many at the same moment; one synchronous fsync each blocked the whole orchestrator for
+   * seconds (24 s of a 50 s run on a busy disk).
+   */
+  private async flush(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        try {
+          const fh = await open(this.file, 'a');
+          try {
+            await fh.appendFile(batch.map((e) => e.line).join(''));
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+          for (const e of batch) e.durable();
+        } catch (err) {
+          for (const e of batch) e.failed(err);
+        }
+      }
+    } finally {
+      this.flushing = undefined;
+    }
   }
 
   async finish(result: string): Promise<void> {
+    await this.flushing;
     appendSynced(this.file, finishEntry(result));
     await rename(this.file, this.file.replace(/\.jsonl$/, `.${Date.now()}.done.jsonl`));
     await pruneArchive(join(this.file, '..'), 20);

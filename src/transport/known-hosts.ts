@@ -39,9 +39,16 @@ export function hostLookupName(address: string, port: number): string {
   return port === 22 ? address : `[${address}]:${port}`;
 }
 
+/** Compiled once per pattern: a run checks every host of a fleet against every line of known_hosts. */
+const compiled = new Map<string, RegExp>();
+
 function globToRegExp(glob: string): RegExp {
+  const cached = compiled.get(glob);
+  if (cached) return cached;
   const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${escaped}$`, 'i');
+  const re = new RegExp(`^${escaped}$`, 'i');
+  compiled.set(glob, re);
+  return re;
 }
 
 function matchesHashed(field: string, name: string): boolean {

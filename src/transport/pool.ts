@@ -5,6 +5,15 @@ import type { Transport } from './transport.js';
 
 export type Connector = (host: Host) => Promise<Transport>;
 
+/** A transport whose remote sessions start when asked (SshTransport opened with sessions: 'later'). */
+interface SessionStarter { startSessions(): Promise<void> }
+
+/**
+ * SSH handshakes in flight at once. A handshake is no work on a host (nothing runs there), so it is
+ * not bounded by `parallel`; this only keeps a very large fleet from opening every socket at once.
+ */
+export const HANDSHAKES_AT_ONCE = 64;
+
 /**
  * One connection per host for the whole run. Opening every connection first means an unreachable
  * host or a refused host key stops the run before anything has changed anywhere.
@@ -12,15 +21,26 @@ export type Connector = (host: Host) => Promise<Transport>;
 export class TransportPool {
   private readonly open = new Map<string, Transport>();
   private closed = false;
-  constructor(private readonly connector: Connector = (h) => SshTransport.connect(h)) {}
+  constructor(private readonly connector: Connector = (h) => SshTransport.connect(h, { sessions: 'later' })) {}
 
+  /**
+   * Connects to every host (handshakes up to HANDSHAKES_AT_ONCE at once), then starts each host's remote
+   * session, at most `limit` hosts at once (issue 17): a login shell doing its work (~/.bashrc) is work
+   * on the host, and the profile's `parallel` bounds the hosts worked on at once. The run's first
+   * commands then find every session ready.
+   */
   async connectAll(hosts: readonly Host[], limit: number): Promise<void> {
-    await allLimited(hosts.filter((h) => !this.open.has(h.name)), limit, async (h) => {
+    const opened: Transport[] = [];
+    await allLimited(hosts.filter((h) => !this.open.has(h.name)), Math.max(limit, HANDSHAKES_AT_ONCE), async (h) => {
       const t = await this.connector(h);
       // A connection that completes after the pool was closed (another host failed first) is closed at once.
       if (this.closed) await t.close();
-      else this.open.set(h.name, t);
+      else {
+        this.open.set(h.name, t);
+        opened.push(t);
+      }
     });
+    await allLimited(opened, limit, async (t) => { await (t as Transport & Partial<SessionStarter>).startSessions?.(); });
   }
 
   get(host: string): Transport {

@@ -49,6 +49,9 @@ export class RemoteSession {
 
   /** Set by the transport: settles once the channel is open (or failed to open). */
   opened: Promise<void> = Promise.resolve();
+  private markStarted: () => void = () => {};
+  /** Settles once the session's loop answers (its login shell has done its work), or the session ended. */
+  readonly started = new Promise<void>((resolve) => { this.markStarted = resolve; });
   private reserved = false;
 
   /** Whether a command may be given to this session now (its channel may still be opening). */
@@ -74,6 +77,7 @@ export class RemoteSession {
   /** Fails the session (and its command) as it is: the channel could not be opened. */
   fail(err: Error): void {
     this.ended ??= err;
+    this.markStarted();
     this.settle((r) => r.reject(err));
   }
 
@@ -109,7 +113,7 @@ export class RemoteSession {
       return;
     }
     for (const reply of replies) {
-      if (reply.kind === 'ready') { this.ready = true; continue; }
+      if (reply.kind === 'ready') { this.ready = true; this.markStarted(); continue; }
       const running = this.running;
       if (!running || running.id !== reply.id) continue;
       if (reply.kind === 'started') {
@@ -129,6 +133,7 @@ export class RemoteSession {
   }
 
   private end(exit: number | undefined): void {
+    this.markStarted();
     if (this.ended) return;
     const lost = this.lost();
     if (lost) this.ended = lost;

@@ -10,7 +10,8 @@
  * Wire format (bytes; one request and one reply per command, in order):
  *   request  `<id> <base64 stdin | -> <command as a bash $'...' string>\n`
  *   replies  `P <id> <pid>\n` once the command runs (its pid leads its own process group), then
- *            `R <id> <exit status> <stdout bytes> <stderr bytes>\n` followed by stdout and stderr.
+ *            `R <id> <exit status> <stdout bytes> <stderr bytes>\n` followed by stdout and stderr,
+ *            then `E <id>\n` once nothing of the command runs on the host any more.
  * Before the first reply the session prints READY_MARK and a token: whatever the login shell printed
  * before it (a chatty .bashrc) is skipped.
  *
@@ -41,6 +42,9 @@ export const SESSION_LOOP = [
   '  set -- $(stat -c %s "$d/o" "$d/e")',
   '  echo "R $id $s $1 $2"',
   '  cat "$d/o" "$d/e"',
+  // Sent by bash itself once cat has exited: the host is done with the command only then, so a
+  // caller that moves on to another host at the reply keeps at most `parallel` hosts at work.
+  '  echo "E $id"',
   'done',
 ].join('\n');
 
@@ -79,6 +83,8 @@ export class ReplyParser {
   private buffer: Buffer = Buffer.alloc(0);
   private ready = false;
   private body: { id: number; code: number; out: number; err: number } | undefined;
+  /** A reply whose output has come, given out when its end line ("E <id>") follows. */
+  private complete: Extract<Reply, { kind: 'done' }> | undefined;
 
   constructor(private readonly token: string) {}
 
@@ -102,7 +108,7 @@ export class ReplyParser {
       if (this.body) {
         const { id, code, out, err } = this.body;
         if (this.buffer.length < out + err) return replies;
-        replies.push({ kind: 'done', id, code, stdout: this.buffer.subarray(0, out), stderr: this.buffer.subarray(out, out + err) });
+        this.complete = { kind: 'done', id, code, stdout: this.buffer.subarray(0, out), stderr: this.buffer.subarray(out, out + err) };
         this.buffer = this.buffer.subarray(out + err);
         this.body = undefined;
         continue;
@@ -113,7 +119,11 @@ export class ReplyParser {
       this.buffer = this.buffer.subarray(nl + 1);
       const started = /^P (\d+) (\d+)$/.exec(line);
       const done = /^R (\d+) (\d+) (\d+) (\d+)$/.exec(line);
-      if (started) replies.push({ kind: 'started', id: Number(started[1]), pid: Number(started[2]) });
+      const end = /^E (\d+)$/.exec(line);
+      if (end && this.complete && this.complete.id === Number(end[1])) {
+        replies.push(this.complete);
+        this.complete = undefined;
+      } else if (started) replies.push({ kind: 'started', id: Number(started[1]), pid: Number(started[2]) });
       else if (done) this.body = { id: Number(done[1]), code: Number(done[2]), out: Number(done[3]), err: Number(done[4]) };
       else throw new Error(`unexpected line from the remote session: ${JSON.stringify(line.slice(0, 200))}`);
     }

@@ -1,12 +1,20 @@
 import { readFile } from 'node:fs/promises';
+import { connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import type { Host } from '../config/model.js';
 import { HostError, HostKeyError } from '../errors.js';
 import { hostLookupName, KnownHosts, type HostKeyVerdict } from './known-hosts.js';
 import type { ExecOptions, ExecResult, Transport } from './transport.js';
 import { RemoteSession, SessionUnavailable } from './remote-session.js';
 import { killCommand, spareStreamCommand } from './session.js';
+
+/**
+ * ssh2 loads when the first connection is opened, not with the command: its ~25 ms of loading then
+ * overlap the first TCP handshakes and the hosts' SSH banners instead of delaying them (issue 17).
+ */
+let ssh2: Promise<typeof import('ssh2')> | undefined;
+const loadSsh2 = () => (ssh2 ??= import('ssh2').then((m) => ((m as { default?: typeof import('ssh2') }).default ?? m)));
 
 /** Output kept per stream; beyond this the start is dropped (the end is what explains a failure). */
 const MAX_OUTPUT = 8 * 1024 * 1024;
@@ -83,7 +91,12 @@ export class SshTransport implements Transport {
     }
   }
 
-  static async connect(host: Host): Promise<SshTransport> {
+  /**
+   * @param opening.sessions 'now' (default): the remote session and the spare stream shell start their
+   * login shells as soon as the connection is up; 'later': when startSessions() is called (the pool
+   * does, at most `parallel` hosts at once: a login shell at work is work on the host).
+   */
+  static async connect(host: Host, opening: { sessions?: 'now' | 'later' } = {}): Promise<SshTransport> {
     const knownHosts = KnownHosts.load(host.knownHosts);
     const keyTypes = knownHosts.keyTypesFor(host.address, host.port);
     let rejection: HostKeyError | undefined;
@@ -115,6 +128,18 @@ export class SshTransport implements Transport {
       throw new HostError(host.name, 'no SSH key configured and no ssh-agent running (SSH_AUTH_SOCK is not set)', { hint: 'set ssh.key in the profile, or start ssh-agent and ssh-add your key' });
     }
 
+    // The TCP connection is opened first; ssh2 takes it over once loaded (data waits in the socket).
+    const sock = tcpConnect({ host: host.address, port: host.port });
+    let sockError: Error | undefined;
+    const onSockError = (err: Error) => { sockError ??= err; };
+    sock.on('error', onSockError);
+    const { Client } = await loadSsh2();
+    sock.removeListener('error', onSockError);
+    if (sockError || sock.destroyed) {
+      sock.destroy();
+      throw new HostError(host.name, `cannot connect to ${host.address}:${host.port}: ${sockError?.message ?? 'the connection was closed'}`, { cause: sockError });
+    }
+    options.sock = sock;
     const client = new Client();
     await new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -145,11 +170,29 @@ export class SshTransport implements Transport {
     });
     const transport = new SshTransport(client, host);
     // Both start their login shells now, while the caller reads load balancers and state.
-    if (!transport.sessionsOff) {
-      transport.startSession();
-      transport.spare = transport.openSpare();
-    }
+    if (opening.sessions !== 'later') void transport.startSessions();
     return transport;
+  }
+
+  private sessionsStarting: Promise<void> | undefined;
+
+  /**
+   * Starts the remote session and the spare stream shell (once); settles when the session's loop
+   * answers, i.e. when the host's login shell has done its work (or the session could not start: its
+   * commands then get channels of their own). Never rejects.
+   */
+  startSessions(): Promise<void> {
+    if (this.sessionsOff || this.lost) return Promise.resolve();
+    this.sessionsStarting ??= (() => {
+      const session = this.sessions.find((s) => !s.dead) ?? this.startSession();
+      this.spare ??= this.openSpare();
+      // A login shell that never finishes (a .bashrc waiting for input) does not hold the run here:
+      // after the connect timeout the commands find out for themselves, each with its own timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.config.connectTimeoutMs); });
+      return Promise.race([session.started, waited]).finally(() => clearTimeout(timer));
+    })();
+    return this.sessionsStarting;
   }
 
   private get where(): string { return `${this.config.address}:${this.config.port}`; }

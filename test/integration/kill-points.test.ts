@@ -58,7 +58,8 @@ const POINTS: Array<{ at: string; what: string; live: 'old' | 'new'; how: '--aba
   { at: 'purge:1', what: 'after the purge on one host', live: 'new', how: '--abandon' },
 ];
 
-const DBS = ['ustest_orc_kp_a', 'ustest_orc_kp_b'];
+// Not under another test's prefix (dry-run.test drops ustest_orc_*): the integration tier may run files side by side.
+const DBS = ['ustest_kp_a', 'ustest_kp_b'];
 
 async function dropDbs(): Promise<void> {
   const c = new pg.Client({ host: '127.0.0.1', user: 'postgres', database: 'postgres' });

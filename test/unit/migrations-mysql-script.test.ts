@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitMysqlScript } from '../../src/data/mysql.js';
+import { splitMysqlScript } from '../../src/data/mysql-script.js';
 
 const sqls = (script: string) => splitMysqlScript(script).map((s) => s.sql);
 

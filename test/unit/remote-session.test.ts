@@ -9,8 +9,8 @@ import { encodeRequest, ReplyParser, READY_MARK, SESSION_LOOP, type Reply } from
 test('the parser skips the login shell\'s chatter and reassembles replies split anywhere', () => {
   const wire = Buffer.concat([
     Buffer.from(`Welcome to pyenv!\n${READY_MARK} tok\n`),
-    Buffer.from('P 1 4242\nR 1 3 6 4\nhello\nerr\n'),
-    Buffer.from('P 2 4243\nR 2 0 0 0\n'),
+    Buffer.from('P 1 4242\nR 1 3 6 4\nhello\nerr\nE 1\n'),
+    Buffer.from('P 2 4243\nR 2 0 0 0\nE 2\n'),
   ]);
   for (const size of [1, 3, 7, wire.length]) {
     const parser = new ReplyParser('tok');

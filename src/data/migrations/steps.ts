@@ -6,7 +6,7 @@
  * that never run.
  */
 import type { DatabaseEngine } from '../../config/model.js';
-import { splitMysqlScript } from '../mysql.js';
+import { splitMysqlScript } from '../mysql-script.js';
 import type { Migration } from './files.js';
 
 export interface PendingMigration {
