@@ -14,7 +14,7 @@ import { startLoad, type LoadResult } from '../lab/load.js';
 import { updateserver, type CliResult } from './cli.js';
 import { WATCH_CHECKS, measureRollback } from '../../bench/rollback.js';
 
-const NET = 80;
+const NET = 82;
 let p: Pipeline;
 
 interface Report { check: string; kind: string; phase: string; target: string; ok: boolean; attempts: number; ms: number; latencyMs: number; lastError?: string }
