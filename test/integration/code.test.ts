@@ -194,7 +194,9 @@ test('a release altered in transit aborts the promotion with exit 1; live untouc
     assert.equal(r.code, 1, explain(r));
     const message = json.error?.message ?? '';
     console.log(`beta exited ${r.code}: ${message.split('\n').slice(0, 3).join(' | ')}`);
-    assert.match(message, new RegExp(`^dev1: release ${release} pulled from stage dev does not match its manifest`));
+    // The pull is the plan's first step: its failure is reported as that step's, live traffic untouched.
+    assert.match(message, new RegExp(`^bring the release into the relay cache failed: dev1: release ${release} pulled from stage dev does not match its manifest`));
+    assert.match(json.error?.hint ?? '', /live traffic was not touched/);
     assert.equal(existsSync(cached), false, 'the altered copy is not kept in the cache');
     assert.deepEqual(await liveState(), before, 'beta serves the same release from the same slot');
     assert.deepEqual(p.betaHosts.map(releasesOn), releasesBefore, 'no release copied to any beta host');
