@@ -286,10 +286,19 @@ export function readResults(dir = RESULTS_DIR): { results: Results; run: RunInfo
   return { results, run };
 }
 
+/**
+ * Figures measured by integration tests rather than by a bench of this folder (the rollout's shares and
+ * aborts, issue 20), kept as written in bench/sections/*.md and appended, so that a new report keeps them.
+ */
+function sections(dir = join(REPO, 'bench', 'sections')): string {
+  if (!existsSync(dir)) return '';
+  return readdirSync(dir).filter((f) => f.endsWith('.md')).sort().map((f) => `\n${readFileSync(join(dir, f), 'utf8').trimEnd()}\n`).join('');
+}
+
 export function writeReport(file = join(REPO, 'BENCHMARKS.md'), dir = RESULTS_DIR): { file: string; text: string } {
   const { results, run } = readResults(dir);
   const machineReadNow = run.machine === undefined;
-  const text = render(results, machineReadNow ? { ...run, machine: readMachine() } : run, { machineReadNow });
+  const text = render(results, machineReadNow ? { ...run, machine: readMachine() } : run, { machineReadNow }) + sections();
   writeFileSync(file, text);
   return { file, text };
 }
