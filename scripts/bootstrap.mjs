@@ -24,7 +24,7 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
  */
 export const PURPOSES = {
   demo: { command: 'npm run demo', npm: true, extras: [], databases: ['postgres'], start: true },
-  test: { command: 'npm test', npm: true, extras: ['wrk', 'openssl', 'python3-prometheus-client'], databases: ['postgres', 'mysql'], start: true },
+  test: { command: 'npm test', npm: true, extras: ['wrk', 'openssl', 'python3-prometheus-client', 'chromium'], databases: ['postgres', 'mysql'], start: true },
   lab: { command: 'npm run bench', npm: false, extras: ['wrk'], databases: ['postgres', 'mysql'], start: false },
   npm: { command: 'npm run build', npm: true, debian: false },
 };
@@ -43,6 +43,7 @@ export const DEBIAN_PACKAGES = [
   { name: 'postgresql-client', commands: ['psql', 'pg_dump', 'pg_restore'], why: 'snapshots of slot databases; the sample app writes with psql' },
   { name: 'wrk', commands: ['wrk'], extra: true, why: 'the load generator of the switching tests' },
   { name: 'openssl', commands: ['openssl'], extra: true, why: 'the certificate of the release-mail test\'s SMTP server (STARTTLS)' },
+  { name: 'chromium', commands: ['chromium'], extra: true, why: 'the headless browser the web console\'s tests drive' },
   { name: 'python3-prometheus-client', commands: [], python: 'prometheus_client', extra: true, why: 'the OpenMetrics reference parser that checks the console\'s /metrics' },
   { name: 'mariadb-server', server: 'mysql', commands: ['mariadbd'], why: 'the MySQL-engine tests (MariaDB on 127.0.0.1:3306)' },
   { name: 'mariadb-client', commands: ['mysql', 'mysqldump', 'mysqladmin'], mysqlClient: true, why: 'snapshots of MySQL slot databases' },

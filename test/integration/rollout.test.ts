@@ -89,7 +89,9 @@ function shares(samples: Sample[], newSlot: 'a' | 'b'): Array<{ weight: number; 
     const oldSlot = newSlot === 'a' ? 'b' : 'a';
     const dn = e[newSlot].responses - s[newSlot].responses;
     const dold = e[oldSlot].responses - s[oldSlot].responses;
-    if (s.weight > 0) out.push({ weight: s.weight, share: dn / Math.max(1, dn + dold), requests: dn + dold });
+    // The final switch sets the live entry and the weight back to 0 one after the other: a sample taken
+    // between the two (the new backend live, the weight not yet 0) is no rollout step.
+    if (s.weight > 0 && s.web !== `web_${newSlot}`) out.push({ weight: s.weight, share: dn / Math.max(1, dn + dold), requests: dn + dold });
     i = j + 1;
   }
   return out;

@@ -25,13 +25,13 @@ const SCRIPT = join(PACKAGE_DIR, 'scripts', 'bootstrap.mjs');
 const load = async () => (await import(pathToFileURL(SCRIPT).href)) as Bootstrap;
 
 const machine = (have: string[], serverUp = { postgres: false, mysql: false }): Facts => ({ hasCommand: (c) => have.includes(c), hasPython: (m) => have.includes(`python:${m}`), serverUp });
-const EVERYTHING = ['haproxy', 'sshd', 'ssh', 'ssh-keygen', 'rsync', 'unshare', 'pg_ctlcluster', 'psql', 'pg_dump', 'pg_restore', 'wrk', 'openssl', 'mariadbd', 'mysql', 'mysqldump', 'mysqladmin', 'python:prometheus_client'];
+const EVERYTHING = ['haproxy', 'sshd', 'ssh', 'ssh-keygen', 'rsync', 'unshare', 'pg_ctlcluster', 'psql', 'pg_dump', 'pg_restore', 'wrk', 'openssl', 'mariadbd', 'mysql', 'mysqldump', 'mysqladmin', 'python:prometheus_client', 'chromium'];
 
 test('a machine with only Node: the demo lacks the lab and PostgreSQL; npm test also wrk, the OpenMetrics parser and MariaDB', async () => {
   const { missingPackages } = await load();
   const names = (purpose: string) => missingPackages(purpose, machine([])).map((p) => p.name);
   assert.deepEqual(names('demo'), ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux', 'postgresql', 'postgresql-client']);
-  assert.deepEqual(names('test'), ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux', 'postgresql', 'postgresql-client', 'wrk', 'openssl', 'python3-prometheus-client', 'mariadb-server', 'mariadb-client']);
+  assert.deepEqual(names('test'), ['haproxy', 'openssh-server', 'openssh-client', 'rsync', 'util-linux', 'postgresql', 'postgresql-client', 'wrk', 'openssl', 'chromium', 'python3-prometheus-client', 'mariadb-server', 'mariadb-client']);
   for (const pkg of missingPackages('test', machine([]))) assert.ok(pkg.why.length > 10, `${pkg.name} says why`);
 });
 
