@@ -41,6 +41,8 @@ export interface Results {
   startup?: Common & StartupResult;
   'fleet-light'?: Common & { rows?: FleetRow[] };
   /** Issue 21: inserts per second without and with the change log (bench/write-cost.ts); no target, a measure. */
+  /** Issue 22: the console's pipeline page at size (bench/console-page.ts). */
+  'console-page'?: Common & { stages?: number; services?: number; hosts?: number; runs?: number; medianMs?: number; maxMs?: number; pageBytes?: number };
   'write-cost'?: Common & { engines?: Array<{ engine: string; plainMedian?: number; loggedMedian?: number; costPercent?: number }> };
 }
 
@@ -55,7 +57,7 @@ export interface RunInfo {
   benches?: Array<{ name: string; exit: number | null; durationMs: number; env: Record<string, string> }>;
 }
 
-export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot', 'validate', 'versus', 'startup', 'fleet-light', 'write-cost'] as const;
+export const BENCHES = ['promote', 'fleet', 'flip', 'rollback', 'switch-latency', 'transfer', 'snapshot', 'validate', 'versus', 'startup', 'fleet-light', 'write-cost', 'console-page'] as const;
 
 /** updateserver's wall time over the bare shell script's, in the same run (issue 17). */
 export const VERSUS_TARGET: Record<'clean' | 'field', number> = { clean: 1.0, field: 0.7 };
@@ -212,6 +214,10 @@ export function figures(r: Results): Figure[] {
   else missing(S8, '`updateserver --version`', '<= 120 ms', 'startup');
   if (st?.firstConnectionMsMedian !== undefined) add({ section: S8, name: `command start -> first connection to a host, median of ${st.runs ?? '?'}`, value: `${ms(st.firstConnectionMsMedian)} (max ${ms(st.firstConnectionMsMax)})`, target: '<= 150 ms', verdict: atMost(st.firstConnectionMsMedian, 150), bench: 'startup' });
   else missing(S8, 'command start -> first connection to a host', '<= 150 ms', 'startup');
+  const cp = r['console-page'];
+  const cpName = `web console: the pipeline page, ${cp?.stages ?? 4} stages x ${cp?.services ?? 10} services x ${cp?.hosts ?? 50} hosts, at the server (median of ${cp?.runs ?? '?'})`;
+  if (cp?.medianMs !== undefined) add({ section: 'Web console', name: cpName, value: `${ms(cp.medianMs)} (max ${ms(cp.maxMs)}, ${num(cp.pageBytes)} bytes)`, target: '<= 100 ms', verdict: atMost(cp.medianMs, 100), bench: 'console-page' });
+  else missing('Web console', cpName, '<= 100 ms', 'console-page');
   // Counted at the transport and asserted by an integration test, not timed: the test fails if they change.
   out.push({ section: S8, name: 'sequential remote exchanges per host in a promotion: the previous stage\'s host / each target host', value: '1 / 5 (before issue 17: 2 / 5); 3 / 5 when the release must be pulled into the local cache (unchanged)', target: '—', verdict: 'no target', bench: 'exchanges', command: 'node --test dist/test/integration/exchanges.test.js' });
   return out;

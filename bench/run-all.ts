@@ -39,6 +39,7 @@ const FULL: Record<Bench, Record<string, string>> = {
   startup: { RUNS: '10' },
   'fleet-light': { HOSTS: '200', RUNS: '2' },
   'write-cost': { SECONDS: '4', CONNECTIONS: '4', RUNS: '3' },
+  'console-page': { RUNS: '30' },
 };
 
 const QUICK: Record<Bench, Record<string, string>> = {
@@ -54,6 +55,7 @@ const QUICK: Record<Bench, Record<string, string>> = {
   startup: { RUNS: '3' },
   'fleet-light': { HOSTS: '8', RUNS: '1' },
   'write-cost': { SECONDS: '1', CONNECTIONS: '2', RUNS: '1' },
+  'console-page': { RUNS: '5' },
 };
 
 export function selected(only: string | undefined): Bench[] {
