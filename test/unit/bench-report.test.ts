@@ -40,6 +40,7 @@ function passing(): Results {
     'fleet-light': { command: 'HOSTS=200 RUNS=2 node dist/bench/fleet-light.js', rows: [
       { hosts: 200, runs: 2, ok: true, wallMsMedian: 8000, wallMsMax: 8500, peakMb: 120, parallel: 16, maxConnectionsPerHost: 1, maxDistinctConnectionsPerHost: 1, maxConnections: 201, maxBusyHosts: 16, hostsWatched: 201, hostsConnected: 201 },
     ] },
+    'console-page': { command: 'RUNS=30 node dist/bench/console-page.js', stages: 4, services: 10, hosts: 50, runs: 30, medianMs: 40, maxMs: 60, pageBytes: 18000 },
   };
 }
 
@@ -64,8 +65,8 @@ describe('bench report: verdicts', () => {
     const notMet = judged(passing()).filter((f) => f.verdict !== 'met');
     assert.deepEqual(notMet, []);
     // Failed requests x4, promotion 2/8/32, switch, reaction, transfer, snapshot, memory at 32, fleet x3 per row, validation x2,
-    // light fleet x4, versus x2, start-up x2.
-    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2 + 2 + 4 + 2 + 2);
+    // light fleet x4, versus x2, start-up x2, the console's pipeline page.
+    assert.equal(judged(passing()).length, 4 + 3 + 1 + 1 + 1 + 1 + 1 + 3 * 2 + 2 + 4 + 2 + 2 + 1);
   });
 
   test('against the shell script: field hosts must be at most 0.7x, clean at most 1.0x, with no failed request', () => {
