@@ -188,9 +188,11 @@ async function observePromotion(input: PromoteInput, run: Observed): Promise<Pro
       pulls[s] = { hash: manifest.hash, manifest: manifest.text };
     }));
   } else {
+    // One time for the run: the services released together carry the same {date} in their names.
+    const at = now();
     for (const s of services) {
       // The first stage's release is staged where the run can name it; a read-only run stages it outside the state directory.
-      releases[s] = await stageFirstSource(project, stage, stage.services[s]!, { now: now(), data: dataVersion(dataOf[s]!), git }, { dryRun: run.readOnly });
+      releases[s] = await stageFirstSource(project, stage, stage.services[s]!, { now: at, data: dataVersion(dataOf[s]!), git }, { dryRun: run.readOnly });
     }
   }
 
