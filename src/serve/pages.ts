@@ -68,6 +68,6 @@ export function runPage(user: string, csrf: string, run: RunRecord): string {
 <p role="status" id="state">${esc(run.summary ?? 'running…')}</p>
 ${run.planText ? `<details${run.dryRun ? ' open' : ''}><summary>The plan</summary><pre>${esc(run.planText)}</pre></details>` : ''}
 <div id="rollout-box" aria-live="polite">${rolloutTable(run.rollout ?? [])}</div>
-<div id="report">${run.report ? `<h2>What the slot left behind took</h2>${reportHtml(run.report, true)}` : ''}</div>
+<div id="report">${run.report ? `<h2>What the slot left behind took</h2>${reportHtml(run.report, true, 3)}` : ''}</div>
 <h2>Steps</h2><ol id="steps" aria-live="polite">${steps}</ol>`, { user, csrf, ...(run.summary === undefined ? { script: LIVE } : {}) });
 }

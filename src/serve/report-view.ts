@@ -89,9 +89,9 @@ export function generic(name: string, value: unknown): string {
   return `<details class="generic"><summary>${t(name)}</summary><pre>${t(JSON.stringify(value, null, 2))}</pre></details>`;
 }
 
-function serviceSection(report: ChangeReport, s: ServiceChanges): string {
+function serviceSection(report: ChangeReport, s: ServiceChanges, h: number): string {
   const id = `rep-${s.service.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-  const head = `<h2 id="${esc(id)}">${t(s.service)}: written to slot ${t(s.slot)} since it went live</h2>
+  const head = `<h${h} id="${esc(id)}">${t(s.service)}: written to slot ${t(s.slot)} since it went live</h${h}>
 <p>Slot ${t(s.slot)} (database ${t(s.database)}) was left behind by the ${t(report.action)}; slot ${t(s.servingSlot)} (database ${t(s.servingDatabase)}) serves without these writes.
 <strong class="service-counts">${t(serviceCounts(s))}</strong></p>`;
   const untracked = s.untracked.length ? `<p class="bad">NOT recorded (no change-log trigger): table(s) ${t(s.untracked.join(', '))}.</p>` : '';
@@ -102,11 +102,11 @@ function serviceSection(report: ChangeReport, s: ServiceChanges): string {
   return `<section class="report" aria-labelledby="${esc(id)}">${head}${untracked}${s.tables.length ? countsTable(s) : ''}${tables}${extra}</section>`;
 }
 
-/** The whole report: the run page (when the run left one) and the report's own page. */
-export function reportHtml(report: ChangeReport, withRows: boolean): string {
+/** The whole report: the run page (when the run left one, under its own h2: heading 3) and the report's own page. */
+export function reportHtml(report: ChangeReport, withRows: boolean, heading = 2): string {
   const extra = Object.entries(report).filter(([k]) => !KNOWN_REPORT.has(k)).map(([k, v]) => generic(k, v)).join('');
   const replay = report.services.some((s) => s.tables.length > 0)
     ? `<p>${withRows ? '' : `The rows themselves are in the report file of the host that ran it (${t(`changes/${report.stage}-${report.runId}.json`)} under the state directory). `}To apply them to the database that serves now: <code>updateserver replay ${t(report.stage)} --run ${t(report.runId)} --dry-run</code></p>`
     : '';
-  return `<div id="changes-report">${report.services.map((s) => serviceSection(report, s)).join('')}${extra}${replay}</div>`;
+  return `<div id="changes-report">${report.services.map((s) => serviceSection(report, s, heading)).join('')}${extra}${replay}</div>`;
 }

@@ -108,6 +108,8 @@ test('in a browser: promote beta, write through the new slot, roll back with the
   const inserted: number[] = [];
   for (let i = 0; i < N; i++) inserted.push(await post(p.url.beta, `new-${i}`));
   for (const k of UPDATED) await sql(newDb, `UPDATE writes SET n = n + 100 WHERE k = '${k}'`);
+  const deletedIds = await idsOf(newDb, `k IN (${DELETED.map((k) => `'${k}'`).join(', ')})`);
+  assert.equal(deletedIds.length, DELETED.length, 'the copy brought the rows to delete');
   for (const k of DELETED) await sql(newDb, `DELETE FROM writes WHERE k = '${k}'`);
 
   // The rollback, from the pipeline page's button; the run page fills the report in when the run ends.
@@ -139,10 +141,9 @@ test('in a browser: promote beta, write through the new slot, roll back with the
   assert.deepEqual(await listed('inserted'), newIds);
   assert.deepEqual(await idsOf(oldDb, "k LIKE 'new-%'"), [], 'the database serving now has none of them');
   assert.deepEqual(await listed('updated'), await idsOf(newDb, `k IN (${UPDATED.map((k) => `'${k}'`).join(', ')}) AND n >= 100`));
+  assert.equal((await listed('updated')).length, UPDATED.length);
   assert.deepEqual(await idsOf(oldDb, 'n >= 100'), [], 'the updates are not in the database serving now');
-  const deletedIds = await idsOf(oldDb, `k IN (${DELETED.map((k) => `'${k}'`).join(', ')})`);
   assert.deepEqual(await listed('deleted'), deletedIds);
-  assert.equal(deletedIds.length, DELETED.length);
   assert.deepEqual(await idsOf(newDb, `id IN (${deletedIds.join(', ')})`), [], 'gone from the slot left');
   // Every change with its rows, in log order.
   await page.$eval('details.changes[data-table="writes"]', (d) => { (d as HTMLDetailsElement).open = true; });
