@@ -10,12 +10,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { slotDatabases } from '../lab/databases.js';
+import { startLoad } from '../lab/load.js';
 import { sql } from '../lab/pg.js';
 import { updateserver, explain, otherSlot, recordedLiveSlot } from './cli.js';
 import { Console } from '../../src/serve/server.js';
@@ -32,6 +33,12 @@ const SEEDS = ['seed-0', 'seed-1', 'seed-2', 'seed-3', 'seed-4', 'seed-5'];
 const UPDATED = ['seed-0', 'seed-1'];
 const DELETED = ['seed-4'];
 const dbs = slotDatabases('postgres', 'ustest_cb2');
+/** The profile refuses a rollout with a database per slot (copy): the second test drops beta's database for it. */
+const ROLLOUT = [
+  '    rollout:',
+  '      steps: [{ weight: 10, holdMs: 1500 }, { weight: 50, holdMs: 1500 }]',
+  '      gates: { minRequests: 5, tooFewWaitMs: 4000, latencyFloorMs: 50 }',
+].join('\n');
 let p: Pipeline;
 let server: Server;
 let browser: Browser;
@@ -167,5 +174,43 @@ test('in a browser: promote beta, write through the new slot, roll back with the
 
   // beta's database password was in the console's environment all along: it is in no page.
   for (const html of [runHtml, historyHtml, reportHtml, await (await page.goto(`${base}/`))!.text()]) assert.ok(!html.includes(DB_PASSWORD), 'the database password appears in a page');
+  await page.close();
+});
+
+test('in a browser: a rollout\'s traffic split, each step\'s weight and the gate figures the run records, followed live on the run page under load', async () => {
+  const profile = join(p.project.dir, 'profiles', 'beta.yaml');
+  const text = await readFile(profile, 'utf8');
+  const withoutDb = text.replace(/^    database:\n(?:      .*\n)+/m, '');
+  assert.notEqual(withoutDb, text, 'beta had a database block');
+  // Without a database, the app starts without one too.
+  await writeFile(profile, withoutDb.replace(' --db postgres://postgres@127.0.0.1:5432/{database}', '').replace(/^(  web:\n)/m, `$1${ROLLOUT}\n`));
+  await writeFile(join(p.appDir, 'VERSION'), '3.0.0\n');
+  const dev = await updateserver(p.project.dir, 'dev');
+  assert.equal(dev.code, 0, explain(dev));
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 900 });
+  await page.goto(`${base}/`);
+  assert.equal(page.url(), `${base}/`, 'still signed in from the first test (the same browser)');
+  const load = startLoad(p.url.beta, { connections: 4 });
+  try {
+    await Promise.all([page.waitForNavigation(), page.click('form[action="/stages/beta/promote"] button:not([name])')]);
+    // Seen while it happens: a step holding its share.
+    await page.waitForFunction(() => /holding/.test(document.querySelector('#rollout #ro-web-1')?.textContent ?? ''), { timeout: 180_000 });
+    await page.waitForFunction(() => /^(done|failed|nothing)/.test(document.getElementById('state')?.textContent ?? ''), { timeout: 180_000 });
+  } finally {
+    const result = await load.stop();
+    assert.equal(result.errors + result.timeouts + result.non2xx, 0, JSON.stringify(result));
+  }
+  assert.match(await page.$eval('#state', (e) => e.textContent ?? ''), /^done in \d+ ms: web serves .*3\.0\.0.* from slot [ab]$/);
+  // Filled in by the page's script from the run's events: each step's weight, its end, the figures its gate judged.
+  const rowsOf = () => page.$$eval('#rollout tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent ?? '')));
+  const split = await rowsOf();
+  assert.deepEqual(split.map((r) => r.slice(0, 4)), [['web step 1', '10%', '90%', 'passed (pass)'], ['web step 2', '50%', '50%', 'passed (pass)']], JSON.stringify(split));
+  for (const r of split) assert.match(r[4]!, /^new slot \d+ req \(\d+\.\d\d% of the window\), old \d+; 5xx 0\.00% vs 0\.00%; errors 0\.00% vs 0\.00%; response time \d+ ms vs \d+ ms \(ratio \d+\.\d\d\)$/);
+  assert.deepEqual(await page.$$eval('#rollout thead th', (ths) => ths.map((t) => t.getAttribute('scope'))), ['col', 'col', 'col', 'col', 'col']);
+  await page.screenshot({ path: join(SHOTS, 'rollout-run.png'), fullPage: true });
+  // The same table, server-rendered, for a page opened after the run.
+  await page.reload();
+  assert.deepEqual(await rowsOf(), split);
   await page.close();
 });
