@@ -195,7 +195,7 @@ test('in a browser: a rollout\'s traffic split, each step\'s weight and the gate
   try {
     await Promise.all([page.waitForNavigation(), page.click('form[action="/stages/beta/promote"] button:not([name])')]);
     // Seen while it happens: a step holding its share.
-    await page.waitForFunction(() => /holding/.test(document.querySelector('#rollout #ro-web-1')?.textContent ?? ''), { timeout: 180_000 });
+    await page.waitForFunction(() => /holding/.test(document.querySelector('#rollout tbody')?.textContent ?? ''), { timeout: 180_000 });
     await page.waitForFunction(() => /^(done|failed|nothing)/.test(document.getElementById('state')?.textContent ?? ''), { timeout: 180_000 });
   } finally {
     const result = await load.stop();
