@@ -5,8 +5,11 @@
  * inserts through HAProxy, updates and deletes by another client), then the console's Roll back
  * button. The run page shows the report as the run ends (its own script), with the exact counts per
  * table, and the rows it lists are checked against both slots' databases; the history links to the
- * report's own page, which lists every change with its rows. beta's database has a password (from
- * passwordEnv): it appears in no page. Writes docs/screenshots/rollback-report.png (linked from the README).
+ * report's own page, which lists every change with its rows; a flip away from the command line after
+ * more writes shows its own report in the history. beta's database has a password (from passwordEnv):
+ * it appears in no page. Then a rollout (beta without its database: the profile refuses a rollout with
+ * copy) followed live: each step's weight, state and gate figures. Writes docs/screenshots/
+ * rollback-report.png and rollout-run.png (linked from the README).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -173,7 +176,28 @@ test('in a browser: promote beta, write through the new slot, roll back with the
   const reportHtml = await page.content();
 
   // beta's database password was in the console's environment all along: it is in no page.
-  for (const html of [runHtml, historyHtml, reportHtml, await (await page.goto(`${base}/`))!.text()]) assert.ok(!html.includes(DB_PASSWORD), 'the database password appears in a page');
+  // A flip away from a slot that took writes, from the command line: its report is in the history too,
+  // and its page reads the file the CLI's run left.
+  const back = await updateserver(p.project.dir, 'flip', 'beta', '--force');
+  assert.equal(back.code, 0, explain(back));
+  const again = [await post(p.url.beta, 'again-0'), await post(p.url.beta, 'again-1')].sort((a, b) => a - b);
+  const away = await updateserver(p.project.dir, 'flip', 'beta');
+  assert.equal(away.code, 0, explain(away));
+  await page.goto(`${base}/stages/beta/history`);
+  // Latest runs first: the flip away, the flip back (the slot it left took nothing meanwhile), the rollback.
+  const summaries = await page.$$eval('.report-summary', (es) => es.map((e) => e.textContent ?? ''));
+  assert.equal(summaries.length, 3);
+  assert.match(summaries[1]!, new RegExp(`web, slot ${otherSlot(live)} left: no row was written`));
+  assert.match(summaries[0]!, new RegExp(`web, slot ${live} left: 2 inserted, 0 updated, 0 deleted in 1 table\\(s\\)`));
+  const flipHistoryHtml = await page.content();
+  await Promise.all([page.waitForNavigation(), page.click('.report-summary a')]);
+  assert.match(await page.$eval('h1', (h) => h.textContent ?? ''), /^What the slot left behind took: beta, run /);
+  assert.deepEqual((await page.$$eval('details.keys[data-table="writes"] tr[data-op="inserted"]', (trs) => trs.map((tr) => tr.getAttribute('data-key') ?? '')))
+    .map((k) => Number((JSON.parse(k) as { id: number }).id)).sort((a, b) => a - b), again);
+  assert.deepEqual(await idsOf(newDb, "k LIKE 'again-%'"), again);
+  const flipReportHtml = await page.content();
+
+  for (const html of [runHtml, historyHtml, reportHtml, flipHistoryHtml, flipReportHtml, await (await page.goto(`${base}/`))!.text()]) assert.ok(!html.includes(DB_PASSWORD), 'the database password appears in a page');
   await page.close();
 });
 
