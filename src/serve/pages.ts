@@ -60,7 +60,7 @@ if(!tr){let t=document.getElementById('rollout');if(!t){t=document.createElement
 tr=t.tBodies[0].insertRow();tr.id=id;tr.appendChild(document.createElement('th')).scope='row';for(let i=0;i<4;i++)tr.insertCell();tr.cells[1].className='weight';tr.cells[4].className='figures';}
 tr.cells[0].textContent=e.service+' step '+e.step;tr.cells[1].textContent=e.weight+'%';tr.cells[2].textContent=(100-e.weight)+'%';tr.cells[3].className='ro-'+e.state;tr.cells[3].textContent=e.state+(e.verdict?' ('+e.verdict+')':'');tr.cells[4].textContent=e.figuresText||'';}
 else if(e.type==='end'){state.textContent=e.summary;es.close();
-if(e.report)fetch(location.pathname).then((r)=>r.text()).then((h)=>{const d=new DOMParser().parseFromString(h,'text/html');document.getElementById('report').replaceWith(d.getElementById('report'));});}};`;
+if(e.report)fetch(location.pathname).then((r)=>r.text()).then((h)=>{const d=new DOMParser().parseFromString(h,'text/html');const n=d.getElementById('report');if(n)document.getElementById('report').replaceWith(n);});}};`;
 
 export function runPage(user: string, csrf: string, run: RunRecord): string {
   const steps = run.events.map((e) => `<li class="${esc(e.state)}">${esc(e.phase)} [${esc(e.target)}] ${esc(e.title)}: ${esc(e.state)}${e.error ? ` (${esc(e.error)})` : ''}</li>`).join('');
