@@ -428,7 +428,7 @@ export function buildPlan(input: PlanInput): Plan {
 }
 
 /** Stops every instance of a slot on a host, in one round trip. */
-function stopInstances(stage: Stage, service: Service, hostName: string, slot: SlotName, release: string): string {
+export function stopInstances(stage: Stage, service: Service, hostName: string, slot: SlotName, release: string): string {
   const host = hostOf(stage, hostName);
   if (instancesOn(service, hostName) === 1) return stopSlot(service, slot, slotContext(stage, service, host, slot, release));
   return andThen(...Array.from({ length: instancesOn(service, hostName) }, (_, i) => stopSlot(service, slot, slotContext(stage, service, host, slot, release, i + 1))));
