@@ -6,11 +6,14 @@
  * files, which the test compares with the host's own tree (SHA-256 of every file before and after),
  * on the terminal, in --json, in the report file under the state directory and in history. The `current`
  * link follows the live slot: after the promotion and back after the rollback. Then an automatic
- * rollback (a failed watch check) reports the files written to the new slot meanwhile.
+ * rollback (a failed watch check) reports the files written to the new slot meanwhile. The webhook
+ * carries the counts (changes.web.files).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startPipeline, type Pipeline } from '../lab/pipeline.js';
 import { TIERS_APP } from '../lab/tiers.js';
@@ -34,15 +37,30 @@ const checks = (windowMs: number) => [
 ].join('\n');
 
 let p: Pipeline;
+let server: Server;
+/** What beta's webhook received: the `changes` counts of each notification that had some. */
+const hooks: Array<{ event?: string; changes?: Record<string, { files?: unknown }> }> = [];
 before(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => { body += d; });
+    req.on('end', () => { hooks.push(JSON.parse(body) as (typeof hooks)[number]); res.statusCode = 204; res.end(); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   p = await startPipeline({
+    betaTopExtra: `notify:\n  webhook: http://127.0.0.1:${(server.address() as AddressInfo).port}/hook\n  events: [started, switched, rolled-back, failed]`,
     net: 90, betaHosts: 1,
     appStart: 'node notes.mjs --host {address} --port {port} --slot {slot} --release {release} --data {files}',
     projectFiles: { 'app/notes.mjs': await readFile(join(TIERS_APP, 'notes.mjs'), 'utf8'), 'healthchecks/web.yaml': checks(200) },
     devServiceExtra: FILES, betaServiceExtra: FILES,
   });
 });
-after(async () => { await p?.stop(); });
+after(async () => {
+  await p?.stop();
+  await new Promise((r) => server?.close(r));
+});
+const lastHookChanges = () => hooks.filter((h) => h.changes).at(-1)?.changes;
 
 const host = () => p.lab.hosts.find((h) => h.name === p.betaHosts[0])!;
 const on = (command: string) => ssh(p.lab, host(), command);
@@ -117,6 +135,8 @@ test('rollback reports exactly the files added, changed and removed in the slot 
   const warnings = (JSON.parse(back.stdout) as { warnings: string[] }).warnings;
   assert.ok(warnings.includes(`web: files of slot ${newSlot} on ${p.betaHosts[0]} (/srv/web/files/${newSlot}) were left behind; slot ${oldSlot} serves without what was written to them since it went live: 2 added, 2 changed, 1 removed`), warnings.join('\n'));
 
+  // The webhook carries the counts.
+  assert.deepEqual(lastHookChanges()?.web?.files, { added: 2, changed: 2, removed: 1 });
   // Back on the old slot: its release behind `current`, its data as it was.
   assert.equal(await recordedLiveSlot(p.project.dir, 'beta'), oldSlot);
   assert.equal((await on('readlink /srv/web/current')).trim(), `/srv/web/releases/${oldRelease}`, 'current points back at the old release after the rollback');
@@ -144,4 +164,5 @@ test('an automatic rollback (failed watch check) reports the files written to th
   assert.equal(entry.changes?.action, 'automatic rollback');
   assert.deepEqual(paths(entry.changes!.files![0]!.added), ['uploads/late.txt', 'uploads/poison']);
   assert.equal(await recordedLiveSlot(p.project.dir, 'beta'), oldSlot);
+  assert.deepEqual(lastHookChanges()?.web?.files, { added: 2, changed: 0, removed: 0 });
 });
