@@ -91,7 +91,8 @@ export async function leftBehind(stage: Stage, plan: Plan, recorded: StageState 
       lines.push(`could not mark the change log of ${describeConnection(m.conn)} as reported (a later report of it repeats these rows): ${describeError(err)}`);
     }
   }
-  lines.unshift(...reportLines(report, file), ...filesLeftLines(files));
+  const filesWritten = files.some((f) => f.added.length + f.changed.length + f.removed.length > 0);
+  lines.unshift(...reportLines(report, file), ...filesLeftLines(files), ...(file && filesWritten ? [`the files' paths and sizes are in ${file} (files are reported, not replayed: copy what you need from the slot left)`] : []));
   return { lines, report: withoutRows(report), counts: withFileCounts(countsOf(report), files), ...(file ? { file } : {}) };
 }
 
