@@ -18,7 +18,8 @@ export const manifestFile = (service: Pick<Service, 'root'>, slot: SlotName) => 
 
 /** The sorted list of a slot's files (run in its data directory); a path not there yet lists nothing. */
 function listing(paths: readonly string[]): string {
-  return `find ${paths.map((p) => quote(`./${p}`)).join(' ')} -type f -printf '%p\\t%s\\t%T@\\n' 2>/dev/null | LC_ALL=C sort`;
+  // A missing path (nothing written there yet) is an empty list, with or without pipefail.
+  return `{ find ${paths.map((p) => quote(`./${p}`)).join(' ')} -type f -printf '%p\\t%s\\t%T@\\n' 2>/dev/null || true; } | LC_ALL=C sort`;
 }
 
 /** Records the list of a slot's files, written whole (temporary file, then rename). */

@@ -16,12 +16,14 @@ import { loadProfile } from '../../src/config/load.js';
 import { buildPlan, type HostSlots, type ServiceFacts } from '../../src/plan/build.js';
 import type { Action, Plan } from '../../src/plan/plan.js';
 
-const bash = (command: string) => execFileSync('bash', ['-c', command], { encoding: 'utf8' });
+// With pipefail, as the strictest shell a host could run them in.
+const bash = (command: string) => execFileSync('bash', ['-o', 'pipefail', '-c', command], { encoding: 'utf8' });
 
 test('the list recorded at the switch against the tree now: exactly the files added, changed and removed', () => {
   const root = mkdtempSync(join(tmpdir(), 'updateserver-files-left-'));
   try {
-    const service = { root, files: { paths: ['db', 'uploads'], strategy: 'copy-self' as const, command: undefined } };
+    // `missing`: a path nothing was written to yet lists nothing, and fails nothing.
+    const service = { root, files: { paths: ['db', 'uploads', 'missing'], strategy: 'copy-self' as const, command: undefined } };
     const dir = join(root, 'files', 'b');
     mkdirSync(join(dir, 'db'), { recursive: true });
     mkdirSync(join(dir, 'uploads', 'sub dir'), { recursive: true });
@@ -85,7 +87,7 @@ test('plan: the new slot\'s list is recorded after the last checks, before the s
   assert.ok(checkAt < plan.phases.findIndex((p) => p.name === 'switch'));
   const records = execsOf([plan.phases[checkAt]!]).filter((a) => a.title.startsWith('record the list'));
   assert.deepEqual(records.map((a) => a.host), ['h1', 'h2']);
-  assert.match(records[0]!.command, /cd \/srv\/web\/files\/b && \{ find \.\/db \.\/uploads -type f -printf '%p\\t%s\\t%T@\\n' 2>\/dev\/null \| LC_ALL=C sort; \} > \/srv\/web\/files\/b\.manifest\.tmp && mv -f/);
+  assert.match(records[0]!.command, /cd \/srv\/web\/files\/b && \{ \{ find \.\/db \.\/uploads -type f -printf '%p\\t%s\\t%T@\\n' 2>\/dev\/null \|\| true; \} \| LC_ALL=C sort; \} > \/srv\/web\/files\/b\.manifest\.tmp && mv -f/);
   // A promotion does not list the old slot (its data went into the new slot's copy).
   assert.equal(execsOf(plan.phases).filter((a) => a.output).length, 0);
   const auto = plan.onFailure!.find((p) => p.on.includes('watch'))!;
