@@ -166,3 +166,11 @@ test('an automatic rollback (failed watch check) reports the files written to th
   assert.equal(await recordedLiveSlot(p.project.dir, 'beta'), oldSlot);
   assert.deepEqual(lastHookChanges()?.web?.files, { added: 2, changed: 0, removed: 0 });
 });
+
+test('check: the host has the programs files data needs', async () => {
+  const r = await updateserver(p.project.dir, 'check', 'beta');
+  const line = r.stdout.split('\n').find((l) => l.includes('files tools'));
+  assert.ok(line, explain(r));
+  assert.match(line!, /find, sort, diff, sha256sum, xargs, awk, cut, rsync \(files data of web\)/);
+  assert.doesNotMatch(line!, /not found/);
+});

@@ -130,3 +130,20 @@ test('report: per host, the paths by kind; unknown when nothing was recorded or 
   // A step that did not run is said, not taken for "nothing written".
   assert.match(filesLeftOf(s, plan, [], false)[0]!.unknown!, /were not listed/);
 });
+
+test('check: the probe of the programs files data needs names exactly the missing ones', async () => {
+  const { FILES_TOOLS, filesToolsProbe } = await import('../../src/check/hosts.js');
+  const bin = mkdtempSync(join(tmpdir(), 'updateserver-files-tools-'));
+  try {
+    const which = (t: string) => execFileSync('bash', ['-c', `command -v ${t}`], { encoding: 'utf8' }).trim();
+    const run = () => execFileSync('/bin/bash', ['-c', filesToolsProbe()], { encoding: 'utf8', env: { PATH: bin } });
+    assert.deepEqual(run().split('\n').filter(Boolean), [...FILES_TOOLS]);
+    for (const t of FILES_TOOLS.filter((x) => x !== 'diff' && x !== 'rsync')) execFileSync('ln', ['-s', which(t), join(bin, t)]);
+    assert.deepEqual(run().split('\n').filter(Boolean), ['diff', 'rsync']);
+    execFileSync('ln', ['-s', which('diff'), join(bin, 'diff')]);
+    execFileSync('ln', ['-s', which('rsync'), join(bin, 'rsync')]);
+    assert.equal(run(), '');
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+});
