@@ -5,7 +5,8 @@
  * SQLite app (its `sqlite3 .backup`, rsync delta and verification on the host, the list of the new
  * slot's files before the switch), a rollback (the list of the files left once the slot is stopped) and
  * a promotion whose post check fails (the automatic rollback's listing of the new slot's files) each run
- * exactly the effects their dry run's plan lists, host by host and load balancer by load balancer.
+ * exactly the effects their dry run's plan lists, host by host and load balancer by load balancer; and
+ * so does `refresh dev --from beta` of the files (its local ssh, rsync and verification programs).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +17,7 @@ import { TIERS_APP } from '../lab/tiers.js';
 import { updateserver, explain } from './cli.js';
 import { promote } from '../../src/promote/promote.js';
 import { flip } from '../../src/promote/flip.js';
+import { refresh } from '../../src/refresh/refresh.js';
 import { PromotionFailed } from '../../src/apply/apply.js';
 import { silentLogger } from '../../src/log.js';
 import type { Plan } from '../../src/plan/plan.js';
@@ -119,4 +121,29 @@ test('a promotion whose post check fails lists the new slot\'s files on the plan
   } finally {
     await writeFile(join(p.project.dir, 'healthchecks', 'web.yaml'), PRE);
   }
+});
+
+test('refresh of files executes exactly the programs and commands its dry run listed', async () => {
+  const request = (dryRun: boolean, recorder: Recorder) => ({
+    project: p.project, stage: 'dev', from: 'beta', logger: silentLogger, dryRun, instrument: recorder.instrument(),
+    ...(dryRun ? {} : { progress: () => { recorder.start(); return undefined; } }),
+  });
+  const dryRecorder = new Recorder();
+  // Recorded from its first command: a dry run may read, never change or run a local program.
+  dryRecorder.start();
+  const dry = await refresh(request(true, dryRecorder));
+  assert.deepEqual(dryRecorder.balancerWrites, []);
+  assert.deepEqual(dryRecorder.effects.filter((e) => e.effect.startsWith('run ')), [], 'the dry run ran a local program');
+  const recorder = new Recorder();
+  const real = await refresh(request(false, recorder));
+  assert.equal(real.applied, true);
+  assert.deepEqual(timeless(real.plan), timeless(dry.plan));
+  const expected = plannedEffects(dry.plan);
+  assert.deepEqual(recorder.byTarget(), expected);
+  // beta's .backup over OpenSSH, the pull, the push into dev's idle slot, the verification; dev's idle slot stopped first.
+  const local = expected.local ?? [];
+  for (const kind of [/^run ssh .*sqlite3 db\/notes\.db '\.backup /, /^run rsync .*:\/srv\/web\/files\/[ab]\.snapshot\/db\/ /, /^run rsync .* root@127\.0\.91\.11:\/srv\/web\/files\/[ab]\/uploads\/$/, /^run bash -c digest\(\)/]) {
+    assert.ok(local.some((e) => kind.test(e)), `no ${kind} effect:\n${local.join('\n')}`);
+  }
+  assert.ok((expected.dev1 ?? []).some((e) => /^exec .*kill -TERM/.test(e)), 'dev\'s idle slot is stopped');
 });
