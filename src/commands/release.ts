@@ -78,7 +78,13 @@ export function verifyManifest(service: Service, release: string): string {
 export function pointSlot(service: Service, slot: SlotName, release: string): string {
   const dir = service.slots[slot].dir;
   const tmp = `${dir}.updateserver-new`;
-  return `if [ -e ${quote(dir)} ] && [ ! -L ${quote(dir)} ]; then echo ${quote(`${dir} exists and is not a symlink; move it away (updateserver manages it as a pointer to a release)`)} >&2; exit 3; fi; ` +
+  // The current link moves right after the switch; a path there that is not a link would only be found
+  // then, with traffic already moved, so it is refused here, before anything starts.
+  const link = currentLink(service);
+  const currentGuard = service.currentLink
+    ? `if [ -e ${quote(link)} ] && [ ! -L ${quote(link)} ]; then echo ${quote(`${link} exists and is not a symlink; move it away, or set currentLink: false for ${service.name} (updateserver keeps it pointing at the live release)`)} >&2; exit 3; fi; `
+    : '';
+  return currentGuard + `if [ -e ${quote(dir)} ] && [ ! -L ${quote(dir)} ]; then echo ${quote(`${dir} exists and is not a symlink; move it away (updateserver manages it as a pointer to a release)`)} >&2; exit 3; fi; ` +
     `ln -sfn ${quote(releaseDir(service, release))} ${quote(tmp)} && mv -Tf ${quote(tmp)} ${quote(dir)}`;
 }
 

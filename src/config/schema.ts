@@ -211,7 +211,7 @@ export const service = z.strictObject({
   /** Directories under {root}/shared that both slots see, linked into every release at the same relative path. */
   shared: z.array(z.string({ error: 'expected a path' }).min(1), { error: 'expected a list of paths' }).default([]),
   /** Keep a link {root}/current to the live slot's release on every host, moved right after each switch (and back on rollback). */
-  currentLink: z.boolean().default(false),
+  currentLink: z.boolean().default(true),
   slots: z.strictObject({ a: slot, b: slot }, { error: 'expected slots a and b' }),
   /** The app's foreground command; the tool runs it detached in the slot directory. Placeholders: {slot} {port} {dir} {release} {stage} {host} {address} {service} {database}. */
   start: command(),

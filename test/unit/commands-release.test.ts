@@ -111,6 +111,8 @@ describe('release commands, exactly', () => {
 
   test('pointSlot', () => {
     assert.equal(pointSlot(SAMPLE, 'b', R1),
+      'if [ -e /srv/web/current ] && [ ! -L /srv/web/current ]; then echo \'/srv/web/current exists and is not a symlink; ' +
+      'move it away, or set currentLink: false for web (updateserver keeps it pointing at the live release)\' >&2; exit 3; fi; ' +
       'if [ -e /srv/web/b ] && [ ! -L /srv/web/b ]; then echo \'/srv/web/b exists and is not a symlink; move it away ' +
       '(updateserver manages it as a pointer to a release)\' >&2; exit 3; fi; ' +
       `ln -sfn /srv/web/releases/${R1} /srv/web/b.updateserver-new && mv -Tf /srv/web/b.updateserver-new /srv/web/b`);
@@ -211,6 +213,18 @@ describe('release commands run by bash in a temp dir', () => {
     assert.equal(readFileSync(join(service.slots.b.dir, 'precious'), 'utf8'), 'keep me');
     assert.ok(lstatSync(service.slots.b.dir).isDirectory());
     assert.equal(existsSync(`${service.slots.b.dir}.updateserver-new`), false);
+  });
+
+  test('pointSlot refuses a current path that is not a link (currentLink, the default) before pointing anything', () => {
+    makeRelease(R1);
+    mkdirSync(`${service.root}/current`);
+    writeFileSync(`${service.root}/current/cron.sh`, 'keep me');
+    const r = bash(pointSlot(service, 'b', R1));
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /current exists and is not a symlink; move it away, or set currentLink: false for web/);
+    assert.equal(readFileSync(`${service.root}/current/cron.sh`, 'utf8'), 'keep me');
+    assert.equal(existsSync(service.slots.b.dir), false);
+    assert.equal(bash(pointSlot({ ...service, currentLink: false }, 'b', R1)).code, 0);
   });
 
   test('pointSlot refuses a regular file with exit 3', () => {

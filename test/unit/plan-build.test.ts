@@ -47,6 +47,7 @@ const WEB_LINES = [
   '  web:',
   '    hosts: [h1, h2]',
   '    root: /srv/web',
+  '    currentLink: false', // the current link's own plan steps are tested in topology.test
   '    listen: 8080',
   '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
   '    start: node server.mjs --host {address} --port {port} --slot {slot} --release {release}',

@@ -42,6 +42,7 @@ const { stage: STAGE, project } = await loadStage([
   '  web:',
   '    hosts: [h1, h2]',
   '    root: /srv/web',
+  '    currentLink: false', // the current link's own plan steps are tested in topology.test
   '    listen: 8080',
   '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
   '    start: node server.mjs --port {port}',

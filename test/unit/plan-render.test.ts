@@ -31,6 +31,7 @@ async function loadStage(hostsLine = 'hosts: { h1: { address: 10.0.0.11 }, h2: {
       '  web:',
       '    hosts: [h1, h2]',
       '    root: /srv/web',
+      '    currentLink: false', // the current link's own plan steps are tested in topology.test
       '    listen: 8080',
       '    slots: { a: { port: 8081 }, b: { port: 8082 } }',
       '    start: node server.mjs --port {port} --release {release}',
@@ -38,6 +39,7 @@ async function loadStage(hostsLine = 'hosts: { h1: { address: 10.0.0.11 }, h2: {
       '  api:',
       '    hosts: [h2]',
       '    root: /srv/api',
+      '    currentLink: false', // the current link's own plan steps are tested in topology.test
       '    listen: 8090',
       '    slots: { a: { port: 9001 }, b: { port: 9002 } }',
       '    start: node api.mjs --port {port}',

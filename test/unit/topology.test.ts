@@ -156,7 +156,8 @@ test('plan: files copy-self freezes the clients\' frontend, copies with rsync de
   assert.match(copy.command, /\( cd \/srv\/zeo\/files\/a && cp var\/Data\.fs \/srv\/zeo\/files\/a\.snapshot\/ \)/);
   assert.match(copy.command, /rsync -a --delete --no-whole-file --checksum "\$from"\/var\/ \/srv\/zeo\/files\/b\/var\//);
   assert.match(copy.command, /a=\$\(digest "\$from"\/var\) && b=\$\(digest \/srv\/zeo\/files\/b\/var\)/);
-  assert.deepEqual(titles('current'), [[`point /srv/client/current at ${R2}`, `point /srv/client/current at ${R2}`]]);
+  // On by default: every service's hosts (the client asks for it explicitly, the server and the worker by default).
+  assert.deepEqual(titles('current').map((t) => [...t].sort()), [[`point /srv/client/current at ${R2}`, `point /srv/client/current at ${R2}`, `point /srv/worker/current at ${R2}`, `point /srv/zeo/current at ${R2}`]]);
   const back = PLAN.onFailure!.find((p) => p.on.includes('post'))!;
   assert.deepEqual(back.on, ['current', 'post', 'watch']);
   assert.ok(back.phases.some((p) => p.name === 'current-back' && p.items.length === 2));
