@@ -21,6 +21,8 @@ import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
 import { formatBytes } from '../bytes.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
+import { createDatabaseStatement, createTable } from '../data/migrations/sql.js';
+import { PG_INSTALL } from '../data/changes/log-sql.js';
 import { describeData } from './data-note.js';
 import { failurePaths } from './failure.js';
 import { withHooks } from './hook-phases.js';
@@ -49,6 +51,12 @@ export interface DataFacts {
   sourceSlot?: { stage: string; slot: SlotName };
   /** Size of the source database (what the snapshot will copy), read-only, for the plan. */
   sourceBytes?: number;
+  /** The database the migrations run on will have the version table (the source's, or its own); absent in older facts. */
+  versionTable?: boolean;
+  /** The idle slot's database does not exist and nothing copies into it: the migrate step creates it. */
+  createDatabase?: boolean;
+  /** applied_by of the version table's rows: user@updateserver. */
+  appliedBy?: string;
 }
 
 /** With --code-only: the idle slot's database as it is, which the new release will use unchanged. */
@@ -247,9 +255,12 @@ export function buildPlan(input: PlanInput): Plan {
         ? { ...facts.data.sourceSlot, database: facts.data.source.database } : undefined;
       // A copy arrives without the source's change log (copyDatabase removes it): the migrations run without triggers.
       const logged = db.strategy === 'copy' || db.strategy === 'copy-self';
-      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, ...(copiedFrom ? { copiedFrom } : {}), ...(db.strategy === 'shared' ? { shared: true } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
+      const versionTable = facts.data.versionTable === undefined ? undefined : facts.data.versionTable ? undefined : createTable(targetDb.engine);
+      const createDb = facts.data.createDatabase && !copiedFrom ? { createDatabase: createDatabaseStatement(targetDb) } : {};
+      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending,
+        ...(facts.data.appliedBy === undefined ? {} : { appliedBy: facts.data.appliedBy }), ...(versionTable ? { versionTable } : {}), ...createDb, ...(copiedFrom ? { copiedFrom } : {}), ...(db.strategy === 'shared' ? { shared: true } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
       // After the migrations, so the new release's own tables are covered too; never on a live or shared database.
-      if (logged) add(data, name, { kind: 'change-log', service: name, connection: targetDb, title: `install the change log on ${targetDb.database} (what a rollback leaves behind is reported)` });
+      if (logged) add(data, name, { kind: 'change-log', service: name, connection: targetDb, ...(targetDb.engine === 'postgres' ? { statements: [...PG_INSTALL] } : {}), title: `install the change log on ${targetDb.database} (what a rollback leaves behind is reported)` });
     }
     if (service.files?.strategy === 'copy-self' && input.mode !== 'flip' && !input.codeOnly) {
       const f = filesActions(stage, service, facts.live, target, facts.release, (h: string) => stopInstances(stage, service, h, target, facts.release), freezeTargets(stage, name, input.services));

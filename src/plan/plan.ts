@@ -80,6 +80,16 @@ export type Action =
     copiedFrom?: { stage: string; slot: SlotName; database: string };
     /** Strategy shared: both slots use this database, so nothing is left behind by a rollback. */
     shared?: boolean;
+    /**
+     * Every statement that changes the database, as plan text (absent in plans made before): first
+     * `createDatabase` on the server's admin database (a first stage's slot without its database), then
+     * `versionTable` (the database has no version table yet), then per pending migration its begin row,
+     * its statements and its ok row (PendingMigration), the rows' values known now taken from here.
+     * Under its lock the run checks that the database still needs exactly `pending`, else changes nothing.
+     */
+    appliedBy?: string;
+    createDatabase?: string;
+    versionTable?: string;
   }
   /**
    * SQL statements run on one database, in order, on one session: in one transaction when
@@ -98,7 +108,15 @@ export type Action =
    * (copy, copy-self): a trigger on every table appends each row change, so a rollback reports exactly
    * what was written to the slot it leaves (src/data/changes/).
    */
-  | { kind: 'change-log'; service: string; connection: DatabaseConnection; title: string }
+  | {
+    kind: 'change-log'; service: string; connection: DatabaseConnection; title: string;
+    /**
+     * Exactly what the install sends, in one transaction (PostgreSQL: one statement that finds the
+     * tables as they are after the migrations, so the plan can hold its text). Absent (MySQL, whose
+     * triggers spell out the columns of the tables found then; plans made before): built when it runs.
+     */
+    statements?: string[];
+  }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**

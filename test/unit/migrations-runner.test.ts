@@ -49,7 +49,13 @@ function fakeDb(engine: DatabaseEngine, init: { rows?: VersionRow[]; table?: boo
     label: 'fake://shop',
     async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
       const name = names.get(sql);
-      assert.ok(name, `unexpected query: ${sql}`);
+      if (!name) {
+        // A migration's own statement: MySQL sends each alone through query().
+        assert.equal(engine, 'mysql', `unexpected query: ${sql}`);
+        calls.push(`query ${sql}`);
+        if (init.fail && sql.includes(init.fail)) throw new DatabaseError('fake://shop', `Table 'a' doesn't exist`, { code: 'ER_NO_SUCH_TABLE' });
+        return [];
+      }
       calls.push(name);
       const answer = ((): unknown[] => {
         switch (name) {
@@ -163,7 +169,7 @@ describe('migrate against a fake Db', () => {
   test('MySQL: no transaction; the id of the begin row from the session; the lock named after the database', async () => {
     const { db, calls } = fakeDb('mysql');
     await migrate(db, [V1], { appliedBy: 'ann@host', logger: recordingLogger() });
-    assert.deepEqual(calls, ['database?', 'try-lock', 'table?', 'create-table', 'begin-row', 'last-id', `exec ${V1.sql}`, 'ok-row', 'unlock']);
+    assert.deepEqual(calls, ['database?', 'try-lock', 'table?', 'create-table', 'begin-row', 'last-id', 'query CREATE TABLE a (x int)', 'ok-row', 'unlock']);
   });
 
   test('PostgreSQL failure: rolled back, then the row set to error outside the transaction, then unlock; the error names the version', async () => {
@@ -182,14 +188,17 @@ describe('migrate against a fake Db', () => {
   });
 
   test('MySQL failure: the error says the database may be half-changed and how far the script got', async () => {
-    const { db } = fakeDb('mysql', { fail: 'TABLE a ' });
-    await assert.rejects(migrate(db, [V1], { appliedBy: 'ann', logger: recordingLogger(), stage: 'beta', service: 'web' }), (err: unknown) => {
+    const { db, calls } = fakeDb('mysql', { fail: 'ADD y' });
+    const three = mig(1, 'CREATE TABLE a (x int);\nALTER TABLE a ADD y int;\nCREATE INDEX a_x ON a (x);');
+    await assert.rejects(migrate(db, [three], { appliedBy: 'ann', logger: recordingLogger(), stage: 'beta', service: 'web' }), (err: unknown) => {
       assert.ok(err instanceof MigrationFailed);
       assert.equal(err.halfChanged, true);
       assert.match(err.message, /migration 1 \(m1\) failed: .*\nMySQL commits each statement .*may be half-changed \(statements 1-1 of 3 ran and stay applied; statement 2 \(line 2\) failed\)/);
       assert.match(err.hint ?? '', /updateserver migrate resolve beta web 1/);
       return true;
     });
+    // Each statement sent alone, as the plan lists them; the third never.
+    assert.deepEqual(calls.filter((c) => c.startsWith('query ')), ['query CREATE TABLE a (x int)', 'query ALTER TABLE a ADD y int']);
   });
 
   test('a failed unlock is only logged: the migration error stays the one thrown', async () => {

@@ -22,17 +22,19 @@ export async function loggedTables(db: Db): Promise<LoggedTable[]> {
   return rows.map((r) => ({ name: r.name, pk: JSON.parse(r.pk) as string[], columns: JSON.parse(r.columns) as string[] }));
 }
 
-/** Creates (or empties) the log and puts its trigger on every table; returns the tables covered. */
-export async function installChangeLog(db: Db): Promise<LoggedTable[]> {
-  const tables = await loggedTables(db);
+/**
+ * Creates (or empties) the log and puts its trigger on every table; returns the tables covered.
+ * `planned`: the statements the plan holds (PostgreSQL), sent exactly; else built here.
+ */
+export async function installChangeLog(db: Db, planned?: readonly string[]): Promise<LoggedTable[]> {
   if (db.engine === 'postgres') {
-    const [s] = await db.query<{ s: string }>('SELECT current_schema() AS s');
-    const statements = installStatements('postgres', tables, s?.s ?? 'public');
+    const statements = planned ?? installStatements('postgres', []);
     await db.tx(async () => { for (const st of statements) await db.query(st); });
-  } else {
-    // MySQL commits each CREATE TRIGGER by itself: no transaction to hold them together.
-    for (const st of installStatements('mysql', tables)) await db.query(st);
+    return loggedTables(db);
   }
+  const tables = await loggedTables(db);
+  // MySQL commits each CREATE TRIGGER by itself: no transaction to hold them together.
+  for (const st of planned ?? installStatements('mysql', tables)) await db.query(st);
   return tables;
 }
 
