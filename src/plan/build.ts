@@ -25,6 +25,7 @@ import { createDatabaseStatement, createTable } from '../data/migrations/sql.js'
 import { PG_INSTALL } from '../data/changes/log-sql.js';
 import { describeData } from './data-note.js';
 import { failurePaths } from './failure.js';
+import { reportAction, reportPhase } from './report.js';
 import { withHooks } from './hook-phases.js';
 import { rolloutOff, rolloutPhase, type Rollouts } from './rollout.js';
 
@@ -429,6 +430,8 @@ export function buildPlan(input: PlanInput): Plan {
     // In reverse tier order: clients stop before the servers they use.
     ...tiers.map((_, i): Phase => ({ name: 'stop-old', title: `Stop the old slot (kept on disk for rollback)${tierNote(i)}`, items: items(stopOld[i]!) })).reverse(),
     { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },
+    // A flip or rollback: what users wrote to the slot traffic left, with the mark each log read keeps.
+    ...(input.mode === 'flip' ? [reportPhase(reportAction(stage, services, false, input.action ?? 'flip'))] : []),
   ];
   const action = input.action ?? input.mode ?? 'promote';
   // The profile's hooks go in at their points (plan/hook-phases.ts); the failure paths are built with them.

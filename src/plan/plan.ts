@@ -117,6 +117,19 @@ export type Action =
      */
     statements?: string[];
   }
+  /**
+   * After traffic left a slot (a flip or rollback; the automatic rollback's failure path): read what
+   * users wrote to each service's database of the slot left since it went live (its change log), write
+   * the report under the state directory (what `replay` reads), then leave `mark` in each log read, so
+   * the next report of that database starts after it. The mark is the only write, sent as this text
+   * with two values only the report knows (the last change read, the run id); not sent when the
+   * database has no change log (promoted before it existed) or the report file could not be written.
+   * Its failures are lines of the report, never the run's (src/promote/left-writes.ts).
+   */
+  | {
+    kind: 'report-changes'; action: string; title: string;
+    services: Array<{ service: string; left: SlotName; serving: SlotName; connection: DatabaseConnection; servingDatabase: string; mark: string }>;
+  }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**
@@ -155,6 +168,8 @@ export interface PlanItem {
 }
 
 export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'rollout' | 'switch' | 'current' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
+  /** After a flip or rollback (and in the automatic rollback's failure path): what was written to the slot left. */
+  | 'report'
   /** Phases of the failure paths only. */
   | 'revert' | 'drain-new' | 'stop-new' | 'current-back'
   /** The hooks at each point (issue 19); failed and finished are in Plan.finally. */

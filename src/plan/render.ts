@@ -74,6 +74,10 @@ function describe(action: Action): string {
     case 'sql': return [`on ${describeConnection(action.connection)}${action.transaction ? ', in one transaction' : ', each statement committed as it runs'}:`,
       ...action.statements.flatMap((st) => sqlLines(st))].join('\n');
     case 'change-log': return describeChangeLog(action);
+    case 'report-changes': return action.services.map((s) => [
+      `read what users wrote to ${describeConnection(s.connection)} (slot ${s.left}) since it was last reported (its change log), then write the report for \`updateserver replay\`; then, if it has a change log:`,
+      ...sqlLines(s.mark), '       (values 1: <the last change read, or the last mark\'s>, 2: <the run id>)',
+    ].join('\n')).join('\n');
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');

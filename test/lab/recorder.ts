@@ -141,6 +141,8 @@ export function effectsOfAction(a: Action): Effect[] {
     // A copy by TEMPLATE is decided when it runs; a plan that may take it is compared by dump only where fastPath is off.
     case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY) : [];
     case 'migrate': return migrateEffects(a);
+    // The report's one write: its mark in each change log it read (the lab's slots all have one).
+    case 'report-changes': return a.services.map((s) => ({ target: describeConnection(s.connection), effect: `sql ${s.mark}` }));
     // MySQL's install spells out the columns of the tables found when it runs: not plan text, not compared.
     case 'change-log': return (a.statements ?? []).map((sql) => ({ target: describeConnection(a.connection), effect: `sql ${sql}` }));
     // With no session left at the deadline, a drain changes nothing.

@@ -54,7 +54,9 @@ test('the log is read in the order of its sequence as a number, not of its text 
 test('literals: quotes doubled; MySQL doubles backslashes too; the report mark carries the last sequence covered', () => {
   assert.equal(literal('postgres', "it's \\x"), "'it''s \\x'");
   assert.equal(literal('mysql', "it's \\x"), "'it''s \\\\x'");
-  assert.equal(markStatement('postgres', '42', 'run-1'), 'INSERT INTO "updateserver_changes" (tbl, op, new_row) VALUES (\'\', \'R\', \'{"upTo":42,"run":"run-1"}\'::jsonb)');
+  // Fixed text, plan data; the last sequence covered and the run id are its parameters.
+  assert.equal(markStatement('postgres'), 'INSERT INTO "updateserver_changes" (tbl, op, new_row) VALUES (\'\', \'R\', jsonb_build_object(\'upTo\', $1::bigint, \'run\', $2::text))');
+  assert.equal(markStatement('mysql'), "INSERT INTO `updateserver_changes` (tbl, op, new_row) VALUES ('', 'R', JSON_OBJECT('upTo', CAST(? AS UNSIGNED), 'run', ?))");
   assert.equal(mysqlValue(null), 'NULL');
   assert.equal(mysqlValue(3.5), '3.5');
   assert.equal(mysqlValue({ x: [1] }), '\'{"x":[1]}\'');

@@ -136,6 +136,13 @@ export function untrackedQuery(engine: DatabaseEngine): string {
          AND (SELECT COUNT(*) FROM information_schema.TRIGGERS g WHERE g.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA AND g.EVENT_OBJECT_TABLE = t.TABLE_NAME AND g.TRIGGER_NAME LIKE 'us\\_chg\\_%') < 3 ORDER BY 1`;
 }
 
+function sinceExpression(engine: DatabaseEngine): string {
+  const log = ident(engine, LOG_TABLE);
+  return engine === 'postgres'
+    ? `COALESCE((SELECT (new_row ->> 'upTo')::bigint FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`
+    : `COALESCE((SELECT CAST(JSON_VALUE(new_row, '$.upTo') AS UNSIGNED) FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`;
+}
+
 /**
  * The changes after the last report's mark (an 'R' row holding the last sequence it covered), oldest
  * first, JSON as text: numbers keep every digit, and a replay sends the very text back. ORDER BY names
@@ -144,15 +151,22 @@ export function untrackedQuery(engine: DatabaseEngine): string {
 export function changesQuery(engine: DatabaseEngine): string {
   const log = ident(engine, LOG_TABLE);
   const text = (c: string) => (engine === 'postgres' ? `${c}::text` : c);
-  const since = engine === 'postgres'
-    ? `COALESCE((SELECT (new_row ->> 'upTo')::bigint FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`
-    : `COALESCE((SELECT CAST(JSON_VALUE(new_row, '$.upTo') AS UNSIGNED) FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`;
+  const since = sinceExpression(engine);
   return `SELECT ${engine === 'postgres' ? 'seq::text' : 'CAST(seq AS CHAR)'} AS seq, ${engine === 'postgres' ? "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" : "DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%f')"} AS at, tbl, op, ${text('pk')} AS pk, ${text('old_row')} AS old_row, ${text('new_row')} AS new_row
     FROM ${log} AS c WHERE c.op IN ('I', 'U', 'D') AND c.seq > ${since} ORDER BY c.seq`;
 }
 
-/** The mark a report leaves in the log it read: the next report of this database starts after `upTo`. */
-export function markStatement(engine: DatabaseEngine, upTo: string, runId: string): string {
-  const json = JSON.stringify({ upTo: Number(upTo), run: runId });
-  return `INSERT INTO ${ident(engine, LOG_TABLE)} (tbl, op, new_row) VALUES ('', 'R', ${literal(engine, json)}${engine === 'postgres' ? '::jsonb' : ''})`;
+/**
+ * The mark a report leaves in the log it read: the next report of this database starts after `upTo`.
+ * Fixed text (plan data: the rollback's report step holds it); its values are what only the report
+ * knows: 1, the last sequence it covered (the previous mark's when nothing new was logged), 2, the run id.
+ */
+export function markStatement(engine: DatabaseEngine): string {
+  const row = engine === 'postgres' ? "jsonb_build_object('upTo', $1::bigint, 'run', $2::text)" : "JSON_OBJECT('upTo', CAST(? AS UNSIGNED), 'run', ?)";
+  return `INSERT INTO ${ident(engine, LOG_TABLE)} (tbl, op, new_row) VALUES ('', 'R', ${row})`;
+}
+
+/** Where the next report starts: the last mark's upTo, 0 without one (changesQuery reads after it). */
+export function sinceQuery(engine: DatabaseEngine): string {
+  return `SELECT ${sinceExpression(engine)} AS since`;
 }

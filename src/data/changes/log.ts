@@ -3,7 +3,7 @@
  * migrations, so the new release's own tables are covered; read when traffic leaves the slot.
  */
 import type { Db } from '../db.js';
-import { LOG_TABLE, PG_FUNCTION, changesQuery, installStatements, markStatement, tablesQuery, untrackedQuery, type LoggedTable } from './log-sql.js';
+import { LOG_TABLE, PG_FUNCTION, changesQuery, installStatements, sinceQuery, tablesQuery, untrackedQuery, type LoggedTable } from './log-sql.js';
 import { ident } from '../connection.js';
 
 /** One row of the log: JSON kept as the text the database wrote. */
@@ -61,16 +61,25 @@ export async function hasChangeLog(db: Db): Promise<boolean> {
   return rows.length > 0;
 }
 
-/** What was logged since the last report (or since the log was installed), and the tables the log does not cover. */
-export async function readChanges(db: Db): Promise<{ changes: LoggedChange[]; untracked: string[] }> {
+/**
+ * What was logged since the last report (or since the log was installed), the tables the log does not
+ * cover, and where the next report would start if this one left no new mark (`upTo`: the last change read,
+ * else the previous mark's).
+ */
+export async function readChanges(db: Db): Promise<{ changes: LoggedChange[]; untracked: string[]; upTo: string }> {
   const rows = await db.query<{ seq: string; at: string; tbl: string; op: 'I' | 'U' | 'D'; pk: string | null; old_row: string | null; new_row: string | null }>(changesQuery(db.engine));
   const untracked = (await db.query<{ name: string }>(untrackedQuery(db.engine))).map((r) => r.name);
-  return { changes: rows.map((r) => ({ seq: String(r.seq), at: r.at, table: r.tbl, op: r.op, pk: r.pk, old: r.old_row, new: r.new_row })), untracked };
+  const changes = rows.map((r) => ({ seq: String(r.seq), at: r.at, table: r.tbl, op: r.op, pk: r.pk, old: r.old_row, new: r.new_row }));
+  const upTo = changes.at(-1)?.seq ?? String((await db.query<{ since: unknown }>(sinceQuery(db.engine)))[0]?.since ?? 0);
+  return { changes, untracked, upTo };
 }
 
-/** Leaves the mark after a report, so that the next report of this database (after a later switch to it) starts after it. */
-export async function markReported(db: Db, upTo: string, runId: string): Promise<void> {
-  await db.query(markStatement(db.engine, upTo, runId));
+/**
+ * Leaves the mark after a report, so that the next report of this database (after a later switch to it)
+ * starts after it. `sql` is the plan's text (markStatement), sent as it is.
+ */
+export async function markReported(db: Db, sql: string, upTo: string, runId: string): Promise<void> {
+  await db.query(sql, [upTo, runId]);
 }
 
 /** Rows in the log, for the benchmark and tests. */

@@ -1,0 +1,133 @@
+/*
+ * The plan is the whole truth for the database too (issue 16), proven on the lab's PostgreSQL: a
+ * promotion that copies its data (strategy copy, pg_dump | pg_restore), migrates the copy and installs
+ * its change log runs first as a dry run, then for real, with recorders around the real ssh2 transport,
+ * the real HAProxy runtime client, every real database session and every local program
+ * (test/lab/recorder.ts). The real run's effects, per host, load balancer, database and this machine,
+ * in order, equal the effects the dry run's plan lists, statement by statement: the copy's, the
+ * migration's own, its version-table rows, the change log's install. The same for a first stage's
+ * first promotion (the database and the version table created) and for a rollback of the migrated
+ * release whose report leaves its mark in the log it read. Reads are not effects; the parameters only
+ * the run knows (a row's id, a duration, the run id) are not compared; a dry run sends no statement that
+ * changes anything. Lab net 84, databases ustest_prd_*.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startPipeline, type Pipeline } from '../lab/pipeline.js';
+import { updateserver, explain } from './cli.js';
+import { promote } from '../../src/promote/promote.js';
+import { flip } from '../../src/promote/flip.js';
+import { silentLogger } from '../../src/log.js';
+import type { Action, Plan } from '../../src/plan/plan.js';
+import type { RunRequest } from '../../src/run/run.js';
+import { Recorder, plannedEffects } from '../lab/recorder.js';
+import { slotDatabases } from '../lab/databases.js';
+import { sql } from '../lab/pg.js';
+
+const NET = 84;
+const dbs = slotDatabases('postgres', 'ustest_prd');
+const PRE = 'pre:\n  - name: health\n    http: { path: /health }\n    deadlineMs: 8000\n';
+// The copy by dump is what the plan can list statement by statement (TEMPLATE is decided when it runs).
+const FAST_OFF = '      fastPath: off';
+const V1 = "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\nINSERT INTO items (name) VALUES ('one'), ('two'), ('three');\n";
+const V2 = "-- a column the new release needs\nALTER TABLE items ADD COLUMN note text NOT NULL DEFAULT '';\nCREATE TABLE tags (item integer NOT NULL REFERENCES items, tag text NOT NULL, PRIMARY KEY (item, tag));\n";
+
+let p: Pipeline;
+
+async function newRelease(version: string, stages: string[]): Promise<void> {
+  await writeFile(join(p.appDir, 'VERSION'), `${version}\n`);
+  for (const stage of stages) {
+    const r = await updateserver(p.project.dir, stage);
+    assert.equal(r.code, 0, explain(r));
+  }
+}
+
+type Run = (request: Pick<RunRequest, 'dryRun' | 'instrument' | 'progress' | 'logger'>) => Promise<{ plan: Plan; applied?: boolean }>;
+
+const timeless = (plan: Plan) => ({ ...plan, createdAt: '(masked)' });
+
+/**
+ * A dry run recorded from its first statement (it may read, never change), then the real run recorded
+ * from the moment its plan is applied; the real run's effects must be the dry run's plan's.
+ */
+async function dryThenReal(name: string, run: Run): Promise<{ plan: Plan; recorder: Recorder; expected: Record<string, string[]> }> {
+  const dryRecorder = new Recorder();
+  dryRecorder.start();
+  const dry = await run({ dryRun: true, instrument: dryRecorder.instrument(), logger: silentLogger });
+  assert.deepEqual(dryRecorder.balancerWrites, [], `${name}: the dry run changed a load balancer`);
+  assert.deepEqual(dryRecorder.effects.filter((e) => e.effect.startsWith('sql ')), [], `${name}: the dry run wrote to a database`);
+  // A first stage's dry run stages its release in a temporary directory of its own (docs/decisions/0010), nothing else.
+  assert.deepEqual(dryRecorder.effects.filter((e) => e.effect.startsWith('run ') && !/ \/tmp\/updateserver-dry-run-\w+\/\.staging\/?$/.test(e.effect)), [], `${name}: the dry run ran a local program`);
+  const recorder = new Recorder();
+  const real = await run({ dryRun: false, instrument: recorder.instrument(), logger: silentLogger, progress: () => { recorder.start(); return undefined; } });
+  assert.equal(real.applied, true, `${name}: not applied`);
+  assert.deepEqual(timeless(real.plan), timeless(dry.plan), `${name}: the real run applied another plan than the dry run printed`);
+  const expected = plannedEffects(dry.plan);
+  assert.deepEqual(recorder.byTarget(), expected, `${name}: what ran differs from the plan`);
+  console.log(`${name}: ${recorder.effects.length} effects recorded on ${Object.keys(expected).length} targets, equal to the dry run's plan`);
+  return { plan: dry.plan, recorder, expected };
+}
+
+const actionsOf = (plan: Plan, kind: Action['kind']) => plan.phases.flatMap((ph) => ph.items.flatMap((i) => i.actions.filter((a) => a.kind === kind)));
+const sqlOn = (expected: Record<string, string[]>, database: RegExp) => Object.entries(expected).filter(([t]) => database.test(t)).flatMap(([, list]) => list);
+
+before(async () => {
+  await dbs.dropAll();
+  p = await startPipeline({
+    net: NET, devHealthPath: '/', devServiceExtra: `${dbs.yaml('dev')}\n${FAST_OFF}`, betaServiceExtra: `${dbs.yaml('beta')}\n${FAST_OFF}\n    checks: web`,
+    projectFiles: { 'healthchecks/web.yaml': PRE },
+  });
+  const dir = join(p.project.dir, 'migrations', 'web');
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'V0001__items.sql'), V1);
+});
+
+after(async () => {
+  await p?.stop();
+  await dbs.dropAll();
+});
+
+test('a first stage\'s first promotion creates its database, the version table and runs V1 exactly as its dry run listed', async () => {
+  await writeFile(join(p.appDir, 'VERSION'), '1.0.0\n');
+  const first = await dryThenReal('dev, first promotion', (r) => promote({ project: p.project, stage: 'dev', ...r }));
+  const [migrate] = actionsOf(first.plan, 'migrate');
+  assert.ok(migrate?.kind === 'migrate' && migrate.createDatabase && migrate.versionTable, JSON.stringify(migrate));
+  const admin = sqlOn(first.expected, /\/postgres$/);
+  assert.deepEqual(admin, [`sql CREATE DATABASE "${migrate.connection.database}"`]);
+  const on = sqlOn(first.expected, new RegExp(`/${migrate.connection.database}$`));
+  assert.match(on[0]!, /^sql CREATE TABLE IF NOT EXISTS updateserver_version /);
+  assert.match(on[1]!, /^sql INSERT INTO updateserver_version .* RETURNING id$/);
+  assert.equal(on[2], `sql ${V1.trimEnd()}`);
+  assert.match(on[3]!, /^sql UPDATE updateserver_version SET status = 'ok'/);
+  assert.match(on[4]!, /^sql DO \$install\$/);
+  const rows = await sql<{ version: number; status: string; applied_by: string }>(migrate.connection.database, 'SELECT version, status, applied_by FROM updateserver_version ORDER BY id');
+  assert.deepEqual(rows, [{ version: 1, status: 'ok', applied_by: migrate.appliedBy }]);
+});
+
+test('a promotion that copies, migrates and installs the change log sends exactly the statements its dry run listed', async () => {
+  await newRelease('1.0.0', ['beta']);
+  await newRelease('1.1.0', ['dev']);
+  // Written after dev's promotion: dev's live database lacks it, so beta's copy runs it.
+  await writeFile(join(p.project.dir, 'migrations', 'web', 'V0002__notes.sql'), V2);
+  const promoted = await dryThenReal('beta, copy + V2', (r) => promote({ project: p.project, stage: 'beta', ...r }));
+  const [migrate] = actionsOf(promoted.plan, 'migrate');
+  assert.ok(migrate?.kind === 'migrate' && !migrate.createDatabase && !migrate.versionTable, JSON.stringify(migrate));
+  assert.deepEqual(migrate.pending.map((m) => m.version), [2]);
+  const target = migrate.connection.database;
+  const on = sqlOn(promoted.expected, new RegExp(`/${target}$`));
+  // The source's change log dropped from the copy, then V2 with its rows, then the install.
+  assert.deepEqual(on.slice(0, 2), ['sql DROP FUNCTION IF EXISTS updateserver_log_change() CASCADE', 'sql DROP TABLE IF EXISTS updateserver_changes']);
+  assert.match(on[2]!, /^sql INSERT INTO updateserver_version /);
+  assert.equal(on[3], `sql ${V2.trimEnd()}`);
+  assert.match(on[4]!, /^sql UPDATE updateserver_version SET status = 'ok'/);
+  assert.match(on[5]!, /^sql DO \$install\$/);
+  assert.equal(on.length, 6);
+  assert.ok(promoted.expected.local?.some((e) => e.startsWith('run pg_dump ')) && promoted.expected.local.some((e) => e.startsWith('run pg_restore ')), JSON.stringify(promoted.expected.local));
+  // The version table and the triggers say the same: V2 ok, and the new release's own table is logged.
+  const rows = await sql<{ version: number; status: string; comments: string }>(target, 'SELECT version, status, comments FROM updateserver_version ORDER BY id');
+  assert.deepEqual(rows.map((r) => `${r.version} ${r.status} ${r.comments}`), ['1 ok items', '2 ok notes']);
+  const triggers = await sql<{ t: string }>(target, "SELECT tgrelid::regclass::text AS t FROM pg_trigger WHERE tgname = 'updateserver_changes' ORDER BY 1");
+  assert.deepEqual(triggers.map((r) => r.t), ['items', 'tags']);
+});
