@@ -135,3 +135,26 @@ test('a promotion that copies, migrates and installs the change log sends exactl
   const triggers = await sql<{ t: string }>(target, "SELECT tgrelid::regclass::text AS t FROM pg_trigger WHERE tgname = 'updateserver_changes' ORDER BY 1");
   assert.deepEqual(triggers.map((r) => r.t), ['items', 'tags']);
 });
+
+test('a rollback of the migrated release reports what users wrote to the slot it leaves, and leaves exactly the mark its plan holds', async () => {
+  // Users write to the new slot (V2's column, V2's new table) while it serves: the database that has V2.
+  const names = dbs.names('beta');
+  const serving = (await sql<{ n: number }>(names.a, "SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'tags'"))[0]!.n === 1 ? names.a : names.b;
+  await sql(serving, "INSERT INTO items (name, note) VALUES ('four', 'written after the switch')");
+  await sql(serving, "UPDATE items SET note = 'changed' WHERE id = 1");
+  await sql(serving, "INSERT INTO tags (item, tag) VALUES (1, 'new')");
+
+  const back = await dryThenReal('beta, rollback', (r) => flip({ project: p.project, stage: 'beta', rollback: true, force: true, ...r }));
+  assert.equal(back.plan.action, 'rollback');
+  const [report] = actionsOf(back.plan, 'report-changes');
+  assert.ok(report?.kind === 'report-changes', JSON.stringify(back.plan.phases.map((ph) => ph.name)));
+  assert.deepEqual(report.services.map((s) => s.connection.database), [serving], 'the slot traffic leaves is the one written to');
+  // The report's one write, as the plan says it: the mark in the log it read, and nothing else on that database.
+  assert.deepEqual(sqlOn(back.expected, new RegExp(`/${serving}$`)), [`sql ${report.services[0]!.mark}`]);
+  const marks = await sql<{ up: string; run: string; last: string }>(serving, "SELECT new_row ->> 'upTo' AS up, new_row ->> 'run' AS run, (SELECT max(seq) FROM updateserver_changes WHERE op <> 'R')::text AS last FROM updateserver_changes WHERE op = 'R'");
+  assert.equal(marks.length, 1);
+  assert.equal(marks[0]!.up, marks[0]!.last, 'the mark covers every change the report read');
+  // What the report says is what users wrote: 3 changes in 2 tables.
+  const rows = await sql<{ tbl: string; op: string }>(serving, "SELECT tbl, op FROM updateserver_changes WHERE op <> 'R' ORDER BY seq");
+  assert.deepEqual(rows.map((r) => `${r.tbl} ${r.op}`), ['items I', 'items U', 'tags I']);
+});
