@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DatabaseError, type Db } from '../../src/data/db.js';
 import { checksumOf, type Migration } from '../../src/data/migrations/files.js';
-import { MigrationBlocked, MigrationFailed, migrate, resolveMigration, statusOf, type VersionRow } from '../../src/data/migrations/runner.js';
+import { pendingMigration } from '../../src/data/migrations/steps.js';
+import { MigrationBlocked, MigrationFailed, MigrationPlanStale, migrate, resolveMigration, statusOf, type VersionRow } from '../../src/data/migrations/runner.js';
 import * as q from '../../src/data/migrations/sql.js';
 import type { DatabaseEngine } from '../../src/config/model.js';
 import type { Logger } from '../../src/log.js';
@@ -252,6 +253,25 @@ describe('migrate against a fake Db', () => {
     assert.deepEqual(calls, ['table?']);
     assert.deepEqual(result.applied, []);
     assert.deepEqual(result.sql, [q.createTable('postgres'), `-- version 1 m1 (/m/V1__m1.sql)\n${V1.sql}`, `-- version 2 m2 (/m/V2__m2.sql)\n${V2.sql}`]);
+  });
+
+  test('a planned run sends exactly the plan\'s statements, and refuses, changing nothing, a database that needs other versions than the plan says', async () => {
+    const planned = [V2].map((m) => pendingMigration('postgres', m));
+    // The plan's own text runs, not the file's (here the same statement with a comment the plan added).
+    planned[0]!.statements = [`-- as planned\n${V2.sql}`];
+    const ok = fakeDb('postgres', { rows: [okRow(V1)] });
+    await migrate(ok.db, [V1, V2], { appliedBy: 'ann', logger: recordingLogger(), planned: { versionTable: true, pending: planned } });
+    assert.deepEqual(ok.calls.filter((c) => c.startsWith('exec ')), [`exec -- as planned\n${V2.sql}`]);
+    // Someone applied V2 meanwhile: the plan's V2 is not what the database needs (nothing).
+    const moved = fakeDb('postgres', { rows: [okRow(V1), okRow(V2)] });
+    await assert.rejects(migrate(moved.db, [V1, V2], { appliedBy: 'ann', logger: recordingLogger(), planned: { versionTable: true, pending: planned } }), (err: unknown) => {
+      assert.ok(err instanceof MigrationPlanStale);
+      assert.match(err.message, /the database changed since the plan was made: the plan applies V2, the database now needs none; nothing was applied/);
+      return true;
+    });
+    assert.deepEqual(moved.calls, ['try-lock', 'table?', 'rows', 'unlock']);
+    // The plan said the table exists; it does not (the database was replaced): refused too.
+    await assert.rejects(migrate(fakeDb('postgres').db, [V1, V2], { appliedBy: 'ann', logger: recordingLogger(), planned: { versionTable: true, pending: planned } }), MigrationPlanStale);
   });
 
   test('dry run refuses what a real run refuses', async () => {
