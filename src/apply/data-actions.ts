@@ -12,7 +12,7 @@ import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
 export async function runDataCopy(ctx: ApplyContext, action: Extract<Action, { kind: 'data-copy' }>): Promise<void> {
-  const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, fastPath: action.fastPath, protect: [action.live], logger: ctx.logger });
+  const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, fastPath: action.fastPath, protect: [action.live], logger: ctx.logger, ...(action.dropLog ? { dropLog: action.dropLog } : {}) });
   ctx.warnings.push(...result.warnings);
   (ctx.snapshots ??= []).push(result);
   ctx.logger.info(`${action.service}: copied ${result.tables} table(s), ${result.rows} row(s) from ${result.source} into ${result.target} in ${result.ms} ms by ${result.method} (${result.why}); row counts match`, { snapshot: result });

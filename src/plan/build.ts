@@ -58,6 +58,8 @@ export interface DataFacts {
   createDatabase?: boolean;
   /** applied_by of the version table's rows: user@updateserver. */
   appliedBy?: string;
+  /** What removes the change log the copy brings from the source (read there): plan text of the copy. */
+  dropLog?: string[];
 }
 
 /** With --code-only: the idle slot's database as it is, which the new release will use unchanged. */
@@ -249,6 +251,7 @@ export function buildPlan(input: PlanInput): Plan {
           kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen, fastPath: db.fastPath,
           live: connectionOf(db, facts.live),
           ...(facts.data.sourceSlot ? { from: facts.data.sourceSlot } : {}), ...(facts.data.sourceBytes === undefined ? {} : { sourceBytes: facts.data.sourceBytes }),
+          ...(facts.data.dropLog ? { dropLog: facts.data.dropLog } : {}),
           title: `snapshot ${facts.data.source.database}${size} into ${targetDb.database}`,
         });
       }

@@ -69,6 +69,8 @@ export type Action =
     title: string;
     /** The stage and slot the source database belongs to; its size when the plan was made (bytes). */
     from?: { stage: string; slot: SlotName }; sourceBytes?: number;
+    /** What removes the change log the copy brings from its source, as sent (absent: refresh, older plans: built when it runs). */
+    dropLog?: string[];
   }
   /**
    * Apply pending migrations to a slot's database under the version table's rules. `copiedFrom`: the

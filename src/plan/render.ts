@@ -64,7 +64,8 @@ function describe(action: Action): string {
     case 'data-copy': return [describeDataCopy(action),
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
     // Issue 21: the source's change log is not the copy's (src/data/snapshot.ts).
-    'then drop the source\'s change log and its triggers from the copy (updateserver_changes)',
+    ...(action.dropLog ? ['then drop the source\'s change log and its triggers from the copy:', ...action.dropLog.flatMap((st) => sqlLines(st))]
+      : ['then drop the source\'s change log and its triggers from the copy (updateserver_changes)']),
     ].join('\n');
     case 'migrate': return describeMigrate(action);
     case 'pull': return action.fetch

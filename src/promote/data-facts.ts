@@ -12,6 +12,7 @@ import { loadMigrations } from '../data/migrations/files.js';
 import { migrationStatus, readVersionRows, statusOf, type VersionRow } from '../data/migrations/runner.js';
 import { databaseBytes } from '../data/size.js';
 import { pendingMigration } from '../data/migrations/steps.js';
+import { copiedLogDrop } from '../data/changes/log.js';
 import type { DataFacts, KeptData } from '../plan/build.js';
 import { DEFAULT_SLOT, idleSlot } from '../config/slot.js';
 
@@ -44,11 +45,15 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
   let sourceBytes: number | undefined;
   // What the copy will need: the status accounts for a baseline (an empty database starts with it).
   let read: { rows: VersionRow[] | undefined; missing: boolean } = { rows: undefined, missing: false };
+  let dropLog: string[] | undefined;
   try {
     const conn = await openDb(source ?? target);
     try {
       read = { rows: await readVersionRows(conn), missing: false };
-      if (source) sourceBytes = await databaseBytes(conn);
+      if (source) {
+        sourceBytes = await databaseBytes(conn);
+        dropLog = await copiedLogDrop(conn);
+      }
     } finally {
       await conn.close();
     }
@@ -74,7 +79,7 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
     source, sourceVersion, pending: status.pending.map((m) => pendingMigration(db.engine, m)),
     // The plan says every statement the migrate step sends: whether it creates the database and the table.
     versionTable: read.rows !== undefined, ...(read.missing ? { createDatabase: true } : {}), appliedBy: `${userInfo().username}@updateserver`,
-    ...(source && sourceSlot ? { sourceSlot } : {}), ...(sourceBytes === undefined ? {} : { sourceBytes }),
+    ...(source && sourceSlot ? { sourceSlot } : {}), ...(sourceBytes === undefined ? {} : { sourceBytes }), ...(source && dropLog ? { dropLog } : {}),
   };
 }
 

@@ -139,7 +139,7 @@ export function effectsOfAction(a: Action): Effect[] {
     case 'hook': return a.host ? [{ target: a.host, effect: `exec ${a.line}` }] : [{ target: 'local', effect: `run bash -c ${a.line}` }];
     case 'sql': return a.statements.map((sql) => ({ target: describeConnection(a.connection), effect: `sql ${sql}` }));
     // A copy by TEMPLATE is decided when it runs; a plan that may take it is compared by dump only where fastPath is off.
-    case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY) : [];
+    case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY, a.dropLog) : [];
     case 'migrate': return migrateEffects(a);
     // The report's one write: its mark in each change log it read (the lab's slots all have one).
     case 'report-changes': return a.services.map((s) => ({ target: describeConnection(s.connection), effect: `sql ${s.mark}` }));

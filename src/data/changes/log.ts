@@ -5,6 +5,7 @@
 import type { Db } from '../db.js';
 import { LOG_TABLE, PG_FUNCTION, changesQuery, installStatements, sinceQuery, tablesQuery, untrackedQuery, type LoggedTable } from './log-sql.js';
 import { ident } from '../connection.js';
+import { UpdateserverError } from '../../errors.js';
 
 /** One row of the log: JSON kept as the text the database wrote. */
 export interface LoggedChange {
@@ -42,14 +43,42 @@ export async function installChangeLog(db: Db, planned?: readonly string[]): Pro
 /** What removes the change log from a PostgreSQL copy, in one transaction (the function's CASCADE takes its triggers). */
 export const PG_DROP_CHANGE_LOG: readonly string[] = [`DROP FUNCTION IF EXISTS ${PG_FUNCTION}() CASCADE`, `DROP TABLE IF EXISTS ${LOG_TABLE}`];
 
-export async function dropChangeLog(db: Db): Promise<void> {
+/**
+ * What removes the change log a copy brought from its source (read on the source, whose log the copy
+ * has): PostgreSQL fixed statements; MySQL each trigger of the log by name, then the table. Plan text
+ * of the copy step, read in the read phase.
+ */
+export async function copiedLogDrop(source: Db): Promise<string[]> {
+  if (source.engine === 'postgres') return [...PG_DROP_CHANGE_LOG];
+  const triggers = await source.query<{ t: string }>(MYSQL_LOG_TRIGGERS);
+  return [...triggers.map(({ t }) => `DROP TRIGGER IF EXISTS ${ident('mysql', t)}`), `DROP TABLE IF EXISTS ${ident('mysql', LOG_TABLE)}`];
+}
+
+const MYSQL_LOG_TRIGGERS = "SELECT TRIGGER_NAME AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'us\\_chg\\_%' ORDER BY 1";
+
+/**
+ * Removes the log, its function and every trigger of it (the copy brought them from its source).
+ * `planned`: the plan's statements (copiedLogDrop), sent exactly; on MySQL a trigger they do not name
+ * (the source changed since the plan) is refused rather than dropped unplanned.
+ */
+export async function dropChangeLog(db: Db, planned?: readonly string[]): Promise<void> {
   if (db.engine === 'postgres') {
     await db.tx(async () => {
-      for (const sql of PG_DROP_CHANGE_LOG) await db.query(sql);
+      for (const sql of planned ?? PG_DROP_CHANGE_LOG) await db.query(sql);
     });
     return;
   }
-  const triggers = await db.query<{ t: string }>("SELECT TRIGGER_NAME AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE 'us\\_chg\\_%'");
+  if (planned) {
+    for (const sql of planned) await db.query(sql);
+    const left = await db.query<{ t: string }>(MYSQL_LOG_TRIGGERS);
+    if (left.length > 0) {
+      throw new UpdateserverError(`${db.label}: the copy has change-log triggers the plan did not list (${left.map((r) => r.t).join(', ')}): its source changed since the plan was made`, {
+        hint: 'run again: the new plan lists what the copy brings',
+      });
+    }
+    return;
+  }
+  const triggers = await db.query<{ t: string }>(MYSQL_LOG_TRIGGERS);
   for (const { t } of triggers) await db.query(`DROP TRIGGER IF EXISTS ${ident('mysql', t)}`);
   await db.query(`DROP TABLE IF EXISTS ${ident('mysql', LOG_TABLE)}`);
 }
