@@ -14,7 +14,7 @@ export async function runReportChanges(ctx: ApplyContext, action: Extract<Action
     ctx.logger.warn(`${action.title}: not run (this run keeps no state directory)`);
     return;
   }
-  const left = await leftBehind(ctx.stage, action, facts.recorded, { stateDir: facts.stateDir, runId: ctx.runId ?? facts.now().toISOString(), now: facts.now() });
+  const left = await leftBehind(ctx.stage, action, facts.recorded, { stateDir: facts.stateDir, runId: ctx.runId ?? facts.now().toISOString(), now: facts.now(), outputs: ctx.outputs ?? [] });
   for (const line of left.lines) {
     ctx.logger.warn(line);
     ctx.warnings.push(line);

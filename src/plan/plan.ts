@@ -38,7 +38,14 @@ export type Action =
    * A shell command on a host over its SSH connection. `undo` is what stops what it started, run
    * when the promotion fails before the switch (starting the idle slot: stopping it again).
    */
-  | { kind: 'exec'; host: string; command: string; title: string; undo?: { command: string; title: string } }
+  | {
+    kind: 'exec'; host: string; command: string; title: string; undo?: { command: string; title: string };
+    /**
+     * Its output is a report the run keeps (ApplyContext.outputs): `files-left`, the files added, changed
+     * and removed in a slot's `files:` data since its switch (commands/files-manifest.ts compareManifest).
+     */
+    output?: { kind: 'files-left'; service: string; slot: SlotName };
+  }
   /**
    * A program run on the orchestrator's machine (rsync relaying code), argv without a shell: exactly
    * this argv runs. `route` tunnel: rsync's remote shell reaches the host over the run's SSH connection,
@@ -130,7 +137,11 @@ export type Action =
    */
   | {
     kind: 'report-changes'; action: string; title: string;
+    /** An automatic rollback: the new slot (target) is the one left; else the slot that was live. */
+    newSlotLeft?: boolean;
     services: Array<{ service: string; left: SlotName; serving: SlotName; connection: DatabaseConnection; servingDatabase: string; mark: string }>;
+    /** Services keeping files: the output of their files-left steps (run before) goes into the report. */
+    files?: Array<{ service: string; live: SlotName; target: SlotName; hosts: string[] }>;
   }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
@@ -173,7 +184,7 @@ export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' 
   /** After a flip or rollback (and in the automatic rollback's failure path): what was written to the slot left. */
   | 'report'
   /** Phases of the failure paths only. */
-  | 'revert' | 'drain-new' | 'stop-new' | 'current-back'
+  | 'revert' | 'drain-new' | 'stop-new' | 'current-back' | 'files-left'
   /** The hooks at each point (issue 19); failed and finished are in Plan.finally. */
   | HookPoint;
 

@@ -23,8 +23,10 @@ export function reportAction(stage: Pick<Stage, 'services'>, services: readonly 
     const connection = connectionOf(db, left);
     return [{ service: s.service, left, serving, connection, servingDatabase: connectionOf(db, serving).database, mark: markStatement(connection.engine) }];
   });
-  if (list.length === 0) return undefined;
-  return { kind: 'report-changes', action, services: list, title: `report what users wrote to the slot${newSlotLeft ? ' the automatic rollback' : ''} left (${list.map((s) => `${s.service}: ${s.connection.database}`).join(', ')})` };
+  // Services keeping files (issue 18): their hosts' files-left steps run before this one; their output goes in the same report.
+  const files = services.filter((s) => stage.services[s.service]?.files).map((s) => ({ service: s.service, live: s.live, target: s.target, hosts: [...s.hosts] }));
+  if (list.length === 0 && files.length === 0) return undefined;
+  return { kind: 'report-changes', action, newSlotLeft, services: list, ...(files.length > 0 ? { files } : {}), title: `report what users wrote to the slot${newSlotLeft ? ' the automatic rollback' : ''} left (${[...list.map((s) => `${s.service}: ${s.connection.database}`), ...files.map((f) => `${f.service}: files`)].join(', ')})` };
 }
 
 /** The phase that holds it (empty when no service leaves data behind). */

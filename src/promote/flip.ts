@@ -13,6 +13,7 @@ import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
 import { allLimited } from '../transport/runner.js';
 import { hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordSwitch } from './record.js';
+import type { FilesOutput } from '../data/files-left.js';
 import { runVerb, type Observed, type Planned, type RunRequest } from '../run/run.js';
 import type { PromoteResult } from './promote.js';
 import { idleSlot } from '../config/slot.js';
@@ -30,10 +31,13 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   const { project, logger } = options;
   const stage = await loadProfile(project, options.stage);
   const services = selectServices(stage, options.services);
+  // The plan's steps that list the files left behind print into this (src/data/files-left.ts).
+  const outputs: FilesOutput[] = [];
   const result = await runVerb<Record<string, ServiceFacts>>(options, {
     name: options.rollback ? 'rollback' : 'flip', stage, hosts: hostsUsed(stage, services), settlesInterrupted: true, notifies: true,
     observe: (run) => observeFlip(stage, services, run, options),
     plan: (facts, run) => planFlip(stage, services, facts, run, options, now()),
+    applyContext: async () => ({ outputs }),
     recorded: async (run, plan, apply, _facts, durationMs) => {
       // After the switch back and the drain nothing more reaches the slot left behind; what users wrote
       // to it was reported (and kept for `updateserver replay`) by the plan's last step (report-changes).

@@ -5,8 +5,8 @@
  * the report says exactly which rows, per table, and is written where `updateserver replay` finds it.
  * A slot promoted before the change log existed falls back to the cheap write counter (src/data/writes.ts).
  * Never a failed run: traffic has already moved; a failure to read becomes a line of the report.
- * Files (`files:` data, issue 18) are not reported yet: once they exist, the files added, changed and
- * removed in the slot left since its switch belong in this same report (ServiceChanges), from here.
+ * Files (`files:` data, issue 18): the files added, changed and removed in the slot left since its
+ * switch, listed by the hosts as steps of the plan (their output in `outputs`), go into the same report.
  */
 import type { DatabaseConnection, Stage } from '../config/model.js';
 import { describeConnection } from '../data/connection.js';
@@ -16,6 +16,7 @@ import { hasChangeLog, markReported, readChanges } from '../data/changes/log.js'
 import { countsOf, reportLines, summarize, withoutRows, writeReport, type ChangeCounts, type ChangeReport, type ServiceChanges } from '../data/changes/report.js';
 import { describeError } from '../errors.js';
 import type { ReportAction } from '../plan/report.js';
+import { filesCounts, filesLeftLines, filesLeftOf, type FilesLeft, type FilesOutput } from '../data/files-left.js';
 import type { StageState } from '../state/store.js';
 
 export interface LeftBehind {
@@ -32,6 +33,8 @@ export interface LeftOptions {
   stateDir: string;
   runId: string;
   now?: Date;
+  /** What the plan's files-left steps printed (src/data/files-left.ts). */
+  outputs?: readonly FilesOutput[];
 }
 
 /** The plan's report step (src/plan/report.ts): read each slot left, write the report file, then leave the plan's mark. */
@@ -64,7 +67,9 @@ export async function leftBehind(stage: Stage, step: ReportAction, recorded: Sta
     }
     services.push(entry);
   }
-  const report: ChangeReport = { stage: stage.name, runId: opts.runId, action: step.action, at: (opts.now ?? new Date()).toISOString(), services };
+  const files = filesLeftOf(stage, { services: step.files ?? [] }, opts.outputs ?? [], step.newSlotLeft === true);
+  if (services.length === 0 && files.length === 0) return { lines, report: undefined, counts: undefined };
+  const report: ChangeReport = { stage: stage.name, runId: opts.runId, action: step.action, at: (opts.now ?? new Date()).toISOString(), services, ...(files.length > 0 ? { files } : {}) };
   let file: string | undefined;
   try {
     file = await writeReport(opts.stateDir, report);
@@ -81,6 +86,15 @@ export async function leftBehind(stage: Stage, step: ReportAction, recorded: Sta
       lines.push(`could not mark the change log of ${describeConnection(m.conn)} as reported (a later report of it repeats these rows): ${describeError(err)}`);
     }
   }
-  lines.unshift(...reportLines(report, file));
-  return { lines, report: withoutRows(report), counts: countsOf(report), ...(file ? { file } : {}) };
+  const filesWritten = files.some((f) => f.added.length + f.changed.length + f.removed.length > 0);
+  lines.unshift(...reportLines(report, file), ...filesLeftLines(files), ...(file && filesWritten ? [`the files' paths and sizes are in ${file} (files are reported, not replayed: copy what you need from the slot left)`] : []));
+  return { lines, report: withoutRows(report), counts: withFileCounts(countsOf(report), files), ...(file ? { file } : {}) };
+}
+
+/** The webhook's counts with each service's files beside its rows (a service with files only gets zero rows). */
+function withFileCounts(counts: ChangeCounts, files: readonly FilesLeft[]): ChangeCounts {
+  for (const [service, c] of Object.entries(filesCounts(files))) {
+    counts[service] = { ...(counts[service] ?? { inserted: 0, updated: 0, deleted: 0, tables: {} }), files: c };
+  }
+  return counts;
 }

@@ -12,6 +12,7 @@ import { readHostSlots, readSourceSlots } from '../observe/slots.js';
 import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed, type ApplyResult } from '../apply/apply.js';
+import type { FilesOutput } from '../data/files-left.js';
 import type { ChangeReport } from '../data/changes/report.js';
 import { hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.js';
@@ -80,6 +81,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const git = stage.source?.kind === 'git' ? await resolveGitSource(stage, stage.source) : undefined;
   // The run holds an SSH connection to every host it reads or writes: rsync goes through it.
   const relay = relayRoute(true);
+  // An automatic rollback's steps that list the files left in the new slot print into this.
+  const outputs: FilesOutput[] = [];
   return runVerb<PromoteFacts>(options, {
     name: 'promote', stage, hosts: hostsUsed(stage, services), settlesInterrupted: true, notifies: true,
     // From the previous stage only one host per service is needed: the release is the same on all.
@@ -88,7 +91,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     plan: (facts, run) => planPromotion({ options, stage, from, services, git, relay, now }, facts, run),
     // The pull step checks against the manifests the read phase saw; rsync's tunnels go over the run's connections.
     applyContext: async (run, facts) => ({
-      tunnel: await run.target.openTunnel(),
+      tunnel: await run.target.openTunnel(), outputs,
       pull: { manifests: new Map(Object.values(facts.pulls).map((p) => [p.hash, p.manifest])), tunnel: () => run.others[0]!.openTunnel() },
     }),
     // An automatic rollback left the new slot behind with whatever users wrote to it meanwhile.
