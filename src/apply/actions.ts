@@ -11,6 +11,7 @@ import { bytesSent } from '../commands/rsync.js';
 import { runDataCopy, runMigrate, runSql } from './data-actions.js';
 import { runPull } from '../promote/source.js';
 import { runChangeLog } from './change-log-action.js';
+import { runReportChanges } from './report-action.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 import { runHook } from '../hooks/run.js';
@@ -63,6 +64,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       await runPull(action, manifest, action.fetch?.route === 'tunnel' ? await ctx.pull.tunnel() : undefined);
       return;
     }
+    case 'report-changes':
+      await runReportChanges(ctx, action);
+      return;
     case 'change-log':
       await runChangeLog(ctx, action);
       return;

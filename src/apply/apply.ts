@@ -15,13 +15,18 @@ import type { Balancer } from '../lb/balancer.js';
 import type { Action, FailurePath, Phase, Plan, PlanItem } from '../plan/plan.js';
 import { drainNewAction, failurePathOf, failurePaths } from '../plan/failure.js';
 import { runAction, waitForNewSlot } from './actions.js';
+import type { LeftBehind } from '../promote/left-writes.js';
 import type { ApplyContext } from './context.js';
 import { runFinally } from '../hooks/run.js';
 import { backendOfMapEntry, slotOfMapEntry } from '../config/slot.js';
 import { policyOf } from './policy.js';
 
 export interface PhaseTiming { phase: string; ms: number }
-export interface ApplyResult { timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord>; snapshots: SnapshotResult[] }
+export interface ApplyResult {
+  timings: PhaseTiming[]; warnings: string[]; transfers: Array<{ host: string; bytesSent: number }>; reports: CheckReport[]; data: Record<string, DataRecord>; snapshots: SnapshotResult[];
+  /** The report step's: what users wrote to the slot traffic left (a flip or rollback). */
+  left?: LeftBehind;
+}
 
 export class PromotionFailed extends UpdateserverError {
   /**
@@ -158,7 +163,7 @@ async function runPhases(ctx: ApplyContext, plan: Plan, timings: PhaseTiming[]):
     }
     timings.push({ phase: p.name, ms: Date.now() - t0 });
   }
-  return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports, data: ctx.data ?? {}, snapshots: ctx.snapshots ?? [] };
+  return { timings, warnings: ctx.warnings, transfers: ctx.transfers ?? [], reports: ctx.reports, data: ctx.data ?? {}, snapshots: ctx.snapshots ?? [], ...(ctx.left ? { left: ctx.left } : {}) };
 }
 
 /**

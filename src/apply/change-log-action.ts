@@ -12,7 +12,7 @@ import type { ApplyContext } from './context.js';
 export async function runChangeLog(ctx: ApplyContext, action: Extract<Action, { kind: 'change-log' }>): Promise<void> {
   const db = await openDb(action.connection);
   try {
-    const tables = await installChangeLog(db);
+    const tables = await installChangeLog(db, action.statements);
     const noKey = tables.filter((t) => t.pk.length === 0).map((t) => t.name);
     ctx.logger.info(`${action.service}: change log installed on ${describeConnection(action.connection)}: ${tables.length} table(s)${noKey.length ? ` (without a primary key, so reported but never replayed: ${noKey.join(', ')})` : ''}`);
   } finally {

@@ -3,7 +3,8 @@ import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
 import type { CheckReport } from '../health/checks.js';
 import type { Journal } from '../state/journal.js';
-import type { DataRecord } from '../state/store.js';
+import type { DataRecord, StageState } from '../state/store.js';
+import type { LeftBehind } from '../promote/left-writes.js';
 import type { SnapshotResult } from '../data/snapshot.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
 import type { TransportPool } from '../transport/pool.js';
@@ -41,4 +42,8 @@ export interface ApplyContext {
   outputs?: Array<{ kind: 'files-left'; service: string; slot: SlotName; host: string; stdout: string }>;
   /** The run's id as notifications name it; hooks receive it as UPDATESERVER_RUN_ID. */
   runId?: string;
+  /** What the report step (report-changes) needs beyond the plan: where the report goes, the recorded write counters, the clock. */
+  report?: { stateDir: string; recorded: StageState | undefined; now: () => Date };
+  /** What the report step found: the slot traffic left and what users wrote to it. */
+  left?: LeftBehind;
 }

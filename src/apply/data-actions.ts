@@ -5,13 +5,14 @@ import { describeConnection } from '../data/connection.js';
 import { ident } from '../data/snapshot.js';
 import { loadMigrations } from '../data/migrations/files.js';
 import { migrate, migrationStatus } from '../data/migrations/runner.js';
+import { adminDatabase } from '../data/migrations/sql.js';
 import { markWrites } from '../data/writes.js';
 import { describeError, UpdateserverError } from '../errors.js';
 import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 
 export async function runDataCopy(ctx: ApplyContext, action: Extract<Action, { kind: 'data-copy' }>): Promise<void> {
-  const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, fastPath: action.fastPath, protect: [action.live], logger: ctx.logger });
+  const result = await copyDatabase(action.source, action.target, { jobs: action.jobs, frozen: action.frozen, fastPath: action.fastPath, protect: [action.live], logger: ctx.logger, ...(action.dropLog ? { dropLog: action.dropLog } : {}) });
   ctx.warnings.push(...result.warnings);
   (ctx.snapshots ??= []).push(result);
   ctx.logger.info(`${action.service}: copied ${result.tables} table(s), ${result.rows} row(s) from ${result.source} into ${result.target} in ${result.ms} ms by ${result.method} (${result.why}); row counts match`, { snapshot: result });
@@ -25,22 +26,32 @@ export async function runDataCopy(ctx: ApplyContext, action: Extract<Action, { k
 /** Creates the database when it does not exist (a first stage), then applies pending migrations. */
 export async function runMigrate(ctx: ApplyContext, action: Extract<Action, { kind: 'migrate' }>): Promise<void> {
   const c = action.connection;
-  const admin = await openDb(c, { database: c.engine === 'postgres' ? 'postgres' : '' });
-  try {
-    const exists = c.engine === 'postgres'
-      ? (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [c.database])).length > 0
-      : (await admin.query('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [c.database])).length > 0;
-    if (!exists) {
-      await admin.exec(`CREATE DATABASE ${ident(c.engine, c.database)}`);
-      ctx.logger.info(`${action.service}: created ${describeConnection(c)}`);
+  // A plan made before its statements were plan text (appliedBy marks it) decides here whether to create the database.
+  const planned = action.appliedBy !== undefined;
+  if (!planned || action.createDatabase) {
+    const admin = await openDb(c, { database: adminDatabase(c) });
+    try {
+      if (action.createDatabase) {
+        await admin.exec(action.createDatabase);
+        ctx.logger.info(`${action.service}: created ${describeConnection(c)}`);
+      } else {
+        const exists = c.engine === 'postgres'
+          ? (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [c.database])).length > 0
+          : (await admin.query('SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [c.database])).length > 0;
+        if (!exists) {
+          await admin.exec(`CREATE DATABASE ${ident(c.engine, c.database)}`);
+          ctx.logger.info(`${action.service}: created ${describeConnection(c)}`);
+        }
+      }
+    } finally {
+      await admin.close();
     }
-  } finally {
-    await admin.close();
   }
   const migrations = await loadMigrations(action.migrations);
   const db = await openDb(c);
   try {
-    const result = await migrate(db, migrations, { appliedBy: `${userInfo().username}@updateserver`, logger: ctx.logger, stage: action.stage, service: action.service,
+    const result = await migrate(db, migrations, { appliedBy: action.appliedBy ?? `${userInfo().username}@updateserver`, logger: ctx.logger,
+      ...(planned ? { planned: { versionTable: action.versionTable === undefined, pending: action.pending } } : {}), stage: action.stage, service: action.service,
       // A shared database has one name for both slots; `migrate status` shows it as slot a.
       slot: action.shared ? 'a' : action.slot, ...(action.copiedFrom ? { copiedFrom: action.copiedFrom } : {}) });
     const version = (await migrationStatus(db, migrations)).current ?? null;

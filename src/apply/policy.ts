@@ -14,7 +14,7 @@ const BY_NAME: Partial<Record<Phase['name'], PhasePolicy>> = {
   current: 'rollback', freeze: 'stop', data: 'stop', start: 'stop', check: 'stop',
   rollout: 'rollback', switch: 'switch',
   post: 'rollback', watch: 'rollback',
-  unfreeze: 'warn', drain: 'warn', 'stop-old': 'warn', purge: 'warn',
+  unfreeze: 'warn', drain: 'warn', 'stop-old': 'warn', purge: 'warn', report: 'warn',
 };
 
 /**

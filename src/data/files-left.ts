@@ -28,7 +28,7 @@ export interface FilesLeft {
 export interface FilesOutput { kind: 'files-left'; service: string; slot: SlotName; host: string; stdout: string }
 
 /** One entry per host of each service of the plan that keeps files, from the run's outputs. */
-export function filesLeftOf(stage: Stage, plan: Plan, outputs: readonly FilesOutput[], newSlotLeft: boolean): FilesLeft[] {
+export function filesLeftOf(stage: Stage, plan: { services: ReadonlyArray<Pick<Plan['services'][number], 'service' | 'live' | 'target' | 'hosts'>> }, outputs: readonly FilesOutput[], newSlotLeft: boolean): FilesLeft[] {
   const out: FilesLeft[] = [];
   for (const s of plan.services) {
     const service = stage.services[s.service];

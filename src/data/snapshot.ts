@@ -50,6 +50,8 @@ export interface CopyOptions {
   fastPath?: FastPath;
   /** Databases the copy must never replace, whatever the plan says: the live slot's. */
   protect?: readonly DatabaseConnection[];
+  /** The plan's statements that remove the change log the copy brought (copiedLogDrop); built here when absent. */
+  dropLog?: readonly string[];
 }
 
 /**
@@ -92,16 +94,16 @@ async function recreate(dst: DatabaseConnection): Promise<void> {
  * listed; `snapshot` and `dir` stand for what only the run knows (the exported snapshot's id, the
  * temporary dump directory).
  */
-export function dumpCopyEffects(src: DatabaseConnection, dst: DatabaseConnection, jobs: number, at: { snapshot: string; dir: string }): Array<{ target: string; effect: string }> {
+export function dumpCopyEffects(src: DatabaseConnection, dst: DatabaseConnection, jobs: number, at: { snapshot: string; dir: string }, dropLog?: readonly string[]): Array<{ target: string; effect: string }> {
   const admin = describeConnection({ ...dst, database: adminDatabase(dst) });
   const out = recreateStatements(dst).map((sql) => ({ target: admin, effect: `sql ${sql}` }));
   const argv = src.engine === 'postgres'
     ? (jobs > 1 ? [pgDumpArgv(src, { snapshot: at.snapshot, jobs, dir: `${at.dir}/dump` }), pgRestoreArgv(dst, { jobs, dir: `${at.dir}/dump` })] : [pgDumpArgv(src, { snapshot: at.snapshot, jobs: 1 }), pgRestoreArgv(dst, { jobs: 1 })])
     : [mysqldumpArgv(src), mysqlArgv(dst)];
-  // Then the source's change log is removed from the copy (PostgreSQL: fixed statements; MySQL drops the
-  // triggers it finds then, not listed here).
-  const dropLog = dst.engine === 'postgres' ? PG_DROP_CHANGE_LOG.map((sql) => ({ target: describeConnection(dst), effect: `sql ${sql}` })) : [];
-  return [...out, ...argv.map((a) => ({ target: 'local', effect: `run ${a.join(' ')}` })), ...dropLog];
+  // Then the source's change log is removed from the copy: the plan's statements (PostgreSQL fixed; MySQL
+  // each trigger the source had when the plan was made); without them, MySQL drops what it finds then.
+  const drop = (dropLog ?? (dst.engine === 'postgres' ? PG_DROP_CHANGE_LOG : [])).map((sql) => ({ target: describeConnection(dst), effect: `sql ${sql}` }));
+  return [...out, ...argv.map((a) => ({ target: 'local', effect: `run ${a.join(' ')}` })), ...drop];
 }
 
 /** pg_dump | pg_restore from one exported snapshot; the row counts are taken in that snapshot. */
@@ -184,7 +186,7 @@ export async function copyDatabase(src: DatabaseConnection, dst: DatabaseConnect
     diffs = compareCounts(counts, await countRows(target, dst.engine));
     // The source's change log (what was written to it while live, issue 21) is not the copy's: removed
     // with its triggers, so the migrations run without them and a refreshed slot never reports it.
-    await dropChangeLog(target);
+    await dropChangeLog(target, opts.dropLog);
   } finally {
     await target.close();
   }

@@ -22,8 +22,11 @@ import type { CheckPhase, CheckSpec } from '../config/healthchecks.js';
 import { PLAN_VERSION } from './plan.js';
 import { formatBytes } from '../bytes.js';
 import type { PendingMigration } from '../data/migrations/steps.js';
+import { createDatabaseStatement, createTable } from '../data/migrations/sql.js';
+import { PG_INSTALL } from '../data/changes/log-sql.js';
 import { describeData } from './data-note.js';
 import { failurePaths } from './failure.js';
+import { reportAction, reportPhase } from './report.js';
 import { withHooks } from './hook-phases.js';
 import { rolloutOff, rolloutPhase, type Rollouts } from './rollout.js';
 
@@ -50,6 +53,14 @@ export interface DataFacts {
   sourceSlot?: { stage: string; slot: SlotName };
   /** Size of the source database (what the snapshot will copy), read-only, for the plan. */
   sourceBytes?: number;
+  /** The database the migrations run on will have the version table (the source's, or its own); absent in older facts. */
+  versionTable?: boolean;
+  /** The idle slot's database does not exist and nothing copies into it: the migrate step creates it. */
+  createDatabase?: boolean;
+  /** applied_by of the version table's rows: user@updateserver. */
+  appliedBy?: string;
+  /** What removes the change log the copy brings from the source (read there): plan text of the copy. */
+  dropLog?: string[];
 }
 
 /** With --code-only: the idle slot's database as it is, which the new release will use unchanged. */
@@ -241,6 +252,7 @@ export function buildPlan(input: PlanInput): Plan {
           kind: 'data-copy', service: name, source: facts.data.source, target: targetDb, jobs: db.jobs, frozen, fastPath: db.fastPath,
           live: connectionOf(db, facts.live),
           ...(facts.data.sourceSlot ? { from: facts.data.sourceSlot } : {}), ...(facts.data.sourceBytes === undefined ? {} : { sourceBytes: facts.data.sourceBytes }),
+          ...(facts.data.dropLog ? { dropLog: facts.data.dropLog } : {}),
           title: `snapshot ${facts.data.source.database}${size} into ${targetDb.database}`,
         });
       }
@@ -248,9 +260,12 @@ export function buildPlan(input: PlanInput): Plan {
         ? { ...facts.data.sourceSlot, database: facts.data.source.database } : undefined;
       // A copy arrives without the source's change log (copyDatabase removes it): the migrations run without triggers.
       const logged = db.strategy === 'copy' || db.strategy === 'copy-self';
-      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending, ...(copiedFrom ? { copiedFrom } : {}), ...(db.strategy === 'shared' ? { shared: true } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
+      const versionTable = facts.data.versionTable === undefined ? undefined : facts.data.versionTable ? undefined : createTable(targetDb.engine);
+      const createDb = facts.data.createDatabase && !copiedFrom ? { createDatabase: createDatabaseStatement(targetDb) } : {};
+      add(data, name, { kind: 'migrate', service: name, stage: stage.name, slot: target, connection: targetDb, migrations: db.migrations, pending: facts.data.pending,
+        ...(facts.data.appliedBy === undefined ? {} : { appliedBy: facts.data.appliedBy }), ...(versionTable ? { versionTable } : {}), ...createDb, ...(copiedFrom ? { copiedFrom } : {}), ...(db.strategy === 'shared' ? { shared: true } : {}), title: `migrate ${targetDb.database}${facts.data.pending.length ? ` (${facts.data.pending.map((m) => m.version).join(', ')})` : ' (nothing pending)'}` });
       // After the migrations, so the new release's own tables are covered too; never on a live or shared database.
-      if (logged) add(data, name, { kind: 'change-log', service: name, connection: targetDb, title: `install the change log on ${targetDb.database} (what a rollback leaves behind is reported)` });
+      if (logged) add(data, name, { kind: 'change-log', service: name, connection: targetDb, ...(targetDb.engine === 'postgres' ? { statements: [...PG_INSTALL] } : {}), title: `install the change log on ${targetDb.database} (what a rollback leaves behind is reported)` });
     }
     if (service.files?.strategy === 'copy-self' && input.mode !== 'flip' && !input.codeOnly) {
       const f = filesActions(stage, service, facts.live, target, facts.release, (h: string) => stopInstances(stage, service, h, target, facts.release), freezeTargets(stage, name, input.services));
@@ -432,6 +447,8 @@ export function buildPlan(input: PlanInput): Plan {
     // In reverse tier order: clients stop before the servers they use.
     ...tiers.map((_, i): Phase => ({ name: 'stop-old', title: `Stop the old slot (kept on disk for rollback)${tierNote(i)}`, items: items(stopOld[i]!) })).reverse(),
     { name: 'purge', title: 'Remove releases beyond the number kept (never a slot\'s release)', items: items(purgeOld) },
+    // A flip or rollback: what users wrote to the slot traffic left, with the mark each log read keeps.
+    ...(input.mode === 'flip' ? [reportPhase(reportAction(stage, services, false, input.action ?? 'flip'))] : []),
   ];
   const action = input.action ?? input.mode ?? 'promote';
   // The profile's hooks go in at their points (plan/hook-phases.ts); the failure paths are built with them.

@@ -8,6 +8,7 @@ import type { Stage } from '../config/model.js';
 import { backendName, weightKey } from '../config/slot.js';
 import { compareManifest } from '../commands/files-manifest.js';
 import type { Action, FailurePath, Phase, PhaseName, Plan, PlanItem } from './plan.js';
+import { reportAction, reportPhase } from './report.js';
 
 const HOOK_PHASES: ReadonlySet<PhaseName> = new Set(['before-copy', 'after-copy', 'before-start', 'after-start', 'before-switch', 'after-switch']);
 
@@ -76,7 +77,7 @@ export function drainNewAction(stage: Pick<Stage, 'services'>, plan: Pick<Plan, 
   };
 }
 
-export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, plan: Pick<Plan, 'phases' | 'services'>): FailurePath[] {
+export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, plan: Pick<Plan, 'phases' | 'services'> & Partial<Pick<Plan, 'action'>>): FailurePath[] {
   const unfreeze: Phase = { name: 'unfreeze', title: 'End the write freeze', items: plan.phases.find((p) => p.name === 'unfreeze')?.items ?? [] };
   const lbs = switched(plan);
   // A progressive rollout's steps move traffic like the switch: a failed gate is undone like a failed post check.
@@ -91,7 +92,9 @@ export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, p
     path(['data', 'before-start', 'start', 'after-start', 'check', 'before-switch'], 'live traffic untouched; the new slot is stopped again', [stopNew(plan), unfreeze]),
     // Only the load balancers whose switch began are switched back (the others never moved).
     path(['switch'], 'the load balancers switched so far go back, so that all agree; the new slot is stopped', [revert, drain, stopNew(plan), unfreeze]),
-    path([...(rolls ? ['rollout' as const] : []), ...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze, filesLeft(stage, plan)]),
+    path([...(rolls ? ['rollout' as const] : []), ...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze, filesLeft(stage, plan),
+      // A promotion's: what users wrote to the new slot meanwhile stays there (its files listed just before), and is reported.
+      ...(plan.action === undefined || plan.action === 'promote' ? [reportPhase(reportAction(stage, plan.services, true, 'automatic rollback'))] : [])]),
   ];
 }
 

@@ -76,6 +76,8 @@ export type Action =
     title: string;
     /** The stage and slot the source database belongs to; its size when the plan was made (bytes). */
     from?: { stage: string; slot: SlotName }; sourceBytes?: number;
+    /** What removes the change log the copy brings from its source, as sent (absent: refresh, older plans: built when it runs). */
+    dropLog?: string[];
   }
   /**
    * Apply pending migrations to a slot's database under the version table's rules. `copiedFrom`: the
@@ -87,6 +89,16 @@ export type Action =
     copiedFrom?: { stage: string; slot: SlotName; database: string };
     /** Strategy shared: both slots use this database, so nothing is left behind by a rollback. */
     shared?: boolean;
+    /**
+     * Every statement that changes the database, as plan text (absent in plans made before): first
+     * `createDatabase` on the server's admin database (a first stage's slot without its database), then
+     * `versionTable` (the database has no version table yet), then per pending migration its begin row,
+     * its statements and its ok row (PendingMigration), the rows' values known now taken from here.
+     * Under its lock the run checks that the database still needs exactly `pending`, else changes nothing.
+     */
+    appliedBy?: string;
+    createDatabase?: string;
+    versionTable?: string;
   }
   /**
    * SQL statements run on one database, in order, on one session: in one transaction when
@@ -105,7 +117,32 @@ export type Action =
    * (copy, copy-self): a trigger on every table appends each row change, so a rollback reports exactly
    * what was written to the slot it leaves (src/data/changes/).
    */
-  | { kind: 'change-log'; service: string; connection: DatabaseConnection; title: string }
+  | {
+    kind: 'change-log'; service: string; connection: DatabaseConnection; title: string;
+    /**
+     * Exactly what the install sends, in one transaction (PostgreSQL: one statement that finds the
+     * tables as they are after the migrations, so the plan can hold its text). Absent (MySQL, whose
+     * triggers spell out the columns of the tables found then; plans made before): built when it runs.
+     */
+    statements?: string[];
+  }
+  /**
+   * After traffic left a slot (a flip or rollback; the automatic rollback's failure path): read what
+   * users wrote to each service's database of the slot left since it went live (its change log), write
+   * the report under the state directory (what `replay` reads), then leave `mark` in each log read, so
+   * the next report of that database starts after it. The mark is the only write, sent as this text
+   * with two values only the report knows (the last change read, the run id); not sent when the
+   * database has no change log (promoted before it existed) or the report file could not be written.
+   * Its failures are lines of the report, never the run's (src/promote/left-writes.ts).
+   */
+  | {
+    kind: 'report-changes'; action: string; title: string;
+    /** An automatic rollback: the new slot (target) is the one left; else the slot that was live. */
+    newSlotLeft?: boolean;
+    services: Array<{ service: string; left: SlotName; serving: SlotName; connection: DatabaseConnection; servingDatabase: string; mark: string }>;
+    /** Services keeping files: the output of their files-left steps (run before) goes into the report. */
+    files?: Array<{ service: string; live: SlotName; target: SlotName; hosts: string[] }>;
+  }
   /** Rewrite the load balancer's map file so a reload or restart keeps the new slots live. */
   | { kind: 'persist-map'; loadBalancer: string; file: string; title: string }
   /**
@@ -144,6 +181,8 @@ export interface PlanItem {
 }
 
 export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'rollout' | 'switch' | 'current' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
+  /** After a flip or rollback (and in the automatic rollback's failure path): what was written to the slot left. */
+  | 'report'
   /** Phases of the failure paths only. */
   | 'revert' | 'drain-new' | 'stop-new' | 'current-back' | 'files-left'
   /** The hooks at each point (issue 19); failed and finished are in Plan.finally. */

@@ -4,6 +4,7 @@ import { formatBytes } from '../bytes.js';
 import { templateRefusal } from '../data/template.js';
 import { verifyCachedArgv } from '../promote/source.js';
 import { describeChangeLog } from '../data/changes/describe.js';
+import { beginValues } from '../data/migrations/steps.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
@@ -31,14 +32,28 @@ function describeDataCopy(a: Extract<Action, { kind: 'data-copy' }>): string {
   return `CREATE DATABASE ${a.target.database} TEMPLATE ${a.source.database} ${when}; otherwise ${dump}; compare row counts`;
 }
 
-/** Every pending migration with its SQL steps as they will be sent; `sql>` starts each step. */
+const sqlLines = (st: string, indent = '  ') => st.split('\n').map((line, i) => `${i === 0 ? `${indent}sql> ` : `${indent}     `}${line}`);
+const values = (list: readonly unknown[]) => list.map((v, i) => `${i + 1}: ${typeof v === 'string' ? `'${v}'` : String(v)}`).join(', ');
+
+/**
+ * Every statement the migrate step sends that changes something, as sent (`sql>`): the database and
+ * the version table when missing, then per pending migration its begin row, its SQL and its ok row,
+ * with the values of their parameters (those only the run knows named).
+ */
 function describeMigrate(a: Extract<Action, { kind: 'migrate' }>): string {
-  if (a.pending.length === 0) return 'no pending migration';
+  const head = [
+    ...(a.createDatabase ? [`on the server's ${a.connection.engine === 'postgres' ? 'postgres' : 'admin'} database:`, ...sqlLines(a.createDatabase)] : []),
+    ...(a.versionTable ? ['the version table (the database has none):', ...sqlLines(a.versionTable)] : []),
+  ];
+  if (a.pending.length === 0) return [...head, 'no pending migration'].join('\n');
   const how = a.connection.engine === 'postgres' ? 'one script in one transaction with its ok row' : 'one statement at a time, each committed';
-  return a.pending.flatMap((m) => [
+  return [...head, ...a.pending.flatMap((m) => [
     `${m.baseline ? 'B' : 'V'}${m.version} ${m.name} (${m.file}): ${how}`,
-    ...m.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`)),
-  ]).join('\n');
+    ...(m.rows && a.appliedBy !== undefined ? [...sqlLines(m.rows.begin), `       (values ${values(beginValues(m, a.appliedBy))})`] : []),
+    ...m.statements.flatMap((st) => sqlLines(st)),
+    ...(m.rows ? [...sqlLines(m.rows.ok), `       (values 1: '${m.label ?? m.name}', 2: <its duration in ms>, 3: <the begin row's id>)`,
+      '  on failure, instead (outside the rolled-back transaction on PostgreSQL):', ...sqlLines(m.rows.error), '       (values 1: <its name: the error>, 2: <its duration in ms>, 3: <the begin row\'s id>)'] : []),
+  ])].join('\n');
 }
 
 function describe(action: Action): string {
@@ -49,7 +64,8 @@ function describe(action: Action): string {
     case 'data-copy': return [describeDataCopy(action),
     ...(action.sourceBytes === undefined ? [] : [`snapshot size: ${formatBytes(action.sourceBytes)} (${action.sourceBytes} bytes, ${action.source.engine === 'postgres' ? 'pg_database_size' : 'data + index length of its tables'})`]),
     // Issue 21: the source's change log is not the copy's (src/data/snapshot.ts).
-    'then drop the source\'s change log and its triggers from the copy (updateserver_changes)',
+    ...(action.dropLog ? ['then drop the source\'s change log and its triggers from the copy:', ...action.dropLog.flatMap((st) => sqlLines(st))]
+      : ['then drop the source\'s change log and its triggers from the copy (updateserver_changes)']),
     ].join('\n');
     case 'migrate': return describeMigrate(action);
     case 'pull': return action.fetch
@@ -57,8 +73,12 @@ function describe(action: Action): string {
         `(local) $ ${quoteAll(action.fetch.argv)}`, `(local) $ ${quoteAll(verifyCachedArgv(action.cacheDir))}`].join('\n')
       : `touch ${action.cacheDir}; keep the newest cached releases`;
     case 'sql': return [`on ${describeConnection(action.connection)}${action.transaction ? ', in one transaction' : ', each statement committed as it runs'}:`,
-      ...action.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`))].join('\n');
+      ...action.statements.flatMap((st) => sqlLines(st))].join('\n');
     case 'change-log': return describeChangeLog(action);
+    case 'report-changes': return action.services.map((s) => [
+      `read what users wrote to ${describeConnection(s.connection)} (slot ${s.left}) since it was last reported (its change log), then write the report for \`updateserver replay\`; then, if it has a change log:`,
+      ...sqlLines(s.mark), '       (values 1: <the last change read, or the last mark\'s>, 2: <the run id>)',
+    ].join('\n')).join('\n');
     case 'watch': return `every ${action.intervalMs} ms for ${action.windowMs} ms:\n${action.probes.map((p) => `  ${describeCheck(p)}`).join('\n')}`;
     case 'server-health': return action.servers.map((srv) => `haproxy> ${serverHealthCommand(action.backend, srv, action.health)}`).join('\n');
     case 'set-map': return Object.entries(action.entries).map(([k, v]) => `haproxy> ${setMapCommand(action.file, k, v)}`).join('\n');

@@ -2,15 +2,17 @@
  * The data side of the read phase: which database the idle slot's snapshot comes from, what
  * migration version it has and which migrations the copy will need. Read-only.
  */
-import { connectionOf, type SlotName, type Stage } from '../config/model.js';
+import { userInfo } from 'node:os';
+import { connectionOf, type DatabaseConnection, type SlotName, type Stage } from '../config/model.js';
 import { NO_DATA } from '../release/name.js';
 import { UpdateserverError, describeError } from '../errors.js';
 import { openDb } from '../data/db.js';
 import { describeConnection } from '../data/connection.js';
 import { loadMigrations } from '../data/migrations/files.js';
-import { migrationStatus, statusOf } from '../data/migrations/runner.js';
+import { migrationStatus, readVersionRows, statusOf, type VersionRow } from '../data/migrations/runner.js';
 import { databaseBytes } from '../data/size.js';
 import { pendingMigration } from '../data/migrations/steps.js';
+import { copiedLogDrop } from '../data/changes/log.js';
 import type { DataFacts, KeptData } from '../plan/build.js';
 import { DEFAULT_SLOT, idleSlot } from '../config/slot.js';
 
@@ -38,18 +40,20 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
   const migrations = await loadMigrations(db.migrations);
   // The version the idle slot's database will start from: the snapshot's, or (shared, first stage) its
   // own. A first stage's idle slot keeps its own database, which may be older than the live one's.
-  const probe = source ?? connectionOf(db, db.strategy === 'shared' ? DEFAULT_SLOT : idleSlot(live));
+  const target = connectionOf(db, db.strategy === 'shared' ? DEFAULT_SLOT : idleSlot(live));
   let sourceVersion: number | undefined;
   let sourceBytes: number | undefined;
   // What the copy will need: the status accounts for a baseline (an empty database starts with it).
-  let pending = statusOf([], migrations).pending;
+  let read: { rows: VersionRow[] | undefined; missing: boolean } = { rows: undefined, missing: false };
+  let dropLog: string[] | undefined;
   try {
-    const conn = await openDb(probe);
+    const conn = await openDb(source ?? target);
     try {
-      const status = await migrationStatus(conn, migrations);
-      sourceVersion = status.current;
-      pending = status.pending;
-      if (source) sourceBytes = await databaseBytes(conn);
+      read = { rows: await readVersionRows(conn), missing: false };
+      if (source) {
+        sourceBytes = await databaseBytes(conn);
+        dropLog = await copiedLogDrop(conn);
+      }
     } finally {
       await conn.close();
     }
@@ -64,13 +68,29 @@ export async function readDataFacts(stage: Stage, service: string, live: SlotNam
       });
     }
     if (source && !(db.strategy === 'copy-self' && missing)) throw new UpdateserverError(`cannot read ${describeConnection(source)}: ${describeError(err)}`, { cause: err });
+    // copy-self without a live database: the idle slot's own database is what gets migrated.
+    read = source ? await readTarget(target) : { rows: undefined, missing };
     source = undefined;
     sourceSlot = undefined;
   }
+  const status = statusOf(read.rows ?? [], migrations);
+  sourceVersion = status.current;
   return {
-    source, sourceVersion, pending: pending.map((m) => pendingMigration(db.engine, m)),
-    ...(source && sourceSlot ? { sourceSlot } : {}), ...(sourceBytes === undefined ? {} : { sourceBytes }),
+    source, sourceVersion, pending: status.pending.map((m) => pendingMigration(db.engine, m)),
+    // The plan says every statement the migrate step sends: whether it creates the database and the table.
+    versionTable: read.rows !== undefined, ...(read.missing ? { createDatabase: true } : {}), appliedBy: `${userInfo().username}@updateserver`,
+    ...(source && sourceSlot ? { sourceSlot } : {}), ...(sourceBytes === undefined ? {} : { sourceBytes }), ...(source && dropLog ? { dropLog } : {}),
   };
+}
+
+/** The idle slot's own database, when nothing is copied into it: its rows, or that it does not exist yet. */
+async function readTarget(conn: DatabaseConnection): Promise<{ rows: VersionRow[] | undefined; missing: boolean }> {
+  try {
+    const open = await openDb(conn);
+    try { return { rows: await readVersionRows(open), missing: false }; } finally { await open.close(); }
+  } catch (err) {
+    return { rows: undefined, missing: isMissing(err) };
+  }
 }
 
 /**

@@ -13,7 +13,6 @@ import { buildPlan, type HostSlots, type ServiceFacts } from '../plan/build.js';
 import { allLimited } from '../transport/runner.js';
 import { hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordSwitch } from './record.js';
-import { leftBehind } from './left-writes.js';
 import type { FilesOutput } from '../data/files-left.js';
 import { runVerb, type Observed, type Planned, type RunRequest } from '../run/run.js';
 import type { PromoteResult } from './promote.js';
@@ -40,18 +39,14 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
     plan: (facts, run) => planFlip(stage, services, facts, run, options, now()),
     applyContext: async () => ({ outputs }),
     recorded: async (run, plan, apply, _facts, durationMs) => {
-      // After the switch back and the drain: nothing more reaches the slot left behind; what users wrote
-      // to it is reported (and kept for `updateserver replay`).
-      const left = await leftBehind(stage, plan, run.recorded, { stateDir: project.stateDir, runId: options.runId ?? new Date().toISOString(), now: now(), outputs });
-      for (const line of left.lines) {
-        logger.warn(line);
-        apply.warnings.push(line);
-      }
+      // After the switch back and the drain nothing more reaches the slot left behind; what users wrote
+      // to it was reported (and kept for `updateserver replay`) by the plan's last step (report-changes).
+      const left = apply.left;
       const { store } = run.state;
       await recordSwitch(store, stage, plan, run.recorded, now(), { markLeftBad: options.rollback ? `rolled back by ${options.user ?? userInfo().username} at ${now().toISOString()}` : undefined });
       // Traffic goes back to a slot whose database nothing touched since: its recorded data version holds.
-      await appendRun(store, plan, 'ok', durationMs, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, run.recorded?.services[s.service]?.data?.[s.target]])), user: run.request.user, changes: left.report });
-      return { changes: left.report, written: left.counts };
+      await appendRun(store, plan, 'ok', durationMs, now(), undefined, { data: Object.fromEntries(plan.services.map((s) => [s.service, run.recorded?.services[s.service]?.data?.[s.target]])), user: run.request.user, changes: left?.report });
+      return { changes: left?.report, written: left?.counts };
     },
   });
   return result;

@@ -8,16 +8,15 @@
  * Files (`files:` data, issue 18): the files added, changed and removed in the slot left since its
  * switch, listed by the hosts as steps of the plan (their output in `outputs`), go into the same report.
  */
-import { connectionOf, type SlotName, type Stage } from '../config/model.js';
+import type { DatabaseConnection, Stage } from '../config/model.js';
 import { describeConnection } from '../data/connection.js';
 import { openDb } from '../data/db.js';
 import { writesSince } from '../data/writes.js';
 import { hasChangeLog, markReported, readChanges } from '../data/changes/log.js';
 import { countsOf, reportLines, summarize, withoutRows, writeReport, type ChangeCounts, type ChangeReport, type ServiceChanges } from '../data/changes/report.js';
 import { describeError } from '../errors.js';
+import type { ReportAction } from '../plan/report.js';
 import { filesCounts, filesLeftLines, filesLeftOf, type FilesLeft, type FilesOutput } from '../data/files-left.js';
-import type { Plan } from '../plan/plan.js';
-import type { Logger } from '../log.js';
 import type { StageState } from '../state/store.js';
 
 export interface LeftBehind {
@@ -33,35 +32,31 @@ export interface LeftBehind {
 export interface LeftOptions {
   stateDir: string;
   runId: string;
-  /** An automatic rollback: the new slot (the plan's target) is the one left; otherwise the plan's live slot. */
-  newSlotLeft?: boolean;
   now?: Date;
   /** What the plan's files-left steps printed (src/data/files-left.ts). */
   outputs?: readonly FilesOutput[];
 }
 
-export async function leftBehind(stage: Stage, plan: Plan, recorded: StageState | undefined, opts: LeftOptions): Promise<LeftBehind> {
+/** The plan's report step (src/plan/report.ts): read each slot left, write the report file, then leave the plan's mark. */
+export async function leftBehind(stage: Stage, step: ReportAction, recorded: StageState | undefined, opts: LeftOptions): Promise<LeftBehind> {
   const services: ServiceChanges[] = [];
   const lines: string[] = [];
-  const marks: Array<{ conn: ReturnType<typeof connectionOf>; upTo: string }> = [];
-  for (const s of plan.services) {
-    const db = stage.services[s.service]?.database;
-    if (!db || db.strategy === 'none' || db.strategy === 'shared') continue;
-    const left: SlotName = opts.newSlotLeft ? s.target : s.live;
-    const serving: SlotName = opts.newSlotLeft ? s.live : s.target;
-    const conn = connectionOf(db, left);
-    const entry: ServiceChanges = { service: s.service, engine: db.engine, slot: left, database: conn.database, servingSlot: serving, servingDatabase: connectionOf(db, serving).database, tables: [], untracked: [] };
+  const marks: Array<{ conn: DatabaseConnection; sql: string; upTo: string }> = [];
+  for (const s of step.services) {
+    const conn = s.connection;
+    const entry: ServiceChanges = { service: s.service, engine: conn.engine, slot: s.left, database: conn.database, servingSlot: s.serving, servingDatabase: s.servingDatabase, tables: [], untracked: [] };
     try {
       const open = await openDb(conn);
       try {
         if (await hasChangeLog(open)) {
-          const { changes, untracked } = await readChanges(open);
+          const { changes, untracked, upTo } = await readChanges(open);
           entry.tables = summarize(changes);
           entry.untracked = untracked;
           entry.changes = changes;
-          if (changes.length > 0) marks.push({ conn, upTo: changes[changes.length - 1]!.seq });
+          // Always, as the plan says: with nothing new, the mark repeats where the next report starts.
+          marks.push({ conn, sql: s.mark, upTo });
         } else {
-          const mark = recorded?.services[s.service]?.data?.[left]?.writes;
+          const mark = recorded?.services[s.service]?.data?.[s.left]?.writes;
           entry.unknown = `it has no change log (promoted before updateserver installed one), so the rows are unknown; ${mark ? await writesSince(open, mark) : 'no write counter was recorded either'}`;
         }
       } finally {
@@ -72,9 +67,9 @@ export async function leftBehind(stage: Stage, plan: Plan, recorded: StageState 
     }
     services.push(entry);
   }
-  const files = filesLeftOf(stage, plan, opts.outputs ?? [], opts.newSlotLeft === true);
+  const files = filesLeftOf(stage, { services: step.files ?? [] }, opts.outputs ?? [], step.newSlotLeft === true);
   if (services.length === 0 && files.length === 0) return { lines, report: undefined, counts: undefined };
-  const report: ChangeReport = { stage: stage.name, runId: opts.runId, action: opts.newSlotLeft ? 'automatic rollback' : plan.action, at: (opts.now ?? new Date()).toISOString(), services, ...(files.length > 0 ? { files } : {}) };
+  const report: ChangeReport = { stage: stage.name, runId: opts.runId, action: step.action, at: (opts.now ?? new Date()).toISOString(), services, ...(files.length > 0 ? { files } : {}) };
   let file: string | undefined;
   try {
     file = await writeReport(opts.stateDir, report);
@@ -86,7 +81,7 @@ export async function leftBehind(stage: Stage, plan: Plan, recorded: StageState 
   for (const m of file ? marks : []) {
     try {
       const open = await openDb(m.conn);
-      try { await markReported(open, m.upTo, opts.runId); } finally { await open.close(); }
+      try { await markReported(open, m.sql, m.upTo, opts.runId); } finally { await open.close(); }
     } catch (err) {
       lines.push(`could not mark the change log of ${describeConnection(m.conn)} as reported (a later report of it repeats these rows): ${describeError(err)}`);
     }
@@ -102,16 +97,4 @@ function withFileCounts(counts: ChangeCounts, files: readonly FilesLeft[]): Chan
     counts[service] = { ...(counts[service] ?? { inserted: 0, updated: 0, deleted: 0, tables: {} }), files: c };
   }
   return counts;
-}
-
-/** The automatic rollback's report: logged as warnings (the run's error follows); never throws. */
-export async function reportAutomaticRollback(stage: Stage, plan: Plan, recorded: StageState | undefined, runId: string, stateDir: string, logger: Logger, outputs: readonly FilesOutput[] = []): Promise<LeftBehind | undefined> {
-  try {
-    const left = await leftBehind(stage, plan, recorded, { stateDir, runId, newSlotLeft: true, outputs });
-    for (const line of left.lines) logger.warn(line);
-    return left;
-  } catch (err) {
-    logger.warn(`could not report what was written to the slot left by the automatic rollback: ${describeError(err)}`);
-    return undefined;
-  }
 }

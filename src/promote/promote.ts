@@ -12,7 +12,6 @@ import { readHostSlots, readSourceSlots } from '../observe/slots.js';
 import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceFacts } from '../plan/build.js';
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed, type ApplyResult } from '../apply/apply.js';
-import { reportAutomaticRollback } from './left-writes.js';
 import type { FilesOutput } from '../data/files-left.js';
 import type { ChangeReport } from '../data/changes/report.js';
 import { hostsUsed, selectServices } from './stage-link.js';
@@ -96,10 +95,10 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
       pull: { manifests: new Map(Object.values(facts.pulls).map((p) => [p.hash, p.manifest])), tunnel: () => run.others[0]!.openTunnel() },
     }),
     // An automatic rollback left the new slot behind with whatever users wrote to it meanwhile.
-    failed: async (run, plan, err) => {
-      if (!(err instanceof PromotionFailed && err.rolledBack)) return undefined;
-      const left = await reportAutomaticRollback(stage, plan, run.recorded, options.runId ?? new Date().toISOString(), project.stateDir, options.logger, outputs);
-      return left ? { changes: left.report, written: left.counts } : undefined;
+    // The failure path reported it (its report-changes step, src/plan/failure.ts).
+    failed: async (_run, _plan, err, left) => {
+      if (!(err instanceof PromotionFailed && err.rolledBack) || !left) return undefined;
+      return { changes: left.report, written: left.counts };
     },
     // The release mail lists what changed since the previous live release.
     notifyFacts: async (run, plan, _apply, facts) => ({ changes: await releaseChanges(project, stage, plan, run.target.pool, Object.fromEntries(services.map((s) => [s, facts.releases[s]!.cacheDir]))) }),

@@ -13,6 +13,8 @@ import { describeConnection } from '../data/connection.js';
 import { refuseUnsafeTarget, type SnapshotResult } from '../data/snapshot.js';
 import { readLiveSlots } from '../observe/live.js';
 import { selectServices } from '../promote/stage-link.js';
+import { openDb } from '../data/db.js';
+import { copiedLogDrop } from '../data/changes/log.js';
 import { PLAN_VERSION, type Action, type Plan, type PlanItem } from '../plan/plan.js';
 import { runVerb, type RunRequest } from '../run/run.js';
 import { DEFAULT_SLOT, idleSlot } from '../config/slot.js';
@@ -37,6 +39,8 @@ export interface RefreshStep {
   live: DatabaseConnection;
   jobs: number;
   after: readonly string[];
+  /** What removes the change log the copy brings from the source, read there (plan text of the copy); absent: built when it runs. */
+  dropLog?: string[];
 }
 
 export interface RefreshResult {
@@ -115,6 +119,7 @@ export function planRefresh(stage: Stage, from: Stage, steps: readonly RefreshSt
   const items: PlanItem[] = steps.map((step) => {
     const actions: Action[] = [{
       kind: 'data-copy', service: step.service, source: step.source, target: step.target, jobs: step.jobs, frozen: false, fastPath: 'off', live: step.live,
+      ...(step.dropLog ? { dropLog: step.dropLog } : {}),
       title: `copy ${from.name}'s live ${describeConnection(step.source)} into slot ${step.slot}'s ${describeConnection(step.target)} (read-only, one snapshot)`,
     }];
     if (step.after.length > 0) {
@@ -161,6 +166,10 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
       const there = await readLiveSlots(from, run.others[0]!.balancers, await run.state.store.read(from.name));
       const live = { stage: here, from: there };
       const steps = refreshSteps(stage, from, live, options);
+      for (const step of steps) {
+        const dropLog = await readDropLog(step.source);
+        if (dropLog) step.dropLog = dropLog;
+      }
       // The release each idle slot points at: its stop command may name {release}.
       const releases: Record<string, Record<string, string>> = {};
       for (const s of filesServices) {
@@ -173,4 +182,14 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
     plan: (facts) => ({ plan: planRefresh(stage, from, facts.steps, facts.live, now(), facts.files, project.stateDir) }),
   });
   return { stage: stage.name, from: from.name, steps: result.facts?.steps ?? [], files: result.facts?.files ?? [], applied: result.applied, snapshots: result.apply?.snapshots ?? [], durationMs: result.durationMs, plan: result.plan };
+}
+
+/** The source's change log as the copy will bring it (read-only); a source that cannot be read leaves it to the copy, which says why. */
+async function readDropLog(source: DatabaseConnection): Promise<string[] | undefined> {
+  try {
+    const db = await openDb(source, { readOnly: true });
+    try { return await copiedLogDrop(db); } finally { await db.close(); }
+  } catch {
+    return undefined;
+  }
 }

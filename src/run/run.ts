@@ -23,6 +23,7 @@ import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from '../prom
 import { settleAll } from '../transport/runner.js';
 import { appendRun, recordFailure } from '../promote/record.js';
 import { withInstrument } from './instrument.js';
+import type { LeftBehind } from '../promote/left-writes.js';
 
 /** What the person running the command asked for, the same for every verb. */
 export interface RunRequest {
@@ -91,8 +92,11 @@ export interface Verb<Facts> {
    * return what was written to the slot traffic left (a flip or rollback: src/promote/left-writes.ts).
    */
   recorded?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts, durationMs: number): Promise<LeftReport | void>;
-  /** A failed run's report of what was written to the slot it left (an automatic rollback), before it is recorded. */
-  failed?(run: Observed, plan: Plan, err: unknown): Promise<LeftReport | undefined>;
+  /**
+   * A failed run's report of what was written to the slot it left (an automatic rollback), before it is
+   * recorded: `left` is what the failure path's report step found.
+   */
+  failed?(run: Observed, plan: Plan, err: unknown, left: LeftBehind | undefined): Promise<LeftReport | undefined>;
   /** What the release mail adds for a run that applied its plan (promote: the changes since the previous live release). */
   notifyFacts?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts): Promise<Pick<RunSummary, 'changes'>>;
   /** Whether the history keeps a line for a failed run of this verb (recordFailure). */
@@ -159,12 +163,17 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     await notifier?.started();
     const onStep = request.progress?.(plan);
     let apply: ApplyResult;
+    let ctx: ApplyContext | undefined;
     try {
       const extra = await verb.applyContext?.(observed, facts) ?? {};
-      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
+      ctx = {
+        stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}),
+        report: { stateDir: project.stateDir, recorded: observed.recorded, now },
+      };
+      apply = await applyPlan(ctx, plan);
     } catch (err) {
       // Recording the failure never hides it.
-      const left = await verb.failed?.(observed, plan, err);
+      const left = await verb.failed?.(observed, plan, err, ctx?.left);
       if (verb.recordsFailures !== false) await recordFailure(state.store, stage, plan, observed.recorded, err, Date.now() - t0, now(), logger, request.user, left?.changes);
       await journal?.finish(`failed: ${describeError(err)}`).catch((e: unknown) => logger.warn(`closing the journal: ${describeError(e)}`));
       await notifier?.finished(err, { written: left?.written });

@@ -11,6 +11,7 @@ import type { Action, Phase, Plan } from '../../src/plan/plan.js';
 import type { Db } from '../../src/data/db.js';
 import { describeConnection } from '../../src/data/connection.js';
 import { dumpCopyEffects } from '../../src/data/snapshot.js';
+import { adminDatabase } from '../../src/data/migrations/sql.js';
 import { verifyCachedArgv } from '../../src/promote/source.js';
 
 /** One effect on one target (a host or a load balancer), in words comparable with effectsOf(). */
@@ -138,14 +139,28 @@ export function effectsOfAction(a: Action): Effect[] {
     case 'hook': return a.host ? [{ target: a.host, effect: `exec ${a.line}` }] : [{ target: 'local', effect: `run bash -c ${a.line}` }];
     case 'sql': return a.statements.map((sql) => ({ target: describeConnection(a.connection), effect: `sql ${sql}` }));
     // A copy by TEMPLATE is decided when it runs; a plan that may take it is compared by dump only where fastPath is off.
-    case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY) : [];
-    // With no session left at the deadline, a drain changes nothing. A migration's own statements and its
-    // version-table rows are not yet plan text (see the issue-16 note): not compared.
-    // The change log's install is statements of the run's own making (one trigger per table found then): not compared.
-    case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'migrate': case 'change-log':
+    case 'data-copy': return a.fastPath === 'off' ? dumpCopyEffects(a.source, a.target, a.jobs, RUN_ONLY, a.dropLog) : [];
+    case 'migrate': return migrateEffects(a);
+    // The report's one write: its mark in each change log it read (the lab's slots all have one).
+    case 'report-changes': return a.services.map((s) => ({ target: describeConnection(s.connection), effect: `sql ${s.mark}` }));
+    // MySQL's install spells out the columns of the tables found when it runs: not plan text, not compared.
+    case 'change-log': return (a.statements ?? []).map((sql) => ({ target: describeConnection(a.connection), effect: `sql ${sql}` }));
+    // With no session left at the deadline, a drain changes nothing.
+    case 'drain': case 'drain-new': case 'settle': case 'verify-map':
     // A gate reads HAProxy's counters; the rollout's shares are set-map actions of their own.
     case 'gate': return [];
   }
+}
+
+/** A migrate step: the database and version table when the plan creates them, then each migration's begin row, statements and ok row. */
+function migrateEffects(a: Extract<Action, { kind: 'migrate' }>): Effect[] {
+  const on = describeConnection(a.connection);
+  const sql = (target: string, text: string): Effect => ({ target, effect: `sql ${text}` });
+  return [
+    ...(a.createDatabase ? [sql(describeConnection({ ...a.connection, database: adminDatabase(a.connection) }), a.createDatabase)] : []),
+    ...(a.versionTable ? [sql(on, a.versionTable)] : []),
+    ...a.pending.flatMap((m) => [...(m.rows ? [sql(on, m.rows.begin)] : []), ...m.statements.map((st) => sql(on, st)), ...(m.rows ? [sql(on, m.rows.ok)] : [])]),
+  ];
 }
 
 /** Every effect of these phases, per target in plan order (items of a phase run concurrently, a target's actions in order). */

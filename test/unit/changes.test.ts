@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { changesQuery, installStatements, markStatement, mysqlTriggerName, literal } from '../../src/data/changes/log-sql.js';
+import { PG_INSTALL, changesQuery, installStatements, markStatement, mysqlTriggerName, literal } from '../../src/data/changes/log-sql.js';
 import { applyStatement, currentRowQuery, decide, mysqlValue, schemaProblem } from '../../src/data/changes/replay-sql.js';
 import { countsOf, reportLines, summarize, withoutRows, type ChangeReport } from '../../src/data/changes/report.js';
 import type { LoggedChange } from '../../src/data/changes/log.js';
@@ -13,20 +13,19 @@ const ins: LoggedChange = { seq: '1', at: 'x', table: 'writes', op: 'I', pk: '{"
 const upd: LoggedChange = { seq: '2', at: 'x', table: 'writes', op: 'U', pk: '{"id": 2}', old: '{"id": 2, "k": "b", "n": 2}', new: '{"id": 2, "k": "b", "n": 20}' };
 const del: LoggedChange = { seq: '3', at: 'x', table: 'writes', op: 'D', pk: '{"id": 3}', old: '{"id": 3, "k": "c", "n": 3}', new: null };
 
-test('PostgreSQL install: the log, one function, emptied (the copy brought the source\'s), one trigger per table with its key as arguments', () => {
-  const st = installStatements('postgres', [{ name: 'writes', pk: ['id'], columns: ['id', 'k'] }, { name: 'pair', pk: ['a', 'b'], columns: ['a', 'b'] }, { name: 'nokey', pk: [], columns: ['x'] }], 'public');
-  assert.match(st[0]!, /^CREATE TABLE IF NOT EXISTS "public"\.updateserver_changes \(seq bigserial PRIMARY KEY, .* pk jsonb, old_row jsonb, new_row jsonb\)$/);
-  assert.match(st[1]!, /CREATE OR REPLACE FUNCTION "public"\.updateserver_log_change\(\) RETURNS trigger/);
-  assert.match(st[1]!, /r := COALESCE\(o, n\)/, 'the key the row had before the change');
-  assert.equal(st[2], 'TRUNCATE "public".updateserver_changes');
-  assert.deepEqual(st.slice(3), [
-    'DROP TRIGGER IF EXISTS updateserver_changes ON "public"."writes"',
-    'CREATE TRIGGER updateserver_changes AFTER INSERT OR UPDATE OR DELETE ON "public"."writes" FOR EACH ROW EXECUTE FUNCTION "public".updateserver_log_change(\'id\')',
-    'DROP TRIGGER IF EXISTS updateserver_changes ON "public"."pair"',
-    'CREATE TRIGGER updateserver_changes AFTER INSERT OR UPDATE OR DELETE ON "public"."pair" FOR EACH ROW EXECUTE FUNCTION "public".updateserver_log_change(\'a\', \'b\')',
-    'DROP TRIGGER IF EXISTS updateserver_changes ON "public"."nokey"',
-    'CREATE TRIGGER updateserver_changes AFTER INSERT OR UPDATE OR DELETE ON "public"."nokey" FOR EACH ROW EXECUTE FUNCTION "public".updateserver_log_change()',
-  ]);
+test('PostgreSQL install: one fixed statement (plan text) that creates the log and its function in the current schema, empties it and puts a trigger with its key on every table found then', () => {
+  const st = installStatements('postgres', [{ name: 'writes', pk: ['id'], columns: ['id', 'k'] }]);
+  assert.deepEqual(st, [...PG_INSTALL], 'the tables found when it runs, not those given: the same text whatever the migrations add');
+  assert.equal(st.length, 1);
+  const [install] = st;
+  assert.match(install!, /^DO \$install\$\nDECLARE s text := current_schema\(\); t record;/);
+  assert.match(install!, /EXECUTE format\('CREATE TABLE IF NOT EXISTS %I\.updateserver_changes \(seq bigserial PRIMARY KEY, .* pk jsonb, old_row jsonb, new_row jsonb\)', s\);/);
+  assert.match(install!, /CREATE OR REPLACE FUNCTION %1\$I\.updateserver_log_change\(\) RETURNS trigger/);
+  assert.match(install!, /r := COALESCE\(o, n\)/, 'the key the row had before the change');
+  assert.match(install!, /EXECUTE format\('TRUNCATE %I\.updateserver_changes', s\);/);
+  assert.match(install!, /string_agg\(quote_literal\(a\.attname\), ', ' ORDER BY k\.i\)/, 'the primary key columns, in key order, as the trigger\'s arguments');
+  assert.match(install!, /EXECUTE format\('CREATE TRIGGER updateserver_changes AFTER INSERT OR UPDATE OR DELETE ON %I\.%I FOR EACH ROW EXECUTE FUNCTION %I\.updateserver_log_change\(%s\)', s, t\.name, s, t\.args\);/);
+  assert.match(install!, /c\.relname NOT LIKE 'updateserver\\_%'/, 'never its own tables');
 });
 
 test('MySQL install: three triggers per table spelling out every column; the key from NEW on insert, from OLD otherwise', () => {
@@ -55,7 +54,9 @@ test('the log is read in the order of its sequence as a number, not of its text 
 test('literals: quotes doubled; MySQL doubles backslashes too; the report mark carries the last sequence covered', () => {
   assert.equal(literal('postgres', "it's \\x"), "'it''s \\x'");
   assert.equal(literal('mysql', "it's \\x"), "'it''s \\\\x'");
-  assert.equal(markStatement('postgres', '42', 'run-1'), 'INSERT INTO "updateserver_changes" (tbl, op, new_row) VALUES (\'\', \'R\', \'{"upTo":42,"run":"run-1"}\'::jsonb)');
+  // Fixed text, plan data; the last sequence covered and the run id are its parameters.
+  assert.equal(markStatement('postgres'), 'INSERT INTO "updateserver_changes" (tbl, op, new_row) VALUES (\'\', \'R\', jsonb_build_object(\'upTo\', $1::bigint, \'run\', $2::text))');
+  assert.equal(markStatement('mysql'), "INSERT INTO `updateserver_changes` (tbl, op, new_row) VALUES ('', 'R', JSON_OBJECT('upTo', CAST(? AS UNSIGNED), 'run', ?))");
   assert.equal(mysqlValue(null), 'NULL');
   assert.equal(mysqlValue(3.5), '3.5');
   assert.equal(mysqlValue({ x: [1] }), '\'{"x":[1]}\'');

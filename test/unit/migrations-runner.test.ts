@@ -7,7 +7,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DatabaseError, type Db } from '../../src/data/db.js';
 import { checksumOf, type Migration } from '../../src/data/migrations/files.js';
-import { MigrationBlocked, MigrationFailed, migrate, resolveMigration, statusOf, type VersionRow } from '../../src/data/migrations/runner.js';
+import { pendingMigration } from '../../src/data/migrations/steps.js';
+import { MigrationBlocked, MigrationFailed, MigrationPlanStale, migrate, resolveMigration, statusOf, type VersionRow } from '../../src/data/migrations/runner.js';
 import * as q from '../../src/data/migrations/sql.js';
 import type { DatabaseEngine } from '../../src/config/model.js';
 import type { Logger } from '../../src/log.js';
@@ -49,7 +50,13 @@ function fakeDb(engine: DatabaseEngine, init: { rows?: VersionRow[]; table?: boo
     label: 'fake://shop',
     async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
       const name = names.get(sql);
-      assert.ok(name, `unexpected query: ${sql}`);
+      if (!name) {
+        // A migration's own statement: MySQL sends each alone through query().
+        assert.equal(engine, 'mysql', `unexpected query: ${sql}`);
+        calls.push(`query ${sql}`);
+        if (init.fail && sql.includes(init.fail)) throw new DatabaseError('fake://shop', `Table 'a' doesn't exist`, { code: 'ER_NO_SUCH_TABLE' });
+        return [];
+      }
       calls.push(name);
       const answer = ((): unknown[] => {
         switch (name) {
@@ -163,7 +170,7 @@ describe('migrate against a fake Db', () => {
   test('MySQL: no transaction; the id of the begin row from the session; the lock named after the database', async () => {
     const { db, calls } = fakeDb('mysql');
     await migrate(db, [V1], { appliedBy: 'ann@host', logger: recordingLogger() });
-    assert.deepEqual(calls, ['database?', 'try-lock', 'table?', 'create-table', 'begin-row', 'last-id', `exec ${V1.sql}`, 'ok-row', 'unlock']);
+    assert.deepEqual(calls, ['database?', 'try-lock', 'table?', 'create-table', 'begin-row', 'last-id', 'query CREATE TABLE a (x int)', 'ok-row', 'unlock']);
   });
 
   test('PostgreSQL failure: rolled back, then the row set to error outside the transaction, then unlock; the error names the version', async () => {
@@ -182,14 +189,17 @@ describe('migrate against a fake Db', () => {
   });
 
   test('MySQL failure: the error says the database may be half-changed and how far the script got', async () => {
-    const { db } = fakeDb('mysql', { fail: 'TABLE a ' });
-    await assert.rejects(migrate(db, [V1], { appliedBy: 'ann', logger: recordingLogger(), stage: 'beta', service: 'web' }), (err: unknown) => {
+    const { db, calls } = fakeDb('mysql', { fail: 'ADD y' });
+    const three = mig(1, 'CREATE TABLE a (x int);\nALTER TABLE a ADD y int;\nCREATE INDEX a_x ON a (x);');
+    await assert.rejects(migrate(db, [three], { appliedBy: 'ann', logger: recordingLogger(), stage: 'beta', service: 'web' }), (err: unknown) => {
       assert.ok(err instanceof MigrationFailed);
       assert.equal(err.halfChanged, true);
       assert.match(err.message, /migration 1 \(m1\) failed: .*\nMySQL commits each statement .*may be half-changed \(statements 1-1 of 3 ran and stay applied; statement 2 \(line 2\) failed\)/);
       assert.match(err.hint ?? '', /updateserver migrate resolve beta web 1/);
       return true;
     });
+    // Each statement sent alone, as the plan lists them; the third never.
+    assert.deepEqual(calls.filter((c) => c.startsWith('query ')), ['query CREATE TABLE a (x int)', 'query ALTER TABLE a ADD y int']);
   });
 
   test('a failed unlock is only logged: the migration error stays the one thrown', async () => {
@@ -243,6 +253,25 @@ describe('migrate against a fake Db', () => {
     assert.deepEqual(calls, ['table?']);
     assert.deepEqual(result.applied, []);
     assert.deepEqual(result.sql, [q.createTable('postgres'), `-- version 1 m1 (/m/V1__m1.sql)\n${V1.sql}`, `-- version 2 m2 (/m/V2__m2.sql)\n${V2.sql}`]);
+  });
+
+  test('a planned run sends exactly the plan\'s statements, and refuses, changing nothing, a database that needs other versions than the plan says', async () => {
+    const planned = [V2].map((m) => pendingMigration('postgres', m));
+    // The plan's own text runs, not the file's (here the same statement with a comment the plan added).
+    planned[0]!.statements = [`-- as planned\n${V2.sql}`];
+    const ok = fakeDb('postgres', { rows: [okRow(V1)] });
+    await migrate(ok.db, [V1, V2], { appliedBy: 'ann', logger: recordingLogger(), planned: { versionTable: true, pending: planned } });
+    assert.deepEqual(ok.calls.filter((c) => c.startsWith('exec ')), [`exec -- as planned\n${V2.sql}`]);
+    // Someone applied V2 meanwhile: the plan's V2 is not what the database needs (nothing).
+    const moved = fakeDb('postgres', { rows: [okRow(V1), okRow(V2)] });
+    await assert.rejects(migrate(moved.db, [V1, V2], { appliedBy: 'ann', logger: recordingLogger(), planned: { versionTable: true, pending: planned } }), (err: unknown) => {
+      assert.ok(err instanceof MigrationPlanStale);
+      assert.match(err.message, /the database changed since the plan was made: the plan applies V2, the database now needs none; nothing was applied/);
+      return true;
+    });
+    assert.deepEqual(moved.calls, ['try-lock', 'table?', 'rows', 'unlock']);
+    // The plan said the table exists; it does not (the database was replaced): refused too.
+    await assert.rejects(migrate(fakeDb('postgres').db, [V1, V2], { appliedBy: 'ann', logger: recordingLogger(), planned: { versionTable: true, pending: planned } }), MigrationPlanStale);
   });
 
   test('dry run refuses what a real run refuses', async () => {

@@ -1,3 +1,5 @@
+import { pendingMigration } from '../../src/data/migrations/steps.js';
+import { PG_INSTALL, markStatement } from '../../src/data/changes/log-sql.js';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -595,6 +597,45 @@ describe('buildPlan: config files and --code-only', () => {
     const full = buildPlan(input(false));
     // Everything else is the same plan.
     for (const name of ['copy', 'start', 'check', 'switch', 'drain', 'stop-old'] as const) assert.deepEqual(phase(plan, name), phase(full, name));
+  });
+});
+
+describe('buildPlan: every database statement is plan text (issue 16)', () => {
+  const { stage, project } = WITH_DATA;
+  const dev = { engine: 'postgres' as const, host: '127.0.0.1', port: 5432, user: 'postgres', password: undefined, database: 'web_dev_b' };
+  const sqlText = 'CREATE INDEX items_name ON items (name);\n';
+  const v3 = pendingMigration('postgres', { version: 3, name: 'index', sql: sqlText, checksum: 'c'.repeat(64), file: 'migrations/web/V0003__index.sql', baseline: false });
+  const input = (mode?: 'flip'): PlanInput => ({
+    project, stage, from: 'dev', now: NOW, services: ['web'], ...(mode ? { mode, action: 'rollback' as const } : {}),
+    facts: { web: { ...facts('a', R2, { h1: slots(R1, R0, [true, true], [R0, R1]) }), data: { source: dev, sourceVersion: 2, pending: [v3], versionTable: false, appliedBy: 'ann@updateserver' } } },
+  });
+
+  test('the migrate step holds the version table, the begin and ok rows and the SQL; the change log its one install statement; the dry run prints them', () => {
+    const plan = buildPlan(input());
+    const [migrate, log] = phase(plan, 'data').items[0]!.actions.slice(2);
+    assert.ok(migrate?.kind === 'migrate' && log?.kind === 'change-log');
+    assert.equal(migrate.appliedBy, 'ann@updateserver');
+    assert.match(migrate.versionTable ?? '', /^CREATE TABLE IF NOT EXISTS updateserver_version /);
+    assert.equal(migrate.createDatabase, undefined, 'the copy creates it');
+    assert.deepEqual(migrate.pending[0]!.statements, [sqlText.trimEnd()]);
+    assert.deepEqual(log.statements, [...PG_INSTALL]);
+    const text = renderPlan(plan);
+    assert.ok(text.includes("(values 1: 3, 2: 'index', 3: '" + 'c'.repeat(64) + "', 4: 'ann@updateserver', 5: false)"), text);
+    assert.ok(text.includes("sql> UPDATE updateserver_version SET status = 'ok', comments = $1, duration_ms = $2, updated = clock_timestamp() WHERE id = $3"), text);
+    assert.ok(text.includes('sql> DO $install$'), text);
+  });
+
+  test('a rollback ends with the report of the slot it leaves, holding the mark it leaves; a promotion\'s automatic rollback too', () => {
+    const back = buildPlan(input('flip'));
+    const report = phase(back, 'report').items[0]!.actions[0]!;
+    assert.ok(report.kind === 'report-changes');
+    assert.deepEqual(report.services.map((s) => [s.left, s.connection.database, s.serving, s.servingDatabase, s.mark]), [['a', 'web_staging_a', 'b', 'web_staging_b', markStatement('postgres')]]);
+    const promoted = buildPlan(input());
+    const path = promoted.onFailure!.find((f) => f.on.includes('post'))!;
+    const auto = path.phases.find((ph) => ph.name === 'report')!.items[0]!.actions[0]!;
+    assert.ok(auto.kind === 'report-changes' && auto.action === 'automatic rollback');
+    assert.deepEqual(auto.services.map((s) => [s.left, s.connection.database]), [['b', 'web_staging_b']], 'the new slot is the one left');
+    assert.equal(promoted.phases.some((ph) => ph.name === 'report'), false, 'a promotion that succeeds leaves no slot behind');
   });
 });
 

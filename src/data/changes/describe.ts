@@ -5,6 +5,11 @@ import { LOG_TABLE, PG_FUNCTION, PG_TRIGGER } from './log-sql.js';
 
 export function describeChangeLog(a: Extract<Action, { kind: 'change-log' }>): string {
   const db = describeConnection(a.connection);
+  // The statements themselves when the plan holds them (PostgreSQL): exactly what is sent.
+  if (a.statements) {
+    return [`on ${db}, in one transaction: the log ${LOG_TABLE} (emptied: the copy brought the source's), its function ${PG_FUNCTION} and a trigger ${PG_TRIGGER} on every table of the schema as it is after the migrations:`,
+      ...a.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`))].join('\n');
+  }
   return a.connection.engine === 'postgres'
     ? `on ${db}: CREATE TABLE IF NOT EXISTS ${LOG_TABLE} (seq, at, tbl, op, pk, old_row, new_row jsonb); TRUNCATE it (the copy brought the source's);\n`
       + `  CREATE TRIGGER ${PG_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW EXECUTE FUNCTION ${PG_FUNCTION}(<primary key>) on every table of the schema (as they are after the migrations); one transaction`

@@ -39,39 +39,51 @@ export function mysqlTriggerName(table: string, op: 'I' | 'U' | 'D'): string {
   return `${name.slice(0, 55)}_${h.toString(16).padStart(8, '0')}`;
 }
 
-/** Statements that create the log (if missing), empty it and put a trigger on every table; one transaction on PostgreSQL. */
-export function installStatements(engine: DatabaseEngine, tables: LoggedTable[], schema = 'public'): string[] {
-  return engine === 'postgres' ? pgInstall(tables, schema) : mysqlInstall(tables);
+/**
+ * Statements that create the log (if missing), empty it and put a trigger on every table; one
+ * transaction on PostgreSQL. PostgreSQL's are fixed text (PG_INSTALL): the tables and the schema are
+ * found by the statement itself when it runs, after the migrations, so the plan holds exactly what is
+ * sent. MySQL's spell out the columns of the tables given (read when it runs).
+ */
+export function installStatements(engine: DatabaseEngine, tables: LoggedTable[]): string[] {
+  return engine === 'postgres' ? [...PG_INSTALL] : mysqlInstall(tables);
 }
 
-function pgInstall(tables: LoggedTable[], schema: string): string[] {
-  const log = `${ident('postgres', schema)}.${LOG_TABLE}`;
-  return [
-    `CREATE TABLE IF NOT EXISTS ${log} (seq bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), tbl text NOT NULL, op char(1) NOT NULL, pk jsonb, old_row jsonb, new_row jsonb)`,
-    // SECURITY INVOKER (the default): the application's own user writes its own rows into the log.
-    `CREATE OR REPLACE FUNCTION ${ident('postgres', schema)}.${PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+/**
+ * The PostgreSQL install, one DO block: in the session's current schema, the log table, the function
+ * every trigger calls (SECURITY INVOKER, the default: the application's own user writes its own rows
+ * into the log), the log emptied (a copy brought its source's), and on every table of the schema
+ * (updateserver's own excepted) a trigger passing its primary key columns as arguments.
+ */
+export const PG_INSTALL: readonly string[] = [`DO $install$
+DECLARE s text := current_schema(); t record;
+BEGIN
+  EXECUTE format('CREATE TABLE IF NOT EXISTS %I.${LOG_TABLE} (seq bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), tbl text NOT NULL, op char(1) NOT NULL, pk jsonb, old_row jsonb, new_row jsonb)', s);
+  EXECUTE format($f$CREATE OR REPLACE FUNCTION %1$I.${PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE o jsonb; n jsonb; r jsonb;
 BEGIN
   IF TG_OP <> 'INSERT' THEN o := to_jsonb(OLD); END IF;
   IF TG_OP <> 'DELETE' THEN n := to_jsonb(NEW); END IF;
   -- The key the row had before the change: an update that changes the key is found by its old one.
   r := COALESCE(o, n);
-  INSERT INTO ${log} (tbl, op, pk, old_row, new_row)
+  INSERT INTO %1$I.${LOG_TABLE} (tbl, op, pk, old_row, new_row)
     VALUES (TG_TABLE_NAME, left(TG_OP, 1), (SELECT jsonb_object_agg(k, r -> k) FROM unnest(TG_ARGV) AS k), o, n);
   RETURN NULL;
 END
-$fn$`,
-    // The copy brought the source's log along: what was written there is not this database's news.
-    `TRUNCATE ${log}`,
-    ...tables.flatMap((t) => {
-      const table = `${ident('postgres', schema)}.${ident('postgres', t.name)}`;
-      return [
-        `DROP TRIGGER IF EXISTS ${PG_TRIGGER} ON ${table}`,
-        `CREATE TRIGGER ${PG_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION ${ident('postgres', schema)}.${PG_FUNCTION}(${t.pk.map((c) => literal('postgres', c)).join(', ')})`,
-      ];
-    }),
-  ];
-}
+$fn$
+$f$, s);
+  EXECUTE format('TRUNCATE %I.${LOG_TABLE}', s);
+  FOR t IN SELECT c.relname AS name,
+      COALESCE((SELECT string_agg(quote_literal(a.attname), ', ' ORDER BY k.i) FROM pg_index x CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, i)
+        JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum WHERE x.indrelid = c.oid AND x.indisprimary), '') AS args
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = s AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname NOT LIKE 'updateserver\\_%' ORDER BY 1
+  LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS ${PG_TRIGGER} ON %I.%I', s, t.name);
+    EXECUTE format('CREATE TRIGGER ${PG_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH ROW EXECUTE FUNCTION %I.${PG_FUNCTION}(%s)', s, t.name, s, t.args);
+  END LOOP;
+END
+$install$`];
 
 function jsonObject(prefix: 'OLD' | 'NEW', columns: string[]): string {
   return `JSON_OBJECT(${columns.map((c) => `${literal('mysql', c)}, ${prefix}.${ident('mysql', c)}`).join(', ')})`;
@@ -124,6 +136,13 @@ export function untrackedQuery(engine: DatabaseEngine): string {
          AND (SELECT COUNT(*) FROM information_schema.TRIGGERS g WHERE g.EVENT_OBJECT_SCHEMA = t.TABLE_SCHEMA AND g.EVENT_OBJECT_TABLE = t.TABLE_NAME AND g.TRIGGER_NAME LIKE 'us\\_chg\\_%') < 3 ORDER BY 1`;
 }
 
+function sinceExpression(engine: DatabaseEngine): string {
+  const log = ident(engine, LOG_TABLE);
+  return engine === 'postgres'
+    ? `COALESCE((SELECT (new_row ->> 'upTo')::bigint FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`
+    : `COALESCE((SELECT CAST(JSON_VALUE(new_row, '$.upTo') AS UNSIGNED) FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`;
+}
+
 /**
  * The changes after the last report's mark (an 'R' row holding the last sequence it covered), oldest
  * first, JSON as text: numbers keep every digit, and a replay sends the very text back. ORDER BY names
@@ -132,15 +151,22 @@ export function untrackedQuery(engine: DatabaseEngine): string {
 export function changesQuery(engine: DatabaseEngine): string {
   const log = ident(engine, LOG_TABLE);
   const text = (c: string) => (engine === 'postgres' ? `${c}::text` : c);
-  const since = engine === 'postgres'
-    ? `COALESCE((SELECT (new_row ->> 'upTo')::bigint FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`
-    : `COALESCE((SELECT CAST(JSON_VALUE(new_row, '$.upTo') AS UNSIGNED) FROM ${log} WHERE op = 'R' ORDER BY seq DESC LIMIT 1), 0)`;
+  const since = sinceExpression(engine);
   return `SELECT ${engine === 'postgres' ? 'seq::text' : 'CAST(seq AS CHAR)'} AS seq, ${engine === 'postgres' ? "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" : "DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%f')"} AS at, tbl, op, ${text('pk')} AS pk, ${text('old_row')} AS old_row, ${text('new_row')} AS new_row
     FROM ${log} AS c WHERE c.op IN ('I', 'U', 'D') AND c.seq > ${since} ORDER BY c.seq`;
 }
 
-/** The mark a report leaves in the log it read: the next report of this database starts after `upTo`. */
-export function markStatement(engine: DatabaseEngine, upTo: string, runId: string): string {
-  const json = JSON.stringify({ upTo: Number(upTo), run: runId });
-  return `INSERT INTO ${ident(engine, LOG_TABLE)} (tbl, op, new_row) VALUES ('', 'R', ${literal(engine, json)}${engine === 'postgres' ? '::jsonb' : ''})`;
+/**
+ * The mark a report leaves in the log it read: the next report of this database starts after `upTo`.
+ * Fixed text (plan data: the rollback's report step holds it); its values are what only the report
+ * knows: 1, the last sequence it covered (the previous mark's when nothing new was logged), 2, the run id.
+ */
+export function markStatement(engine: DatabaseEngine): string {
+  const row = engine === 'postgres' ? "jsonb_build_object('upTo', $1::bigint, 'run', $2::text)" : "JSON_OBJECT('upTo', CAST(? AS UNSIGNED), 'run', ?)";
+  return `INSERT INTO ${ident(engine, LOG_TABLE)} (tbl, op, new_row) VALUES ('', 'R', ${row})`;
+}
+
+/** Where the next report starts: the last mark's upTo, 0 without one (changesQuery reads after it). */
+export function sinceQuery(engine: DatabaseEngine): string {
+  return `SELECT ${sinceExpression(engine)} AS since`;
 }

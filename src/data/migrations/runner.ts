@@ -13,9 +13,10 @@ import { DatabaseError, type Db } from '../db.js';
 import type { Migration } from './files.js';
 import type { SlotName } from '../../config/slot.js';
 import {
-  createTable, currentDatabase, insertBegin, lastInsertId, lock, selectRows, setError, setOk, setResolved,
+  createTable, currentDatabase, lastInsertId, lock, selectRows, setResolved,
   tableExists, tryLock, unlock, type VersionStatus,
 } from './sql.js';
+import { beginValues, pendingMigration, type PendingMigration } from './steps.js';
 
 export interface VersionRow {
   id: number;
@@ -64,7 +65,16 @@ export interface MigrateOptions {
    * and resolving this copy, which the next copy replaces.
    */
   copiedFrom?: { stage: string; slot: SlotName; database: string };
+  /**
+   * What the plan said this run sends (a promotion's migrate step): the version table created or not,
+   * and each pending migration with its statements. Under the lock the database must still need exactly
+   * these; then exactly these statements run. Without it (the migrate command) they are built here.
+   */
+  planned?: { versionTable: boolean; pending: readonly PendingMigration[] };
 }
+
+/** The database is not what the plan was made from (someone migrated it meanwhile): nothing was applied. */
+export class MigrationPlanStale extends UpdateserverError {}
 
 export interface MigrateResult {
   applied: Array<{ version: number; name: string; baseline: boolean; durationMs: number }>;
@@ -93,6 +103,11 @@ const resolveCommand = (o: { stage?: string | undefined; service?: string | unde
   `updateserver migrate resolve ${o.stage ?? '<stage>'} ${o.service ?? '<service>'} ${version}${o.slot ? ` --slot ${o.slot}` : ''}`;
 const truthy = (v: unknown) => v === true || Number(v) === 1;
 const reasonOf = (err: unknown) => (err instanceof DatabaseError ? err.reason : describeError(err));
+
+/** The version table's rows, oldest first; undefined when the database has no version table. */
+export async function readVersionRows(db: Db): Promise<VersionRow[] | undefined> {
+  return readRows(db);
+}
 
 async function readRows(db: Db): Promise<VersionRow[] | undefined> {
   if ((await db.query(tableExists(db.engine))).length === 0) return undefined;
@@ -228,43 +243,72 @@ export async function migrate(db: Db, migrations: readonly Migration[], opts: Mi
   const database = await lockName(db);
   await acquireLock(db, database, opts);
   try {
-    let rows = await readRows(db);
-    if (rows === undefined) {
-      await db.exec(createTable(db.engine));
-      rows = [];
-    }
-    const status = statusOf(rows, migrations);
+    const rows = await readRows(db);
+    const status = statusOf(rows ?? [], migrations);
     refuse(db, status, opts);
+    const steps = status.pending.map((m) => pendingMigration(db.engine, m));
+    if (opts.planned) refuseUnplanned(db, opts.planned, rows !== undefined, steps);
+    // A database without the table cannot have a row that refuses: creating it after the checks is the same.
+    if (rows === undefined) await db.exec(createTable(db.engine));
     const applied: MigrateResult['applied'] = [];
-    for (const m of status.pending) applied.push(await applyOne(db, m, opts));
+    for (const m of opts.planned?.pending ?? steps) applied.push(await applyOne(db, m, opts));
     return { applied, sql: [] };
   } finally {
     await releaseLock(db, database, opts.logger);
   }
 }
 
-async function applyOne(db: Db, m: Migration, opts: MigrateOptions): Promise<MigrateResult['applied'][number]> {
-  const label = m.baseline ? `baseline ${m.name}` : m.name;
-  const inserted = await db.query<{ id: unknown }>(insertBegin(db.engine), [m.version, label, m.checksum, opts.appliedBy, m.baseline]);
+/** What the database needs now must be what the plan said: else the plan's statements are not the ones to run. */
+function refuseUnplanned(db: Db, planned: NonNullable<MigrateOptions['planned']>, hasTable: boolean, now: readonly PendingMigration[]): void {
+  const words = (list: readonly PendingMigration[]) => (list.length === 0 ? 'none' : list.map((m) => `${m.baseline ? 'B' : 'V'}${m.version}`).join(', '));
+  const same = planned.pending.length === now.length && planned.pending.every((m, i) => m.version === now[i]!.version && m.baseline === now[i]!.baseline && (m.checksum === undefined || m.checksum === now[i]!.checksum));
+  if (same && planned.versionTable === hasTable) return;
+  throw new MigrationPlanStale(`${db.label}: the database changed since the plan was made: the plan applies ${words(planned.pending)}${planned.versionTable ? '' : ' (and creates the version table)'}, the database now needs ${words(now)}${hasTable ? '' : ' (and has no version table)'}; nothing was applied`, {
+    hint: 'someone migrated it meanwhile: run again, and the new plan says what remains',
+  });
+}
+
+/** One statement of a migration, as planned. MySQL: sent alone (never re-cut), and an error says which statement and line it was. */
+async function runStatement(db: Db, m: PendingMigration, i: number): Promise<void> {
+  const sql = m.statements[i]!;
+  if (db.engine === 'postgres') { await db.exec(sql); return; }
+  try {
+    await db.query(sql);
+  } catch (err) {
+    const n = m.statements.length;
+    const line = m.lines?.[i] ?? 1;
+    if (!(err instanceof DatabaseError) || (n === 1 && line === 1)) throw err;
+    throw new DatabaseError(err.where, `${err.reason} (statement ${i + 1} of ${n}, line ${line})`, {
+      cause: err, ...(err.code === undefined ? {} : { code: err.code }), ...(err.hint === undefined ? {} : { hint: err.hint }), at: { line, statement: i + 1, statements: n },
+    });
+  }
+}
+
+async function applyOne(db: Db, m: PendingMigration, opts: MigrateOptions): Promise<MigrateResult['applied'][number]> {
+  const fallback = pendingMigration(db.engine, { version: m.version, name: m.name, sql: '', checksum: m.checksum ?? '', file: m.file, baseline: m.baseline });
+  const rows = m.rows ?? fallback.rows!;
+  const label = m.label ?? fallback.label!;
+  const inserted = await db.query<{ id: unknown }>(rows.begin, beginValues(m, opts.appliedBy));
   const [row] = db.engine === 'postgres' ? inserted : await db.query<{ id: unknown }>(lastInsertId());
   const id = Number(row?.id);
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
+  const all = async () => { for (let i = 0; i < m.statements.length; i++) await runStatement(db, m, i); };
   try {
     if (db.engine === 'postgres') {
       await db.tx(async () => {
-        await db.exec(m.sql);
-        await db.query(setOk(db.engine), [label, elapsed(), id]);
+        await all();
+        await db.query(rows.ok, [label, elapsed(), id]);
       });
     } else {
-      await db.exec(m.sql);
-      await db.query(setOk(db.engine), [label, elapsed(), id]);
+      await all();
+      await db.query(rows.ok, [label, elapsed(), id]);
     }
   } catch (err) {
     const durationMs = elapsed();
     const reason = reasonOf(err);
     // Outside the rolled-back transaction, so that the row says what happened.
-    await db.query(setError(db.engine), [`${label}: ${reason}`.slice(0, MAX_COMMENTS), durationMs, id]).catch((e: unknown) => {
+    await db.query(rows.error, [`${label}: ${reason}`.slice(0, MAX_COMMENTS), durationMs, id]).catch((e: unknown) => {
       opts.logger.error(`${db.label}: could not record the failure of migration ${m.version} (its row stays "begin"): ${describeError(e)}`);
     });
     throw failure(db, m, err, reason, opts);
@@ -280,7 +324,7 @@ async function applyOne(db: Db, m: Migration, opts: MigrateOptions): Promise<Mig
  * file (or the source's data) and run again. A kept database (shared, the first stage) is the one the
  * next run migrates: seed 000's rule holds, nothing runs until a person repairs it and resolves.
  */
-function failure(db: Db, m: Migration, err: unknown, reason: string, opts: MigrateOptions): MigrationFailed {
+function failure(db: Db, m: PendingMigration, err: unknown, reason: string, opts: MigrateOptions): MigrationFailed {
   const head = `${db.label}: migration ${m.version} (${m.name}) failed: ${reason}`;
   const from = opts.copiedFrom;
   const again = `run again: updateserver ${opts.stage ?? '<stage>'}`;

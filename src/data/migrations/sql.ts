@@ -4,7 +4,8 @@
  * last row"). Builders only: runner.ts executes them.
  */
 import { createHash } from 'node:crypto';
-import type { DatabaseEngine } from '../../config/model.js';
+import type { DatabaseConnection, DatabaseEngine } from '../../config/model.js';
+import { ident } from '../connection.js';
 
 export const TABLE = 'updateserver_version';
 export const STATUSES = ['begin', 'ok', 'error'] as const;
@@ -94,3 +95,11 @@ export function unlock(engine: DatabaseEngine, database: string): string {
     ? `SELECT pg_advisory_unlock(${PG_LOCK_KEY}) AS released`
     : `SELECT RELEASE_LOCK(${literal(mysqlLockName(database))}) AS released`;
 }
+
+/** A first stage's idle slot without its database yet: created on the server's admin database (adminDatabase) before the migrations. */
+export function createDatabaseStatement(conn: DatabaseConnection): string {
+  return `CREATE DATABASE ${ident(conn.engine, conn.database)}`;
+}
+
+/** The database a server's databases are created from: PostgreSQL's `postgres`, MySQL's none. */
+export const adminDatabase = (conn: DatabaseConnection): string => (conn.engine === 'postgres' ? 'postgres' : '');
