@@ -3,6 +3,7 @@ import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
 import type { CheckReport } from '../health/checks.js';
 import type { Journal } from '../state/journal.js';
+import type { RolloutControl } from '../state/rollout-control.js';
 import type { DataRecord } from '../state/store.js';
 import type { SnapshotResult } from '../data/snapshot.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
@@ -39,4 +40,6 @@ export interface ApplyContext {
   onStep?: (event: StepEvent) => void;
   /** The run's id as notifications name it; hooks receive it as UPDATESERVER_RUN_ID. */
   runId?: string;
+  /** Where a rollout records its progress and finds the answers to its pauses (the stage's state backend). */
+  rollouts?: RolloutControl;
 }

@@ -161,7 +161,7 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     let apply: ApplyResult;
     try {
       const extra = await verb.applyContext?.(observed, facts) ?? {};
-      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
+      apply = await applyPlan({ stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, rollouts: state.rollouts, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}) }, plan);
     } catch (err) {
       // Recording the failure never hides it.
       const left = await verb.failed?.(observed, plan, err);

@@ -144,7 +144,8 @@ export function effectsOfAction(a: Action): Effect[] {
     // The change log's install is statements of the run's own making (one trigger per table found then): not compared.
     case 'drain': case 'drain-new': case 'settle': case 'verify-map': case 'migrate': case 'change-log':
     // A gate reads HAProxy's counters; the rollout's shares are set-map actions of their own.
-    case 'gate': return [];
+    // A pause reads the counters and waits for an answer in the state backend: nothing on a host or load balancer.
+    case 'gate': case 'pause': return [];
   }
 }
 
