@@ -29,7 +29,10 @@ export function pausedOf(stage: string, progress: RolloutProgress | undefined, l
 
 export async function answerPause(project: Project, stage: Stage, action: PauseAnswer, options: { user?: string; via?: 'cli' | 'console'; waitMs?: number } = {}): Promise<Answered> {
   return withState(project, stage, async (state) => {
-    const progress = pausedOf(stage.name, await state.rollouts.readProgress(stage.name), (await state.locks.read(stage.name))?.pid);
+    // A lock whose process is gone (killed while paused) still names its pid: stale is no holder.
+    const holder = await state.locks.read(stage.name);
+    const stale = holder ? await state.locks.stale(holder) : undefined;
+    const progress = pausedOf(stage.name, await state.rollouts.readProgress(stage.name), stale ? undefined : holder?.pid);
     const request: RolloutRequest = { stage: stage.name, id: progress.id, action, user: options.user ?? userInfo().username, at: new Date().toISOString(), via: options.via ?? 'cli' };
     await state.rollouts.request(request);
     const t0 = Date.now();

@@ -17,6 +17,8 @@ export interface RolloutView {
   deadline?: string;
   /** The run's process (it holds the stage's lock while it runs). */
   pid: number;
+  /** Whether that process still holds the stage's lock: false after a run killed mid-rollout. */
+  running: boolean;
   /** The share (weight, %) of requests each load balancer sends to the new slot now. */
   shares: Record<string, number>;
   oldBackend: string;
@@ -27,9 +29,11 @@ export interface RolloutView {
   summary?: string;
 }
 
-/** The view, or undefined when the recorded progress is not this split's (another service, or a rollout long over). */
-export function rolloutView(progress: RolloutProgress | undefined, service: string, shares: Record<string, number>, stats: Record<string, readonly StatRow[] | undefined>): RolloutView | undefined {
+/** The view, or undefined when the recorded progress is not this split's (another service, another step, or a rollout long over). */
+export function rolloutView(progress: RolloutProgress | undefined, service: string, shares: Record<string, number>, stats: Record<string, readonly StatRow[] | undefined>, lockPid: number | undefined): RolloutView | undefined {
   if (!progress || progress.service !== service || Object.keys(shares).length === 0) return undefined;
+  // A record behind the map (a run killed between a step's share and its gate) would name the wrong step.
+  if (!Object.values(shares).includes(progress.weight)) return undefined;
   const windows = { old: [] as ReturnType<typeof windowOf>[], new: [] as ReturnType<typeof windowOf>[] };
   for (const lb of progress.loadBalancers) {
     const rows = stats[lb];
@@ -41,13 +45,15 @@ export function rolloutView(progress: RolloutProgress | undefined, service: stri
   const figures = windows.new.length > 0 ? figuresOf(sumWindows(windows.old), sumWindows(windows.new), progress.gates.latencyFloorMs) : undefined;
   return {
     step: progress.step, steps: progress.steps, weight: progress.weight, state: progress.state, since: progress.since, ...(progress.deadline ? { deadline: progress.deadline } : {}),
-    pid: progress.pid, shares, oldBackend: progress.oldBackend, newBackend: progress.newBackend,
+    pid: progress.pid, running: lockPid === progress.pid, shares, oldBackend: progress.oldBackend, newBackend: progress.newBackend,
     ...(figures ? { figures, summary: describeFigures(figures) } : {}),
   };
 }
 
 export function renderRolloutView(stage: string, v: RolloutView): string[] {
-  const head = v.state === 'paused'
+  const head = !v.running
+    ? `rollout stopped at step ${v.step} of ${v.steps} (${v.weight}%): its run (pid ${v.pid}) is gone; updateserver ${stage} --resume goes on from this step, --abandon puts all traffic back on the old slot`
+    : v.state === 'paused'
     ? `rollout PAUSED at step ${v.step} of ${v.steps} (${v.weight}%) since ${v.since}, run pid ${v.pid}; aborts at ${v.deadline}: updateserver continue ${stage} | updateserver abort ${stage}`
     : `rollout at step ${v.step} of ${v.steps} (${v.weight}%) since ${v.since}, run pid ${v.pid}`;
   return [

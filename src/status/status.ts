@@ -84,6 +84,9 @@ export async function stageStatus(project: Project, stageName: string): Promise<
     }));
     const services: ServiceStatus[] = [];
     const progress = await state.rollouts.readProgress(stage.name).catch((err: unknown) => { problems.push(`reading the rollout's progress: ${describeError(err)}`); return undefined; });
+    // Whether the run that recorded it still runs: it holds the stage's lock, not stale.
+    const holder = progress ? await state.locks.read(stage.name).catch(() => undefined) : undefined;
+    const lockPid = holder && !(await state.locks.stale(holder).catch(() => undefined)) ? holder.pid : undefined;
     for (const service of Object.values(stage.services)) {
       const lbs: Record<string, SlotName | string> = {};
       for (const m of maps) {
@@ -105,7 +108,7 @@ export async function stageStatus(project: Project, stageName: string): Promise<
         const weight = Number(m.map?.get(weightKey(service.name)) ?? 0);
         return weight > 0 ? [[m.name, { weight, backend: m.map!.get(rolloutKey(service.name)) ?? '(none)' }]] : [];
       }));
-      const view = rolloutView(progress, service.name, Object.fromEntries(Object.entries(split).map(([lb, r]) => [lb, r.weight])), Object.fromEntries(maps.map((m) => [m.name, m.stat])));
+      const view = rolloutView(progress, service.name, Object.fromEntries(Object.entries(split).map(([lb, r]) => [lb, r.weight])), Object.fromEntries(maps.map((m) => [m.name, m.stat])), lockPid);
       const backends: ServiceStatus['backends'] = {};
       for (const m of maps) if (m.stat) backends[m.name] = SLOTS.map((slot) => backendStatus(m.stat!, service.slots[slot].backend, slot));
       const recordedData = recorded?.services[service.name]?.data;

@@ -26,6 +26,7 @@ import { PromotionFailed } from '../../src/apply/apply.js';
 import { notificationBody } from '../../src/notify/notify.js';
 import { mailBody } from '../../src/notify/email.js';
 import { resumedRolloutPlan } from '../../src/promote/resume-rollout.js';
+import { renderRolloutView, rolloutView } from '../../src/status/rollout-view.js';
 import { interruptedFrom, stepEntry, startEntry } from '../../src/state/journal.js';
 import type { ApplyContext } from '../../src/apply/context.js';
 import type { Balancer } from '../../src/lb/balancer.js';
@@ -189,4 +190,23 @@ test('--resume mid-rollout: the interrupted plan goes on from the last step that
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('status: the paused step, the shares and the gates\' figures since the pause from show stat now; a run gone says so; a record behind the map is not shown', () => {
+  const start = { lb: { old: { responses: 300, http5xx: 0, errors: 0, rtimeMs: 2 }, new: { responses: 100, http5xx: 0, errors: 0, rtimeMs: 2 } } };
+  const progress = { stage: 'beta', service: 'web', step: 2, steps: 3, weight: 25, state: 'paused' as const, id: 'x', since: '2026-12-05T03:00:00.000Z', deadline: '2026-12-05T04:00:00.000Z', pid: 4242,
+    oldBackend: 'web_a', newBackend: 'web_b', loadBalancers: ['lb'], gates: DEFAULT_GATES, start };
+  const v = rolloutView(progress, 'web', { lb: 25 }, { lb: STAT(200, 5) }, 4242)!;
+  assert.equal(v.running, true);
+  assert.equal(v.figures?.new.responses, 100);
+  assert.equal(v.figures?.new.http5xx, 5);
+  assert.equal(v.figures?.old.responses, 300);
+  const text = renderRolloutView('beta', v).join('\n');
+  assert.match(text, /rollout PAUSED at step 2 of 3 \(25%\) since 2026-12-05T03:00:00\.000Z, run pid 4242; aborts at 2026-12-05T04:00:00\.000Z: updateserver continue beta \| updateserver abort beta/);
+  assert.match(text, /shares: lb 25% to web_b/);
+  assert.match(text, /gates since then: new slot 100 request\(s\) \(25\.00% of the window\), 5xx 5\.00% vs 0\.00%/);
+  assert.match(renderRolloutView('beta', rolloutView(progress, 'web', { lb: 25 }, { lb: STAT(200) }, undefined)!).join('\n'), /its run \(pid 4242\) is gone; updateserver beta --resume goes on from this step/);
+  assert.equal(rolloutView(progress, 'web', { lb: 50 }, { lb: STAT(200) }, 4242), undefined);
+  assert.equal(rolloutView(progress, 'api', { lb: 25 }, { lb: STAT(200) }, 4242), undefined);
+  assert.equal(rolloutView(progress, 'web', {}, { lb: STAT(200) }, 4242), undefined);
 });
