@@ -58,13 +58,14 @@ async function setDeadline(ms: number): Promise<void> {
 }
 
 /** Polls status --json until the rollout shows paused; returns that status. */
-async function waitPaused(run: Promise<CliResult>): Promise<StageStatus> {
+async function waitPaused(run: Promise<CliResult>, notPid?: number): Promise<StageStatus> {
   let done = false;
   void run.then(() => { done = true; });
   for (let i = 0; i < 120 && !done; i++) {
     const st = await updateserver(p.project.dir, 'status', 'beta', '--json');
     const status = JSON.parse(st.stdout) as StageStatus;
-    if (status.services[0]?.rolloutStep?.state === 'paused') return status;
+    const step = status.services[0]?.rolloutStep;
+    if (step?.state === 'paused' && step.running && step.pid !== notPid) return status;
     await sleep(250);
   }
   throw new Error(`the rollout never paused: ${explain(await run)}`);
@@ -166,4 +167,40 @@ test('pause deadline: nobody answers, the run aborts by itself when the deadline
   const again = await updateserver(p.project.dir, 'beta', '--dry-run');
   assert.match(again.stderr, /marked bad in beta: .*pause deadline passed/);
   await setDeadline(120000);
+});
+
+test('killed while paused: status says the run is gone, continue is refused at once; --resume goes on from the paused step, pauses again, and continue finishes it; 0 failed requests', async () => {
+  await release('2.4.0');
+  const before = await map();
+  const load = startLoad(p.url.beta, { connections: 8 });
+  await sleep(300);
+  const run = updateserver(p.project.dir, 'beta');
+  const paused = await waitPaused(run);
+  const step = paused.services[0]!.rolloutStep!;
+  // The run this test started, by its pid.
+  process.kill(step.pid, 'SIGKILL');
+  const killed = await run;
+  assert.equal(killed.code, null, explain(killed));
+  assert.deepEqual(await map(), { weight: 10, web: before.web }, 'the split stays where the run left it');
+  const shown = await updateserver(p.project.dir, 'status', 'beta');
+  assert.match(shown.stdout, new RegExp(`rollout stopped at step 1 of 2 \\(10%\\): its run \\(pid ${step.pid}\\) is gone; updateserver beta --resume goes on from this step`));
+  const t0 = Date.now();
+  const refused = await updateserver(p.project.dir, 'continue', 'beta');
+  assert.equal(refused.code, 1, explain(refused));
+  assert.match(refused.stderr, /no longer holds the stage's lock/);
+  assert.ok(Date.now() - t0 < 5000, 'refused without waiting for an answer');
+  const resumed = updateserver(p.project.dir, 'beta', '--resume');
+  const again = await waitPaused(resumed, step.pid);
+  assert.equal(again.services[0]!.rolloutStep!.step, 1);
+  assert.notEqual(again.services[0]!.rolloutStep!.pid, step.pid);
+  const answer = await updateserver(p.project.dir, 'continue', 'beta');
+  assert.equal(answer.code, 0, explain(answer));
+  const cli = await resumed;
+  await sleep(300);
+  const counted = await load.stop();
+  console.log(`killed while paused, --resume: ${cli.ms} ms; load ${JSON.stringify(counted)}`);
+  assert.equal(cli.code, 0, explain(cli));
+  assert.match(cli.stderr, /going on with the interrupted rollout from step 1 of web/);
+  assert.equal(counted.errors + counted.timeouts + counted.non2xx, 0, JSON.stringify(counted));
+  assert.deepEqual(await map(), { weight: 0, web: step.newBackend });
 });
