@@ -143,7 +143,7 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     await settleAll([target.open(hosts), ...others.map((o, i) => o.open(verb.others![i]!.hosts))]);
     logger.debug('connected');
     // --resume in the middle of a rollout goes on from the step it had reached, the split left as it is.
-    const resumed = verb.settlesInterrupted && request.resume && interrupted && !dryRun ? resumedRolloutPlan(interrupted, stage) : undefined;
+    const resumed = verb.name === 'promote' && verb.settlesInterrupted && request.resume && interrupted && !dryRun ? resumedRolloutPlan(interrupted, stage) : undefined;
     if (verb.settlesInterrupted && !resumed) {
       const abandoned = await settleInterrupted(interrupted, stage, target, state, { dryRun, ...(request.abandon ? { abandon: true } : {}), logger });
       if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
