@@ -8,6 +8,8 @@ import type { Right } from './users.js';
 import type { StageView } from './pipeline-view.js';
 import { esc, page } from './html.js';
 import type { RunRecord } from './runs.js';
+import { historyChanges, reportHtml } from './report-view.js';
+import { rolloutTable } from './rollout-view.js';
 
 export function loginPage(error?: string): string {
   return page('Sign in', `${error ? `<p class="bad" role="alert">${esc(error)}</p>` : ''}
@@ -46,19 +48,26 @@ ${right === 'release' ? actions(view, csrf) : '<p class="readonly">You may view 
 
 export function historyPage(user: string, csrf: string, stage: string, entries: readonly HistoryEntry[]): string {
   const rows = [...entries].reverse().map((e) => `<tr><td>${esc(e.at)}</td><td>${esc(e.action)}</td><td class="${e.result === 'ok' ? 'ok' : 'bad'}">${esc(e.result)}</td><td>${esc(e.user)}</td>
-<td>${Object.entries(e.services).map(([s, x]) => `${esc(s)} ${esc(x.from)}→${esc(x.to)} ${esc(x.release)}`).join('<br>')}${e.message ? `<pre>${esc(e.message)}</pre>` : ''}</td><td>${esc(e.durationMs)} ms</td></tr>`).join('');
+<td>${Object.entries(e.services).map(([s, x]) => `${esc(s)} ${esc(x.from)}→${esc(x.to)} ${esc(x.release)}`).join('<br>')}${e.message ? `<pre>${esc(e.message)}</pre>` : ''}${e.changes ? historyChanges(e.changes) : ''}</td><td>${esc(e.durationMs)} ms</td></tr>`).join('');
   return page(`History of ${stage}`, `<table><caption>Latest runs first</caption><thead><tr><th scope="col">at</th><th scope="col">action</th><th scope="col">result</th><th scope="col">user</th><th scope="col">what</th><th scope="col">time</th></tr></thead><tbody>${rows}</tbody></table>`, { user, csrf });
 }
 
 const LIVE = `const list=document.getElementById('steps');const state=document.getElementById('state');
 const es=new EventSource(location.pathname+'/events');
 es.onmessage=(m)=>{const e=JSON.parse(m.data);if(e.type==='step'){const li=document.createElement('li');li.className=e.state;li.textContent=e.phase+' ['+e.target+'] '+e.title+': '+e.state+(e.error?' ('+e.error+')':'');list.appendChild(li);}
-else if(e.type==='end'){state.textContent=e.summary;es.close();}};`;
+else if(e.type==='rollout'){const id='ro-'+e.service.replace(/[^A-Za-z0-9_-]/g,'_')+'-'+e.step;let tr=document.getElementById(id);
+if(!tr){let t=document.getElementById('rollout');if(!t){t=document.createElement('table');t.id='rollout';t.createCaption().textContent='Traffic split during the rollout';const h=t.createTHead().insertRow();for(const c of ['step','new slot','old slot','state','gate figures']){const th=document.createElement('th');th.scope='col';th.textContent=c;h.appendChild(th);}t.createTBody();document.getElementById('rollout-box').appendChild(t);}
+tr=t.tBodies[0].insertRow();tr.id=id;tr.appendChild(document.createElement('th')).scope='row';for(let i=0;i<4;i++)tr.insertCell();tr.cells[1].className='weight';tr.cells[4].className='figures';}
+tr.cells[0].textContent=e.service+' step '+e.step;tr.cells[1].textContent=e.weight+'%';tr.cells[2].textContent=(100-e.weight)+'%';tr.cells[3].className='ro-'+e.state;tr.cells[3].textContent=e.state+(e.verdict?' ('+e.verdict+')':'');tr.cells[4].textContent=e.figuresText||'';}
+else if(e.type==='end'){state.textContent=e.summary;es.close();
+if(e.report)fetch(location.pathname).then((r)=>r.text()).then((h)=>{const d=new DOMParser().parseFromString(h,'text/html');const n=d.getElementById('report');if(n)document.getElementById('report').replaceWith(n);});}};`;
 
 export function runPage(user: string, csrf: string, run: RunRecord): string {
   const steps = run.events.map((e) => `<li class="${esc(e.state)}">${esc(e.phase)} [${esc(e.target)}] ${esc(e.title)}: ${esc(e.state)}${e.error ? ` (${esc(e.error)})` : ''}</li>`).join('');
   return page(`${run.action} ${run.stage}${run.dryRun ? ' (dry run)' : ''}`, `<p>Started by ${esc(run.user)} at ${esc(run.startedAt)}.</p>
 <p role="status" id="state">${esc(run.summary ?? 'running…')}</p>
 ${run.planText ? `<details${run.dryRun ? ' open' : ''}><summary>The plan</summary><pre>${esc(run.planText)}</pre></details>` : ''}
+<div id="rollout-box" aria-live="polite">${rolloutTable(run.rollout ?? [])}</div>
+<div id="report">${run.report ? `<h2>What the slot left behind took</h2>${reportHtml(run.report, true, 3)}` : ''}</div>
 <h2>Steps</h2><ol id="steps" aria-live="polite">${steps}</ol>`, { user, csrf, ...(run.summary === undefined ? { script: LIVE } : {}) });
 }

@@ -13,10 +13,12 @@ import { renderPlan } from '../plan/render.js';
 import { runLogFile } from '../state/run-logs.js';
 import type { StepEvent } from '../apply/context.js';
 import type { PhaseTiming } from '../apply/apply.js';
+import { readReport, type ChangeReport } from '../data/changes/report.js';
+import { onLogEvent, onStepEvent, rolloutSteps, teeLogger, type RolloutStepView } from './rollout-view.js';
 
 export type ConsoleAction = 'promote' | 'flip' | 'rollback';
 
-export type RunEvent = ({ type: 'step' } & StepEvent) | { type: 'end'; ok: boolean; summary: string };
+export type RunEvent = ({ type: 'step' } & StepEvent) | ({ type: 'rollout' } & RolloutStepView) | { type: 'end'; ok: boolean; summary: string; report?: boolean };
 
 export interface RunRecord {
   id: string; stage: string; action: ConsoleAction; dryRun: boolean; user: string; startedAt: string;
@@ -27,6 +29,10 @@ export interface RunRecord {
   summary?: string;
   ok?: boolean;
   timings?: PhaseTiming[];
+  /** The rollout's steps (weights, state, the gate figures the run logs), when the plan has a rollout. */
+  rollout?: RolloutStepView[];
+  /** The written-data report this run left (a rollback, a flip, an automatic rollback), rows included. */
+  report?: ChangeReport;
   listeners: Set<(e: RunEvent) => void>;
 }
 
@@ -47,17 +53,28 @@ export class Runs {
   }
 
   private emit(rec: RunRecord, e: RunEvent): void {
-    if (e.type === 'step') rec.events.push(e);
+    if (e.type === 'step') {
+      rec.events.push(e);
+      const moved = rec.rollout && onStepEvent(rec.rollout, e);
+      if (moved) this.emit(rec, { type: 'rollout', ...moved });
+    }
     for (const l of rec.listeners) l(e);
   }
 
   private async execute(rec: RunRecord): Promise<void> {
-    const logger = createLogger({ ...(rec.dryRun ? {} : { file: runLogFile(this.project.stateDir, rec.stage, rec.action, rec.id.slice(0, 24)) }), consoleLevel: 'warn' });
+    const runLogger = createLogger({ ...(rec.dryRun ? {} : { file: runLogFile(this.project.stateDir, rec.stage, rec.action, rec.id.slice(0, 24)) }), consoleLevel: 'warn' });
+    // The gate figures the run logs are the ones the page shows.
+    const logger = teeLogger(runLogger, (fields) => {
+      const moved = rec.rollout && onLogEvent(rec.rollout, fields);
+      if (moved) this.emit(rec, { type: 'rollout', ...moved });
+    });
     const options = {
       project: this.project, stage: rec.stage, logger, dryRun: rec.dryRun, user: rec.user, runId: rec.id,
       ...(rec.services.length > 0 ? { services: rec.services } : {}),
       progress: (plan: Parameters<typeof renderPlan>[0]) => {
         rec.planText = renderPlan(plan);
+        const steps = rolloutSteps(plan);
+        if (steps.length > 0) rec.rollout = steps;
         return (e: StepEvent) => this.emit(rec, { type: 'step', ...e });
       },
     };
@@ -78,6 +95,19 @@ export class Runs {
     } finally {
       await logger.close();
     }
-    this.emit(rec, { type: 'end', ok: rec.ok === true, summary: rec.summary ?? '' });
+    // A rollback, a flip or an automatic rollback left its report under this run's id (src/promote/left-writes.ts).
+    if (!rec.dryRun) rec.report = await readReport(this.project.stateDir, rec.stage, rec.id).catch(() => undefined);
+    this.emit(rec, endEvent(rec));
   }
+}
+
+export const endEvent = (rec: RunRecord): RunEvent => ({ type: 'end', ok: rec.ok === true, summary: rec.summary ?? '', ...(rec.report ? { report: true } : {}) });
+
+/** What a page opened late is sent first: every step so far, the rollout's latest state, and the end if it came. */
+export function replayEvents(rec: RunRecord): RunEvent[] {
+  return [
+    ...rec.events.map((e): RunEvent => ({ type: 'step', ...e })),
+    ...(rec.rollout ?? []).map((r): RunEvent => ({ type: 'rollout', ...r })),
+    ...(rec.summary !== undefined ? [endEvent(rec)] : []),
+  ];
 }

@@ -15,7 +15,8 @@ import { Sessions, csrfMatches, sessionCookie, type Session } from './sessions.j
 import { readPipeline, stagesInOrder } from './pipeline-view.js';
 import { historyPage, loginPage, pipelinePage, runPage } from './pages.js';
 import { renderMetrics } from './metrics.js';
-import { Runs, type ConsoleAction, type RunEvent } from './runs.js';
+import { Runs, replayEvents, type ConsoleAction, type RunEvent } from './runs.js';
+import { reportPage } from './report-page.js';
 import { page, esc } from './html.js';
 import { answerFromConsole, ROLLOUT_ANSWER, ROLLOUT_PAGE, rolloutPage, type Reply } from './rollout-actions.js';
 
@@ -90,6 +91,12 @@ export class Console {
       if (!stage) return send(res, 404, page('Not found', '<p>No such stage.</p>', { user: user.name, csrf: session.csrf }));
       const entries = await withState(this.options.project, stage, (state) => state.store.history(stage.name, 200));
       return send(res, 200, historyPage(user.name, session.csrf, stage.name, entries));
+    }
+    const changes = /^\/stages\/([^/]+)\/changes\/([A-Za-z0-9][A-Za-z0-9:._-]*)$/.exec(path);
+    if (changes) {
+      const stage = await this.visibleStage(user, decodeURIComponent(changes[1]!));
+      if (!stage) return send(res, 404, page('Not found', '<p>No such stage.</p>', { user: user.name, csrf: session.csrf }));
+      return send(res, ...(await reportPage(this.options.project, stage, changes[2]!, user.name, session.csrf)));
     }
     const rollout = ROLLOUT_PAGE.exec(path);
     const rolling = rollout ? await this.visibleStage(user, decodeURIComponent(rollout[1]!)) : undefined;
@@ -188,9 +195,8 @@ function readForm(req: IncomingMessage): Promise<URLSearchParams> {
 function events(req: IncomingMessage, res: ServerResponse, rec: ReturnType<Runs['get']> & object): void {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-content-type-options': 'nosniff' });
   const write = (e: RunEvent) => res.write(`data: ${JSON.stringify(e)}\n\n`);
-  for (const e of rec.events) write({ type: 'step', ...e });
+  for (const e of replayEvents(rec)) write(e);
   if (rec.summary !== undefined) {
-    write({ type: 'end', ok: rec.ok === true, summary: rec.summary });
     res.end();
     return;
   }

@@ -21,6 +21,7 @@ import { Console } from '../../src/serve/server.js';
 import { hashPassword } from '../../src/serve/passwords.js';
 import type { User } from '../../src/serve/users.js';
 import { FileStateStore } from '../../src/state/store.js';
+import { writeReport } from '../../src/data/changes/report.js';
 
 const NET = 5;
 const PASSWORDS = { alice: 'alice-secret-password', bob: 'bob-secret-password1' };
@@ -109,7 +110,7 @@ after(async () => {
 
 test('anonymous access is refused: pages send to sign-in, /metrics answers 401, an action starts nothing', async () => {
   const runs = (await history('beta')).length;
-  for (const path of ['/', '/stages/beta/history', '/runs/x']) {
+  for (const path of ['/', '/stages/beta/history', '/runs/x', '/stages/beta/changes/x']) {
     const r = await http('GET', path);
     assert.equal(r.status, 303, path);
     assert.equal(r.headers.location, '/login');
@@ -218,7 +219,15 @@ test('/metrics is OpenMetrics (checked by the reference parser), for a user or t
   assert.ok(fam('updateserver_live')!.samples.some(([, l]) => l.stage === 'beta' && l.service === 'web' && /2\.0\.0/.test(l.release ?? '')));
   assert.ok(fam('updateserver_phase_duration_seconds')!.samples.some(([, l]) => l.stage === 'beta' && l.phase === 'switch'), 'the console\'s run left its phase times');
   assert.equal((await http('GET', '/metrics', { headers: { authorization: 'Bearer scraper-token-for-the-test' } })).status, 200);
-  for (const page of [r.body, (await http('GET', '/', { cookie: alice.cookie })).body, (await http('GET', '/stages/beta/history', { cookie: alice.cookie })).body]) {
-    for (const secret of [...hashes, ...Object.values(PASSWORDS), 'scraper-token-for-the-test']) assert.ok(!page.includes(secret), 'a secret appears in a page');
+  // A rollback report whose database could not be read, the driver's message quoting a connection string with its password.
+  const dbPassword = 'db-password-a-driver-quoted';
+  await writeReport(p.project.stateDir, { stage: 'beta', runId: 'sec-1', action: 'rollback', at: new Date().toISOString(), services: [{ service: 'web', engine: 'postgres', slot: 'a', database: 'app_a', servingSlot: 'b', servingDatabase: 'app_b', tables: [], untracked: [],
+    unknown: `could not read what was written: connect failed for postgres://app:${dbPassword}@127.0.0.1:5432/app_a` }] });
+  const report = await http('GET', '/stages/beta/changes/sec-1', { cookie: alice.cookie });
+  assert.equal(report.status, 200);
+  assert.match(report.body, /postgres:\/\/app:\*{8}@127\.0\.0\.1:5432\/app_a/);
+  assert.equal((await http('GET', '/stages/dev/changes/sec-1', { cookie: (await signIn('bob')).cookie })).status, 404, 'a stage without rights has no reports');
+  for (const page of [r.body, (await http('GET', '/', { cookie: alice.cookie })).body, (await http('GET', '/stages/beta/history', { cookie: alice.cookie })).body, report.body]) {
+    for (const secret of [...hashes, ...Object.values(PASSWORDS), 'scraper-token-for-the-test', dbPassword]) assert.ok(!page.includes(secret), 'a secret appears in a page');
   }
 });
