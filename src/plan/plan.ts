@@ -128,6 +128,8 @@ export type Action =
   | {
     kind: 'gate'; service: string; step: number; weight: number; holdMs: number; deadlineMs: number;
     loadBalancers: string[]; oldBackend: string; newBackend: string; gates: RolloutGates; title: string;
+    /** How many steps the rollout has (for status; absent in plans journalled before it was recorded). */
+    steps?: number;
   }
   /**
    * A rollout step held for a person (src/rollout/pause.ts): the share stays, the run keeps the lock and

@@ -33,7 +33,7 @@ export function rolloutPhase(stage: Stage, services: readonly ServicePlan[]): Ph
         }, persistMap(lb.mapFile, lb.name));
       }
       actions.push({
-        kind: 'gate', service: s.service, step: i + 1, weight: step.weight, holdMs: step.holdMs,
+        kind: 'gate', service: s.service, step: i + 1, steps: r.steps.length, weight: step.weight, holdMs: step.holdMs,
         deadlineMs: step.holdMs + (r.gates.tooFewWaitMs ?? step.holdMs),
         loadBalancers: lbs.map((lb) => lb.name), oldBackend, newBackend, gates: { ...r.gates },
         title: `step ${i + 1}: hold ${step.weight}% for ${step.holdMs} ms, then judge ${newBackend} against ${oldBackend}`,

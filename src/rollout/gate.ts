@@ -62,7 +62,7 @@ export async function runGate(ctx: ApplyContext, a: Extract<Action, { kind: 'gat
 }
 
 /** Writes where the rollout stands to the state backend; a failure to record is a warning, never the rollout's failure. */
-export async function recordProgress(ctx: ApplyContext, a: Pick<Extract<Action, { kind: 'gate' }>, 'service' | 'step' | 'weight' | 'loadBalancers' | 'oldBackend' | 'newBackend' | 'gates'> & { steps?: number }, state: 'hold' | 'paused', id: string, start: Reading, deadline?: Date): Promise<void> {
+export async function recordProgress(ctx: ApplyContext, a: Pick<Extract<Action, { kind: 'gate' }>, 'service' | 'step' | 'weight' | 'loadBalancers' | 'oldBackend' | 'newBackend' | 'gates' | 'steps'>, state: 'hold' | 'paused', id: string, start: Reading, deadline?: Date): Promise<void> {
   if (!ctx.rollouts) return;
   const progress: RolloutProgress = {
     stage: ctx.stage.name, service: a.service, step: a.step, steps: a.steps ?? ctx.stage.services[a.service]?.rollout?.steps.length ?? a.step, weight: a.weight, state, id,
