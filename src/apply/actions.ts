@@ -25,9 +25,11 @@ function balancer(ctx: ApplyContext, name: string) {
 
 export async function runAction(ctx: ApplyContext, action: Action): Promise<void> {
   switch (action.kind) {
-    case 'exec':
-      await run(ctx.pool.get(action.host), action.command, { what: action.title });
+    case 'exec': {
+      const result = await run(ctx.pool.get(action.host), action.command, { what: action.title });
+      if (action.output) ctx.outputs?.push({ ...action.output, host: action.host, stdout: result.stdout });
       return;
+    }
     case 'local': {
       // Exactly the argv of the plan; the tunnel route only adds the environment its remote shell needs.
       const argv = action.argv;

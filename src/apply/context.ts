@@ -1,4 +1,4 @@
-import type { Stage } from '../config/model.js';
+import type { SlotName, Stage } from '../config/model.js';
 import type { Balancer } from '../lb/balancer.js';
 import type { Logger } from '../log.js';
 import type { CheckReport } from '../health/checks.js';
@@ -38,6 +38,8 @@ export interface ApplyContext {
   tunnel?: ExecTunnel;
   /** Told of every step as it begins, ends or fails (the terminal's progress display). */
   onStep?: (event: StepEvent) => void;
+  /** The output of each exec that reports (`output`: the files left in a slot), for the verb to read after the run. */
+  outputs?: Array<{ kind: 'files-left'; service: string; slot: SlotName; host: string; stdout: string }>;
   /** The run's id as notifications name it; hooks receive it as UPDATESERVER_RUN_ID. */
   runId?: string;
   /** Where a rollout records its progress and finds the answers to its pauses (the stage's state backend). */

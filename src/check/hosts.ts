@@ -28,6 +28,11 @@ export function parseRootProbe(stdout: string): { dir: string; writable: boolean
   return { dir, writable: access === 'writable', freeBytes: Number(free.trim()) * 1024 };
 }
 
+/** The programs `files:` data needs on a host (copy, SHA-256 verification, the rollback report's lists). */
+export const FILES_TOOLS = ['find', 'sort', 'diff', 'sha256sum', 'xargs', 'awk', 'cut', 'rsync'] as const;
+/** Prints the missing ones, one per line (nothing when all are there). */
+export const filesToolsProbe = () => `for t in ${FILES_TOOLS.join(' ')}; do command -v "$t" >/dev/null 2>&1 || printf '%s\\n' "$t"; done; true`;
+
 function connectFix(host: Host, err: unknown): string {
   if (err instanceof UpdateserverError && err.hint) return err.hint;
   const message = describeError(err);
@@ -59,6 +64,15 @@ export async function probeHosts(stage: Stage, releaseBytes: number): Promise<{ 
     findings.push(rsync.code === 0
       ? ok(subject, 'rsync', rsync.stdout.trim())
       : problem(subject, 'rsync', `rsync is not installed on ${host.address} (or not on the PATH of ${host.user}'s SSH sessions)`, `install it on the host: apt-get install rsync (Debian/Ubuntu), dnf install rsync (RHEL/Fedora)`));
+    const withFiles = Object.values(stage.services).filter((s) => s.files && s.hosts.includes(host.name)).map((s) => s.name);
+    if (withFiles.length > 0) {
+      const res = await transport.exec(filesToolsProbe());
+      const missing = res.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+      findings.push(res.code === 0 && missing.length === 0
+        ? ok(subject, 'files tools', `${FILES_TOOLS.join(', ')} (files data of ${withFiles.join(', ')})`)
+        : problem(subject, 'files tools', `${missing.join(', ') || `exit ${res.code}`} not found on ${host.address}: the files data of ${withFiles.join(', ')} is copied, verified and reported with ${missing.length > 1 ? 'them' : 'it'}`,
+          'install them on the host: apt-get install findutils diffutils coreutils gawk rsync (Debian/Ubuntu)'));
+    }
     for (const service of Object.values(stage.services).filter((s) => s.hosts.includes(host.name))) {
       const res = await transport.exec(rootProbeCommand(service.root));
       const probe = res.code === 0 ? parseRootProbe(res.stdout) : undefined;

@@ -14,6 +14,7 @@ import { printable } from '../config/text.js';
 import { waitMsOf } from './arguments.js';
 import type { PromoteFlags } from './options.js';
 import { parseSlot } from '../config/slot.js';
+import { renderPlan } from '../plan/render.js';
 
 export interface RefreshFlags extends PromoteFlags { from?: string; slot?: string }
 
@@ -27,6 +28,10 @@ function render(r: RefreshResult, dryRun: boolean): string {
       : `    ${s.source.engine === 'postgres' ? `pg_dump -Z0 | pg_restore${s.jobs > 1 ? ` (-j ${s.jobs})` : ''}` : 'mysqldump --single-transaction | mysql'}; compare row counts`);
     out.push(s.after.length === 0 ? '    refresh.after: nothing to run' : `    refresh.after (${s.after.length} statement(s)${s.target.engine === 'postgres' ? ', one transaction' : ''}):`);
     for (const sql of s.after) out.push(`      ${sql}`);
+  }
+  for (const f of r.files) {
+    out.push(`  ${f.service}: slot ${f.slot}'s files (${f.paths.join(', ')}) on ${f.hosts.join(', ')} <- ${f.source.stage}'s ${f.service}/${f.source.slot} on ${f.source.host.name}`);
+    out.push(`    ${f.command ? `"${f.command}" there first, then ` : ''}rsync (delta) through the local cache; size and SHA-256 of every file compared${dryRun ? '' : ': they match'}`);
   }
   out.push('', dryRun
     ? `Dry run: nothing was changed. Run \`updateserver refresh ${r.stage} --from ${r.from}\` to apply.`
@@ -54,9 +59,12 @@ export async function runRefresh(stage: string, flags: RefreshFlags): Promise<nu
           service: s.service, slot: s.slot, source: describeConnection(s.source), target: describeConnection(s.target), after: s.after,
           ...(result.snapshots[i] ? { snapshot: result.snapshots[i] } : {}),
         })),
+        files: result.files.map((f) => ({ service: f.service, slot: f.slot, paths: f.paths, hosts: f.hosts, source: { stage: f.source.stage, host: f.source.host.name, slot: f.source.slot }, ...(f.command ? { command: f.command } : {}) })),
       });
     } else {
       process.stdout.write(printable(render(result, flags.dryRun === true), { multiLine: true }));
+      // Every step with its exact command (the copies of files are commands on the hosts and here).
+      if (flags.dryRun && flags.verbose) process.stdout.write(printable(`\n${renderPlan(result.plan, { failures: 'full' })}`, { multiLine: true }));
     }
     return EXIT_OK;
   } catch (err) {

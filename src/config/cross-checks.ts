@@ -5,6 +5,7 @@ import type { Stage } from './model.js';
 import { templateProblems } from '../release/name.js';
 import { checkHooksAndNotify } from './hook-checks.js';
 import { checkTopology, slotPorts } from './topology-checks.js';
+import { hostNamesOf } from './instances.js';
 import { checkRollouts } from '../rollout/profile.js';
 
 export interface CrossIssue { path: string; message: string }
@@ -110,7 +111,7 @@ function checkServiceHosts(data: ProfileData): CrossIssue[] {
   const issues: CrossIssue[] = [];
   for (const [serviceName, service] of Object.entries(data.services)) {
     const seen = new Set<string>();
-    service.hosts.forEach((h, i) => {
+    hostNamesOf(service.hosts).forEach((h, i) => {
       const path = `services.${serviceName}.hosts.${i}`;
       if (!Object.hasOwn(data.hosts, h)) issues.push({ path, message: `unknown host "${h}": declare it under hosts (hosts: ${hostList(data)})` });
       if (seen.has(h)) issues.push({ path, message: `host "${h}" is listed twice; list each host once` });
@@ -178,7 +179,7 @@ function checkMachines(data: ProfileData): CrossIssue[] {
     return previous && describe(previous, owner.host);
   };
   for (const [serviceName, service] of Object.entries(data.services)) {
-    for (const h of new Set(service.hosts)) {
+    for (const h of new Set(hostNamesOf(service.hosts))) {
       const host = own(data.hosts, h);
       if (host === undefined) continue;
       const machine = `${host.address}:${host.port ?? data.ssh.port ?? 22}`;
@@ -223,7 +224,7 @@ function checkListenPorts(data: ProfileData): CrossIssue[] {
   const lbAt = new Map<string, string>();
   for (const [lbName, lb] of Object.entries(data.loadBalancers)) if (!lbAt.has(lb.address)) lbAt.set(lb.address, lbName);
   for (const [serviceName, service] of Object.entries(data.services)) {
-    for (const h of new Set(service.hosts)) {
+    for (const h of new Set(hostNamesOf(service.hosts))) {
       const address = own(data.hosts, h)?.address;
       const lbName = address === undefined ? undefined : lbAt.get(address);
       if (lbName === undefined) continue;

@@ -8,10 +8,21 @@
 import { posix } from 'node:path';
 import type { Service, SlotName } from './model.js';
 
-/** Instances per host from the profile's `instances` (a number for all hosts, or a map by host name). */
-export function instancesPerHost(hosts: readonly string[], spec: number | Record<string, number>): Record<string, number> {
+/** A service's host as the profile writes it: a name, or `{ name, instances }` ("instances: 4 on a host"). */
+export type ServiceHostEntry = string | { name: string; instances: number };
+export const hostNameOf = (h: ServiceHostEntry): string => (typeof h === 'string' ? h : h.name);
+export const hostNamesOf = (hosts: readonly ServiceHostEntry[]): string[] => hosts.map(hostNameOf);
+
+/**
+ * Instances per host: a host entry's own `instances` first, else the service's `instances` (a number
+ * for all hosts, or a map by host name), else 1. The profile check refuses a host given a count both ways.
+ */
+export function instancesPerHost(hosts: readonly ServiceHostEntry[], spec: number | Record<string, number>): Record<string, number> {
   const out = Object.create(null) as Record<string, number>;
-  for (const h of hosts) out[h] = typeof spec === 'number' ? spec : Object.hasOwn(spec, h) ? spec[h]! : 1;
+  for (const entry of hosts) {
+    const h = hostNameOf(entry);
+    out[h] = typeof entry !== 'string' ? entry.instances : typeof spec === 'number' ? spec : Object.hasOwn(spec, h) ? spec[h]! : 1;
+  }
   return out;
 }
 

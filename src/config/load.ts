@@ -11,7 +11,7 @@ import { Secret } from './secret.js';
 import { defaultDatabaseName } from './slot.js';
 import { backendName, SLOTS, type EmailNotify, type Hook, type HookPoint, type Hooks, type CodeSource, type Database, type StateBackendConfig, type SlotName, type Host, type LoadBalancer, type Project, type Service, type Stage } from './model.js';
 import { checkSameStateStore, checkStage } from './cross-checks.js';
-import { instancesPerHost, normalizeRelative } from './instances.js';
+import { hostNamesOf, instancesPerHost, normalizeRelative } from './instances.js';
 
 export function profileFile(stage: string): string {
   return join('profiles', `${stage}.yaml`);
@@ -126,7 +126,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       backend: backendName(serviceName, slot),
     })])) as unknown as Service['slots'];
     services[serviceName] = Object.freeze({
-      name: serviceName, hosts: Object.freeze([...s.hosts]), root: s.root.replace(/\/+$/, '') || '/', listen: s.listen,
+      name: serviceName, hosts: Object.freeze(hostNamesOf(s.hosts)), root: s.root.replace(/\/+$/, '') || '/', listen: s.listen,
       mode: s.mode, instances: Object.freeze(instancesPerHost(s.hosts, s.instances)), after: Object.freeze([...s.after]),
       files: s.files === undefined ? undefined : Object.freeze({ paths: Object.freeze(s.files.paths.map(normalizeRelative)), strategy: s.files.strategy, command: s.files.command }),
       shared: Object.freeze(s.shared.map(normalizeRelative)), currentLink: s.currentLink,

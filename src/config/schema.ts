@@ -178,8 +178,15 @@ export const configFile = z.strictObject({
   path: releasePath(),
 });
 
+/** One of a service's hosts: its name, or its name with the number of instances the service runs there. */
+const serviceHost = z.union([
+  name(),
+  z.strictObject({ name: name(), instances: z.int().min(1).max(64) }, { error: 'expected { name: <host>, instances: <1-64> }' }),
+], { error: 'expected a host name, or { name: <host>, instances: <1-64> }' });
+
 export const service = z.strictObject({
-  hosts: z.array(name(), { error: 'expected a list of host names' }).min(1, { error: 'expected at least one host' }),
+  /** The hosts it runs on: names, or { name, instances } for a host that runs several of its processes. */
+  hosts: z.array(serviceHost, { error: 'expected a list of host names' }).min(1, { error: 'expected at least one host' }),
   /** Service root on each host: releases/ and run/ live here. */
   root: remotePath(),
   /**

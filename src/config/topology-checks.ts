@@ -6,7 +6,7 @@
 import { posix } from 'node:path';
 import type { ProfileData, ServiceData } from './schema.js';
 import { findCycle } from './tiers.js';
-import { instancesPerHost } from './instances.js';
+import { hostNamesOf, instancesPerHost } from './instances.js';
 import { peerPlaceholders, PEER_FIELDS } from '../commands/placeholders.js';
 import type { SlotName } from './slot.js';
 
@@ -14,7 +14,7 @@ interface Issue { path: string; message: string }
 
 /** The ports a slot's instances use on one host, from the raw profile (port + n - 1, or listed). */
 export function slotPorts(service: ServiceData, host: string, slot: SlotName): Array<{ port: number; instance: number }> {
-  const n = instancesPerHost([host], service.instances)[host] ?? 1;
+  const n = instancesPerHost(service.hosts, service.instances)[host] ?? 1;
   const s = service.slots[slot];
   return Array.from({ length: n }, (_, i) => {
     const port = s.ports ? s.ports[i] : s.port === undefined ? undefined : s.port + i;
@@ -35,9 +35,13 @@ function maxInstances(s: ServiceData): number {
 
 function checkPorts(name: string, s: ServiceData): Issue[] {
   const issues: Issue[] = [];
+  const hosts = hostNamesOf(s.hosts);
   if (typeof s.instances === 'object') {
     for (const h of Object.keys(s.instances)) {
-      if (!s.hosts.includes(h)) issues.push({ path: `services.${name}.instances.${h}`, message: `"${h}" is not one of the service's hosts (${s.hosts.join(', ')})` });
+      if (!hosts.includes(h)) issues.push({ path: `services.${name}.instances.${h}`, message: `"${h}" is not one of the service's hosts (${hosts.join(', ')})` });
+      // Said twice, the two could disagree: one place for each host's count.
+      const entry = s.hosts.find((e) => typeof e !== 'string' && e.name === h);
+      if (entry !== undefined && typeof entry !== 'string') issues.push({ path: `services.${name}.instances.${h}`, message: `host "${h}" gets its number of instances twice (instances: ${entry.instances} in hosts, ${s.instances[h]} here); keep one` });
     }
   }
   const most = maxInstances(s);

@@ -13,6 +13,7 @@ import { pushArgv, relayRoute, type RelayRoute } from '../commands/relay.js';
 import { expand, type PeerAddress, type SlotContext } from '../commands/placeholders.js';
 import { instancePort, instancesOf, instancesOn, serverNames } from '../config/instances.js';
 import { filesCacheDir, filesDir } from '../commands/files.js';
+import { compareManifest, recordManifest } from '../commands/files-manifest.js';
 import { tiersOf } from '../config/tiers.js';
 import { UpdateserverError } from '../errors.js';
 import { filesActions, filesCopyActions, freezeTargets, type FilesSource } from './files.js';
@@ -318,10 +319,23 @@ export function buildPlan(input: PlanInput): Plan {
       if (purge.length > 0 && input.mode !== 'flip') {
         add(purgeOld, hostName, { kind: 'exec', host: hostName, command: removeReleases(service, purge), title: `remove ${purge.length} old release(s) of ${name} beyond the ${input.stage.keepReleases} kept` });
       }
+      // Right before the switch, once every tier has started and passed its checks: the list of the new
+      // slot's files, which the report of a later rollback or flip away compares with (issue 21 item 4).
+      if (service.files) {
+        add(check[tiers.length - 1]!, hostName, { kind: 'exec', host: hostName, command: recordManifest(service, target), title: `record the list of ${name}/${target}'s files on ${hostName} (what leaving it reports is compared with it)` });
+      }
       add(stopOld[tier]!, hostName, {
         kind: 'exec', host: hostName, command: stopInstances(stage, service, hostName, facts.live, liveRelease ?? ''),
         title: `stop old slot ${name}/${facts.live}${instances > 1 ? ` (${instances} instances)` : ''}`,
       });
+      // A flip or rollback leaves the old slot with what users wrote to its files since its switch: once
+      // it is stopped, its host lists the files added, changed and removed (the run's report).
+      if (service.files && input.mode === 'flip') {
+        add(stopOld[tier]!, hostName, {
+          kind: 'exec', host: hostName, command: compareManifest(service, facts.live), output: { kind: 'files-left', service: name, slot: facts.live },
+          title: `list the files added, changed and removed in ${name}/${facts.live} on ${hostName} since its switch`,
+        });
+      }
       // {root}/current follows the live slot right after the switch; a rollback puts it back.
       if (service.currentLink) {
         add(current, hostName, {
@@ -428,7 +442,7 @@ export function buildPlan(input: PlanInput): Plan {
 }
 
 /** Stops every instance of a slot on a host, in one round trip. */
-function stopInstances(stage: Stage, service: Service, hostName: string, slot: SlotName, release: string): string {
+export function stopInstances(stage: Stage, service: Service, hostName: string, slot: SlotName, release: string): string {
   const host = hostOf(stage, hostName);
   if (instancesOn(service, hostName) === 1) return stopSlot(service, slot, slotContext(stage, service, host, slot, release));
   return andThen(...Array.from({ length: instancesOn(service, hostName) }, (_, i) => stopSlot(service, slot, slotContext(stage, service, host, slot, release, i + 1))));

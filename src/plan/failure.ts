@@ -6,6 +6,7 @@
  */
 import type { Stage } from '../config/model.js';
 import { backendName, weightKey } from '../config/slot.js';
+import { compareManifest } from '../commands/files-manifest.js';
 import type { Action, FailurePath, Phase, PhaseName, Plan, PlanItem } from './plan.js';
 
 const HOOK_PHASES: ReadonlySet<PhaseName> = new Set(['before-copy', 'after-copy', 'before-start', 'after-start', 'before-switch', 'after-switch']);
@@ -29,6 +30,25 @@ function undoItems(phases: readonly Phase[]): PlanItem[] {
 /** The undo of moving each host's current link: back at the release that was live. */
 function currentBack(plan: Pick<Plan, 'phases'>): Phase {
   return { name: 'current-back', title: 'Point each host\'s current link back at the previous release', items: undoItems(plan.phases.filter((p) => p.name === 'current')) };
+}
+
+/**
+ * After an automatic rollback, once the new slot is stopped: each host lists the files added, changed
+ * and removed in the new slot's `files:` data since the switch (the run's report, issue 21 item 4).
+ */
+function filesLeft(stage: Pick<Stage, 'services'>, plan: Pick<Plan, 'services'>): Phase {
+  const items: PlanItem[] = [];
+  for (const s of plan.services) {
+    const service = stage.services[s.service];
+    if (!service?.files) continue;
+    for (const host of s.hosts) {
+      items.push({ target: host, actions: [{
+        kind: 'exec', host, command: compareManifest(service, s.target), output: { kind: 'files-left', service: s.service, slot: s.target },
+        title: `list the files added, changed and removed in ${s.service}/${s.target} on ${host} since the switch`,
+      }] });
+    }
+  }
+  return { name: 'files-left', title: 'List what was written to the new slot\'s files', items };
 }
 
 /** Load balancers that take part in the switch. */
@@ -71,7 +91,7 @@ export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, p
     path(['data', 'before-start', 'start', 'after-start', 'check', 'before-switch'], 'live traffic untouched; the new slot is stopped again', [stopNew(plan), unfreeze]),
     // Only the load balancers whose switch began are switched back (the others never moved).
     path(['switch'], 'the load balancers switched so far go back, so that all agree; the new slot is stopped', [revert, drain, stopNew(plan), unfreeze]),
-    path([...(rolls ? ['rollout' as const] : []), ...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze]),
+    path([...(rolls ? ['rollout' as const] : []), ...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze, filesLeft(stage, plan)]),
   ];
 }
 

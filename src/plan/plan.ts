@@ -38,7 +38,14 @@ export type Action =
    * A shell command on a host over its SSH connection. `undo` is what stops what it started, run
    * when the promotion fails before the switch (starting the idle slot: stopping it again).
    */
-  | { kind: 'exec'; host: string; command: string; title: string; undo?: { command: string; title: string } }
+  | {
+    kind: 'exec'; host: string; command: string; title: string; undo?: { command: string; title: string };
+    /**
+     * Its output is a report the run keeps (ApplyContext.outputs): `files-left`, the files added, changed
+     * and removed in a slot's `files:` data since its switch (commands/files-manifest.ts compareManifest).
+     */
+    output?: { kind: 'files-left'; service: string; slot: SlotName };
+  }
   /**
    * A program run on the orchestrator's machine (rsync relaying code), argv without a shell: exactly
    * this argv runs. `route` tunnel: rsync's remote shell reaches the host over the run's SSH connection,
@@ -150,7 +157,7 @@ export interface PlanItem {
 
 export type PhaseName = 'pull' | 'freeze' | 'copy' | 'data' | 'start' | 'check' | 'rollout' | 'switch' | 'current' | 'post' | 'watch' | 'drain' | 'stop-old' | 'purge' | 'unfreeze'
   /** Phases of the failure paths only. */
-  | 'revert' | 'drain-new' | 'stop-new' | 'current-back'
+  | 'revert' | 'drain-new' | 'stop-new' | 'current-back' | 'files-left'
   /** The hooks at each point (issue 19); failed and finished are in Plan.finally. */
   | HookPoint;
 

@@ -14,6 +14,7 @@ import { allLimited } from '../transport/runner.js';
 import { hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, recordSwitch } from './record.js';
 import { leftBehind } from './left-writes.js';
+import type { FilesOutput } from '../data/files-left.js';
 import { runVerb, type Observed, type Planned, type RunRequest } from '../run/run.js';
 import type { PromoteResult } from './promote.js';
 import { idleSlot } from '../config/slot.js';
@@ -31,14 +32,17 @@ export async function flip(options: FlipOptions): Promise<PromoteResult> {
   const { project, logger } = options;
   const stage = await loadProfile(project, options.stage);
   const services = selectServices(stage, options.services);
+  // The plan's steps that list the files left behind print into this (src/data/files-left.ts).
+  const outputs: FilesOutput[] = [];
   const result = await runVerb<Record<string, ServiceFacts>>(options, {
     name: options.rollback ? 'rollback' : 'flip', stage, hosts: hostsUsed(stage, services), settlesInterrupted: true, notifies: true,
     observe: (run) => observeFlip(stage, services, run, options),
     plan: (facts, run) => planFlip(stage, services, facts, run, options, now()),
+    applyContext: async () => ({ outputs }),
     recorded: async (run, plan, apply, _facts, durationMs) => {
       // After the switch back and the drain: nothing more reaches the slot left behind; what users wrote
       // to it is reported (and kept for `updateserver replay`).
-      const left = await leftBehind(stage, plan, run.recorded, { stateDir: project.stateDir, runId: options.runId ?? new Date().toISOString(), now: now() });
+      const left = await leftBehind(stage, plan, run.recorded, { stateDir: project.stateDir, runId: options.runId ?? new Date().toISOString(), now: now(), outputs });
       for (const line of left.lines) {
         logger.warn(line);
         apply.warnings.push(line);

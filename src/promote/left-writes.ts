@@ -5,8 +5,8 @@
  * the report says exactly which rows, per table, and is written where `updateserver replay` finds it.
  * A slot promoted before the change log existed falls back to the cheap write counter (src/data/writes.ts).
  * Never a failed run: traffic has already moved; a failure to read becomes a line of the report.
- * Files (`files:` data, issue 18) are not reported yet: once they exist, the files added, changed and
- * removed in the slot left since its switch belong in this same report (ServiceChanges), from here.
+ * Files (`files:` data, issue 18): the files added, changed and removed in the slot left since its
+ * switch, listed by the hosts as steps of the plan (their output in `outputs`), go into the same report.
  */
 import { connectionOf, type SlotName, type Stage } from '../config/model.js';
 import { describeConnection } from '../data/connection.js';
@@ -15,6 +15,7 @@ import { writesSince } from '../data/writes.js';
 import { hasChangeLog, markReported, readChanges } from '../data/changes/log.js';
 import { countsOf, reportLines, summarize, withoutRows, writeReport, type ChangeCounts, type ChangeReport, type ServiceChanges } from '../data/changes/report.js';
 import { describeError } from '../errors.js';
+import { filesCounts, filesLeftLines, filesLeftOf, type FilesLeft, type FilesOutput } from '../data/files-left.js';
 import type { Plan } from '../plan/plan.js';
 import type { Logger } from '../log.js';
 import type { StageState } from '../state/store.js';
@@ -35,6 +36,8 @@ export interface LeftOptions {
   /** An automatic rollback: the new slot (the plan's target) is the one left; otherwise the plan's live slot. */
   newSlotLeft?: boolean;
   now?: Date;
+  /** What the plan's files-left steps printed (src/data/files-left.ts). */
+  outputs?: readonly FilesOutput[];
 }
 
 export async function leftBehind(stage: Stage, plan: Plan, recorded: StageState | undefined, opts: LeftOptions): Promise<LeftBehind> {
@@ -69,8 +72,9 @@ export async function leftBehind(stage: Stage, plan: Plan, recorded: StageState 
     }
     services.push(entry);
   }
-  if (services.length === 0) return { lines, report: undefined, counts: undefined };
-  const report: ChangeReport = { stage: stage.name, runId: opts.runId, action: opts.newSlotLeft ? 'automatic rollback' : plan.action, at: (opts.now ?? new Date()).toISOString(), services };
+  const files = filesLeftOf(stage, plan, opts.outputs ?? [], opts.newSlotLeft === true);
+  if (services.length === 0 && files.length === 0) return { lines, report: undefined, counts: undefined };
+  const report: ChangeReport = { stage: stage.name, runId: opts.runId, action: opts.newSlotLeft ? 'automatic rollback' : plan.action, at: (opts.now ?? new Date()).toISOString(), services, ...(files.length > 0 ? { files } : {}) };
   let file: string | undefined;
   try {
     file = await writeReport(opts.stateDir, report);
@@ -87,14 +91,23 @@ export async function leftBehind(stage: Stage, plan: Plan, recorded: StageState 
       lines.push(`could not mark the change log of ${describeConnection(m.conn)} as reported (a later report of it repeats these rows): ${describeError(err)}`);
     }
   }
-  lines.unshift(...reportLines(report, file));
-  return { lines, report: withoutRows(report), counts: countsOf(report), ...(file ? { file } : {}) };
+  const filesWritten = files.some((f) => f.added.length + f.changed.length + f.removed.length > 0);
+  lines.unshift(...reportLines(report, file), ...filesLeftLines(files), ...(file && filesWritten ? [`the files' paths and sizes are in ${file} (files are reported, not replayed: copy what you need from the slot left)`] : []));
+  return { lines, report: withoutRows(report), counts: withFileCounts(countsOf(report), files), ...(file ? { file } : {}) };
+}
+
+/** The webhook's counts with each service's files beside its rows (a service with files only gets zero rows). */
+function withFileCounts(counts: ChangeCounts, files: readonly FilesLeft[]): ChangeCounts {
+  for (const [service, c] of Object.entries(filesCounts(files))) {
+    counts[service] = { ...(counts[service] ?? { inserted: 0, updated: 0, deleted: 0, tables: {} }), files: c };
+  }
+  return counts;
 }
 
 /** The automatic rollback's report: logged as warnings (the run's error follows); never throws. */
-export async function reportAutomaticRollback(stage: Stage, plan: Plan, recorded: StageState | undefined, runId: string, stateDir: string, logger: Logger): Promise<LeftBehind | undefined> {
+export async function reportAutomaticRollback(stage: Stage, plan: Plan, recorded: StageState | undefined, runId: string, stateDir: string, logger: Logger, outputs: readonly FilesOutput[] = []): Promise<LeftBehind | undefined> {
   try {
-    const left = await leftBehind(stage, plan, recorded, { stateDir, runId, newSlotLeft: true });
+    const left = await leftBehind(stage, plan, recorded, { stateDir, runId, newSlotLeft: true, outputs });
     for (const line of left.lines) logger.warn(line);
     return left;
   } catch (err) {

@@ -13,6 +13,7 @@ import { buildPlan, type DataFacts, type HostSlots, type KeptData, type ServiceF
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed, type ApplyResult } from '../apply/apply.js';
 import { reportAutomaticRollback } from './left-writes.js';
+import type { FilesOutput } from '../data/files-left.js';
 import type { ChangeReport } from '../data/changes/report.js';
 import { hostsUsed, selectServices } from './stage-link.js';
 import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.js';
@@ -81,6 +82,8 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   const git = stage.source?.kind === 'git' ? await resolveGitSource(stage, stage.source) : undefined;
   // The run holds an SSH connection to every host it reads or writes: rsync goes through it.
   const relay = relayRoute(true);
+  // An automatic rollback's steps that list the files left in the new slot print into this.
+  const outputs: FilesOutput[] = [];
   return runVerb<PromoteFacts>(options, {
     name: 'promote', stage, hosts: hostsUsed(stage, services), settlesInterrupted: true, notifies: true,
     // From the previous stage only one host per service is needed: the release is the same on all.
@@ -89,13 +92,13 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
     plan: (facts, run) => planPromotion({ options, stage, from, services, git, relay, now }, facts, run),
     // The pull step checks against the manifests the read phase saw; rsync's tunnels go over the run's connections.
     applyContext: async (run, facts) => ({
-      tunnel: await run.target.openTunnel(),
+      tunnel: await run.target.openTunnel(), outputs,
       pull: { manifests: new Map(Object.values(facts.pulls).map((p) => [p.hash, p.manifest])), tunnel: () => run.others[0]!.openTunnel() },
     }),
     // An automatic rollback left the new slot behind with whatever users wrote to it meanwhile.
     failed: async (run, plan, err) => {
       if (!(err instanceof PromotionFailed && err.rolledBack)) return undefined;
-      const left = await reportAutomaticRollback(stage, plan, run.recorded, options.runId ?? new Date().toISOString(), project.stateDir, options.logger);
+      const left = await reportAutomaticRollback(stage, plan, run.recorded, options.runId ?? new Date().toISOString(), project.stateDir, options.logger, outputs);
       return left ? { changes: left.report, written: left.counts } : undefined;
     },
     // The release mail lists what changed since the previous live release.

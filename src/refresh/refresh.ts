@@ -16,6 +16,9 @@ import { selectServices } from '../promote/stage-link.js';
 import { PLAN_VERSION, type Action, type Plan, type PlanItem } from '../plan/plan.js';
 import { runVerb, type RunRequest } from '../run/run.js';
 import { DEFAULT_SLOT, idleSlot } from '../config/slot.js';
+import { readHostSlots } from '../observe/slots.js';
+import { allLimited } from '../transport/runner.js';
+import { refreshFilesActions, refreshFilesServices, refreshFilesSteps, type FilesRefreshStep } from './files.js';
 
 export interface RefreshOptions extends RunRequest {
   stage: string;
@@ -40,6 +43,8 @@ export interface RefreshResult {
   stage: string;
   from: string;
   steps: RefreshStep[];
+  /** Services whose `files:` data directories are refreshed (src/refresh/files.ts). */
+  files: FilesRefreshStep[];
   applied: boolean;
   snapshots: SnapshotResult[];
   durationMs: number;
@@ -70,7 +75,8 @@ export function refreshServices(stage: Stage, from: Stage, services: readonly st
   for (const name of wanted) {
     const db = stage.services[name]!.database;
     if (!db || db.strategy === 'none') {
-      if (services?.includes(name)) throw new ConfigError([{ file: stage.file, path: `services.${name}.database`, message: `service ${name} has no database to refresh in ${stage.name}` }]);
+      // A service with data in files only is refreshed by src/refresh/files.ts.
+      if (services?.includes(name) && !stage.services[name]!.files) throw new ConfigError([{ file: stage.file, path: `services.${name}.database`, message: `service ${name} has no database or files to refresh in ${stage.name}` }]);
       continue;
     }
     const fromDb = Object.hasOwn(from.services, name) ? from.services[name]?.database : undefined;
@@ -81,7 +87,7 @@ export function refreshServices(stage: Stage, from: Stage, services: readonly st
     }
     out.push({ name, db, fromDb });
   }
-  if (out.length === 0) throw new ConfigError([{ file: stage.file, path: 'services', message: `no service of ${stage.name} has a database to refresh` }]);
+  if (out.length === 0 && !wanted.some((n) => stage.services[n]!.files)) throw new ConfigError([{ file: stage.file, path: 'services', message: `no service of ${stage.name} has a database or files to refresh` }]);
   return out;
 }
 
@@ -105,7 +111,7 @@ export function refreshSteps(stage: Stage, from: Stage, live: { stage: Record<st
  * connections for the copy) and refresh.after on it, in one transaction on PostgreSQL (all or nothing),
  * statement by statement on MySQL.
  */
-export function planRefresh(stage: Stage, from: Stage, steps: readonly RefreshStep[], live: Record<string, SlotName>, now: Date): Plan {
+export function planRefresh(stage: Stage, from: Stage, steps: readonly RefreshStep[], live: Record<string, SlotName>, now: Date, files: readonly FilesRefreshStep[] = [], stateDir = '.updateserver'): Plan {
   const items: PlanItem[] = steps.map((step) => {
     const actions: Action[] = [{
       kind: 'data-copy', service: step.service, source: step.source, target: step.target, jobs: step.jobs, frozen: false, fastPath: 'off', live: step.live,
@@ -120,10 +126,17 @@ export function planRefresh(stage: Stage, from: Stage, steps: readonly RefreshSt
     }
     return { target: step.service, actions };
   });
+  // Data in files: after the service's database, in the same item (one service, one story).
+  for (const step of files) {
+    const actions = refreshFilesActions(stage, step, stateDir);
+    const item = items.find((i) => i.target === step.service);
+    if (item) item.actions.push(...actions);
+    else items.push({ target: step.service, actions });
+  }
   return {
     version: PLAN_VERSION, action: 'refresh', stage: stage.name, from: from.name, createdAt: now.toISOString(), services: [], liveAfter: live,
     // Nothing live is touched: a failure leaves the idle slot's database to be refreshed again.
-    phases: [{ name: 'data', title: `Copy ${from.name}'s live data into ${stage.name}'s idle slot databases`, policy: 'fail', items }],
+    phases: [{ name: 'data', title: `Copy ${from.name}'s live data into ${stage.name}'s idle slot${files.length > 0 ? (steps.length > 0 ? ' databases and files' : '\'s files') : ' databases'}`, policy: 'fail', items }],
     onFailure: [],
   };
 }
@@ -132,19 +145,32 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
   const { project } = options;
   const { stage, from } = await refreshPipeline(project, options.stage, options.from);
   refreshServices(stage, from, options.services);
+  const filesServices = refreshFilesServices(stage, from, selectServices(stage, options.services));
   const now = options.now ?? (() => new Date());
   // Only the load balancers are asked (over SSH when they are remote): they decide what is live.
   const lbHosts = (s: Stage) => Object.values(s.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []));
   // The earlier stage is the one changed: its lock keeps a promotion from replacing the same database
   // meanwhile. The two stages share one state store (checked with the pipeline).
-  const result = await runVerb<{ steps: RefreshStep[]; live: Record<string, SlotName> }>(options, {
-    name: 'refresh', stage, hosts: lbHosts(stage), others: [{ stage: from, hosts: lbHosts(from) }],
+  // Hosts of services with files are connected too: their idle slot is stopped before its files are
+  // replaced. The later stage's host is reached by the plan's own rsync and ssh commands (OpenSSH).
+  const filesHosts = filesServices.flatMap((s) => stage.services[s]!.hosts);
+  const result = await runVerb<{ steps: RefreshStep[]; files: FilesRefreshStep[]; live: Record<string, SlotName> }>(options, {
+    name: 'refresh', stage, hosts: [...new Set([...lbHosts(stage), ...filesHosts])], others: [{ stage: from, hosts: lbHosts(from) }],
     observe: async (run) => {
       const here = await readLiveSlots(stage, run.target.balancers, run.recorded);
       const there = await readLiveSlots(from, run.others[0]!.balancers, await run.state.store.read(from.name));
-      return { steps: refreshSteps(stage, from, { stage: here, from: there }, options), live: here };
+      const live = { stage: here, from: there };
+      const steps = refreshSteps(stage, from, live, options);
+      // The release each idle slot points at: its stop command may name {release}.
+      const releases: Record<string, Record<string, string>> = {};
+      for (const s of filesServices) {
+        const target = options.slot ?? idleSlot(here[s] ?? DEFAULT_SLOT);
+        const read = await allLimited(stage.services[s]!.hosts, stage.parallel, async (h) => [h, (await readHostSlots(run.target.pool.get(h), stage.services[s]!)).releases[target] ?? ''] as const);
+        releases[s] = Object.fromEntries(read);
+      }
+      return { steps, files: refreshFilesSteps(stage, from, filesServices, live, releases, options.slot), live: here };
     },
-    plan: (facts) => ({ plan: planRefresh(stage, from, facts.steps, facts.live, now()) }),
+    plan: (facts) => ({ plan: planRefresh(stage, from, facts.steps, facts.live, now(), facts.files, project.stateDir) }),
   });
-  return { stage: stage.name, from: from.name, steps: result.facts?.steps ?? [], applied: result.applied, snapshots: result.apply?.snapshots ?? [], durationMs: result.durationMs, plan: result.plan };
+  return { stage: stage.name, from: from.name, steps: result.facts?.steps ?? [], files: result.facts?.files ?? [], applied: result.applied, snapshots: result.apply?.snapshots ?? [], durationMs: result.durationMs, plan: result.plan };
 }

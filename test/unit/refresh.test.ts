@@ -59,6 +59,40 @@ test('a shared database is always live; a stage without databases has nothing to
   assert.throws(() => refreshSteps(p.stage, p.from, { stage: {}, from: {} }, {}), /profiles\/dev.yaml: services.web.database.strategy: web shares one database between its slots in dev/);
   writeProfile('dev', 'source: { path: app }', '');
   p = await refreshPipeline(project, 'dev', 'prod');
-  assert.throws(() => refreshSteps(p.stage, p.from, { stage: {}, from: {} }, {}), /no service of dev has a database to refresh/);
-  assert.throws(() => refreshSteps(p.stage, p.from, { stage: {}, from: {} }, { services: ['web'] }), /service web has no database to refresh in dev/);
+  assert.throws(() => refreshSteps(p.stage, p.from, { stage: {}, from: {} }, {}), /no service of dev has a database or files to refresh/);
+  assert.throws(() => refreshSteps(p.stage, p.from, { stage: {}, from: {} }, { services: ['web'] }), /service web has no database or files to refresh in dev/);
+});
+
+test('files: the later stage\'s command and copy, pushed into the idle slot only, verified; the live slot never written', async () => {
+  const files = '    files: { paths: [db], command: "sqlite3 db/notes.db \'.backup {snapshot}/db/notes.db\'" }';
+  writeProfile('dev', 'source: { path: app }', files);
+  writeProfile('prod', 'from: beta', `${files}\n${db('10.0.0.7')}`);
+  writeProfile('beta', 'from: dev', db('10.0.0.6'));
+  const { stage, from } = await refreshPipeline(project, 'dev', 'prod');
+  const { refreshFilesServices, refreshFilesSteps, refreshFilesActions } = await import('../../src/refresh/files.js');
+  const { planRefresh } = await import('../../src/refresh/refresh.js');
+  const services = refreshFilesServices(stage, from, ['web']);
+  assert.deepEqual(services, ['web']);
+  // dev has no database: the database steps are empty, the files step is there.
+  assert.deepEqual(refreshSteps(stage, from, { stage: { web: 'a' }, from: { web: 'b' } }, {}), []);
+  const [step] = refreshFilesSteps(stage, from, services, { stage: { web: 'a' }, from: { web: 'b' } }, { web: { h1: '2026.12.05-000000-1.0' } });
+  assert.equal(step!.slot, 'b');
+  assert.deepEqual([step!.source.stage, step!.source.slot, step!.source.host.address], ['prod', 'b', '10.0.0.11']);
+  const actions = refreshFilesActions(stage, step!, '/state');
+  const text = actions.map((a) => (a.kind === 'local' ? a.argv.join(' ') : a.kind === 'exec' ? a.command : a.kind)).join('\n');
+  // The source's consistent copy first, on prod's host, into its snapshot directory.
+  assert.match(text, /root@10\.0\.0\.11 rm -rf \/srv\/web\/files\/b\.snapshot .*sqlite3 db\/notes\.db '\.backup \/srv\/web\/files\/b\.snapshot\/db\/notes\.db'/);
+  assert.match(text, /root@10\.0\.0\.11:\/srv\/web\/files\/b\.snapshot\/db\/ \/state\/cache\/files\/prod\/web\/db\//);
+  assert.match(text, /\/state\/cache\/files\/prod\/web\/db\/ root@10\.0\.0\.11:\/srv\/web\/files\/b\/db\//);
+  assert.match(text, /SHA-256|sha256sum/);
+  assert.ok(actions.some((a) => a.kind === 'exec' && a.host === 'h1' && /stop idle slot web\/b/.test(a.title)), 'the idle slot is stopped before its files are replaced');
+  // dev's live slot (a) is never a destination.
+  assert.doesNotMatch(text, /:\/srv\/web\/files\/a\//);
+  const plan = planRefresh(stage, from, [], { web: 'a' }, new Date(0), [step!], '/state');
+  assert.equal(plan.phases[0]!.title, 'Copy prod\'s live data into dev\'s idle slot\'s files');
+  assert.equal(plan.phases[0]!.items[0]!.actions.length, actions.length);
+  assert.throws(() => refreshFilesSteps(stage, from, services, { stage: { web: 'a' }, from: { web: 'b' } }, {}, 'a'), /--slot: slot a of web is live in dev/);
+  writeProfile('prod', 'from: beta', db('10.0.0.7'));
+  const again = await refreshPipeline(project, 'dev', 'prod');
+  assert.throws(() => refreshFilesServices(again.stage, again.from, ['web']), /prod gives web no files to refresh dev from/);
 });

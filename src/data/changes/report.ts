@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { DatabaseEngine, SlotName } from '../../config/model.js';
 import { UpdateserverError } from '../../errors.js';
 import type { LoggedChange } from './log.js';
+import type { FilesLeft } from '../files-left.js';
 
 export interface TableChanges {
   table: string;
@@ -42,9 +43,15 @@ export interface ChangeReport {
   action: string;
   at: string;
   services: ServiceChanges[];
+  /** `files:` data: per service and host, the files added, changed and removed (src/data/files-left.ts). */
+  files?: FilesLeft[];
 }
 
-export type ChangeCounts = Record<string, { inserted: number; updated: number; deleted: number; tables: Record<string, { inserted: number; updated: number; deleted: number }> }>;
+export type ChangeCounts = Record<string, {
+  inserted: number; updated: number; deleted: number; tables: Record<string, { inserted: number; updated: number; deleted: number }>;
+  /** `files:` data, summed over the service's hosts. */
+  files?: { added: number; changed: number; removed: number };
+}>;
 
 /** Per table counts and keys, from the log in order. */
 export function summarize(changes: LoggedChange[]): TableChanges[] {
