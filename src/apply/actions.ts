@@ -16,6 +16,7 @@ import type { Action } from '../plan/plan.js';
 import type { ApplyContext } from './context.js';
 import { runHook } from '../hooks/run.js';
 import { runGate } from '../rollout/gate.js';
+import { runPause } from '../rollout/pause.js';
 
 function balancer(ctx: ApplyContext, name: string) {
   const b = ctx.balancers[name];
@@ -96,6 +97,9 @@ export async function runAction(ctx: ApplyContext, action: Action): Promise<void
       return;
     case 'gate':
       await runGate(ctx, action);
+      return;
+    case 'pause':
+      await runPause(ctx, action);
       return;
     case 'revert-map':
       // Failure paths run it themselves (apply.ts revertMap): it must report, not throw.

@@ -5,6 +5,7 @@ import type { CheckReport } from '../health/checks.js';
 import type { Journal } from '../state/journal.js';
 import type { DataRecord, StageState } from '../state/store.js';
 import type { LeftBehind } from '../promote/left-writes.js';
+import type { RolloutControl } from '../state/rollout-control.js';
 import type { SnapshotResult } from '../data/snapshot.js';
 import type { ExecTunnel } from '../transport/tunnel.js';
 import type { TransportPool } from '../transport/pool.js';
@@ -46,4 +47,6 @@ export interface ApplyContext {
   report?: { stateDir: string; recorded: StageState | undefined; now: () => Date };
   /** What the report step found: the slot traffic left and what users wrote to it. */
   left?: LeftBehind;
+  /** Where a rollout records its progress and finds the answers to its pauses (the stage's state backend). */
+  rollouts?: RolloutControl;
 }

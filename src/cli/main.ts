@@ -87,6 +87,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-w, --wait <seconds>', 'wait this long for the stage\'s lock'))
     .action(async (stage: string, flags: PromoteFlags & { run: string; skip?: string[] }) => setExit(await (await import('./replay.js')).runReplay(stage, flags)));
 
+  // Answers to a rollout step's pause (pause: true), from any machine sharing the stage's state (issue 20).
+  addCommonOptions(program.command('continue <stage>')
+    .description('a rollout is paused at a step (pause: true): let it go on to the next step'))
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./rollout-control.js')).runPauseAnswer('continue', stage, flags)));
+  addCommonOptions(program.command('abort <stage>')
+    .description('a rollout is paused at a step (pause: true): abort it like a failed gate (all traffic back on the old slot, the new release marked bad)'))
+    .action(async (stage: string, flags: PromoteFlags) => setExit(await (await import('./rollout-control.js')).runPauseAnswer('abort', stage, flags)));
+
   addCommonOptions(program.command('history <stage>')
     .description('the runs recorded for <stage>: when, who, what moved where, result')
     .option('-l, --limit <n>', 'how many of the latest runs', '20'))

@@ -137,7 +137,7 @@ function resolveStage(project: Project, name: string, file: string, data: Profil
       releaseName: s.releaseName ?? data.releaseName ?? DEFAULT_RELEASE_NAME,
       configFiles: Object.freeze(s.configFiles.map((f) => Object.freeze({ ...f }))),
       ...(data.hooks || s.hooks ? { hooks: resolveHooks(data.hooks, s.hooks, serviceName) } : {}),
-      rollout: s.rollout === undefined ? undefined : Object.freeze({ steps: Object.freeze(s.rollout.steps.map((st) => Object.freeze({ weight: st.weight, holdMs: st.holdMs }))), gates: Object.freeze({ ...s.rollout.gates }) }),
+      rollout: s.rollout === undefined ? undefined : Object.freeze({ steps: Object.freeze(s.rollout.steps.map((st) => Object.freeze({ weight: st.weight, holdMs: st.holdMs, ...(st.pause ? { pause: true, pauseDeadlineMs: st.pauseDeadlineMs } : {}) }))), gates: Object.freeze({ ...s.rollout.gates }) }),
     });
   }
   return Object.freeze({

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import type { Plan } from '../plan/plan.js';
 import type { DataRecord } from '../state/store.js';
 import type { ReleaseChanges } from './changes.js';
+import { rolloutAbortLines, type RolloutAbort } from './rollout-abort.js';
 
 export interface RunSummary {
   plan: Plan;
@@ -24,6 +25,8 @@ export interface RunSummary {
   data?: Record<string, DataRecord | undefined>;
   changes?: ReleaseChanges[];
   warnings?: string[];
+  /** An aborted rollout: the gate that failed and its figures. */
+  rollout?: RolloutAbort;
 }
 
 export function mailSubject(s: RunSummary): string {
@@ -58,6 +61,7 @@ export function mailBody(s: RunSummary): string {
     if (c.note) lines.push(`  ${c.note}`);
   }
   if (s.error) lines.push('', 'Error:', ...s.error.split('\n').map((l) => `  ${l}`));
+  if (s.rollout) lines.push('', ...rolloutAbortLines(s.rollout));
   if (s.warnings?.length) lines.push('', 'Warnings:', ...s.warnings.map((w) => `  ${w}`));
   return `${lines.join('\n')}\n`;
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { Plan } from '../plan/plan.js';
 import { PromotionFailed } from '../apply/apply.js';
 import { sendReleaseMail, type RunSummary } from './email.js';
+import { rolloutAbortOf, type RolloutAbort } from './rollout-abort.js';
 import type { ChangeCounts } from '../data/changes/report.js';
 
 export interface NotificationBody {
@@ -30,6 +31,8 @@ export interface NotificationBody {
   at: string;
   /** A rollback or flip: per service (and table), the rows inserted, updated and deleted on the slot left since it went live. */
   changes?: ChangeCounts;
+  /** A progressive rollout that was aborted: the gate that failed, its step and its figures (src/notify/rollout-abort.ts). */
+  rollout?: RolloutAbort;
 }
 
 export interface RunOutcome {
@@ -55,8 +58,14 @@ export function notificationBody(plan: Plan, event: NotifyEvent, outcome: RunOut
     result: event === 'started' ? 'started' : outcome.error === undefined ? 'ok' : outcome.rolledBack ? 'rolled back' : 'failed',
     error: outcome.error === undefined ? null : describeError(outcome.error),
     durationMs: outcome.durationMs, user: userInfo().username, at: outcome.at.toISOString(),
+    ...withRolloutAbort(outcome.error),
   };
 }
+
+const withRolloutAbort = (error: unknown): { rollout?: RolloutAbort } => {
+  const rollout = error === undefined ? undefined : rolloutAbortOf(error);
+  return rollout ? { rollout } : {};
+};
 
 /**
  * The webhook as logs may show it: scheme, host and port only. Chat and paging webhooks carry their
@@ -112,7 +121,7 @@ export function runNotifier(notify: Notify | undefined, plan: Plan, logger: Logg
         sendReleaseMail(notify?.email, {
           plan, runId, durationMs, ...summary,
           result: error === undefined ? 'ok' : outcome.rolledBack ? 'rolled back' : 'failed',
-          ...(error === undefined ? {} : { error: describeError(error) }),
+          ...(error === undefined ? {} : { error: describeError(error), ...withRolloutAbort(error) }),
         }, logger),
       ]);
     },

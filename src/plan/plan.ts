@@ -172,6 +172,18 @@ export type Action =
   | {
     kind: 'gate'; service: string; step: number; weight: number; holdMs: number; deadlineMs: number;
     loadBalancers: string[]; oldBackend: string; newBackend: string; gates: RolloutGates; title: string;
+    /** How many steps the rollout has (for status; absent in plans journalled before it was recorded). */
+    steps?: number;
+  }
+  /**
+   * A rollout step held for a person (src/rollout/pause.ts): the share stays, the run keeps the lock and
+   * records the pause in the state backend, then waits for `updateserver continue <stage>` (the step
+   * ends, the rollout goes on) or `updateserver abort <stage>` (fails like a failed gate), at most
+   * deadlineMs, after which it fails too (all traffic back on the old slot).
+   */
+  | {
+    kind: 'pause'; stage: string; service: string; step: number; steps: number; weight: number; deadlineMs: number;
+    loadBalancers: string[]; oldBackend: string; newBackend: string; gates: RolloutGates; title: string;
   };
 
 export interface PlanItem {

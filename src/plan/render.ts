@@ -8,7 +8,8 @@ import { beginValues } from '../data/migrations/steps.js';
 import type { Action, Plan } from './plan.js';
 import { serverHealthCommand } from '../lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../lb/map.js';
-import { describeGate, describeGates } from '../rollout/render.js';
+import { describeGate, describeGates, describePause } from '../rollout/render.js';
+import { DEFAULT_PAUSE_DEADLINE_MS } from '../rollout/profile.js';
 
 function describeCheck(a: Extract<Action, { kind: 'check' }>): string {
   const c = a.check;
@@ -91,6 +92,7 @@ function describe(action: Action): string {
     case 'drain-new': return `wait until ${action.backends.join(', ')} have no sessions (at most ${action.deadlineMs} ms)`;
     case 'hook': return `${action.host ? `on ${action.host}` : '(local)'}: $ ${action.line}\n(timeout ${action.timeoutMs} ms; a failure ${HOOK_FAILURE[action.failure]})`;
     case 'gate': return describeGate(action);
+    case 'pause': return describePause(action);
   }
 }
 
@@ -157,7 +159,7 @@ export function renderPlan(plan: Plan, options: { commands?: boolean; failures?:
     out.push(`    from ${s.source}`);
     if (s.fetch) out.push(`    pulled into the local cache by the first step (${s.fetch.route === 'tunnel' ? 'over the run\'s SSH connection' : 'over OpenSSH'}; the file list ${s.fetch.filesFrom} written from the release's manifest):`, `      (local) $ ${quoteAll(s.fetch.argv)}`);
     if (s.data) out.push(`    data: ${s.data}`);
-    if (s.rollout) out.push(`    rollout: ${s.rollout.steps.map((st) => `${st.weight}% for ${st.holdMs} ms`).join(', then ')}, then the switch (100%); gates ${describeGates(s.rollout.gates)}`);
+    if (s.rollout) out.push(`    rollout: ${s.rollout.steps.map((st) => `${st.weight}% for ${st.holdMs} ms${st.pause ? ` then a pause (deadline ${st.pauseDeadlineMs ?? DEFAULT_PAUSE_DEADLINE_MS} ms)` : ''}`).join(', then ')}, then the switch (100%); gates ${describeGates(s.rollout.gates)}`);
   }
   plan.phases.filter((p) => p.items.length > 0).forEach((phase, i) => {
     out.push('', `${i + 1}. ${phase.title}`);

@@ -7,7 +7,7 @@
  */
 import type { Stage } from '../config/model.js';
 import { backendName, rolloutKey, weightKey } from '../config/slot.js';
-import type { Rollout } from '../rollout/profile.js';
+import { DEFAULT_PAUSE_DEADLINE_MS, type Rollout } from '../rollout/profile.js';
 import { persistMap } from './build.js';
 import type { Action, Phase, PlanItem, ServicePlan } from './plan.js';
 
@@ -33,11 +33,19 @@ export function rolloutPhase(stage: Stage, services: readonly ServicePlan[]): Ph
         }, persistMap(lb.mapFile, lb.name));
       }
       actions.push({
-        kind: 'gate', service: s.service, step: i + 1, weight: step.weight, holdMs: step.holdMs,
+        kind: 'gate', service: s.service, step: i + 1, steps: r.steps.length, weight: step.weight, holdMs: step.holdMs,
         deadlineMs: step.holdMs + (r.gates.tooFewWaitMs ?? step.holdMs),
         loadBalancers: lbs.map((lb) => lb.name), oldBackend, newBackend, gates: { ...r.gates },
         title: `step ${i + 1}: hold ${step.weight}% for ${step.holdMs} ms, then judge ${newBackend} against ${oldBackend}`,
       });
+      if (step.pause) {
+        const deadlineMs = step.pauseDeadlineMs ?? DEFAULT_PAUSE_DEADLINE_MS;
+        actions.push({
+          kind: 'pause', stage: stage.name, service: s.service, step: i + 1, steps: r.steps.length, weight: step.weight, deadlineMs,
+          loadBalancers: lbs.map((lb) => lb.name), oldBackend, newBackend, gates: { ...r.gates },
+          title: `step ${i + 1}: pause at ${step.weight}% until updateserver continue ${stage.name} (or abort ${stage.name}), at most ${deadlineMs} ms`,
+        });
+      }
     });
     return [{ target: s.service, actions }];
   });

@@ -4,7 +4,8 @@
  * the failure now, no point in waiting for the hold's end); at the hold's end it passes or fails; with
  * too few requests it waits up to the deadline and is then judged as onTooFew says.
  */
-import { UpdateserverError } from '../errors.js';
+import { describeError, UpdateserverError } from '../errors.js';
+import type { RolloutProgress } from '../state/rollout-control.js';
 import type { ApplyContext } from '../apply/context.js';
 import type { Action } from '../plan/plan.js';
 import { countersOf, describeFigures, judge, sumWindows, windowOf, type BackendCounters, type Verdict } from './gates.js';
@@ -15,9 +16,10 @@ export class GateFailed extends UpdateserverError {
   }
 }
 
-type Reading = Map<string, { old: BackendCounters; new: BackendCounters }>;
+export type Reading = Map<string, { old: BackendCounters; new: BackendCounters }>;
 
-async function read(ctx: ApplyContext, a: Extract<Action, { kind: 'gate' }>): Promise<Reading> {
+/** Every load balancer's counters of the two backends, as the gates and the pause read them. */
+export async function read(ctx: ApplyContext, a: Pick<Extract<Action, { kind: 'gate' }>, 'loadBalancers' | 'oldBackend' | 'newBackend'>): Promise<Reading> {
   const out: Reading = new Map();
   await Promise.all(a.loadBalancers.map(async (name) => {
     const rows = await ctx.balancers[name]!.stat();
@@ -26,7 +28,7 @@ async function read(ctx: ApplyContext, a: Extract<Action, { kind: 'gate' }>): Pr
   return out;
 }
 
-function windowBetween(a: Reading, b: Reading, side: 'old' | 'new'): BackendCounters {
+export function windowBetween(a: Reading, b: Reading, side: 'old' | 'new'): BackendCounters {
   return sumWindows([...b].map(([lb, now]) => windowOf(a.get(lb)?.[side] ?? now[side], now[side])));
 }
 
@@ -35,6 +37,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function runGate(ctx: ApplyContext, a: Extract<Action, { kind: 'gate' }>): Promise<Verdict> {
   const started = Date.now();
   const start = await read(ctx, a);
+  // Where the rollout stands, for `updateserver status` in another process: its window starts here.
+  await recordProgress(ctx, a, 'hold', `${a.service}:${a.step}:${started}:${process.pid}`, start);
   const tick = Math.max(100, Math.min(1000, a.holdMs));
   for (;;) {
     const elapsed = Date.now() - started;
@@ -54,5 +58,21 @@ export async function runGate(ctx: ApplyContext, a: Extract<Action, { kind: 'gat
       ctx.logger.info(`${a.service} step ${a.step} (${a.weight}%) passed after ${Date.now() - started} ms: ${figures}${verdict.note ? `; ${verdict.note}` : ''}`, { event: 'rollout-step', service: a.service, step: a.step, weight: a.weight, figures: verdict.figures });
       return verdict;
     }
+  }
+}
+
+/** Writes where the rollout stands to the state backend; a failure to record is a warning, never the rollout's failure. */
+export async function recordProgress(ctx: ApplyContext, a: Pick<Extract<Action, { kind: 'gate' }>, 'service' | 'step' | 'weight' | 'loadBalancers' | 'oldBackend' | 'newBackend' | 'gates' | 'steps'>, state: 'hold' | 'paused', id: string, start: Reading, deadline?: Date): Promise<void> {
+  if (!ctx.rollouts) return;
+  const progress: RolloutProgress = {
+    stage: ctx.stage.name, service: a.service, step: a.step, steps: a.steps ?? ctx.stage.services[a.service]?.rollout?.steps.length ?? a.step, weight: a.weight, state, id,
+    since: new Date().toISOString(), ...(deadline ? { deadline: deadline.toISOString() } : {}), pid: process.pid,
+    oldBackend: a.oldBackend, newBackend: a.newBackend, loadBalancers: [...a.loadBalancers], gates: a.gates, start: Object.fromEntries(start),
+  };
+  try {
+    await ctx.rollouts.writeProgress(progress);
+  } catch (err) {
+    if (state === 'paused') throw err;
+    ctx.logger.warn(`recording the rollout's progress for status: ${describeError(err)}`);
   }
 }

@@ -13,14 +13,20 @@ const rate = () => z.number({ error: 'expected a share between 0 and 1 (0.01 is 
 const WEIGHT_HINT = 'expected a whole percentage of requests between 1 and 99 (100 is the switch that follows the last step)';
 
 export const DEFAULT_HOLD_MS = 60_000;
+export const DEFAULT_PAUSE_DEADLINE_MS = 3_600_000;
 
 export const rolloutStep = z.strictObject({
   /** Percentage of new requests sent to the new slot during this step. */
   weight: z.int({ error: WEIGHT_HINT }).min(1, { error: WEIGHT_HINT }).max(99, { error: WEIGHT_HINT }),
   /** How long the step holds before it is judged. */
   holdMs: ms(86_400_000).default(DEFAULT_HOLD_MS),
-  /** Not implemented yet (issue 20, part 4): refused rather than ignored. */
-  pause: z.literal(false, { error: 'pause: true is not implemented yet (issue 20); remove it' }).optional(),
+  /**
+   * Hold for a person: once the step has passed its gates, the run waits (holding the stage's lock) until
+   * `updateserver continue <stage>` or `updateserver abort <stage>`, at most pauseDeadlineMs.
+   */
+  pause: z.boolean({ error: 'expected true or false' }).default(false),
+  /** How long a pause waits for a person before it aborts the rollout (default 1 hour). */
+  pauseDeadlineMs: ms(7 * 86_400_000).default(DEFAULT_PAUSE_DEADLINE_MS),
 });
 
 export const rolloutGates = z.strictObject({
@@ -47,7 +53,13 @@ export const rollout = z.strictObject({
 
 export type RolloutData = z.infer<typeof rollout>;
 export type RolloutGates = z.infer<typeof rolloutGates>;
-export interface RolloutStep { readonly weight: number; readonly holdMs: number }
+export interface RolloutStep {
+  readonly weight: number;
+  readonly holdMs: number;
+  /** Wait for `continue` or `abort` after the step passed its gates (absent: false). */
+  readonly pause?: boolean;
+  readonly pauseDeadlineMs?: number;
+}
 export interface Rollout { readonly steps: readonly RolloutStep[]; readonly gates: Readonly<RolloutGates> }
 
 export const DEFAULT_GATES: RolloutGates = rolloutGates.parse({});

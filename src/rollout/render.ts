@@ -14,3 +14,10 @@ export function describeGate(a: Extract<Action, { kind: 'gate' }>): string {
     'a failed gate: weight 0 at once (all traffic back on the old slot), then the failure path below',
   ].join('\n');
 }
+
+export function describePause(a: Extract<Action, { kind: 'pause' }>): string {
+  return [
+    `wait for a person, holding the lock: updateserver continue ${a.stage} goes on, updateserver abort ${a.stage} aborts (the CLI or the console, from any machine sharing the state)`,
+    `deadline ${a.deadlineMs} ms: then the rollout aborts (weight 0 at once, the failure path below); updateserver status ${a.stage} shows the step, the shares and the gate figures meanwhile`,
+  ].join('\n');
+}

@@ -19,7 +19,8 @@ import type { StageState } from '../state/store.js';
 import type { Interrupted } from '../state/journal.js';
 import { StageLink, type Instrument } from '../promote/stage-link.js';
 import { lockStage } from '../promote/lock.js';
-import { hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from '../promote/interrupted.js';
+import { describeInterrupted, hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from '../promote/interrupted.js';
+import { checkSameRelease, describeResume, resumedRolloutPlan } from '../promote/resume-rollout.js';
 import { settleAll } from '../transport/runner.js';
 import { appendRun, recordFailure } from '../promote/record.js';
 import { withInstrument } from './instrument.js';
@@ -145,13 +146,21 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     // Every side settles before a failure is reported, so no connection is left half-open behind it.
     await settleAll([target.open(hosts), ...others.map((o, i) => o.open(verb.others![i]!.hosts))]);
     logger.debug('connected');
-    if (verb.settlesInterrupted) {
+    // --resume in the middle of a rollout goes on from the step it had reached, the split left as it is.
+    const resumed = verb.name === 'promote' && verb.settlesInterrupted && request.resume && interrupted && !dryRun ? resumedRolloutPlan(interrupted, stage) : undefined;
+    if (verb.settlesInterrupted && !resumed) {
       const abandoned = await settleInterrupted(interrupted, stage, target, state, { dryRun, ...(request.abandon ? { abandon: true } : {}), logger });
       if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };
     }
     const observed: Observed = { target, others, state, recorded: await state.store.read(stage.name), request, readOnly: dryRun };
     const facts = await verb.observe(observed);
-    const { plan, skipped } = verb.plan(facts, observed);
+    const fresh = verb.plan(facts, observed);
+    if (resumed && interrupted) {
+      checkSameRelease(resumed, fresh.plan);
+      await state.journals.archive(interrupted, `resumed by pid ${process.pid}: ${describeResume(interrupted)}`);
+      logger.warn(`${describeInterrupted(interrupted)}; ${describeResume(interrupted)}`);
+    }
+    const { plan, skipped } = resumed ? { plan: resumed, skipped: undefined } : fresh;
     if (skipped !== undefined) return { plan, applied: false, skipped, facts, durationMs: Date.now() - started };
     if (dryRun) return { plan, applied: false, skipped: 'dry run', facts, durationMs: Date.now() - started };
 
@@ -167,7 +176,7 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     try {
       const extra = await verb.applyContext?.(observed, facts) ?? {};
       ctx = {
-        stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}),
+        stage, pool: target.pool, balancers: target.balancerMap(), logger, warnings: [], transfers: [], reports: [], runId, rollouts: state.rollouts, ...(journal ? { journal } : {}), ...extra, ...(onStep ? { onStep } : {}),
         report: { stateDir: project.stateDir, recorded: observed.recorded, now },
       };
       apply = await applyPlan(ctx, plan);

@@ -18,6 +18,7 @@ import { renderMetrics } from './metrics.js';
 import { Runs, replayEvents, type ConsoleAction, type RunEvent } from './runs.js';
 import { reportPage } from './report-page.js';
 import { page, esc } from './html.js';
+import { answerFromConsole, ROLLOUT_ANSWER, ROLLOUT_PAGE, rolloutPage, type Reply } from './rollout-actions.js';
 
 export interface ConsoleOptions {
   project: Project;
@@ -73,6 +74,10 @@ export class Console {
       }
       const m = /^\/stages\/([^/]+)\/(promote|flip|rollback)$/.exec(path);
       if (m) return this.act(res, session, user, decodeURIComponent(m[1]!), m[2] as ConsoleAction, form);
+      // A paused rollout's continue/abort (src/serve/rollout-actions.ts).
+      const answer = ROLLOUT_ANSWER.exec(path);
+      const answering = answer ? await this.visibleStage(user, decodeURIComponent(answer[1]!)) : undefined;
+      if (answer && answering) return reply(res, await answerFromConsole(this.options.project, answering, user, session.csrf, answer[2] as 'continue' | 'abort'));
       return send(res, 404, page('Not found', '<p>No such action.</p>', { user: user.name, csrf: session.csrf }));
     }
     if (path === '/') {
@@ -93,6 +98,9 @@ export class Console {
       if (!stage) return send(res, 404, page('Not found', '<p>No such stage.</p>', { user: user.name, csrf: session.csrf }));
       return send(res, ...(await reportPage(this.options.project, stage, changes[2]!, user.name, session.csrf)));
     }
+    const rollout = ROLLOUT_PAGE.exec(path);
+    const rolling = rollout ? await this.visibleStage(user, decodeURIComponent(rollout[1]!)) : undefined;
+    if (rollout && rolling) return reply(res, await rolloutPage(this.options.project, rolling, user, session.csrf));
     const run = /^\/runs\/([A-Za-z0-9-]+)(\/events)?$/.exec(path);
     if (run) {
       const rec = this.runs.get(run[1]!);
@@ -163,6 +171,8 @@ function send(res: ServerResponse, status: number, html: string): void {
   res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', ...SECURITY_HEADERS });
   res.end(html);
 }
+
+const reply = (res: ServerResponse, r: Reply): void => send(res, r.status, r.html);
 
 function redirect(res: ServerResponse, to: string, cookie?: string): void {
   res.writeHead(303, { location: to, ...SECURITY_HEADERS, ...(cookie ? { 'set-cookie': cookie } : {}) });

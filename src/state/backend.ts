@@ -12,6 +12,8 @@ import { PgJournalStore } from './postgres/journal.js';
 import { PgLockStore } from './postgres/lock.js';
 import { PgStateStore } from './postgres/store.js';
 import { FileStateStore, type StateStore } from './store.js';
+import { FileRolloutControl, type RolloutControl } from './rollout-control.js';
+import { PgRolloutControl } from './postgres/rollout-control.js';
 
 export interface StateBackend {
   /** Where, as people read it: "local directory /p/.updateserver" or "PostgreSQL postgres://u@h:5432/db". */
@@ -19,13 +21,15 @@ export interface StateBackend {
   readonly store: StateStore;
   readonly locks: LockStore;
   readonly journals: JournalStore;
+  /** A rollout's progress and the continue/abort requests of its pauses (issue 20). */
+  readonly rollouts: RolloutControl;
   close(): Promise<void>;
 }
 
 export function fileBackend(stateDir: string): StateBackend {
   return {
     where: `local directory ${stateDir}`,
-    store: new FileStateStore(stateDir), locks: new FileLockStore(stateDir), journals: new FileJournalStore(stateDir),
+    store: new FileStateStore(stateDir), locks: new FileLockStore(stateDir), journals: new FileJournalStore(stateDir), rollouts: new FileRolloutControl(stateDir),
     close: () => Promise.resolve(),
   };
 }
@@ -33,7 +37,7 @@ export function fileBackend(stateDir: string): StateBackend {
 export function postgresBackend(db: StateDb): StateBackend {
   return {
     where: `PostgreSQL ${db.config.url}`,
-    store: new PgStateStore(db), locks: new PgLockStore(db), journals: new PgJournalStore(db),
+    store: new PgStateStore(db), locks: new PgLockStore(db), journals: new PgJournalStore(db), rollouts: new PgRolloutControl(db),
     close: () => db.close(),
   };
 }

@@ -19,6 +19,7 @@ import { describeData, type DataRecord, type HistoryEntry } from '../state/store
 import { TransportPool } from '../transport/pool.js';
 import { eachLimited } from '../transport/runner.js';
 import type { HostSlots } from '../plan/build.js';
+import { renderRolloutView, rolloutView, type RolloutView } from './rollout-view.js';
 
 /** One slot's backend on one load balancer: its sessions now and each server's state and weight. */
 export interface BackendStatus {
@@ -44,6 +45,8 @@ export interface ServiceStatus {
   data?: Record<SlotName, { database: string; version: number | null; error?: string; snapshot?: DataRecord['snapshot'] }>;
   /** A progressive rollout's split in force, per load balancer: the share of requests and the backend it goes to (docs/decisions/0016). */
   rollout?: Record<string, { weight: number; backend: string }>;
+  /** The run's rollout step under way (or paused) with the live gate figures (src/status/rollout-view.ts). */
+  rolloutStep?: RolloutView;
 }
 
 export interface StageStatus {
@@ -80,6 +83,10 @@ export async function stageStatus(project: Project, stageName: string): Promise<
       }
     }));
     const services: ServiceStatus[] = [];
+    const progress = await state.rollouts.readProgress(stage.name).catch((err: unknown) => { problems.push(`reading the rollout's progress: ${describeError(err)}`); return undefined; });
+    // Whether the run that recorded it still runs: it holds the stage's lock, not stale.
+    const holder = progress ? await state.locks.read(stage.name).catch(() => undefined) : undefined;
+    const lockPid = holder && !(await state.locks.stale(holder).catch(() => undefined)) ? holder.pid : undefined;
     for (const service of Object.values(stage.services)) {
       const lbs: Record<string, SlotName | string> = {};
       for (const m of maps) {
@@ -101,11 +108,12 @@ export async function stageStatus(project: Project, stageName: string): Promise<
         const weight = Number(m.map?.get(weightKey(service.name)) ?? 0);
         return weight > 0 ? [[m.name, { weight, backend: m.map!.get(rolloutKey(service.name)) ?? '(none)' }]] : [];
       }));
+      const view = rolloutView(progress, service.name, Object.fromEntries(Object.entries(split).map(([lb, r]) => [lb, r.weight])), Object.fromEntries(maps.map((m) => [m.name, m.stat])), lockPid);
       const backends: ServiceStatus['backends'] = {};
       for (const m of maps) if (m.stat) backends[m.name] = SLOTS.map((slot) => backendStatus(m.stat!, service.slots[slot].backend, slot));
       const recordedData = recorded?.services[service.name]?.data;
       const data = service.database && service.database.strategy !== 'none' ? await dataVersions(service.database, recordedData) : undefined;
-      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts, backends, ...(data ? { data } : {}), ...(Object.keys(split).length ? { rollout: split } : {}) });
+      services.push({ service: service.name, loadBalancers: lbs, recorded: rec, hosts, backends, ...(data ? { data } : {}), ...(Object.keys(split).length ? { rollout: split } : {}), ...(view ? { rolloutStep: view } : {}) });
     }
     const last = (await store.history(stage.name, 1))[0];
     return { stage: stage.name, services, problems, last };
@@ -153,6 +161,7 @@ export function renderStatus(status: StageStatus): string {
       if (d) out.push(`    data slot ${x}: ${d.database} ${describeData(d)}${d.error ? ` (not readable: ${d.error})` : ''}`);
     }
     for (const [lb, r] of Object.entries(s.rollout ?? {})) out.push(`    ${lb}: rollout in progress: ${r.weight}% of requests to ${r.backend} (a run in progress, or an interrupted one: --abandon or --resume)`);
+    if (s.rolloutStep) out.push(...renderRolloutView(status.stage, s.rolloutStep));
     for (const [lb, backends] of Object.entries(s.backends ?? {})) {
       out.push(`    ${lb}: ${backends.map((b) => `${b.backend} ${b.sessions} session(s) [${b.servers.map((x) => `${x.server} ${x.status} w${x.weight}`).join(', ')}]`).join('; ')}`);
     }

@@ -238,10 +238,19 @@ test('killed mid-rollout: the split stays; --abandon puts all traffic back on th
   const again = await updateserverKilledAt(p.project.dir, 'rollout:6', 'beta');
   assert.equal(again.signal, 'SIGKILL', again.stderr);
   assert.equal((await sample()).weight, 25);
+  // --resume goes on from the step the journal shows (25%): the split is never put back to 0 or 5% on the way.
+  const weights: number[] = [];
+  let watching = true;
+  const watcher = (async () => { while (watching) { const s = await sample(); if (s.web === before.web && weights.at(-1) !== s.weight) weights.push(s.weight); await sleep(50); } })();
   const cli = await updateserver(p.project.dir, 'beta', '--resume');
+  watching = false;
+  await watcher;
   const load = await loading.stop();
-  console.log(`killed at 25%, --resume: ${cli.ms} ms; load ${JSON.stringify(load)}`);
+  console.log(`killed at 25%, --resume: ${cli.ms} ms; weights seen before the switch ${JSON.stringify(weights)}; load ${JSON.stringify(load)}`);
   assert.equal(cli.code, 0, explain(cli));
+  assert.match(cli.stderr, /going on with the interrupted rollout from step 2 of web/);
+  assert.doesNotMatch(cli.stderr, /web step 1 \(5%\) passed/);
+  assert.deepEqual(weights, [25, 50], 'from 25% on, never back to 0 or 5% before the switch');
   assert.equal(load.errors + load.timeouts + load.non2xx, 0, JSON.stringify(load));
   const end = await sample();
   assert.equal(end.web, `web_${newSlot}`);

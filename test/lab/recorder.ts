@@ -148,7 +148,8 @@ export function effectsOfAction(a: Action): Effect[] {
     // With no session left at the deadline, a drain changes nothing.
     case 'drain': case 'drain-new': case 'settle': case 'verify-map':
     // A gate reads HAProxy's counters; the rollout's shares are set-map actions of their own.
-    case 'gate': return [];
+    // A pause reads the counters and waits for an answer in the state backend: nothing on a host or load balancer.
+    case 'gate': case 'pause': return [];
   }
 }
 

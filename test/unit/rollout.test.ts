@@ -121,7 +121,7 @@ test('profile: bad steps and gates are refused with their field', async () => {
   assert.match((await loadError(['    rollout: { steps: [{ weight: 100 }] }'])).message, /services\.web\.rollout\.steps\.0\.weight.*between 1 and 99/s);
   assert.match((await loadError(['    rollout: { steps: [] }'])).message, /services\.web\.rollout\.steps.*at least one step/s);
   assert.match((await loadError(['    rollout: { steps: [{ weight: 5 }], gates: { max5xxRate: 2 } }'])).message, /gates\.max5xxRate.*between 0 and 1/s);
-  assert.match((await loadError(['    rollout: { steps: [{ weight: 5, pause: true }] }'])).message, /pause.*not implemented/s);
+  assert.match((await loadError(['    rollout: { steps: [{ weight: 5, pause: maybe }] }'])).message, /steps\.0\.pause.*true or false/s);
 });
 
 test('profile: shared and none are allowed and resolved with defaults', async () => {

@@ -98,6 +98,6 @@ test('stages linked by from: must name the same state store; the error names bot
 
 test('the state tables: created under the schema updateserver, IF NOT EXISTS', () => {
   assert.equal(CREATE_TABLES[0], 'CREATE SCHEMA IF NOT EXISTS updateserver');
-  assert.deepEqual(CREATE_TABLES.filter((s) => s.startsWith('CREATE TABLE')).map((s) => /updateserver\.(\w+)/.exec(s)?.[1]), ['stage_state', 'history', 'journal', 'locks']);
+  assert.deepEqual(CREATE_TABLES.filter((s) => s.startsWith('CREATE TABLE')).map((s) => /updateserver\.(\w+)/.exec(s)?.[1]), ['stage_state', 'history', 'journal', 'locks', 'rollout']);
   assert.ok(CREATE_TABLES.every((s) => s.includes('IF NOT EXISTS')));
 });

@@ -19,6 +19,8 @@ export const CREATE_TABLES: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS ${SCHEMA}.journal (id bigserial PRIMARY KEY, run text NOT NULL, stage text NOT NULL, seq integer NOT NULL, entry jsonb NOT NULL, UNIQUE (run, seq))`,
   `CREATE INDEX IF NOT EXISTS journal_stage_run ON ${SCHEMA}.journal (stage, run)`,
   `CREATE TABLE IF NOT EXISTS ${SCHEMA}.locks (stage text PRIMARY KEY, holder jsonb NOT NULL)`,
+  // A rollout's progress and the operators' continue/abort requests (src/state/rollout-control.ts).
+  `CREATE TABLE IF NOT EXISTS ${SCHEMA}.rollout (stage text NOT NULL, kind text NOT NULL, body jsonb NOT NULL, PRIMARY KEY (stage, kind))`,
 ];
 
 /** The tables' names, as CREATE_TABLES creates them. */
