@@ -16,6 +16,14 @@ import { killCommand, spareStreamCommand } from './session.js';
 let ssh2: Promise<typeof import('ssh2')> | undefined;
 const loadSsh2 = () => (ssh2 ??= import('ssh2').then((m) => ((m as { default?: typeof import('ssh2') }).default ?? m)));
 
+let markConnecting: () => void = () => {};
+/**
+ * Settles once this process has begun its first TCP connection to a host. A run loads the code it needs
+ * only after connecting (apply, plan, checks) from then on, so that loading it overlaps the handshakes
+ * instead of delaying the first connection (issue 17: start-up to the first connection <= 150 ms).
+ */
+export const connecting = new Promise<void>((resolve) => { markConnecting = resolve; });
+
 /** Output kept per stream; beyond this the start is dropped (the end is what explains a failure). */
 const MAX_OUTPUT = 8 * 1024 * 1024;
 
@@ -130,6 +138,7 @@ export class SshTransport implements Transport {
 
     // The TCP connection is opened first; ssh2 takes it over once loaded (data waits in the socket).
     const sock = tcpConnect({ host: host.address, port: host.port });
+    markConnecting();
     let sockError: Error | undefined;
     const onSockError = (err: Error) => { sockError ??= err; };
     sock.on('error', onSockError);
