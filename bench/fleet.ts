@@ -68,7 +68,7 @@ for (const [i, n] of hostCounts.entries()) {
       // dev1 is watched too: the run reads the previous stage's live release there.
       hostsWatched: watched.length,
       maxConnectionsPerHost: max((s) => s.maxConnectionsPerHost), maxDistinctConnectionsPerHost: max((s) => s.maxDistinctConnectionsPerHost),
-      maxConnections: max((s) => s.maxConnections), maxBusyHosts: max((s) => s.maxBusyHosts), maxCommands: max((s) => s.maxCommands), maxSampleMs: max((s) => s.maxSampleMs),
+      maxConnections: max((s) => s.maxConnections), maxBusyHosts: max((s) => s.maxBusyHosts), maxBusyHostsSampled: max((s) => s.maxBusyHostsSampled), maxCommands: max((s) => s.maxCommands), maxSampleMs: max((s) => s.maxSampleMs),
       hostsConnected: Math.min(...results.map((r) => r.ssh.hostsConnected)),
       runsDetail: results,
     };
@@ -81,7 +81,7 @@ for (const [i, n] of hostCounts.entries()) {
 const table = [
   '| beta hosts | wall (median, max) | tool overhead (median) | peak memory | parallel | connections per host (max at once / distinct in a run) | connections at once (max) | beta hosts busy at once (max) | lab start |',
   '|---|---|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.hosts} | ${r.wallMsMedian} ms, ${r.wallMsMax} ms | ${r.overheadMsMedian} ms | ${r.peakMb} MB | ${r.parallel} | ${r.maxConnectionsPerHost} / ${r.maxDistinctConnectionsPerHost} | ${r.maxConnections} of ${r.hostsWatched} hosts | ${r.maxBusyHosts} (longest sample ${r.maxSampleMs} ms) | ${r.labStartMs} ms |`),
+  ...rows.map((r) => `| ${r.hosts} | ${r.wallMsMedian} ms, ${r.wallMsMax} ms | ${r.overheadMsMedian} ms | ${r.peakMb} MB | ${r.parallel} | ${r.maxConnectionsPerHost} / ${r.maxDistinctConnectionsPerHost} | ${r.maxConnections} of ${r.hostsWatched} hosts | ${r.maxBusyHosts} (per sample ${r.maxBusyHostsSampled}, longest sample ${r.maxSampleMs} ms) | ${r.labStartMs} ms |`),
 ].join('\n');
 process.stdout.write(`\n${table}\n`);
 process.stdout.write(`wrote ${await result.done({ rows, table })}\n`);
