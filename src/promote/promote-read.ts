@@ -1,7 +1,7 @@
 /*
  * A promotion once its connections are open: the read phase, the planner and what the run records.
  * Loaded by promote.ts while the first handshakes run, not before the first connection (issue 17,
- * docs/decisions/0018-lazy-run-code.md): none of this is needed to validate the profiles and connect.
+ * docs/decisions/0012-start-up-round-trips-fleet.md): none of this is needed to validate the profiles and connect.
  */
 import type { SlotName, Stage } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';

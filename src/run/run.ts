@@ -125,7 +125,7 @@ export async function runVerb<Facts>(request: RunRequest, verb: Verb<Facts>): Pr
 /**
  * What a run loads only once its connections are being opened: applying, recording and notifying are
  * not needed before the first connection, and a command that starts sooner reaches it sooner (issue 17,
- * docs/decisions/0018-lazy-run-code.md). Each import is cached by the module loader: the first call loads.
+ * docs/decisions/0012-start-up-round-trips-fleet.md). Each import is cached by the module loader: the first call loads.
  */
 const applyCode = () => import('../apply/apply.js');
 const recordCode = () => import('../promote/record.js');

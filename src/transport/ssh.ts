@@ -341,10 +341,15 @@ export class SshTransport implements Transport {
     // on an unref'd timer alone would leave nothing to keep Node running: it would exit (13) silently.
     if (this.lost) return Promise.resolve();
     for (const session of this.sessions) session.close();
-    return new Promise((resolve) => {
+    // The session's bash removes its temporary directory when it exits (a process on the host): the
+    // connection ends once that is done, so a pool closing `parallel` hosts at once keeps the bound
+    // (issue 17: all 200 hosts' clean-ups at once were the most hosts busy in a run). At most 1 s.
+    const sessionsDone = Promise.race([Promise.all(this.sessions.map((s) => s.finished)), new Promise((r) => setTimeout(r, 1000).unref())]);
+    return sessionsDone.then(() => new Promise((resolve) => {
+      if (this.lost) return resolve();
       this.client.once('close', () => resolve());
       this.client.end();
       setTimeout(resolve, 1000).unref();
-    });
+    }));
   }
 }
