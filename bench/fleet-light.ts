@@ -4,7 +4,10 @@
  * 200 Node start-ups on 2 cores. Targets: wall time <= 10 s, peak memory <= 150 MB, one SSH connection
  * per host.
  *
- *   npm run build && node dist/bench/fleet-light.js     (HOSTS=200 RUNS=2 NET=246 by default; root needed)
+ *   npm run build && node dist/bench/fleet-light.js     (HOSTS=200 RUNS=2 NET=246 PARALLEL=64 by default; root needed)
+ *
+ * PARALLEL is beta's `parallel` (PARALLEL=0: the profile's default, 16); the busy-host figure is
+ * checked against it.
  *
  * Writes bench/results/fleet-light.json.
  */

@@ -37,7 +37,7 @@ const FULL: Record<Bench, Record<string, string>> = {
   validate: { SIZES_KB: '16,32,64,128,256', RUNS: '7' },
   versus: { HOSTS: '2,8,32', MODES: 'clean,field', RUNS: '3' },
   startup: { RUNS: '10' },
-  'fleet-light': { HOSTS: '200', RUNS: '2' },
+  'fleet-light': { HOSTS: '200', RUNS: '2', PARALLEL: '64' },
   'write-cost': { SECONDS: '4', CONNECTIONS: '4', RUNS: '3' },
   'console-page': { RUNS: '30' },
 };

@@ -40,7 +40,7 @@ await build({
   // (sshcrypto.node) and every SSH round trip got slower; as CommonJS it loads quickly anyway.
   external: ['ssh2'],
   plugins: [zodEnglishOnly],
-  // CommonJS dependencies (ssh2, winston, pg) call require() for Node's own modules, and ssh2's
+  // CommonJS dependencies (ssh2, pg) call require() for Node's own modules, and ssh2's
   // poly1305 (emscripten) reads __dirname: both exist in CommonJS only, so each chunk defines them.
   banner: {
     js: [

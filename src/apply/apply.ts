@@ -72,6 +72,17 @@ function killPoint(phaseName: string, state: 'begin' | 'end'): void {
 
 /** Runs one action, journalled before and after; progress listeners hear the same three moments. */
 async function step(ctx: ApplyContext, phaseName: string, target: string, action: Action): Promise<void> {
+  await (await stepEndingLater(ctx, phaseName, target, action)).ended;
+}
+
+/**
+ * step() that resolves once the action has run, with the promise that its end entry is durable. Only
+ * an ordered journal (the local file: an entry is durable with all before it) lets the caller go on to
+ * the host's next step without waiting for it: that step's begin entry, awaited before it runs, makes
+ * the end durable too. The caller awaits the promise after the host's last step. With the crash tests'
+ * kill points set, the end is awaited here, so a kill point means what it says.
+ */
+async function stepEndingLater(ctx: ApplyContext, phaseName: string, target: string, action: Action): Promise<{ ended: Promise<void> }> {
   ctx.logger.debug(action.title, { host: target, action });
   await ctx.journal?.step(phaseName, target, action.title, 'begin');
   ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'begin' });
@@ -84,14 +95,22 @@ async function step(ctx: ApplyContext, phaseName: string, target: string, action
     ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'fail', error: describeError(err) });
     throw err;
   }
-  await ctx.journal?.step(phaseName, target, action.title, 'end');
+  const ended = ctx.journal?.step(phaseName, target, action.title, 'end') ?? Promise.resolve();
+  if (!ctx.journal?.ordered || KILL_AT) await ended;
+  // Heard by whoever awaits it; this keeps a failed write from being an unhandled rejection meanwhile.
+  ended.catch(() => {});
   ctx.onStep?.({ phase: phaseName, target, title: action.title, state: 'end' });
   if (ctx.journal) killPoint(phaseName, 'end');
+  // Wrapped: an async function returning the promise itself would wait for it.
+  return { ended };
 }
 
 async function runItems(ctx: ApplyContext, phaseName: string, items: readonly PlanItem[]): Promise<void> {
   const settled = await eachLimited(items, ctx.stage.parallel, async (item) => {
-    for (const action of item.actions) await step(ctx, phaseName, item.target, action);
+    // Each end entry is durable once the next step's begin is; the last one is awaited here.
+    const ends: Array<Promise<void>> = [];
+    for (const action of item.actions) ends.push((await stepEndingLater(ctx, phaseName, item.target, action)).ended);
+    await Promise.all(ends);
   });
   const failures = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failures.length === 0) return;

@@ -1,8 +1,6 @@
 import { createLogger } from '../log.js';
 import { pruneRunLogs, runLogFile } from '../state/run-logs.js';
 import { promote, type PromoteOptions, type PromoteResult } from '../promote/promote.js';
-import { flip } from '../promote/flip.js';
-import { renderPlan } from '../plan/render.js';
 import type { Plan } from '../plan/plan.js';
 import { Progress } from './progress.js';
 import { printable } from '../config/text.js';
@@ -31,11 +29,13 @@ export async function runPromote(stage: string, flags: PromoteFlags, action: 'pr
       ...(showProgress ? { progress: (plan: Plan) => new Progress(plan, process.stderr).onStep } : {}) };
     // How long Node took to load the command before any work: start-up is part of every run's wall time.
     logger.debug(`command loaded ${Math.round(process.uptime() * 1000)} ms after the process started`);
-    const result: PromoteResult = action === 'promote' ? await promote(options) : await flip({ ...options, rollback: action === 'rollback' });
+    const result: PromoteResult = action === 'promote' ? await promote(options) : await (await import('../promote/flip.js')).flip({ ...options, rollback: action === 'rollback' });
     if (flags.json) {
       printJson({ ok: true, applied: result.applied, skipped: result.skipped, durationMs: result.durationMs, plan: result.plan, timings: result.apply?.timings, transfers: result.apply?.transfers ?? [], checks: result.apply?.reports ?? [], warnings: result.apply?.warnings ?? [], ...(result.changes ? { changes: result.changes } : {}) });
     } else if (flags.dryRun) {
       // Escaped, not obeyed: a release name (from a VERSION file, a git tag) cannot rewrite the terminal.
+      // Loaded only to print a plan: a run that applies does not need it (issue 17).
+      const { renderPlan } = await import('../plan/render.js');
       process.stdout.write(printable(renderPlan(result.plan, { failures: flags.verbose ? 'full' : 'collapsed' }), { multiLine: true }));
       process.stdout.write(`\nDry run: nothing was changed. Run \`updateserver ${action === 'promote' ? '' : `${action} `}${stage}\` to apply this plan.\n`);
     } else if (!result.applied) {

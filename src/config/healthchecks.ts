@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Project } from './model.js';
 import { name, SINGLE_LINE, type HttpCheckData } from './schema.js';

@@ -13,7 +13,7 @@
  *  - environment: a passwordEnv variable must be set when the profile is used.
  * test/unit/json-schema.test.ts walks the broken-profile corpus through both and lists these cases.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { healthchecksFile } from './healthchecks.js';
 import { profile } from './schema.js';
 

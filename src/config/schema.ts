@@ -1,4 +1,8 @@
-import { z } from 'zod';
+import * as z from 'zod';
+
+// A command parses each schema once: zod's JIT (a parser generated with `new Function` per object
+// schema on its first parse) costs more than it saves there, before the first connection (issue 17).
+z.config({ jitless: true });
 import { rollout } from '../rollout/profile.js';
 
 /*

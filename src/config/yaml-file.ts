@@ -8,7 +8,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { LineCounter, parseDocument, isAlias, isMap, isNode, isPair, isScalar, isSeq, type Document, type Node, type YAMLMap } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ConfigError, describeError, type ConfigIssue } from '../errors.js';
 import { MAX_ALIASES, MAX_DEPTH, MAX_FILE_BYTES } from './limits.js';
 import { controlCharacterIn, describeChar } from './text.js';

@@ -5,11 +5,8 @@
 import type { Stage } from '../config/model.js';
 import { UpdateserverError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { recoverPlan } from '../apply/apply.js';
 import type { Interrupted } from '../state/journal.js';
 import type { StateBackend } from '../state/backend.js';
-import { appendRun, passedRecords, recordPassed, recordSwitch } from './record.js';
-import { hostCodeHash } from '../observe/code-hash.js';
 import type { StageLink } from './stage-link.js';
 
 export function describeInterrupted(i: Interrupted): string {
@@ -44,6 +41,8 @@ export async function settleInterrupted(i: Interrupted | undefined, stage: Stage
 }
 
 async function recoverInterrupted(i: Interrupted, stage: Stage, link: StageLink, state: StateBackend, logger: Logger): Promise<string> {
+  // Loaded only when there is an interrupted run: the usual run starts without this code (issue 17).
+  const [{ recoverPlan }, { appendRun, passedRecords, recordPassed, recordSwitch }, { hostCodeHash }] = await Promise.all([import('../apply/apply.js'), import('./record.js'), import('../observe/code-hash.js')]);
   const { store } = state;
   const plan = i.start.plan;
   const ctx = { stage, pool: link.pool, balancers: link.balancerMap(), logger, warnings: [], transfers: [], reports: [] };

@@ -4,7 +4,7 @@
  * each step from HAProxy's counters. `--steps 5,25,50` on the command line gives steps with the
  * default hold and gates. The final 100% is not a step: it is the switch that follows the last one.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import type { Database } from '../config/model.js';
 

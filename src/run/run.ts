@@ -9,9 +9,8 @@ import type { Project, Stage } from '../config/model.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Plan, PlanVerb } from '../plan/plan.js';
-import { applyPlan, type ApplyResult } from '../apply/apply.js';
+import type { ApplyResult } from '../apply/apply.js';
 import type { ApplyContext, StepEvent } from '../apply/context.js';
-import { runNotifier } from '../notify/notify.js';
 import type { RunSummary } from '../notify/email.js';
 import type { ChangeCounts, ChangeReport } from '../data/changes/report.js';
 import { openState, type StateBackend } from '../state/backend.js';
@@ -22,7 +21,7 @@ import { lockStage } from '../promote/lock.js';
 import { describeInterrupted, hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from '../promote/interrupted.js';
 import { checkSameRelease, describeResume, resumedRolloutPlan } from '../promote/resume-rollout.js';
 import { settleAll } from '../transport/runner.js';
-import { appendRun, recordFailure } from '../promote/record.js';
+import { connecting } from '../transport/ssh.js';
 import { withInstrument } from './instrument.js';
 import type { LeftBehind } from '../promote/left-writes.js';
 
@@ -102,6 +101,11 @@ export interface Verb<Facts> {
   notifyFacts?(run: Observed, plan: Plan, apply: ApplyResult, facts: Facts): Promise<Pick<RunSummary, 'changes'>>;
   /** Whether the history keeps a line for a failed run of this verb (recordFailure). */
   recordsFailures?: boolean;
+  /**
+   * Starts loading the code the verb needs once connected (its read phase and planner), called when
+   * the run's first TCP connection has begun: loading overlaps the handshakes (issue 17).
+   */
+  prefetch?(): Promise<unknown>;
 }
 
 /** What users wrote to the slot traffic left: the report (history, --json) and its counts (the webhook). */
@@ -122,6 +126,15 @@ export interface RunResult<Facts> {
 export async function runVerb<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunResult<Facts>> {
   return withInstrument(request.instrument, () => run(request, verb));
 }
+
+/**
+ * What a run loads only once its connections are being opened: applying, recording and notifying are
+ * not needed before the first connection, and a command that starts sooner reaches it sooner (issue 17,
+ * docs/decisions/0012-start-up-round-trips-fleet.md). Each import is cached by the module loader: the first call loads.
+ */
+const applyCode = () => import('../apply/apply.js');
+const recordCode = () => import('../promote/record.js');
+const notifyCode = () => import('../notify/notify.js');
 
 async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunResult<Facts>> {
   const started = Date.now();
@@ -144,7 +157,11 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     const hosts = [...new Set([...verb.hosts, ...hostsOfInterrupted(interrupted)])];
     logger.info(`connecting to ${hosts.length} host(s) of ${stage.name}${others.length ? ` and ${others.map((o) => `the hosts of ${o.stage.name} it reads`).join(', ')}` : ''}`);
     // Every side settles before a failure is reported, so no connection is left half-open behind it.
-    await settleAll([target.open(hosts), ...others.map((o, i) => o.open(verb.others![i]!.hosts))]);
+    const opening = settleAll([target.open(hosts), ...others.map((o, i) => o.open(verb.others![i]!.hosts))]);
+    // Once the first TCP connection has begun, the rest of the run's code loads while the handshakes run.
+    // A failure to load surfaces where the code is used; this only starts it.
+    void connecting.then(() => Promise.all([verb.prefetch?.(), ...(dryRun ? [] : [applyCode(), recordCode(), ...(verb.notifies ? [notifyCode()] : [])])])).catch(() => {});
+    await opening;
     logger.debug('connected');
     // --resume in the middle of a rollout goes on from the step it had reached, the split left as it is.
     const resumed = verb.name === 'promote' && verb.settlesInterrupted && request.resume && interrupted && !dryRun ? resumedRolloutPlan(interrupted, stage) : undefined;
@@ -168,7 +185,8 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     const journal = verb.lockFree ? undefined : await state.journals.begin(plan);
     // One run id for the notifications, the hooks' environment and the console.
     const runId = request.runId ?? new Date(started).toISOString();
-    const notifier = verb.notifies ? runNotifier(stage.notify, plan, logger, runId, now) : undefined;
+    const [{ applyPlan }, { appendRun, recordFailure }] = await Promise.all([applyCode(), recordCode()]);
+    const notifier = verb.notifies ? (await notifyCode()).runNotifier(stage.notify, plan, logger, runId, now) : undefined;
     await notifier?.started();
     const onStep = request.progress?.(plan);
     let apply: ApplyResult;

@@ -9,7 +9,7 @@
  * `updateserver serve passwd` prints a hash for a password read from stdin. A stage a user is not given
  * is not shown to them at all. Read with the same hardened YAML reader as the profiles.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { readYamlFile } from '../config/yaml-file.js';
 import { PASSWORD_HASH } from './passwords.js';
 

@@ -23,6 +23,12 @@ export type StartEntry = Extract<JournalEntry, { type: 'start' }>;
 export interface Journal {
   /** Resolves once the entry is durable: the caller runs the step only after that. */
   step(phase: string, target: string, title: string, state: 'begin' | 'end' | 'fail', error?: string): Promise<void>;
+  /**
+   * An entry is durable only with every entry recorded before it (one file, appended in order). The
+   * run then need not wait for a step's end entry before announcing the host's next step: that entry's
+   * durability implies the end's (issue 17: one fsync wait per step instead of two).
+   */
+  readonly ordered?: boolean;
   /** The run ended (well or not, but by itself): the journal is archived. */
   finish(result: string): Promise<void>;
 }
@@ -72,6 +78,8 @@ function appendSynced(file: string, entry: JournalEntry): void {
 }
 
 class FileJournal implements Journal {
+  /** Batches are written and fsynced one after another, each with the entries queued before it. */
+  readonly ordered = true;
   /** Entries waiting for the next write and fsync, with the callers waiting for them to be durable. */
   private queue: Array<{ line: string; durable: () => void; failed: (err: unknown) => void }> = [];
   private flushing: Promise<void> | undefined;

@@ -1,5 +1,5 @@
 import type { Host } from '../config/model.js';
-import { allLimited } from './runner.js';
+import { allLimited, eachLimited } from './runner.js';
 import { SshTransport } from './ssh.js';
 import type { Transport } from './transport.js';
 
@@ -21,6 +21,8 @@ export const HANDSHAKES_AT_ONCE = 64;
 export class TransportPool {
   private readonly open = new Map<string, Transport>();
   private closed = false;
+  /** The `parallel` of connectAll: closing is work on the hosts too (each session's clean-up). */
+  private limit: number | undefined;
   constructor(private readonly connector: Connector = (h) => SshTransport.connect(h, { sessions: 'later' })) {}
 
   /**
@@ -30,6 +32,7 @@ export class TransportPool {
    * commands then find every session ready.
    */
   async connectAll(hosts: readonly Host[], limit: number): Promise<void> {
+    this.limit = limit;
     const opened: Transport[] = [];
     await allLimited(hosts.filter((h) => !this.open.has(h.name)), Math.max(limit, HANDSHAKES_AT_ONCE), async (h) => {
       const t = await this.connector(h);
@@ -57,6 +60,7 @@ export class TransportPool {
     this.closed = true;
     const all = [...this.open.values()];
     this.open.clear();
-    await Promise.allSettled(all.map((t) => t.close()));
+    // At most `parallel` hosts at once, like every other piece of work on them; a close never throws here.
+    await eachLimited(all, this.limit ?? Math.max(1, all.length), (t) => t.close());
   }
 }

@@ -50,6 +50,9 @@ export class RemoteSession {
   /** Set by the transport: settles once the channel is open (or failed to open). */
   opened: Promise<void> = Promise.resolve();
   private markStarted: () => void = () => {};
+  private markFinished: () => void = () => {};
+  /** Settles once the session has ended (its channel closed: the loop's bash has exited, its clean-up done), or never opened. */
+  readonly finished = new Promise<void>((resolve) => { this.markFinished = resolve; });
   /** Settles once the session's loop answers (its login shell has done its work), or the session ended. */
   readonly started = new Promise<void>((resolve) => { this.markStarted = resolve; });
   private reserved = false;
@@ -78,6 +81,7 @@ export class RemoteSession {
   fail(err: Error): void {
     this.ended ??= err;
     this.markStarted();
+    if (!this.channel) this.markFinished();
     this.settle((r) => r.reject(err));
   }
 
@@ -101,6 +105,7 @@ export class RemoteSession {
 
   close(): void {
     if (this.channel && !this.ended) this.channel.end();
+    if (!this.channel) this.markFinished();
   }
 
   private onData(chunk: Buffer): void {
@@ -134,6 +139,7 @@ export class RemoteSession {
 
   private end(exit: number | undefined): void {
     this.markStarted();
+    this.markFinished();
     if (this.ended) return;
     const lost = this.lost();
     if (lost) this.ended = lost;

@@ -39,9 +39,12 @@ export const SESSION_LOOP = [
   '  setsid bash --noprofile --norc -c "$c" < "$d/i" > "$d/o" 2> "$d/e" & p=$!',
   '  echo "P $id $p"',
   '  wait "$p"; s=$?',
-  '  set -- $(stat -c %s "$d/o" "$d/e")',
-  '  echo "R $id $s $1 $2"',
-  '  cat "$d/o" "$d/e"',
+  // A command that printed nothing (most: start, stop, mark complete) costs no stat and no cat.
+  '  if [ -s "$d/o" ] || [ -s "$d/e" ]; then',
+  '    set -- $(stat -c %s "$d/o" "$d/e")',
+  '    echo "R $id $s $1 $2"',
+  '    cat "$d/o" "$d/e"',
+  '  else echo "R $id $s 0 0"; fi',
   // Sent by bash itself once cat has exited: the host is done with the command only then, so a
   // caller that moves on to another host at the reply keeps at most `parallel` hosts at work.
   '  echo "E $id"',

@@ -16,6 +16,14 @@ import { killCommand, spareStreamCommand } from './session.js';
 let ssh2: Promise<typeof import('ssh2')> | undefined;
 const loadSsh2 = () => (ssh2 ??= import('ssh2').then((m) => ((m as { default?: typeof import('ssh2') }).default ?? m)));
 
+let markConnecting: () => void = () => {};
+/**
+ * Settles once this process has begun its first TCP connection to a host. A run loads the code it needs
+ * only after connecting (apply, plan, checks) from then on, so that loading it overlaps the handshakes
+ * instead of delaying the first connection (issue 17: start-up to the first connection <= 150 ms).
+ */
+export const connecting = new Promise<void>((resolve) => { markConnecting = resolve; });
+
 /** Output kept per stream; beyond this the start is dropped (the end is what explains a failure). */
 const MAX_OUTPUT = 8 * 1024 * 1024;
 
@@ -130,6 +138,7 @@ export class SshTransport implements Transport {
 
     // The TCP connection is opened first; ssh2 takes it over once loaded (data waits in the socket).
     const sock = tcpConnect({ host: host.address, port: host.port });
+    markConnecting();
     let sockError: Error | undefined;
     const onSockError = (err: Error) => { sockError ??= err; };
     sock.on('error', onSockError);
@@ -332,10 +341,15 @@ export class SshTransport implements Transport {
     // on an unref'd timer alone would leave nothing to keep Node running: it would exit (13) silently.
     if (this.lost) return Promise.resolve();
     for (const session of this.sessions) session.close();
-    return new Promise((resolve) => {
+    // The session's bash removes its temporary directory when it exits (a process on the host): the
+    // connection ends once that is done, so a pool closing `parallel` hosts at once keeps the bound
+    // (issue 17: all 200 hosts' clean-ups at once were the most hosts busy in a run). At most 1 s.
+    const sessionsDone = Promise.race([Promise.all(this.sessions.map((s) => s.finished)), new Promise((r) => setTimeout(r, 1000).unref())]);
+    return sessionsDone.then(() => new Promise((resolve) => {
+      if (this.lost) return resolve();
       this.client.once('close', () => resolve());
       this.client.end();
       setTimeout(resolve, 1000).unref();
-    });
+    }));
   }
 }
