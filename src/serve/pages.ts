@@ -41,6 +41,7 @@ ${s.slots.map((x) => `<td${x.slot === s.live ? ' class="live"' : ''}>${x.slot ==
 <thead><tr><th scope="col">service</th><th scope="col">slot a</th><th scope="col">slot b</th><th scope="col">next promotion</th></tr></thead>
 <tbody>${rows}</tbody></table>
 <p>Lock: ${view.lock ? esc(view.lock) : 'free'} · Last run: ${last} · <a href="/stages/${esc(view.stage)}/history">history</a></p>
+${view.rollout ? `<p class="${view.rollout.state === 'paused' ? 'bad' : ''}">Rollout of ${esc(view.rollout.service)}: ${view.rollout.state === 'paused' ? '<strong>paused</strong> at' : 'at'} step ${esc(view.rollout.step)} of ${esc(view.rollout.steps)} (${esc(view.rollout.weight)}% to the new slot) · <a href="/stages/${esc(view.stage)}/rollout">${view.rollout.state === 'paused' && right === 'release' ? 'continue or abort it' : 'where it stands'}</a></p>` : ''}
 ${right === 'release' ? actions(view, csrf) : '<p class="readonly">You may view this stage, not release to it.</p>'}</section>`;
   }).join('\n');
   return page('Pipeline', body || '<p>No stage you may see.</p>', { user, csrf });

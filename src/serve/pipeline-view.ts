@@ -14,12 +14,15 @@ import { SLOTS } from '../config/slot.js';
 import { describeHolder } from '../state/lock.js';
 import { withState } from '../state/backend.js';
 import type { HistoryEntry } from '../state/store.js';
+import type { RolloutProgress } from '../state/rollout-control.js';
 
 export interface SlotView { slot: SlotName; release: string | undefined; data: string | undefined; bad: string | undefined }
 export interface ServiceView { service: string; live: SlotName | undefined; slots: SlotView[]; liveRelease: string | undefined;
   /** Set when the previous stage's live release differs: what promoting this stage would bring. */
   incoming: string | undefined }
-export interface StageView { stage: string; from: string | undefined; services: ServiceView[]; lock: string | undefined; lastRun: HistoryEntry | undefined; hosts: number }
+export interface StageView { stage: string; from: string | undefined; services: ServiceView[]; lock: string | undefined; lastRun: HistoryEntry | undefined; hosts: number;
+  /** The rollout of the run that holds the lock, where it stands (paused: waiting for continue or abort). */
+  rollout: Pick<RolloutProgress, 'service' | 'step' | 'steps' | 'weight' | 'state'> | undefined }
 
 /** The stages of the project's profiles, each after the one it promotes from (alphabetical among equals). */
 export async function stagesInOrder(project: Project): Promise<Stage[]> {
@@ -38,7 +41,10 @@ export async function stagesInOrder(project: Project): Promise<Stage[]> {
 
 export async function readPipeline(project: Project, stages: readonly Stage[]): Promise<StageView[]> {
   const views = await Promise.all(stages.map((stage) => withState(project, stage, async (state) => {
-    const [recorded, holder, history] = await Promise.all([state.store.read(stage.name), state.locks.read(stage.name), state.store.history(stage.name, 1)]);
+    const [recorded, holder, history, progress] = await Promise.all([state.store.read(stage.name), state.locks.read(stage.name), state.store.history(stage.name, 1), state.rollouts.readProgress(stage.name)]);
+    // A progress record outlives its run; only the lock holder's own rollout is going on.
+    const rollout = holder && progress && progress.pid === holder.pid
+      ? { service: progress.service, step: progress.step, steps: progress.steps, weight: progress.weight, state: progress.state } : undefined;
     const services: ServiceView[] = Object.keys(stage.services).map((name) => {
       const s = recorded?.services[name];
       return {
@@ -50,7 +56,7 @@ export async function readPipeline(project: Project, stages: readonly Stage[]): 
         }),
       };
     });
-    return { stage: stage.name, from: stage.from, services, lock: holder ? describeHolder(holder) : undefined, lastRun: history.at(-1), hosts: Object.keys(stage.hosts).length } satisfies StageView;
+    return { stage: stage.name, from: stage.from, services, lock: holder ? describeHolder(holder) : undefined, lastRun: history.at(-1), hosts: Object.keys(stage.hosts).length, rollout } satisfies StageView;
   })));
   const byName = new Map(views.map((v) => [v.stage, v]));
   for (const v of views) {

@@ -13,6 +13,7 @@ import { loadUsers, rightOn } from '../../src/serve/users.js';
 import { Sessions, cookieOf, csrfMatches, sessionCookie } from '../../src/serve/sessions.js';
 import { esc } from '../../src/serve/html.js';
 import { renderMetrics } from '../../src/serve/metrics.js';
+import { pipelinePage } from '../../src/serve/pages.js';
 import { parseListen } from '../../src/cli/serve.js';
 import { ConfigError } from '../../src/errors.js';
 
@@ -83,7 +84,7 @@ test('esc: markup in a release name or a message is text', () => {
 
 test('metrics: label values escaped, an info family for the live slot, and the closing # EOF', () => {
   const text = renderMetrics([{
-    view: { stage: 'beta', from: 'dev', hosts: 1, lock: undefined, lastRun: undefined, services: [{ service: 'web', live: 'b', liveRelease: 'r"1\\x', incoming: undefined, slots: [] }] },
+    view: { stage: 'beta', from: 'dev', hosts: 1, lock: undefined, lastRun: undefined, rollout: undefined, services: [{ service: 'web', live: 'b', liveRelease: 'r"1\\x', incoming: undefined, slots: [] }] },
     history: [{ at: '', stage: 'beta', action: 'promote', result: 'ok', user: 'u', services: {}, durationMs: 1500 }],
     timings: [{ phase: 'switch', ms: 3 }],
   }]);
@@ -97,4 +98,17 @@ test('--listen: host:port, IPv6 in brackets; anything else is bad input', () => 
   assert.deepEqual(parseListen('127.0.0.1:8700'), { host: '127.0.0.1', port: 8700 });
   assert.deepEqual(parseListen('[::1]:9000'), { host: '::1', port: 9000 });
   for (const bad of ['8700', 'host:0', 'host:70000', ':80']) assert.throws(() => parseListen(bad), ConfigError, bad);
+});
+
+test('pipeline page: a paused rollout of the lock holder is shown with its step and a link to answer it (release right only)', () => {
+  const view = {
+    stage: 'prod', from: 'beta', hosts: 1, lock: 'ops@m (pid 7) since t', lastRun: undefined,
+    rollout: { service: 'web', step: 2, steps: 3, weight: 25, state: 'paused' as const },
+    services: [{ service: 'web', live: 'a' as const, liveRelease: 'r1', incoming: undefined, slots: [] }],
+  };
+  const releaser = pipelinePage('alice', 'tok', [{ view, right: 'release' }]);
+  assert.match(releaser, /Rollout of web: <strong>paused<\/strong> at step 2 of 3 \(25% to the new slot\) · <a href="\/stages\/prod\/rollout">continue or abort it<\/a>/);
+  const viewer = pipelinePage('bob', 'tok', [{ view, right: 'view' }]);
+  assert.match(viewer, /<a href="\/stages\/prod\/rollout">where it stands<\/a>/);
+  assert.doesNotMatch(pipelinePage('alice', 'tok', [{ view: { ...view, rollout: undefined }, right: 'release' }]), /Rollout of/);
 });
