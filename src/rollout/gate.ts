@@ -8,7 +8,7 @@ import { describeError, UpdateserverError } from '../errors.js';
 import type { RolloutProgress } from '../state/rollout-control.js';
 import type { ApplyContext } from '../apply/context.js';
 import type { Action } from '../plan/plan.js';
-import { countersOf, describeFigures, judge, sumWindows, windowOf, type BackendCounters, type Verdict } from './gates.js';
+import { countersOf, describeFigures, judge, sumWindows, windowOf, type BackendCounters, type GateFigures, type Verdict } from './gates.js';
 
 export class GateFailed extends UpdateserverError {
   constructor(readonly service: string, readonly step: number, readonly gate: string, message: string, readonly figures: unknown) {
@@ -38,7 +38,9 @@ export async function runGate(ctx: ApplyContext, a: Extract<Action, { kind: 'gat
   const started = Date.now();
   const start = await read(ctx, a);
   // Where the rollout stands, for `updateserver status` in another process: its window starts here.
-  await recordProgress(ctx, a, 'hold', `${a.service}:${a.step}:${started}:${process.pid}`, start);
+  const id = `${a.service}:${a.step}:${started}:${process.pid}`;
+  const since = new Date(started).toISOString();
+  await recordProgress(ctx, a, 'hold', id, start, undefined, { since });
   const tick = Math.max(100, Math.min(1000, a.holdMs));
   for (;;) {
     const elapsed = Date.now() - started;
@@ -48,6 +50,8 @@ export async function runGate(ctx: ApplyContext, a: Extract<Action, { kind: 'gat
     const held = Date.now() - started >= a.holdMs;
     const verdict = judge(a.gates, windowBetween(start, now, 'old'), windowBetween(start, now, 'new'), final || Date.now() - started >= a.deadlineMs);
     const figures = describeFigures(verdict.figures);
+    // The latest figures go with the progress: status, the console and /metrics show them from any process.
+    await recordProgress(ctx, a, 'hold', id, start, undefined, { since, figures: verdict.figures });
     ctx.logger.debug(`${a.service} step ${a.step} (${a.weight}%) after ${Date.now() - started} ms: ${verdict.result}; ${figures}`, { event: 'rollout-gate', service: a.service, step: a.step, weight: a.weight, result: verdict.result, figures: verdict.figures });
     if (verdict.result === 'fail') {
       const message = `rollout of ${a.service} stopped at step ${a.step} (${a.weight}%): gate ${verdict.gate} failed: ${verdict.message}`;
@@ -62,11 +66,11 @@ export async function runGate(ctx: ApplyContext, a: Extract<Action, { kind: 'gat
 }
 
 /** Writes where the rollout stands to the state backend; a failure to record is a warning, never the rollout's failure. */
-export async function recordProgress(ctx: ApplyContext, a: Pick<Extract<Action, { kind: 'gate' }>, 'service' | 'step' | 'weight' | 'loadBalancers' | 'oldBackend' | 'newBackend' | 'gates' | 'steps'>, state: 'hold' | 'paused', id: string, start: Reading, deadline?: Date): Promise<void> {
+export async function recordProgress(ctx: ApplyContext, a: Pick<Extract<Action, { kind: 'gate' }>, 'service' | 'step' | 'weight' | 'loadBalancers' | 'oldBackend' | 'newBackend' | 'gates' | 'steps'>, state: 'hold' | 'paused', id: string, start: Reading, deadline?: Date, extra: { since?: string; figures?: GateFigures } = {}): Promise<void> {
   if (!ctx.rollouts) return;
   const progress: RolloutProgress = {
     stage: ctx.stage.name, service: a.service, step: a.step, steps: a.steps ?? ctx.stage.services[a.service]?.rollout?.steps.length ?? a.step, weight: a.weight, state, id,
-    since: new Date().toISOString(), ...(deadline ? { deadline: deadline.toISOString() } : {}), pid: process.pid,
+    since: extra.since ?? new Date().toISOString(), ...(extra.figures ? { figures: extra.figures } : {}), ...(deadline ? { deadline: deadline.toISOString() } : {}), pid: process.pid,
     oldBackend: a.oldBackend, newBackend: a.newBackend, loadBalancers: [...a.loadBalancers], gates: a.gates, start: Object.fromEntries(start),
   };
   try {

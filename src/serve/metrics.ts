@@ -1,7 +1,7 @@
 /*
  * /metrics in OpenMetrics text (https://openmetrics.io): runs by stage, action and result, rollbacks,
  * the duration of the last run and of each phase of the latest console run, the live slot and release
- * of each service, and whether each stage's lock is held. Read from the same state as the pages; no
+ * of each service, whether each stage's lock is held, and a rollout's step, shares and gate figures. Read from the same state as the pages; no
  * secret is ever a label (names of stages, services, slots and releases only).
  */
 import type { PhaseTiming } from '../apply/apply.js';
@@ -35,6 +35,20 @@ export function renderMetrics(stages: ReadonlyArray<{ view: StageView; history: 
     stages.flatMap(({ view }) => view.services.filter((s) => s.live).map((s) => `updateserver_live_info${labels({ stage: view.stage, service: s.service, slot: s.live!, release: s.liveRelease ?? '' })} 1`)));
   family('updateserver_lock_held', 'gauge', '1 while a command (or a person) holds the stage\'s lock.',
     stages.map(({ view }) => `updateserver_lock_held${labels({ stage: view.stage })} ${view.lock ? 1 : 0}`));
+  // During a rollout (the lock holder's): where it stands and its gates' latest figures, new slot against old.
+  const rolling = stages.flatMap(({ view }) => (view.rollout ? [{ stage: view.stage, r: view.rollout }] : []));
+  const per = (f: (r: NonNullable<StageView['rollout']>) => string | number | undefined, extra: Record<string, string> = {}) =>
+    rolling.flatMap(({ stage, r }) => { const v = f(r); return v === undefined || (typeof v === 'number' && !Number.isFinite(v)) ? [] : [{ l: { stage, service: r.service, ...extra }, v }]; });
+  const gauge = (name: string, help: string, rows: Array<{ l: Record<string, string>; v: string | number }>) =>
+    family(name, 'gauge', help, rows.map((x) => `${name}${labels(x.l)} ${x.v}`));
+  gauge('updateserver_rollout_step', 'The step a rollout is at (1-based); absent when none runs.', per((r) => r.step));
+  gauge('updateserver_rollout_weight_percent', 'The share of requests the step sends to the new slot.', per((r) => r.weight));
+  gauge('updateserver_rollout_paused', '1 while the step waits for continue or abort.', per((r) => (r.state === 'paused' ? 1 : 0)));
+  gauge('updateserver_rollout_new_share', 'The new slot\'s share of the window\'s responses, read from HAProxy\'s counters.', per((r) => r.figures?.share));
+  gauge('updateserver_rollout_5xx_rate', 'Share of 5xx answers in the step\'s window, per slot.', [...per((r) => r.figures?.rate5xx.new, { slot: 'new' }), ...per((r) => r.figures?.rate5xx.old, { slot: 'old' })]);
+  gauge('updateserver_rollout_error_rate', 'Share of connection and response errors in the step\'s window, per slot.', [...per((r) => r.figures?.errorRate.new, { slot: 'new' }), ...per((r) => r.figures?.errorRate.old, { slot: 'old' })]);
+  gauge('updateserver_rollout_latency_ratio', 'The new slot\'s response time over the old slot\'s in the step\'s window.', per((r) => r.figures?.latencyRatio));
+  gauge('updateserver_rollout_responses', 'Responses in the step\'s window, per slot.', [...per((r) => r.figures?.new.responses, { slot: 'new' }), ...per((r) => r.figures?.old.responses, { slot: 'old' })]);
   out.push('# EOF');
   return `${out.join('\n')}\n`;
 }

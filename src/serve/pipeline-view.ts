@@ -22,7 +22,7 @@ export interface ServiceView { service: string; live: SlotName | undefined; slot
   incoming: string | undefined }
 export interface StageView { stage: string; from: string | undefined; services: ServiceView[]; lock: string | undefined; lastRun: HistoryEntry | undefined; hosts: number;
   /** The rollout of the run that holds the lock, where it stands (paused: waiting for continue or abort). */
-  rollout: Pick<RolloutProgress, 'service' | 'step' | 'steps' | 'weight' | 'state'> | undefined }
+  rollout: Pick<RolloutProgress, 'service' | 'step' | 'steps' | 'weight' | 'state' | 'figures'> | undefined }
 
 /** The stages of the project's profiles, each after the one it promotes from (alphabetical among equals). */
 export async function stagesInOrder(project: Project): Promise<Stage[]> {
@@ -44,7 +44,7 @@ export async function readPipeline(project: Project, stages: readonly Stage[]): 
     const [recorded, holder, history, progress] = await Promise.all([state.store.read(stage.name), state.locks.read(stage.name), state.store.history(stage.name, 1), state.rollouts.readProgress(stage.name)]);
     // A progress record outlives its run; only the lock holder's own rollout is going on.
     const rollout = holder && progress && progress.pid === holder.pid
-      ? { service: progress.service, step: progress.step, steps: progress.steps, weight: progress.weight, state: progress.state } : undefined;
+      ? { service: progress.service, step: progress.step, steps: progress.steps, weight: progress.weight, state: progress.state, ...(progress.figures ? { figures: progress.figures } : {}) } : undefined;
     const services: ServiceView[] = Object.keys(stage.services).map((name) => {
       const s = recorded?.services[name];
       return {

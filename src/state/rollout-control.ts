@@ -9,7 +9,7 @@
  */
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BackendCounters } from '../rollout/gates.js';
+import type { BackendCounters, GateFigures } from '../rollout/gates.js';
 import type { RolloutGates } from '../rollout/profile.js';
 
 /** Where a run's rollout of one service stands: written by the gate and the pause as they begin. */
@@ -33,6 +33,8 @@ export interface RolloutProgress {
   gates: RolloutGates;
   /** Each load balancer's counters of both backends when the step (or pause) began: the window's start. */
   start: Record<string, { old: BackendCounters; new: BackendCounters }>;
+  /** The step's latest judgement's figures over its window so far (absent until the first reading). */
+  figures?: GateFigures;
 }
 
 /** An operator's answer to a pause. `answered` is set by the run once it took the request. */

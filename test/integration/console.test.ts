@@ -214,7 +214,11 @@ test('/metrics is OpenMetrics (checked by the reference parser), for a user or t
   assert.equal(parsed.status, 0, `the OpenMetrics parser refused the output: ${parsed.stderr}\n${r.body}`);
   const families = JSON.parse(parsed.stdout) as Array<{ name: string; type: string; samples: Array<[string, Record<string, string>, number]> }>;
   const fam = (name: string) => families.find((f) => f.name === name);
-  assert.deepEqual(families.map((f) => f.name).sort(), ['updateserver_last_run_duration_seconds', 'updateserver_live', 'updateserver_lock_held', 'updateserver_phase_duration_seconds', 'updateserver_rollbacks', 'updateserver_runs']);
+  assert.deepEqual(families.map((f) => f.name).sort(), ['updateserver_last_run_duration_seconds', 'updateserver_live', 'updateserver_lock_held', 'updateserver_phase_duration_seconds', 'updateserver_rollbacks',
+    'updateserver_rollout_5xx_rate', 'updateserver_rollout_error_rate', 'updateserver_rollout_latency_ratio', 'updateserver_rollout_new_share', 'updateserver_rollout_paused', 'updateserver_rollout_responses', 'updateserver_rollout_step', 'updateserver_rollout_weight_percent',
+    'updateserver_runs']);
+  // No rollout runs here: its families are declared without a sample.
+  assert.equal(fam('updateserver_rollout_step')!.samples.length, 0);
   assert.ok(fam('updateserver_runs')!.samples.some(([n, l, v]) => n === 'updateserver_runs_total' && l.stage === 'beta' && l.action === 'promote' && l.result === 'ok' && v >= 2));
   assert.ok(fam('updateserver_live')!.samples.some(([, l]) => l.stage === 'beta' && l.service === 'web' && /2\.0\.0/.test(l.release ?? '')));
   assert.ok(fam('updateserver_phase_duration_seconds')!.samples.some(([, l]) => l.stage === 'beta' && l.phase === 'switch'), 'the console\'s run left its phase times');

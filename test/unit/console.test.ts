@@ -4,6 +4,7 @@
  * test/integration/console.test.ts.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,4 +112,28 @@ test('pipeline page: a paused rollout of the lock holder is shown with its step 
   const viewer = pipelinePage('bob', 'tok', [{ view, right: 'view' }]);
   assert.match(viewer, /<a href="\/stages\/prod\/rollout">where it stands<\/a>/);
   assert.doesNotMatch(pipelinePage('alice', 'tok', [{ view: { ...view, rollout: undefined }, right: 'release' }]), /Rollout of/);
+});
+
+test('metrics: a rollout\'s step, weight, pause and gate figures, new slot against old; none without a rollout', () => {
+  const counters = (responses: number, http5xx: number) => ({ responses, http5xx, errors: 0, rtimeMs: 3 });
+  const view = {
+    stage: 'prod', from: 'beta', hosts: 1, lock: 'ops@m (pid 7) since t', lastRun: undefined,
+    rollout: { service: 'web', step: 2, steps: 3, weight: 25, state: 'hold' as const, figures: {
+      old: counters(300, 0), new: counters(100, 2), share: 0.25, rate5xx: { old: 0, new: 0.02 }, errorRate: { old: 0, new: 0 }, latencyRatio: Infinity,
+    } },
+    services: [{ service: 'web', live: 'a' as const, liveRelease: 'r1', incoming: undefined, slots: [] }],
+  };
+  const text = renderMetrics([{ view, history: [], timings: undefined }]);
+  assert.match(text, /^updateserver_rollout_step\{stage="prod",service="web"\} 2$/m);
+  assert.match(text, /^updateserver_rollout_weight_percent\{stage="prod",service="web"\} 25$/m);
+  assert.match(text, /^updateserver_rollout_paused\{stage="prod",service="web"\} 0$/m);
+  assert.match(text, /^updateserver_rollout_5xx_rate\{stage="prod",service="web",slot="new"\} 0.02$/m);
+  assert.match(text, /^updateserver_rollout_responses\{stage="prod",service="web",slot="old"\} 300$/m);
+  // An infinite ratio (the old slot answered in 0 ms) is no sample: OpenMetrics spells infinity +Inf, not Infinity.
+  assert.doesNotMatch(text, /Infinity|updateserver_rollout_latency_ratio\{/);
+  assert.doesNotMatch(renderMetrics([{ view: { ...view, rollout: undefined }, history: [], timings: undefined }]), /^updateserver_rollout_step\{/m);
+  // The reference parser (Python's prometheus_client, installed by the bootstrap) takes it.
+  const parsed = spawnSync('/usr/bin/python3', ['-c', 'import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families\nprint(sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read())))'], { input: text, encoding: 'utf8' });
+  assert.equal(parsed.status, 0, parsed.stderr);
+  assert.equal(Number(parsed.stdout.trim()), 13);
 });
