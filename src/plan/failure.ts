@@ -86,15 +86,17 @@ export function failurePaths(stage: Pick<Stage, 'loadBalancers' | 'services'>, p
   const drain: Phase = { name: 'drain-new', title: 'Let the new slot\'s requests finish', items: lbs.map((lb) => ({ target: lb, actions: [drainNewAction(stage, plan, lb)] })) };
   // A hook point (issue 19) is named only when the plan runs hooks there.
   const present = (n: PhaseName) => !HOOK_PHASES.has(n) || plan.phases.some((p) => p.name === n);
+  // A promotion's: what users wrote to the new slot meanwhile stays there (its files listed just before), and is reported.
+  const report = plan.action === undefined || plan.action === 'promote' ? [reportPhase(reportAction(stage, plan.services, true, 'automatic rollback'))] : [];
   const path = (on: PhaseName[], title: string, phases: Phase[]): FailurePath => ({ on: on.filter(present), title, phases: phases.filter((p) => p.items.length > 0) });
   return [
     path(['before-copy', 'freeze', 'copy', 'after-copy'], 'nothing started, live traffic untouched', [unfreeze]),
     path(['data', 'before-start', 'start', 'after-start', 'check', 'before-switch'], 'live traffic untouched; the new slot is stopped again', [stopNew(plan), unfreeze]),
     // Only the load balancers whose switch began are switched back (the others never moved).
     path(['switch'], 'the load balancers switched so far go back, so that all agree; the new slot is stopped', [revert, drain, stopNew(plan), unfreeze]),
-    path([...(rolls ? ['rollout' as const] : []), ...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze, filesLeft(stage, plan),
-      // A promotion's: what users wrote to the new slot meanwhile stays there (its files listed just before), and is reported.
-      ...(plan.action === undefined || plan.action === 'promote' ? [reportPhase(reportAction(stage, plan.services, true, 'automatic rollback'))] : [])]),
+    // Before the switch the current link has not moved: a failed rollout step has nothing to point back.
+    ...(rolls ? [path(['rollout'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, drain, stopNew(plan), unfreeze, filesLeft(stage, plan), ...report])] : []),
+    path([...(plan.phases.some((p) => p.name === 'current' && p.items.length > 0) ? ['current' as const] : []), 'after-switch', 'post', 'watch'], 'automatic rollback: every load balancer goes back to the old slot, which still runs', [revert, currentBack(plan), drain, stopNew(plan), unfreeze, filesLeft(stage, plan), ...report]),
   ];
 }
 

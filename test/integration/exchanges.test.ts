@@ -4,8 +4,8 @@
  * Each exchange pays a network round trip, and without remote sessions a login shell, so a promotion
  * should need as few as it can: the previous stage's host is read once (its slots, releases and the
  * hashes of both slots' manifests) when the local cache holds the live release, and each target host
- * pays its probe, the copy (rsync's stream), finishing the release, starting the slot and stopping the
- * old one. The counts are printed; docs/decisions/0012 and BENCHMARKS.md give them before and after.
+ * pays its probe, the copy (rsync's stream), finishing the release, starting the slot, moving its
+ * `current` link right after the switch (issue 18; `currentLink: false` saves it) and stopping the old one. The counts are printed; docs/decisions/0012 and BENCHMARKS.md give them before and after.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,12 +45,12 @@ after(async () => {
   await p?.stop();
 });
 
-test('a promotion reads the previous stage\'s host in one exchange when the cache holds its live release; each target host needs five', async () => {
+test('a promotion reads the previous stage\'s host in one exchange when the cache holds its live release; each target host needs six', async () => {
   await newRelease('1.1.0');
   const counter = await counted();
   assert.equal(counter.count('dev1'), 1, `dev1: ${counter.report()}`);
   for (const h of p.betaHosts) {
-    assert.equal(counter.count(h), 5, counter.report());
+    assert.equal(counter.count(h), 6, counter.report());
     // The copy is a stream of its own (rsync), the other four are commands in the host's session.
     assert.deepEqual(counter.byHost.get(h)!.map((e) => e.kind), ['exec', 'stream', 'exec', 'exec', 'exec']);
   }
@@ -61,5 +61,5 @@ test('without the release in the local cache, the previous stage\'s host is aske
   await rm(join(p.project.stateDir, 'cache'), { recursive: true, force: true });
   const counter = await counted();
   assert.deepEqual(counter.byHost.get('dev1')!.map((e) => e.kind), ['exec', 'exec', 'stream'], counter.report());
-  for (const h of p.betaHosts) assert.equal(counter.count(h), 5, counter.report());
+  for (const h of p.betaHosts) assert.equal(counter.count(h), 6, counter.report());
 });

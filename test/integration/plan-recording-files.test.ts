@@ -111,7 +111,7 @@ test('a promotion whose post check fails lists the new slot\'s files on the plan
     assert.equal(dry.error, undefined, String(dry.error));
     const plan = dry.result!.plan;
     const path = plan.onFailure?.find((f) => f.on.includes('post'));
-    assert.deepEqual(path?.phases.map((ph) => ph.name), ['revert', 'drain-new', 'stop-new', 'unfreeze', 'files-left']);
+    assert.deepEqual(path?.phases.map((ph) => ph.name), ['revert', 'current-back', 'drain-new', 'stop-new', 'unfreeze', 'files-left', 'report']);
     const real = await recorded(false, 'promote');
     assert.ok(real.error instanceof PromotionFailed && real.error.rolledBack && real.error.liveUntouched, String(real.error));
     const expected = plannedEffects(plan, 'post');

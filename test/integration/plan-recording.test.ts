@@ -101,7 +101,7 @@ test('a promotion whose post check fails runs the plan\'s failure path: the reco
     assert.deepEqual(dry.recorder.balancerWrites, []);
     const plan = dry.result!.plan;
     const path = plan.onFailure?.find((f) => f.on.includes('post'));
-    assert.deepEqual(path?.phases.map((ph) => ph.name), ['revert', 'drain-new', 'stop-new', 'after-rollback']);
+    assert.deepEqual(path?.phases.map((ph) => ph.name), ['revert', 'current-back', 'drain-new', 'stop-new', 'after-rollback']);
     assert.deepEqual(plan.finally?.map((ph) => ph.name), ['failed', 'finished']);
 
     const real = await recorded(false);

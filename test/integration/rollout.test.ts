@@ -117,7 +117,8 @@ test('a clean 5/25/50 rollout then the switch: 0 failed requests, each step\'s s
   assert.equal(dry.code, 0, explain(dry));
   assert.match(dry.stdout, /rollout: 5% for 3000 ms, then 25% for 3000 ms, then 50% for 3000 ms, then the switch \(100%\); gates 5xx <= 1%, errors <= 1%, response time <= 1\.5x/);
   for (const w of [5, 25, 50]) assert.match(dry.stdout, new RegExp(`set map \\S+ web\\.weight ${w}\\n`));
-  assert.match(dry.stdout, /in rollout, post, watch: automatic rollback/);
+  assert.match(dry.stdout, /in rollout: automatic rollback/);
+  assert.match(dry.stdout, /in current, post, watch: automatic rollback/);
   const t0 = Date.now();
   const { cli, load, samples } = await rollout();
   assert.equal(cli.code, 0, explain(cli));
