@@ -129,11 +129,11 @@ export function dataPathTests(engine: Engine, net: number): void {
     if (engine === 'postgres') {
       // One script in one transaction: the plan shows it as one step, every statement in it.
       // After the version table's begin row (its exact text, plan data too: decision 0011).
-      assert.ok(text.stdout.includes(`V2 note (${join(dir(), 'V0002__note.sql')}): one script in one transaction with its ok row\n             sql> INSERT INTO updateserver_version `), text.stdout);
-      assert.ok(text.stdout.includes(`\n             sql> ${statements[0]};\n                  ${statements[1]};\n                  ${statements[2]};\n             sql> UPDATE updateserver_version SET status = 'ok'`), text.stdout);
+      assert.ok(text.stdout.includes(`V2 note (${join(dir(), 'V0002__note.sql')}): one script in one transaction with its ok row\n           sql> INSERT INTO updateserver_version `), text.stdout);
+      assert.ok(text.stdout.includes(`\n           sql> ${statements[0]};\n                ${statements[1]};\n                ${statements[2]};\n           sql> UPDATE updateserver_version SET status = 'ok'`), text.stdout);
     } else {
-      assert.ok(text.stdout.includes(`V2 note (${join(dir(), 'V0002__note.sql')}): one statement at a time, each committed\n             sql> INSERT INTO updateserver_version `), text.stdout);
-      assert.ok(text.stdout.includes(`\n${statements.map((s) => `             sql> ${s}`).join('\n')}\n             sql> UPDATE updateserver_version SET status = 'ok'`), text.stdout);
+      assert.ok(text.stdout.includes(`V2 note (${join(dir(), 'V0002__note.sql')}): one statement at a time, each committed\n           sql> INSERT INTO updateserver_version `), text.stdout);
+      assert.ok(text.stdout.includes(`\n${statements.map((s) => `           sql> ${s}`).join('\n')}\n           sql> UPDATE updateserver_version SET status = 'ok'`), text.stdout);
     }
     // Point 4: beta's copy of dev's live data lacks V2, so beta would run it first.
     const devLive = names('dev')[await recordedLiveSlot(p.project.dir, 'dev')];

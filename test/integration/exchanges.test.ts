@@ -51,8 +51,8 @@ test('a promotion reads the previous stage\'s host in one exchange when the cach
   assert.equal(counter.count('dev1'), 1, `dev1: ${counter.report()}`);
   for (const h of p.betaHosts) {
     assert.equal(counter.count(h), 6, counter.report());
-    // The copy is a stream of its own (rsync), the other four are commands in the host's session.
-    assert.deepEqual(counter.byHost.get(h)!.map((e) => e.kind), ['exec', 'stream', 'exec', 'exec', 'exec']);
+    // The copy is a stream of its own (rsync), the other five are commands in the host's session.
+    assert.deepEqual(counter.byHost.get(h)!.map((e) => e.kind), ['exec', 'stream', 'exec', 'exec', 'exec', 'exec']);
   }
 });
 

@@ -232,7 +232,7 @@ for (const kind of ['local', 'postgres'] as const) {
 
 test('the PostgreSQL store keeps nothing in the local directory; its tables are under the schema updateserver', async () => {
   const tables = await sql<{ table_name: string }>(CONTRACT_DB, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'updateserver' ORDER BY 1");
-  assert.deepEqual(tables.map((t) => t.table_name), ['history', 'journal', 'locks', 'stage_state']);
+  assert.deepEqual(tables.map((t) => t.table_name), ['history', 'journal', 'locks', 'rollout', 'stage_state']);
   assert.deepEqual((await readdir(dir)).sort(), ['state']);
 });
 
@@ -241,7 +241,7 @@ test('check: the state store is reported usable, or with the fix (unreachable, u
   const stageWith = (config: StateBackendConfig | undefined) => ({ name: 'beta', file: 'profiles/beta.yaml', state: config }) as unknown as Stage;
   const good = await probeStateStore(project, stageWith(pgConfig(CONTRACT_DB)));
   assert.deepEqual([good.ok, good.subject], [true, `state store postgres://postgres@127.0.0.1:5432/${CONTRACT_DB}`]);
-  assert.match(good.detail, /updateserver\.\{stage_state, history, journal, locks\} present and writable/);
+  assert.match(good.detail, /updateserver\.\{stage_state, history, journal, locks, rollout\} present and writable/);
   assert.equal((await probeStateStore(project, stageWith(undefined))).detail.startsWith(`local directory ${project.stateDir}`), true);
 
   const down = await probeStateStore(project, stageWith({ ...pgConfig(CONTRACT_DB), port: 1, url: 'postgres://postgres@127.0.0.1:1/x' }));
