@@ -72,7 +72,8 @@ export interface HistoryEntry {
   /** A rollback, flip or automatic rollback: per table, what was written to the slot left (keys, no rows; src/data/changes/report.ts). */
   changes?: ChangeReport;
   /** `updateserver replay`: the report replayed, the tables left out, and every statement sent, per service. */
-  replay?: { run: string; skip: string[]; statements: Record<string, string[]> };
+  /** tables: per service, the tables whose changes this replay applied (a later replay of the run leaves them out). */
+  replay?: { run: string; skip: string[]; statements: Record<string, string[]>; tables?: Record<string, string[]> };
 }
 
 /** Recorded state and history of stages, wherever they are kept. */

@@ -169,6 +169,14 @@ export function changesTests(engine: Engine, net: number): void {
     assert.equal(last.action, 'replay');
     assert.equal(last.result, 'ok');
     assert.deepEqual(last.replay!.statements.web!.filter((s) => !s.startsWith('SELECT setval')), sqlLines.map((l) => l.slice('  sql> '.length, -1)).filter((s) => !s.startsWith('SELECT setval')));
+    assert.deepEqual(last.replay!.tables, { web: ['writes'] });
+    // A second replay of the run applies nothing twice: what the first applied is left out, and with
+    // nothing else to take it is refused, changing nothing.
+    const settled = await rows(oldDb);
+    const twice = await updateserver(p.project.dir, 'replay', 'dev', '--run', report.runId, '--skip', 'events');
+    assert.equal(twice.code, 1, explain(twice));
+    assert.match(twice.stderr, new RegExp(`run ${report.runId} was already replayed`));
+    assert.deepEqual(await rows(oldDb), settled);
     // The app's next insert on the old slot does not collide with a replayed row.
     assert.ok(!inserted.includes(await post('after-replay')));
 

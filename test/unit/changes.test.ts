@@ -2,6 +2,7 @@
  * Issue 21's SQL and rules, without a database: the change log's install statements, the replay's
  * statements per engine, its schema rules and conflict rules, and the report built from a log.
  */
+import { alreadyReplayed } from '../../src/replay/replay.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PG_INSTALL, changesQuery, installStatements, markStatement, mysqlTriggerName, literal } from '../../src/data/changes/log-sql.js';
@@ -116,4 +117,16 @@ test('the report: per table counts and keys (a row changed twice listed once), t
     '  writes: inserted 1 [4], updated 2 [2], deleted 1 [3]',
     'the rows are in /s/changes/dev-r1.json; to apply them to the database that serves now: updateserver replay dev --run r1 --dry-run',
   ]);
+});
+
+test('alreadyReplayed: the tables earlier successful replays of a run applied, per service; failed ones and other runs do not count', () => {
+  const entry = (run: string, result: 'ok' | 'failed', tables: Record<string, string[]>) => ({
+    at: '', stage: 'dev', action: 'replay' as const, result, user: 'u', services: {}, durationMs: 1, replay: { run, skip: [], statements: {}, tables },
+  });
+  const done = alreadyReplayed([
+    entry('r1', 'ok', { web: ['writes'] }), entry('r1', 'failed', { web: ['events'] }), entry('r2', 'ok', { web: ['events'] }),
+    entry('r1', 'ok', { web: ['events'], api: ['jobs'] }), { at: '', stage: 'dev', action: 'rollback' as const, result: 'ok' as const, user: 'u', services: {}, durationMs: 1 },
+  ], 'r1');
+  assert.deepEqual(Object.fromEntries(done), { web: ['writes', 'events'], api: ['jobs'] });
+  assert.equal(alreadyReplayed([], 'r1').size, 0);
 });

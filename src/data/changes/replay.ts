@@ -23,6 +23,8 @@ export interface ReplayResult {
   skipped: string[];
   /** Tables left out with --skip. */
   leftOut: string[];
+  /** Tables whose changes this replay took (applied or found already so). */
+  tables: string[];
 }
 
 export class ReplayRefused extends UpdateserverError {}
@@ -58,7 +60,7 @@ export async function replayChanges(db: Db, svc: ServiceChanges, opts: { dryRun:
       hint: `replay the other tables with --skip ${[...new Set(problems.map((p) => /^table (\S+)/.exec(p)?.[1]))].join(',')} (their changes stay in the report), or bring the schema of ${svc.servingDatabase} level first`,
     });
   }
-  const result: ReplayResult = { service: svc.service, database: svc.servingDatabase, statements: [], applied: 0, skipped: [], leftOut };
+  const result: ReplayResult = { service: svc.service, database: svc.servingDatabase, statements: [], applied: 0, skipped: [], leftOut, tables: [...new Set(changes.map((c) => c.table))] };
   const run = async (sql: string) => {
     result.statements.push(sql);
     await db.query(sql);
