@@ -14,7 +14,7 @@ import { esc } from './html.js';
 /** At most this many keys or changes per table on a page; the rest are in the report file. */
 const MAX_LISTED = 500;
 const OPS = ['inserted', 'updated', 'deleted'] as const;
-const OP_OF: Record<LoggedChange['op'], (typeof OPS)[number]> = { I: 'inserted', U: 'updated', D: 'deleted' };
+const OP_OF: Record<LoggedChange['op'], string> = { I: 'inserted', U: 'updated', D: 'deleted', T: 'truncated (the rows it removed are not listed)' };
 const KNOWN_REPORT = new Set(['stage', 'runId', 'action', 'at', 'services']);
 const KNOWN_SERVICE = new Set(['service', 'engine', 'slot', 'database', 'servingSlot', 'servingDatabase', 'tables', 'untracked', 'unknown', 'changes']);
 
@@ -52,7 +52,7 @@ export function historyChanges(report: ChangeReport): string {
 }
 
 function countsTable(s: ServiceChanges): string {
-  const rows = s.tables.map((x) => `<tr data-table="${t(x.table)}"><th scope="row">${t(x.table)}</th>${OPS.map((op) => `<td class="n-${op}">${esc(x[op])}</td>`).join('')}</tr>`).join('');
+  const rows = s.tables.map((x) => `<tr data-table="${t(x.table)}"><th scope="row">${t(x.table)}${x.truncated ? ` <span class="bad">(truncated ${esc(x.truncated)} time(s))</span>` : ''}</th>${OPS.map((op) => `<td class="n-${op}">${esc(x[op])}</td>`).join('')}</tr>`).join('');
   return `<table class="counts"><caption>Rows written to slot ${t(s.slot)} of ${t(s.service)} (database ${t(s.database)}) since it went live</caption>
 <thead><tr><th scope="col">table</th>${OPS.map((op) => `<th scope="col">${op}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>`;
 }

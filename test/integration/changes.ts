@@ -191,6 +191,27 @@ export function changesTests(engine: Engine, net: number): void {
     assert.equal(second.database, newDb);
     assert.deepEqual(second.tables.map((t) => [t.table, t.inserted, t.updated, t.deleted]), [['writes', 2, 0, 0]]);
     assert.deepEqual(sortIds(second.tables[0]!.keys.inserted), again.map((id) => ({ id })).sort((a, b) => a.id - b.id));
+
+    if (engine === 'postgres') {
+      // A TRUNCATE fires no row trigger: its statement trigger logs it; the report says the table was
+      // emptied (the rows it removed are not listed) and replay refuses the table, changing nothing.
+      // (MySQL's TRUNCATE fires no trigger at all: docs/decisions/0015.)
+      const back2 = await updateserver(p.project.dir, 'flip', 'dev', '--force');
+      assert.equal(back2.code, 0, explain(back2));
+      const beforeTruncate = await post('before-truncate');
+      await query(newDb, 'TRUNCATE writes');
+      const away2 = await updateserver(p.project.dir, 'flip', 'dev', '--json');
+      assert.equal(away2.code, 0, explain(away2));
+      const third = JSON.parse(away2.stdout) as { runId?: string; changes: ChangeReport };
+      const t = third.changes.services[0]!.tables.find((x) => x.table === 'writes')!;
+      assert.deepEqual([t.inserted, t.updated, t.deleted, t.truncated], [1, 0, 0, 1]);
+      assert.deepEqual(t.keys.inserted, [{ id: beforeTruncate }]);
+      const served = await rows(oldDb);
+      const refusedTruncate = await updateserver(p.project.dir, 'replay', 'dev', '--run', third.changes.runId);
+      assert.equal(refusedTruncate.code, 1, explain(refusedTruncate));
+      assert.match(refusedTruncate.stderr, /table writes was truncated on the slot left/);
+      assert.deepEqual(await rows(oldDb), served);
+    }
   });
 
   automaticRollbackTest(engine, () => ({ p, post, names: dbs.names }));

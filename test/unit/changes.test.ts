@@ -48,7 +48,7 @@ test('MySQL install: three triggers per table spelling out every column; the key
 test('the log is read in the order of its sequence as a number, not of its text ("10" before "9"), after the last report\'s mark', () => {
   for (const engine of ['postgres', 'mysql'] as const) {
     assert.match(changesQuery(engine), / ORDER BY c\.seq$/);
-    assert.match(changesQuery(engine), /WHERE c\.op IN \('I', 'U', 'D'\) AND c\.seq > COALESCE\(\(SELECT .*upTo.* WHERE op = 'R' ORDER BY seq DESC LIMIT 1\), 0\)/);
+    assert.match(changesQuery(engine), /WHERE c\.op IN \('I', 'U', 'D', 'T'\) AND c\.seq > COALESCE\(\(SELECT .*upTo.* WHERE op = 'R' ORDER BY seq DESC LIMIT 1\), 0\)/);
   }
 });
 
@@ -129,4 +129,19 @@ test('alreadyReplayed: the tables earlier successful replays of a run applied, p
   ], 'r1');
   assert.deepEqual(Object.fromEntries(done), { web: ['writes', 'events'], api: ['jobs'] });
   assert.equal(alreadyReplayed([], 'r1').size, 0);
+});
+
+test('TRUNCATE (PostgreSQL): a statement trigger logs it; the report counts it apart and says so; replay refuses the table', () => {
+  assert.match(PG_INSTALL[0]!, /IF TG_LEVEL = 'STATEMENT' THEN\n\s+INSERT INTO %1\$I\.updateserver_changes \(tbl, op\) VALUES \(TG_TABLE_NAME, 'T'\);/);
+  assert.match(PG_INSTALL[0]!, /CREATE TRIGGER updateserver_changes_truncate AFTER TRUNCATE ON %I\.%I FOR EACH STATEMENT EXECUTE FUNCTION %I\.updateserver_log_change\(\)/);
+  assert.match(changesQuery('postgres'), /c\.op IN \('I', 'U', 'D', 'T'\)/);
+  const trunc: LoggedChange = { seq: '6', at: 'x', table: 'writes', op: 'T', pk: null, old: null, new: null };
+  const tables = summarize([ins, trunc, { ...ins, seq: '7', pk: '{"id": 9}' }]);
+  assert.deepEqual(tables.map((x) => [x.table, x.inserted, x.updated, x.deleted, x.truncated]), [['writes', 2, 0, 0, 1]]);
+  const report: ChangeReport = { stage: 'dev', runId: 'r', action: 'rollback', at: 'x', services: [{ service: 'web', engine: 'postgres', slot: 'b', database: 'app_b', servingSlot: 'a', servingDatabase: 'app_a', tables, untracked: [] }] };
+  const lines = reportLines(report, undefined);
+  assert.match(lines[0]!, /2 row change\(s\) in 1 table\(s\); TRUNCATED: writes \(the rows it removed are not listed\)$/);
+  assert.match(lines[1]!, /^ {2}writes: inserted 2 \[4, 9\], updated 0, deleted 0, truncated 1 time\(s\)$/);
+  const refused = schemaProblem('writes', [ins, trunc], { columns: ['id', 'k', 'n'], pk: ['id'] }, 'app_a');
+  assert.match(refused ?? '', /^table writes was truncated on the slot left \(the rows it removed are not in the log\): its 1 change\(s\) cannot be replayed$/);
 });

@@ -1,13 +1,13 @@
 /* The change-log step as the dry run shows it: what it creates, on which database, and what it costs. */
 import { describeConnection } from '../connection.js';
 import type { Action } from '../../plan/plan.js';
-import { LOG_TABLE, PG_FUNCTION, PG_TRIGGER } from './log-sql.js';
+import { LOG_TABLE, PG_FUNCTION, PG_TRIGGER, PG_TRUNCATE_TRIGGER } from './log-sql.js';
 
 export function describeChangeLog(a: Extract<Action, { kind: 'change-log' }>): string {
   const db = describeConnection(a.connection);
   // The statements themselves when the plan holds them (PostgreSQL): exactly what is sent.
   if (a.statements) {
-    return [`on ${db}, in one transaction: the log ${LOG_TABLE} (emptied: the copy brought the source's), its function ${PG_FUNCTION} and a trigger ${PG_TRIGGER} on every table of the schema as it is after the migrations:`,
+    return [`on ${db}, in one transaction: the log ${LOG_TABLE} (emptied: the copy brought the source's), its function ${PG_FUNCTION}, a row trigger ${PG_TRIGGER} and a TRUNCATE trigger ${PG_TRUNCATE_TRIGGER} on every table of the schema as it is after the migrations:`,
       ...a.statements.flatMap((st) => st.split('\n').map((line, i) => `${i === 0 ? '  sql> ' : '       '}${line}`))].join('\n');
   }
   return a.connection.engine === 'postgres'

@@ -16,6 +16,8 @@ export const LOG_TABLE = 'updateserver_changes';
 /** PostgreSQL: the trigger's name on every table, and the function they call. */
 export const PG_TRIGGER = 'updateserver_changes';
 export const PG_FUNCTION = 'updateserver_log_change';
+/** PostgreSQL: the statement trigger that logs a TRUNCATE (MySQL's TRUNCATE fires no trigger at all). */
+export const PG_TRUNCATE_TRIGGER = 'updateserver_changes_truncate';
 
 export interface LoggedTable {
   name: string;
@@ -62,6 +64,11 @@ BEGIN
   EXECUTE format($f$CREATE OR REPLACE FUNCTION %1$I.${PG_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE o jsonb; n jsonb; r jsonb;
 BEGIN
+  -- TRUNCATE fires no row trigger: its statement trigger logs that the table was emptied (op T).
+  IF TG_LEVEL = 'STATEMENT' THEN
+    INSERT INTO %1$I.${LOG_TABLE} (tbl, op) VALUES (TG_TABLE_NAME, 'T');
+    RETURN NULL;
+  END IF;
   IF TG_OP <> 'INSERT' THEN o := to_jsonb(OLD); END IF;
   IF TG_OP <> 'DELETE' THEN n := to_jsonb(NEW); END IF;
   -- The key the row had before the change: an update that changes the key is found by its old one.
@@ -81,6 +88,8 @@ $f$, s);
   LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS ${PG_TRIGGER} ON %I.%I', s, t.name);
     EXECUTE format('CREATE TRIGGER ${PG_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON %I.%I FOR EACH ROW EXECUTE FUNCTION %I.${PG_FUNCTION}(%s)', s, t.name, s, t.args);
+    EXECUTE format('DROP TRIGGER IF EXISTS ${PG_TRUNCATE_TRIGGER} ON %I.%I', s, t.name);
+    EXECUTE format('CREATE TRIGGER ${PG_TRUNCATE_TRIGGER} AFTER TRUNCATE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION %I.${PG_FUNCTION}()', s, t.name, s);
   END LOOP;
 END
 $install$`];
@@ -153,7 +162,7 @@ export function changesQuery(engine: DatabaseEngine): string {
   const text = (c: string) => (engine === 'postgres' ? `${c}::text` : c);
   const since = sinceExpression(engine);
   return `SELECT ${engine === 'postgres' ? 'seq::text' : 'CAST(seq AS CHAR)'} AS seq, ${engine === 'postgres' ? "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')" : "DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%f')"} AS at, tbl, op, ${text('pk')} AS pk, ${text('old_row')} AS old_row, ${text('new_row')} AS new_row
-    FROM ${log} AS c WHERE c.op IN ('I', 'U', 'D') AND c.seq > ${since} ORDER BY c.seq`;
+    FROM ${log} AS c WHERE c.op IN ('I', 'U', 'D', 'T') AND c.seq > ${since} ORDER BY c.seq`;
 }
 
 /**

@@ -12,7 +12,8 @@ export interface LoggedChange {
   seq: string;
   at: string;
   table: string;
-  op: 'I' | 'U' | 'D';
+  /** T: the table was truncated (PostgreSQL; no key, no rows: what it removed is not in the log). */
+  op: 'I' | 'U' | 'D' | 'T';
   pk: string | null;
   old: string | null;
   new: string | null;

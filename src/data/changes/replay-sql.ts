@@ -22,6 +22,8 @@ export const keysOf = (json: string | null): string[] => (json === null ? [] : O
  * new release), has no primary key on either side, or lacks a column the logged rows have.
  */
 export function schemaProblem(table: string, changes: LoggedChange[], live: LiveTable | undefined, database: string): string | undefined {
+  // What a TRUNCATE removed is not in the log: replaying the rest would leave rows it had removed.
+  if (changes.some((c) => c.op === 'T')) return `table ${table} was truncated on the slot left (the rows it removed are not in the log): its ${changes.length - changes.filter((c) => c.op === 'T').length} change(s) cannot be replayed`;
   if (!live) return `table ${table} does not exist in ${database}, the database that serves now (a table of the release traffic left, made by its migrations): its ${changes.length} change(s) cannot be replayed`;
   if (changes.some((c) => c.pk === null) || live.pk.length === 0) return `table ${table} has no primary key: its rows cannot be matched, so its ${changes.length} change(s) cannot be replayed`;
   const have = new Set(live.columns);

@@ -18,6 +18,8 @@ export interface TableChanges {
   deleted: number;
   /** Primary keys (as JSON objects, column -> value) of the rows, per operation; a row changed twice is listed once. */
   keys: { inserted: unknown[]; updated: unknown[]; deleted: unknown[] };
+  /** Times the table was truncated (PostgreSQL): the rows it removed are not listed, and replay refuses the table. */
+  truncated?: number;
 }
 
 export interface ServiceChanges {
@@ -60,6 +62,7 @@ export function summarize(changes: LoggedChange[]): TableChanges[] {
   for (const c of changes) {
     let t = byTable.get(c.table);
     if (!t) byTable.set(c.table, (t = { table: c.table, inserted: 0, updated: 0, deleted: 0, keys: { inserted: [], updated: [], deleted: [] } }));
+    if (c.op === 'T') { t.truncated = (t.truncated ?? 0) + 1; continue; }
     const kind = c.op === 'I' ? 'inserted' : c.op === 'U' ? 'updated' : 'deleted';
     t[kind]++;
     const key = `${c.table}\u0000${kind}\u0000${c.pk ?? `#${c.seq}`}`;
@@ -97,14 +100,15 @@ export function reportLines(report: ChangeReport, file: string | undefined): str
     const head = `${s.service}: slot ${s.slot} (database ${s.database}) was left behind; slot ${s.servingSlot} (${s.servingDatabase}) serves without what was written to it since it went live`;
     if (s.unknown) { lines.push(`${head}: ${s.unknown}`); continue; }
     const total = s.tables.reduce((n, t) => n + t.inserted + t.updated + t.deleted, 0);
-    lines.push(`${head}: ${total === 0 ? 'no row was written' : `${total} row change(s) in ${s.tables.length} table(s)`}${s.untracked.length ? `; NOT recorded (no change-log trigger): table(s) ${s.untracked.join(', ')}` : ''}`);
+    const truncated = s.tables.filter((t) => (t.truncated ?? 0) > 0).map((t) => t.table);
+    lines.push(`${head}: ${total === 0 && truncated.length === 0 ? 'no row was written' : `${total} row change(s) in ${s.tables.length} table(s)`}${truncated.length ? `; TRUNCATED: ${truncated.join(', ')} (the rows it removed are not listed)` : ''}${s.untracked.length ? `; NOT recorded (no change-log trigger): table(s) ${s.untracked.join(', ')}` : ''}`);
     for (const t of s.tables) {
       const part = (kind: 'inserted' | 'updated' | 'deleted') => {
         const keys = t.keys[kind];
         if (t[kind] === 0) return `${kind} 0`;
         return `${kind} ${t[kind]} [${keys.slice(0, 20).map(keyText).join(', ')}${keys.length > 20 ? `, ... ${keys.length - 20} more` : ''}]`;
       };
-      lines.push(`  ${t.table}: ${part('inserted')}, ${part('updated')}, ${part('deleted')}`);
+      lines.push(`  ${t.table}: ${part('inserted')}, ${part('updated')}, ${part('deleted')}${t.truncated ? `, truncated ${t.truncated} time(s)` : ''}`);
     }
   }
   if (file && report.services.some((s) => s.tables.length > 0)) {
