@@ -29,7 +29,7 @@ input[type=text],input[type=password]{font:inherit;padding:.3rem;width:16rem;max
 .readonly{color:#555;font-style:italic}
 pre{background:#f4f4f4;padding:.5rem;overflow:auto}
 li.begin{color:#0b3d91} li.end{color:#0a6b2c} li.fail{color:#a4000f}
-td.ro-failed{color:#a4000f} td.ro-passed{color:#0a6b2c} table.counts td{text-align:right} summary{cursor:pointer} td code{word-break:break-all}
+td.ro-failed{color:#a4000f} td.ro-passed{color:#0a6b2c} td.ro-paused{color:#7a4a00;font-weight:bold} table.counts td{text-align:right} summary{cursor:pointer} td code{word-break:break-all}
 @media (max-width:40rem){th,td{display:block;border:0;border-bottom:1px solid #767676}}
 `;
 

@@ -1,7 +1,7 @@
 /*
  * The traffic split of a progressive rollout (issue 20, src/rollout/) on the run page: one row per
  * step of each service, with its weight, where it is (waiting, holding, passed, failed) and the gate
- * figures as the run records them: the same `rollout-gate`, `rollout-step` and `rollout-abort` events
+ * figures as the run records them: the same `rollout-gate`, `rollout-step`, `rollout-pause`, `rollout-continue` and `rollout-abort` events
  * the run log gets (src/rollout/gate.ts), read from the run's logger, not measured a second time.
  */
 import type { Plan } from '../plan/plan.js';
@@ -14,7 +14,7 @@ export interface RolloutStepView {
   service: string; step: number; weight: number; holdMs: number;
   /** The gate step's title in the plan: how its step events are recognised. */
   title: string;
-  state: 'waiting' | 'holding' | 'passed' | 'failed';
+  state: 'waiting' | 'holding' | 'passed' | 'paused' | 'failed';
   /** The latest figures the gate judged, and its verdict then. */
   figures?: GateFigures;
   /** The figures in words (figuresText), for the page's live script. */
@@ -40,7 +40,7 @@ export function onStepEvent(steps: RolloutStepView[], e: StepEvent): RolloutStep
 /** Moves a step on from a rollout log event (gate.ts); returns the step changed, if any. */
 export function onLogEvent(steps: RolloutStepView[], fields: Record<string, unknown> | undefined): RolloutStepView | undefined {
   const event = fields?.event;
-  if (event !== 'rollout-gate' && event !== 'rollout-step' && event !== 'rollout-abort') return undefined;
+  if (event !== 'rollout-gate' && event !== 'rollout-step' && event !== 'rollout-abort' && event !== 'rollout-pause' && event !== 'rollout-continue') return undefined;
   const s = steps.find((x) => x.service === fields!.service && x.step === fields!.step);
   if (!s) return undefined;
   if (fields!.figures && typeof fields!.figures === 'object') {
@@ -50,6 +50,9 @@ export function onLogEvent(steps: RolloutStepView[], fields: Record<string, unkn
   if (event === 'rollout-gate') s.verdict = String(fields!.result ?? '');
   if (event === 'rollout-step') { s.state = 'passed'; s.verdict = 'pass'; }
   if (event === 'rollout-abort') { s.state = 'failed'; s.verdict = `gate ${String(fields!.gate ?? '')} failed`; }
+  // A pause (src/rollout/pause.ts) holds the step's share until someone answers or its deadline passes.
+  if (event === 'rollout-pause') { s.state = 'paused'; s.verdict = `until ${String(fields!.deadline ?? '')}: continue or abort`; }
+  if (event === 'rollout-continue') { s.state = 'passed'; s.verdict = `continued by ${String(fields!.user ?? '')}`; }
   return s;
 }
 

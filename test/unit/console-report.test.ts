@@ -111,4 +111,13 @@ describe('the rollout split on the run page', () => {
     assert.match(html, /<tr id="ro-web-2"><th scope="row">web step 2<\/th><td class="weight">25%<\/td><td class="old-weight">75%<\/td><td class="ro-waiting">waiting<\/td>/);
     assert.equal(rolloutTable([]), '');
   });
+
+  test('a paused step shows as paused until its deadline, then as continued by the user who answered', () => {
+    const steps = rolloutSteps(plan);
+    onStepEvent(steps, { phase: 'rollout', target: 'web', title: 'step 2: hold 25% for 3000 ms', state: 'end' });
+    onLogEvent(steps, { event: 'rollout-pause', service: 'web', step: 2, weight: 25, id: 'x', deadline: '2026-12-05T06:00:00.000Z' });
+    assert.match(rolloutTable(steps), /<td class="ro-paused">paused \(until 2026-12-05T06:00:00\.000Z: continue or abort\)<\/td>/);
+    onLogEvent(steps, { event: 'rollout-continue', service: 'web', step: 2, user: 'alice' });
+    assert.match(rolloutTable(steps), /<td class="ro-passed">passed \(continued by alice\)<\/td>/);
+  });
 });
