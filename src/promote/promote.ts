@@ -16,6 +16,7 @@ import { hostsUsed, selectServices } from './stage-link.js';
 import { relayRoute } from '../commands/relay.js';
 import { resolveGitSource } from '../release/git.js';
 import { runVerb, type RunRequest } from '../run/run.js';
+import { resumedRolloutPlan } from './resume-rollout.js';
 import type { PromoteFacts, PromoteInput } from './promote-read.js';
 import { rolloutOf, type Rollout } from '../rollout/profile.js';
 
@@ -78,7 +79,7 @@ export async function promote(options: PromoteOptions): Promise<PromoteResult> {
   let read: typeof import('./promote-read.js') | undefined;
   const later = async () => (read ??= await import('./promote-read.js'));
   return runVerb<PromoteFacts>(options, {
-    name: 'promote', stage, hosts: hostsUsed(stage, services), settlesInterrupted: true, notifies: true,
+    name: 'promote', stage, hosts: hostsUsed(stage, services), settlesInterrupted: true, notifies: true, resumeFrom: resumedRolloutPlan,
     // From the previous stage only one host per service is needed: the release is the same on all.
     ...(from ? { others: [{ stage: from, hosts: [...new Set([...services.map((s) => from.services[s]!.hosts[0]!), ...Object.values(from.loadBalancers).flatMap((lb) => (lb.host ? [lb.host] : []))])] }] } : {}),
     prefetch: later,

@@ -19,7 +19,7 @@ import type { Interrupted } from '../state/journal.js';
 import { StageLink, type Instrument } from '../promote/stage-link.js';
 import { lockStage } from '../promote/lock.js';
 import { describeInterrupted, hostsOfInterrupted, refuseUnlessTold, settleInterrupted } from '../promote/interrupted.js';
-import { checkSameRelease, describeResume, resumedRolloutPlan } from '../promote/resume-rollout.js';
+import { checkSameRelease, describeResume } from '../promote/resume-rollout.js';
 import { settleAll } from '../transport/runner.js';
 import { connecting } from '../transport/ssh.js';
 import { withInstrument } from './instrument.js';
@@ -74,6 +74,11 @@ export interface Verb<Facts> {
   others?: ReadonlyArray<{ stage: Stage; hosts: readonly string[] }>;
   /** Verbs that move traffic settle an interrupted run of the stage first (promote, flip, rollback). */
   settlesInterrupted?: boolean;
+  /**
+   * With --resume: the interrupted run's own plan to go on with instead of cleaning up after it, when
+   * the verb can (a promotion stopped in the middle of its rollout: src/promote/resume-rollout.ts).
+   */
+  resumeFrom?(interrupted: Interrupted, stage: Stage): Plan | undefined;
   /**
    * Run without the stage's lock (and so without a journal: the stage's journal belongs to the lock
    * holder). Only for an operator's explicit emergency override (maintenance --force).
@@ -164,7 +169,7 @@ async function run<Facts>(request: RunRequest, verb: Verb<Facts>): Promise<RunRe
     await opening;
     logger.debug('connected');
     // --resume in the middle of a rollout goes on from the step it had reached, the split left as it is.
-    const resumed = verb.name === 'promote' && verb.settlesInterrupted && request.resume && interrupted && !dryRun ? resumedRolloutPlan(interrupted, stage) : undefined;
+    const resumed = request.resume && interrupted && !dryRun ? verb.resumeFrom?.(interrupted, stage) : undefined;
     if (verb.settlesInterrupted && !resumed) {
       const abandoned = await settleInterrupted(interrupted, stage, target, state, { dryRun, ...(request.abandon ? { abandon: true } : {}), logger });
       if (abandoned && interrupted) return { plan: interrupted.start.plan, applied: false, skipped: abandoned, durationMs: Date.now() - started };

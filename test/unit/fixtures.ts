@@ -52,3 +52,15 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** A project folder with one beta profile: a one-host service `web` behind one load balancer, plus `service` lines (rollouts, pauses). */
+export function betaProfileDir(service: string[], prefix = 'updateserver-beta-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(dir, 'profiles'));
+  writeFileSync(join(dir, 'profiles', 'beta.yaml'), [
+    'from: dev', 'hosts:', '  h1: { address: 10.0.0.1 }', 'loadBalancers:', '  lb: { socket: /run/haproxy/admin.sock, mapFile: /etc/haproxy/live.map, address: 10.0.0.9 }',
+    'services:', '  web:', '    hosts: [h1]', '    root: /srv/web', '    listen: 8080', '    slots: { a: { port: 8001 }, b: { port: 8002 } }', '    start: node server.mjs --port {port}',
+    ...service, '',
+  ].join('\n'));
+  return dir;
+}

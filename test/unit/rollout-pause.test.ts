@@ -6,7 +6,7 @@
  * failed gate with its figures.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -31,17 +31,9 @@ import { interruptedFrom, stepEntry, startEntry } from '../../src/state/journal.
 import type { ApplyContext } from '../../src/apply/context.js';
 import type { Balancer } from '../../src/lb/balancer.js';
 import type { Logger } from '../../src/log.js';
+import { betaProfileDir } from './fixtures.js';
 
-function profileDir(service: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'updateserver-pause-'));
-  mkdirSync(join(dir, 'profiles'));
-  writeFileSync(join(dir, 'profiles', 'beta.yaml'), [
-    'from: dev', 'hosts:', '  h1: { address: 10.0.0.1 }', 'loadBalancers:', '  lb: { socket: /run/haproxy/admin.sock, mapFile: /etc/haproxy/live.map, address: 10.0.0.9 }',
-    'services:', '  web:', '    hosts: [h1]', '    root: /srv/web', '    listen: 8080', '    slots: { a: { port: 8001 }, b: { port: 8002 } }', '    start: node server.mjs --port {port}',
-    ...service, '',
-  ].join('\n'));
-  return dir;
-}
+const profileDir = (service: string[]): string => betaProfileDir(service, 'updateserver-pause-');
 
 async function pausedStage() {
   const dir = profileDir(['    rollout: { steps: [{ weight: 5, holdMs: 3000 }, { weight: 25, holdMs: 3000, pause: true, pauseDeadlineMs: 600000 }, { weight: 50, pause: true }] }']);

@@ -4,8 +4,7 @@
  * its failure path (weight 0 first, then the old backend).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadProfile } from '../../src/config/load.js';
@@ -18,6 +17,7 @@ import { failurePathOf, failurePaths } from '../../src/plan/failure.js';
 import { renderPlan } from '../../src/plan/render.js';
 import type { Plan, ServicePlan } from '../../src/plan/plan.js';
 import { spawnCli } from '../lab/spawn-cli.js';
+import { betaProfileDir } from './fixtures.js';
 
 const w = (responses: number, http5xx = 0, errors = 0, rtimeMs = 2): BackendCounters => ({ responses, http5xx, errors, rtimeMs });
 
@@ -83,16 +83,7 @@ test('countersOf reads a backend\'s BACKEND row of show stat', () => {
   assert.deepEqual(countersOf(parseShowStat(text), 'web_a'), w(0, 0, 0, 0));
 });
 
-function profileDir(service: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'updateserver-rollout-'));
-  mkdirSync(join(dir, 'profiles'));
-  writeFileSync(join(dir, 'profiles', 'beta.yaml'), [
-    'from: dev', 'hosts:', '  h1: { address: 10.0.0.1 }', 'loadBalancers:', '  lb: { socket: /run/haproxy/admin.sock, mapFile: /etc/haproxy/live.map, address: 10.0.0.9 }',
-    'services:', '  web:', '    hosts: [h1]', '    root: /srv/web', '    listen: 8080', '    slots: { a: { port: 8001 }, b: { port: 8002 } }', '    start: node server.mjs --port {port}',
-    ...service, '',
-  ].join('\n'));
-  return dir;
-}
+const profileDir = (service: string[]): string => betaProfileDir(service, 'updateserver-rollout-');
 
 async function loadError(service: string[]): Promise<ConfigError> {
   const dir = profileDir(service);
