@@ -11,7 +11,7 @@
 //   node scripts/bootstrap.mjs lab       only the Debian packages of npm test, for npm run bench (test/lab/require-root.mjs)
 //   node scripts/bootstrap.mjs npm       only the npm packages (npm run build)
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -211,6 +211,26 @@ function startDatabases(purpose) {
   if (result.status !== 0) stop(`the database servers did not start (see above): fix that, then run \`${PURPOSES[purpose].command}\` again.`);
 }
 
+/**
+ * The lab runs hundreds of hosts' processes on one machine for a quarter of an hour; with the kernel's
+ * old default of 32768 pids they wrap within a run. A slot's pid file whose process has died may then
+ * name a newer, unrelated process (another lab's sshd was seen stopped that way), because a stop checks
+ * only that the pid runs (src/commands/process.ts). Modern systems use 4194304 (systemd's default on
+ * 64-bit); the tests ask for it where they can, and go on without it otherwise.
+ */
+function widenPidSpace() {
+  const file = '/proc/sys/kernel/pid_max';
+  let current;
+  try { current = Number(readFileSync(file, 'utf8').trim()); } catch { return; }
+  if (!(current < 4194304)) return;
+  try {
+    writeFileSync(file, '4194304\n');
+    say(`kernel.pid_max raised from ${current} to 4194304: the lab's processes would otherwise reuse pids within a run`);
+  } catch {
+    say(`kernel.pid_max is ${current} and cannot be raised here (not root?); pids may be reused within a run`);
+  }
+}
+
 export async function bootstrap(purpose) {
   if (!PURPOSES[purpose]) stop(`usage: node scripts/bootstrap.mjs ${Object.keys(PURPOSES).join('|')}`);
   checkNode();
@@ -218,6 +238,7 @@ export async function bootstrap(purpose) {
   if (PURPOSES[purpose].debian === false) return;
   await installDebianPackages(purpose);
   if (PURPOSES[purpose].start) startDatabases(purpose);
+  if (purpose === 'test' || purpose === 'lab') widenPidSpace();
 }
 
 /** Runs bootstrap(purpose); returns the exit status, having printed the one sentence of a Stop. */
