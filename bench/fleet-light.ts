@@ -1,6 +1,6 @@
 /*
  * Fleet scale with a light app (issue 17): bench/fleet.ts with an app that starts in milliseconds
- * (test/lab/pipeline.ts LIGHT_APP_START: socat), so that 200 hosts measure the orchestrator and not
+ * (test/lab/pipeline.ts LIGHT_APP_START: one perl process), so that 200 hosts measure the orchestrator and not
  * 200 Node start-ups on 2 cores. Targets: wall time <= 10 s, peak memory <= 150 MB, one SSH connection
  * per host.
  *

@@ -48,7 +48,9 @@ export class StageLink {
   async close(logger: Logger): Promise<void> {
     await closeBalancers(this.balancers).catch((err) => logger.warn(`closing load balancer connections: ${describeError(err)}`));
     await this.tunnel?.close().catch(() => {});
+    const started = Date.now();
     await this.pool.closeAll();
+    logger.debug(`connections to ${this.stage.name}'s hosts closed in ${Date.now() - started} ms`);
   }
 }
 
