@@ -11,10 +11,10 @@ import { quote } from './shell.js';
 
 /**
  * Shell functions about a slot's process, in POSIX sh (bash and dash alike; no sed or awk: one cat per
- * look, in every round of stop's wait loop). `started PID` prints the process's start time (field 22 of /proc/PID/stat, clock ticks
- * since boot: fixed for the process's life, so a reused pid shows another), and fails for no process or
- * a zombie: kill -0 alone also succeeds on a zombie, and a detached slot's parent is whatever pid 1 is,
- * which may be slow to reap it. The command name (field 2) may hold spaces and parentheses: everything
+ * look, in every round of stop's wait loop). `started PID` prints the process's start time (field 22 of
+ * /proc/PID/stat, clock ticks since boot: fixed for the process's life, so a reused pid shows another),
+ * and fails for no process or a zombie: kill -0 alone also succeeds on a zombie, and a detached slot's
+ * parent is whatever pid 1 is, which may be slow to reap it. The command name (field 2) may hold spaces and parentheses: everything
  * up to the last ") " goes, leaving the state as word 1 and the start time as word 20.
  * `alive PID [START]` is true when that process runs and, given START, is still the one that started
  * then. A pid file written before start times were recorded holds only the pid, and gets the old test.
