@@ -2,7 +2,7 @@
  * Shell commands about releases and slot pointers on a host. Layout under a service's root:
  *   releases/<name>/          immutable copies of the code, one per release
  *   <slot dir> -> releases/<name>   the slot's pointer (a symlink, replaced atomically)
- *   run/<slot>.pid, run/<slot>.log  the running slot's process and output
+ *   run/<slot>.pid, run/<slot>.log  the running slot's process ("<pid> <start time>") and output
  *   run/<slot>/                     the slot's rendered config files (configFiles)
  */
 import type { Service, SlotName } from '../config/model.js';
@@ -38,8 +38,9 @@ export function probeSlots(service: Service, instances = 1): string {
     const pids = Array.from({ length: instances }, (_, i) => quote(pidFile(service, slot, i + 1)));
     const pid = pids[0]!;
     return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; ` +
-      (instances === 1 ? `if [ -f ${pid} ] && alive "$(cat ${pid})"; then up=1; else up=0; fi; `
-        : `up=1; for f in ${pids.join(' ')}; do { [ -f "$f" ] && alive "$(cat "$f")"; } || up=0; done; `) +
+      // Unquoted: the pid file's words, pid and start time, are alive's two arguments.
+      (instances === 1 ? `if [ -f ${pid} ] && alive $(cat ${pid}); then up=1; else up=0; fi; `
+        : `up=1; for f in ${pids.join(' ')}; do { [ -f "$f" ] && alive $(cat "$f"); } || up=0; done; `) +
       `echo "${slot} \${r:--} $up"`;
   });
   const releases = quote(releasesDir(service));

@@ -372,7 +372,8 @@ test('a slot process keeps running after the SSH connection that started it is c
   const port = slot === 'a' ? 8001 : 8002;
   const pids: Record<string, number> = {};
   for (const h of p.betaHosts) {
-    const pid = Number(readFileSync(join(labHost(h).srv, 'web', 'run', `${slot}.pid`), 'utf8'));
+    // The pid file holds "<pid> <start time>".
+    const pid = Number(readFileSync(join(labHost(h).srv, 'web', 'run', `${slot}.pid`), 'utf8').split(' ')[0]);
     pids[h] = pid;
     assert.ok(existsSync(`/proc/${pid}`), `${h}: slot ${slot} pid ${pid} runs`);
     // It leads its own session: nothing ties it to the SSH session that started it.

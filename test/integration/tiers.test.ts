@@ -22,10 +22,10 @@ after(async () => { await t?.stop(); });
 
 const on = (host: string, command: string) => ssh(t.lab, t.host(host), command);
 
-/** Which of a slot's instances run on a host: "1" per live pid file, "0" per missing or dead one. */
+/** Which of a slot's instances run on a host: "1" per live pid file, "0" per missing or dead one (its first word is the pid). */
 async function running(host: string, root: string, slot: string, instances = 1): Promise<string> {
   const files = Array.from({ length: instances }, (_, i) => `${root}/run/${slot}${i === 0 ? '' : `.${i + 1}`}.pid`);
-  return (await on(host, files.map((f) => `if [ -f ${f} ] && kill -0 "$(cat ${f})" 2>/dev/null; then printf 1; else printf 0; fi`).join('; '))).trim();
+  return (await on(host, files.map((f) => `if [ -f ${f} ] && read -r p t < ${f} && kill -0 "$p" 2>/dev/null; then printf 1; else printf 0; fi`).join('; '))).trim();
 }
 
 async function get(url: string): Promise<{ status: number; slot: string | null; release: string | null; zeo: string | null }> {

@@ -32,8 +32,8 @@ const makeService = (rootDir: string, overrides: Partial<Service> = {}): Service
 interface Shell { code: number | null; stdout: string; stderr: string }
 
 /** Runs a command with bash, as a host's shell would (stdin closed, output collected). */
-function bash(command: string): Shell {
-  const r = spawnSync('bash', ['-c', command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
+function bash(command: string, shell = 'bash'): Shell {
+  const r = spawnSync(shell, ['-c', command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -82,10 +82,10 @@ describe('release commands, exactly', () => {
     assert.equal(probeSlots(SAMPLE),
       `${ALIVE}; ` +
       'r=$(readlink /srv/web/a 2>/dev/null); r=${r##*/}; ' +
-      'if [ -f /srv/web/run/a.pid ] && alive "$(cat /srv/web/run/a.pid)"; then up=1; else up=0; fi; ' +
+      'if [ -f /srv/web/run/a.pid ] && alive $(cat /srv/web/run/a.pid); then up=1; else up=0; fi; ' +
       'echo "a ${r:--} $up"; ' +
       'r=$(readlink /srv/web/b 2>/dev/null); r=${r##*/}; ' +
-      'if [ -f /srv/web/run/b.pid ] && alive "$(cat /srv/web/run/b.pid)"; then up=1; else up=0; fi; ' +
+      'if [ -f /srv/web/run/b.pid ] && alive $(cat /srv/web/run/b.pid); then up=1; else up=0; fi; ' +
       'echo "b ${r:--} $up"; ' +
       'printf \'releases\'; for d in /srv/web/releases/*/; do [ -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
       'printf \'partial\'; for d in /srv/web/releases/*/; do [ -d "$d" ] && [ ! -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
@@ -265,7 +265,7 @@ describe('release commands run by bash in a temp dir', () => {
       stage: 'staging', service: 'web', host: 'h1', address: '127.0.0.1', slot: 'b', port: 8082, dir: service.slots.b.dir, release: R2, config: `${root}/run/b`,
     }));
     assert.equal(start.code, 0, start.stderr);
-    const pid = Number(readFileSync(pidFile(service, 'b'), 'utf8'));
+    const pid = Number(readFileSync(pidFile(service, 'b'), 'utf8').split(' ')[0]);
     started.push(pid);
     // A pid file for slot a whose process is gone.
     writeFileSync(pidFile(service, 'a'), '999999999\n');
@@ -280,6 +280,24 @@ describe('release commands run by bash in a temp dir', () => {
       releases: { a: R1, b: R2 }, running: { a: false, b: true }, complete: [R1, R2], partial: [R0], freeBytes: undefined,
     });
     process.kill(-pid, 'SIGKILL');
+  });
+
+  test('probeSlots: a pid file naming another process (its pid reused) is not running; a pid-only file of a running one is', () => {
+    assert.equal(bash(prepareReleaseDirs(service)).code, 0);
+    // This test's own process stands for the unrelated one: the probe signals nothing, it only looks.
+    const self = bash(`${ALIVE}; started ${process.pid}`).stdout.trim();
+    assert.match(self, /^\d+$/);
+    writeFileSync(pidFile(service, 'a'), `${process.pid} 1\n`);
+    writeFileSync(pidFile(service, 'b'), `${process.pid}\n`);
+    assert.match(bash(probeSlots(service)).stdout, /^a - 0\nb - 1\n/);
+    writeFileSync(pidFile(service, 'a'), `${process.pid} ${self}\n`);
+    assert.match(bash(probeSlots(service)).stdout, /^a - 1\nb - 1\n/);
+    // With instances, one stale instance is enough for the slot not to run.
+    writeFileSync(pidFile(service, 'a', 2), `${process.pid} 1\n`);
+    assert.match(bash(probeSlots(service, 2)).stdout, /^a - 0\n/);
+    writeFileSync(pidFile(service, 'a', 2), `${process.pid} ${self}\n`);
+    assert.match(bash(probeSlots(service, 2)).stdout, /^a - 1\n/);
+    assert.match(bash(probeSlots(service, 2), 'sh').stdout, /^a - 1\n/);
   });
 
   test('probeSlots reports a slot dir that is a real directory as holding no release', async () => {

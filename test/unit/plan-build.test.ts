@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { loadProfile } from '../../src/config/load.js';
 import { connectionOf, type Project, type SlotName, type Stage } from '../../src/config/model.js';
 import { renderConfigFiles } from '../../src/commands/config-files.js';
-import { startSlot, stopSlot } from '../../src/commands/process.js';
+import { ALIVE, startSlot, stopSlot } from '../../src/commands/process.js';
 import { serverHealthCommand } from '../../src/lb/haproxy.js';
 import { setMapCommand, showMapCommand } from '../../src/lb/map.js';
 import { renderPlan } from '../../src/plan/render.js';
@@ -205,8 +205,8 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
     }
     const start = actionsOf(phase(plan, 'start'), 'h1')[0];
     assert.ok(start?.kind === 'exec' && start.command.endsWith(
-      `&& { cd /srv/web/b/ && { setsid bash -c 'node server.mjs --host 10.0.0.11 --port 8082 --slot b --release ${R2}' ` +
-      '</dev/null >>/srv/web/run/b.log 2>&1 & echo $! > /srv/web/run/b.pid; }; }'), JSON.stringify(start));
+      `&& { ${ALIVE}; cd /srv/web/b/ && { setsid bash -c 'node server.mjs --host 10.0.0.11 --port 8082 --slot b --release ${R2}' ` +
+      '</dev/null >>/srv/web/run/b.log 2>&1 & p=$!; echo "$p $(started "$p" || echo -)" > /srv/web/run/b.pid; }; }'), JSON.stringify(start));
     assert.ok(start.undo?.command.includes('if [ -f /srv/web/run/b.pid ]; then'), JSON.stringify(start));
   });
 
