@@ -10,19 +10,24 @@ import { logFile, pidFile } from './release.js';
 import { quote } from './shell.js';
 
 /**
- * Shell functions about a slot's process, in POSIX sh (bash and dash alike; no sed or awk: one cat per
- * look, in every round of stop's wait loop). `started PID` prints the process's start time (field 22 of
+ * Shell functions about a slot's process, in POSIX sh (bash and dash alike) and without a fork: no
+ * sed, no cat, no command substitution, since they run in every round of stop's wait loop and on
+ * hundreds of hosts at once. `started PID` sets `s` to the process's start time (field 22 of
  * /proc/PID/stat, clock ticks since boot: fixed for the process's life, so a reused pid shows another),
  * and fails for no process or a zombie: kill -0 alone also succeeds on a zombie, and a detached slot's
- * parent is whatever pid 1 is, which may be slow to reap it. The command name (field 2) may hold spaces and parentheses: everything
- * up to the last ") " goes, leaving the state as word 1 and the start time as word 20.
+ * parent is whatever pid 1 is, which may be slow to reap it. The command name (field 2) may hold
+ * spaces and parentheses: everything up to the last ") " goes, leaving the state as word 1 and the
+ * start time as word 20.
  * `alive PID [START]` is true when that process runs and, given START, is still the one that started
  * then. A pid file written before start times were recorded holds only the pid, and gets the old test.
  * Only `s` is assigned (by started): the callers' variables (p, t, i, r, up) are left alone.
  */
-export const ALIVE = 'started() { case $1 in \'\'|*[!0-9]*) return 1;; esac; s=$(cat /proc/$1/stat 2>/dev/null) || return 1; ' +
-  's=${s##*") "}; set -- $s; [ "$1" != Z ] && echo "${20}"; }; ' +
-  'alive() { if [ -z "$2" ]; then started "$1" >/dev/null; else [ "$(started "$1")" = "$2" ]; fi; }';
+export const ALIVE = 'started() { s=; case $1 in \'\'|*[!0-9]*) return 1;; esac; read -r s 2>/dev/null </proc/$1/stat || return 1; ' +
+  's=${s##*") "}; set -- $s; [ "$1" != Z ] || return 1; s=${20}; }; ' +
+  'alive() { started "$1" && { [ -z "$2" ] || [ "$s" = "$2" ]; }; }';
+
+/** Reads a pid file's words (pid, start time) into p and t and tests them with alive: no fork. */
+export const aliveFrom = (file: string) => `{ p=; t=; read -r p t <${file}; alive "$p" "$t"; }`;
 
 export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): string {
   const pid = quote(pidFile(service, slot, ctx.instance));
@@ -33,7 +38,7 @@ export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): s
   // Its start time is read at once. An app that has already exited (a zombie, or reaped) gets "-", which
   // no process matches: its pid, free for reuse, is never taken for the slot's.
   return `${ALIVE}; cd ${quote(service.slots[slot].dir)}/ && ` +
-    `{ setsid bash -c ${quote(app)} </dev/null >>${log} 2>&1 & p=$!; echo "$p $(started "$p" || echo -)" > ${pid}; }`;
+    `{ setsid bash -c ${quote(app)} </dev/null >>${log} 2>&1 & p=$!; started "$p" || s=-; echo "$p $s" > ${pid}; }`;
 }
 
 /**
@@ -52,12 +57,12 @@ export function stopSlot(service: Service, slot: SlotName, ctx: SlotContext): st
     `if alive "$p" "$t"; then ${ask}; ` +
     `i=0; while alive "$p" "$t" && [ $i -lt ${tenths} ]; do sleep 0.05; i=$((i+1)); done; ` +
     `if alive "$p" "$t"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after ${service.stopTimeoutMs} ms" >&2; fi; ` +
-    `elif started "$p" >/dev/null; then echo "pid file named pid $p, which is another process now; not signalled" >&2; fi; ` +
+    `elif started "$p"; then echo "pid file named pid $p, which is another process now; not signalled" >&2; fi; ` +
     `rm -f ${pid}; fi`;
 }
 
 /** Exit 0 when the slot's recorded process is alive. */
 export function slotRunning(service: Service, slot: SlotName): string {
   const pid = quote(pidFile(service, slot));
-  return `${ALIVE}; [ -f ${pid} ] && alive $(cat ${pid})`;
+  return `${ALIVE}; [ -f ${pid} ] && ${aliveFrom(pid)}`;
 }

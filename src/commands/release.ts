@@ -7,7 +7,7 @@
  */
 import type { Service, SlotName } from '../config/model.js';
 import { quote } from './shell.js';
-import { ALIVE } from './process.js';
+import { ALIVE, aliveFrom } from './process.js';
 import { SLOTS } from '../config/slot.js';
 import { instanceSuffix } from '../config/instances.js';
 
@@ -38,9 +38,8 @@ export function probeSlots(service: Service, instances = 1): string {
     const pids = Array.from({ length: instances }, (_, i) => quote(pidFile(service, slot, i + 1)));
     const pid = pids[0]!;
     return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; ` +
-      // Unquoted: the pid file's words, pid and start time, are alive's two arguments.
-      (instances === 1 ? `if [ -f ${pid} ] && alive $(cat ${pid}); then up=1; else up=0; fi; `
-        : `up=1; for f in ${pids.join(' ')}; do { [ -f "$f" ] && alive $(cat "$f"); } || up=0; done; `) +
+      (instances === 1 ? `if [ -f ${pid} ] && ${aliveFrom(pid)}; then up=1; else up=0; fi; `
+        : `up=1; for f in ${pids.join(' ')}; do { [ -f "$f" ] && ${aliveFrom('"$f"')}; } || up=0; done; `) +
       `echo "${slot} \${r:--} $up"`;
   });
   const releases = quote(releasesDir(service));

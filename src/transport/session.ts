@@ -4,8 +4,8 @@
  * messages on its stdin and answers each with its exit status, stdout and stderr. The login shell's
  * start-up (~/.bashrc: pyenv, nvm, conda init; hundreds of ms on real servers) and the channel set-up
  * are then paid once per host per run instead of once per command. What runs does not change: every
- * command still runs as `bash -c <command>` in the environment the login shell left, only how it
- * travels changes.
+ * command still runs in a bash of its own (a subshell of the session's, see SESSION_LOOP), in the
+ * environment the login shell left, as `bash -c <command>` would; only how it travels changes.
  *
  * Wire format (bytes; one request and one reply per command, in order):
  *   request  `<id> <base64 stdin | -> <command as a bash $'...' string>\n`
@@ -23,20 +23,30 @@ import { quote } from '../commands/shell.js';
 export const READY_MARK = '\x1eUPDATESERVER-SESSION';
 
 /**
- * The loop the session's bash runs. Each command runs in a fresh `bash --norc` (so `exit`, `cd` or a
- * failure cannot end the session) with its output in files of the session's own temporary directory
- * (removed when the session ends), so stdout and stderr come back whole and separate.
+ * The loop the session's bash runs. Each command runs in a subshell of its own (so `exit`, `cd` or a
+ * failure cannot end the session), with the loop's variables and arguments gone and $0 as `bash -c`
+ * gives it, and with its output in files of the session's own temporary directory (removed when the
+ * session ends), so stdout and stderr come back whole and separate.
+ *
+ * A subshell is a fork without an exec. Starting a program is the costly part of a command on a
+ * host (the dynamic loader's set-up; in a virtual machine it traps to the hypervisor), and a run sends
+ * several commands to each of hundreds of hosts: `setsid bash -c` cost two such starts per command.
+ * Job control (`set -m`) gives each command's subshell a process group of its own, as setsid did, so a
+ * timeout kills exactly that command; inside, job control is off again, so the command's own
+ * background jobs behave as in `bash -c` (a slot's `setsid app &` execs in place). Job notices and the
+ * loop's own errors go to /dev/null once the session is ready: its stderr is read only until then.
  */
 export const SESSION_LOOP = [
   'd=$(mktemp -d) || exit 1',
   'trap \'rm -rf "$d"\' EXIT',
   `printf '${READY_MARK} %s\\n' "$1"`,
+  'set -- ; set -m; exec 2>/dev/null',
   // Few forks per command (hundreds of hosts may share a machine's CPU): the command arrives as a
   // $'...' string that eval turns back into text, stdout and stderr are measured with one stat.
   'while read -r id i q; do',
   '  eval "c=$q" || exit 1',
   '  if [ "$i" = - ]; then : > "$d/i"; else base64 -d <<< "$i" > "$d/i" || exit 1; fi',
-  '  setsid bash --noprofile --norc -c "$c" < "$d/i" > "$d/o" 2> "$d/e" & p=$!',
+  '  ( set +m; BASH_ARGV0=bash; eval "unset c d i id p q s; $c" ) < "$d/i" > "$d/o" 2> "$d/e" & p=$!',
   '  echo "P $id $p"',
   '  wait "$p"; s=$?',
   // A command that printed nothing (most: start, stop, mark complete) costs no stat and no cat.

@@ -78,23 +78,23 @@ describe('process commands, exactly', () => {
   test('startSlot runs the expanded start command detached, in the slot dir, logging and recording its pid and start time', () => {
     assert.equal(startSlot(SAMPLE, 'b', ctxFor(SAMPLE, 'b')),
       `${ALIVE}; cd /srv/web/b/` + ' && { setsid bash -c \'node server.mjs --port 8082 --release 2026.11.22-223104-1.0.0-3fa9c2d1\' ' +
-      '</dev/null >>/srv/web/run/b.log 2>&1 & p=$!; echo "$p $(started "$p" || echo -)" > /srv/web/run/b.pid; }');
+      '</dev/null >>/srv/web/run/b.log 2>&1 & p=$!; started "$p" || s=-; echo "$p $s" > /srv/web/run/b.pid; }');
   });
 
-  test('ALIVE: started prints a process\'s start time; alive is true for that process running, false for another, a zombie or none', () => {
+  test('ALIVE: started sets s to a process\'s start time; alive is true for that process running, false for another, a zombie or none', () => {
     assert.equal(ALIVE,
-      'started() { case $1 in \'\'|*[!0-9]*) return 1;; esac; s=$(cat /proc/$1/stat 2>/dev/null) || return 1; ' +
-      's=${s##*") "}; set -- $s; [ "$1" != Z ] && echo "${20}"; }; ' +
-      'alive() { if [ -z "$2" ]; then started "$1" >/dev/null; else [ "$(started "$1")" = "$2" ]; fi; }');
+      'started() { s=; case $1 in \'\'|*[!0-9]*) return 1;; esac; read -r s 2>/dev/null </proc/$1/stat || return 1; ' +
+      's=${s##*") "}; set -- $s; [ "$1" != Z ] || return 1; s=${20}; }; ' +
+      'alive() { started "$1" && { [ -z "$2" ] || [ "$s" = "$2" ]; }; }');
     // POSIX sh too (dash here): a host's login shell runs these through bash, but nothing in them needs it.
     for (const shell of ['bash', 'sh']) {
       const run = (command: string) => bash(`${ALIVE}; ${command}`, shell);
       // Field 22 of /proc/<pid>/stat, as the lab's process helper reads it.
       const self = procStat(process.pid)!.start;
-      assert.equal(run(`started ${process.pid}`).stdout, `${self}\n`, shell);
+      assert.equal(run(`started ${process.pid} && echo "$s"`).stdout, `${self}\n`, shell);
       assert.equal(run(`alive ${process.pid} ${self}`).code, 0, shell);
       assert.equal(run('alive $$').code, 0, shell);
-      assert.equal(run('alive $$ "$(started $$)"').code, 0, shell);
+      assert.equal(run('started $$; alive $$ "$s"').code, 0, shell);
       assert.equal(run('alive $$ 1').code, 1, `${shell}: same pid, another start time: another process`);
       assert.equal(run('alive $$ -').code, 1, `${shell}: "-" (a start that was missed) matches no process`);
       assert.equal(run('alive 999999999').code, 1, shell);
@@ -120,7 +120,7 @@ describe('process commands, exactly', () => {
         const pid = child.pid!;
         await waitFor('the program to run', () => procStat(pid)?.comm.startsWith('x) S 1') === true);
         const stat = procStat(pid)!;
-        assert.equal(bash(`${ALIVE}; started ${pid}`).stdout, `${stat.start}\n`);
+        assert.equal(bash(`${ALIVE}; started ${pid} && echo "$s"`).stdout, `${stat.start}\n`);
         assert.equal(bash(`${ALIVE}; alive ${pid} ${stat.start}`).code, 0);
       } finally {
         child.kill('SIGKILL');
@@ -136,7 +136,7 @@ describe('process commands, exactly', () => {
       'if alive "$p" "$t"; then kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; ' +
       'i=0; while alive "$p" "$t" && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; ' +
       'if alive "$p" "$t"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after 10000 ms" >&2; fi; ' +
-      'elif started "$p" >/dev/null; then echo "pid file named pid $p, which is another process now; not signalled" >&2; fi; ' +
+      'elif started "$p"; then echo "pid file named pid $p, which is another process now; not signalled" >&2; fi; ' +
       'rm -f /srv/web/run/a.pid; fi');
   });
 
@@ -147,7 +147,7 @@ describe('process commands, exactly', () => {
       'if alive "$p" "$t"; then ( cd /srv/web/b/ && curl -fsS -X POST http://127.0.0.1:8082/quit?slot=b ); ' +
       'i=0; while alive "$p" "$t" && [ $i -lt 5 ]; do sleep 0.05; i=$((i+1)); done; ' +
       'if alive "$p" "$t"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after 250 ms" >&2; fi; ' +
-      'elif started "$p" >/dev/null; then echo "pid file named pid $p, which is another process now; not signalled" >&2; fi; ' +
+      'elif started "$p"; then echo "pid file named pid $p, which is another process now; not signalled" >&2; fi; ' +
       'rm -f /srv/web/run/b.pid; fi');
   });
 
@@ -156,7 +156,7 @@ describe('process commands, exactly', () => {
   });
 
   test('slotRunning', () => {
-    assert.equal(slotRunning(SAMPLE, 'a'), `${ALIVE}; [ -f /srv/web/run/a.pid ] && alive $(cat /srv/web/run/a.pid)`);
+    assert.equal(slotRunning(SAMPLE, 'a'), `${ALIVE}; [ -f /srv/web/run/a.pid ] && { p=; t=; read -r p t </srv/web/run/a.pid; alive "$p" "$t"; }`);
   });
 });
 

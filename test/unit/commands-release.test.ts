@@ -82,10 +82,10 @@ describe('release commands, exactly', () => {
     assert.equal(probeSlots(SAMPLE),
       `${ALIVE}; ` +
       'r=$(readlink /srv/web/a 2>/dev/null); r=${r##*/}; ' +
-      'if [ -f /srv/web/run/a.pid ] && alive $(cat /srv/web/run/a.pid); then up=1; else up=0; fi; ' +
+      'if [ -f /srv/web/run/a.pid ] && { p=; t=; read -r p t </srv/web/run/a.pid; alive "$p" "$t"; }; then up=1; else up=0; fi; ' +
       'echo "a ${r:--} $up"; ' +
       'r=$(readlink /srv/web/b 2>/dev/null); r=${r##*/}; ' +
-      'if [ -f /srv/web/run/b.pid ] && alive $(cat /srv/web/run/b.pid); then up=1; else up=0; fi; ' +
+      'if [ -f /srv/web/run/b.pid ] && { p=; t=; read -r p t </srv/web/run/b.pid; alive "$p" "$t"; }; then up=1; else up=0; fi; ' +
       'echo "b ${r:--} $up"; ' +
       'printf \'releases\'; for d in /srv/web/releases/*/; do [ -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
       'printf \'partial\'; for d in /srv/web/releases/*/; do [ -d "$d" ] && [ ! -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
@@ -285,7 +285,7 @@ describe('release commands run by bash in a temp dir', () => {
   test('probeSlots: a pid file naming another process (its pid reused) is not running; a pid-only file of a running one is', () => {
     assert.equal(bash(prepareReleaseDirs(service)).code, 0);
     // This test's own process stands for the unrelated one: the probe signals nothing, it only looks.
-    const self = bash(`${ALIVE}; started ${process.pid}`).stdout.trim();
+    const self = bash(`${ALIVE}; started ${process.pid} && echo "$s"`).stdout.trim();
     assert.match(self, /^\d+$/);
     writeFileSync(pidFile(service, 'a'), `${process.pid} 1\n`);
     writeFileSync(pidFile(service, 'b'), `${process.pid}\n`);

@@ -206,7 +206,7 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
     const start = actionsOf(phase(plan, 'start'), 'h1')[0];
     assert.ok(start?.kind === 'exec' && start.command.endsWith(
       `&& { ${ALIVE}; cd /srv/web/b/ && { setsid bash -c 'node server.mjs --host 10.0.0.11 --port 8082 --slot b --release ${R2}' ` +
-      '</dev/null >>/srv/web/run/b.log 2>&1 & p=$!; echo "$p $(started "$p" || echo -)" > /srv/web/run/b.pid; }; }'), JSON.stringify(start));
+      '</dev/null >>/srv/web/run/b.log 2>&1 & p=$!; started "$p" || s=-; echo "$p $s" > /srv/web/run/b.pid; }; }'), JSON.stringify(start));
     assert.ok(start.undo?.command.includes('if [ -f /srv/web/run/b.pid ]; then'), JSON.stringify(start));
   });
 

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { encodeRequest, ReplyParser, READY_MARK, SESSION_LOOP, type Reply } from '../../src/transport/session.js';
 
 test('the parser skips the login shell\'s chatter and reassembles replies split anywhere', () => {
@@ -67,3 +68,56 @@ test('the spare stream channel runs the one command it is sent, which then reads
   assert.equal(code, 7);
   assert.equal(out, 'hello| world\nline 2\n');
 });
+
+test('a command runs in a process group of its own, without job control inside: its background job shares that group, and killing the group ends both', async () => {
+  const bash = spawn('bash', ['--noprofile', '--norc', '-c', SESSION_LOOP, 'updateserver-session', 'tok'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const parser = new ReplyParser('tok');
+  const replies: Reply[] = [];
+  bash.stdout.on('data', (chunk: Buffer) => replies.push(...parser.push(chunk)));
+  // The group of the command's own process, its background job's, and the session loop's.
+  bash.stdin.write(encodeRequest(1, 'sleep 30 & j=$!; echo "$(ps -o pgid= -p $BASHPID) $(ps -o pgid= -p $j) $j $c$d$q$id"; wait'));
+  const started = await waitForReply(replies, (r) => r.kind === 'started' && r.id === 1);
+  const groups = await waitForOutput(started.pid);
+  const [own, job, sleeper, leftovers] = groups;
+  assert.equal(own, String(started.pid), 'the command leads its own process group');
+  assert.equal(job, own, 'its background job stays in that group (no job control inside the command)');
+  assert.equal(leftovers, undefined, 'the loop\'s variables are not the command\'s');
+  process.kill(-started.pid, 'SIGKILL');
+  const done = await waitForReply(replies, (r) => r.kind === 'done' && r.id === 1);
+  assert.equal(done.kind === 'done' && done.code, 137, 'the status of a command killed by KILL');
+  bash.stdin.end();
+  await waitForGone(Number(sleeper));
+  await new Promise((resolve) => bash.on('close', resolve));
+
+  async function waitForOutput(pid: number): Promise<string[]> {
+    // The command prints while it runs: read its stdout file through /proc (the session's temp dir).
+    for (let i = 0; i < 200; i++) {
+      try {
+        const text = readFileSync(`/proc/${pid}/fd/1`, 'utf8');
+        if (text.endsWith('\n')) return text.trim().split(/\s+/);
+      } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error('the command printed nothing');
+  }
+});
+
+/** Gone, or a zombie (killed, its parent gone too, and not yet reaped by pid 1). */
+async function waitForGone(pid: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    let state: string | undefined;
+    try { state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0]; } catch { return; }
+    if (state === 'Z') return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`process ${pid} (the command's background job) outlived its group's KILL`);
+}
+
+async function waitForReply(replies: Reply[], match: (r: Reply) => boolean): Promise<Reply & { pid: number }> {
+  for (let i = 0; i < 500; i++) {
+    const found = replies.find(match);
+    if (found) return found as Reply & { pid: number };
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('no such reply');
+}

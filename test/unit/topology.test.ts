@@ -132,7 +132,7 @@ test('plan: the server tier starts and is checked before its clients and the wor
   assert.match(PLAN.phases.find((p) => p.name === 'start')!.title, /tier 1: server/);
   // Each instance has its own pid and log; the client reaches its slot's server.
   const starts = execs('start').map((a) => a.command).join('\n');
-  assert.match(starts, /client\.mjs --port 8012 --zeo 10\.0\.0\.11:8102' <\/dev\/null >>\/srv\/client\/run\/b\.2\.log 2>&1 & p=\$!; echo "\$p \$\(started "\$p" \|\| echo -\)" > \/srv\/client\/run\/b\.2\.pid/);
+  assert.match(starts, /client\.mjs --port 8012 --zeo 10\.0\.0\.11:8102' <\/dev\/null >>\/srv\/client\/run\/b\.2\.log 2>&1 & p=\$!; started "\$p" \|\| s=-; echo "\$p \$s" > \/srv\/client\/run\/b\.2\.pid/);
   assert.match(starts, /worker\.mjs --zeo 10\.0\.0\.11:8102'/);
 });
 
