@@ -32,23 +32,31 @@ export const configDir = (service: Service, slot: SlotName) => `${runDir(service
  * where releases are written>".
  */
 export function probeSlots(service: Service, instances = 1): string {
-  const lines = SLOTS.map((slot) => {
-    const dir = quote(service.slots[slot].dir);
+  // Both slot pointers in one program start (find), not a readlink each: a probe runs on every host of
+  // a run, and starting a program is the costly part of a command there. Each link prints as
+  // " <dir>=<target>" on one line; a slot whose dir is not a link prints nothing (release "-").
+  const dirs = SLOTS.map((slot) => service.slots[slot].dir);
+  const lines = [`l=$(find ${dirs.map(quote).join(' ')} -maxdepth 0 -type l -printf ' %p=%l' 2>/dev/null)`];
+  for (const slot of SLOTS) {
+    const dir = service.slots[slot].dir;
+    const others = dirs.filter((d) => d !== dir);
     // A slot runs when every one of its instances on the host does.
     const pids = Array.from({ length: instances }, (_, i) => quote(pidFile(service, slot, i + 1)));
     const pid = pids[0]!;
-    return `r=$(readlink ${dir} 2>/dev/null); r=\${r##*/}; ` +
+    lines.push(`r=; case $l in *${quote(` ${dir}=`)}*) r=\${l#*${quote(` ${dir}=`)}}; ${others.map((o) => `r=\${r%%${quote(` ${o}=`)}*}; `).join('')}r=\${r##*/};; esac; ` +
       (instances === 1 ? `if [ -f ${pid} ] && ${aliveFrom(pid)}; then up=1; else up=0; fi; `
         : `up=1; for f in ${pids.join(' ')}; do { [ -f "$f" ] && ${aliveFrom('"$f"')}; } || up=0; done; `) +
-      `echo "${slot} \${r:--} $up"`;
-  });
+      `echo "${slot} \${r:--} $up"`);
+  }
   const releases = quote(releasesDir(service));
   lines.push(`printf 'releases'; for d in ${releases}/*/; do [ -f "$d${COMPLETE}" ] && { r=\${d%/}; printf ' %s' "\${r##*/}"; }; done; echo`);
   // Unfinished copies (a failed build, an interrupted transfer): never run, removed by retention.
   lines.push(`printf 'partial'; for d in ${releases}/*/; do [ -d "$d" ] && [ ! -f "$d${COMPLETE}" ] && { r=\${d%/}; printf ' %s' "\${r##*/}"; }; done; echo`);
   // Measured where releases are written (which may be a filesystem of its own), or, on a new host, the
   // nearest directory that exists.
-  lines.push(`d=${releases}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk 'NR==2 {print "free", $4 * 1024}'`);
+  // nearest directory that exists. stat -f gives the blocks available to users and their size (df's
+  // "Available"), multiplied by the shell: one program, not df and awk.
+  lines.push(`d=${releases}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; set -- $(stat -f -c '%a %S' "$d") && echo "free $(($1 * $2))"`);
   return [ALIVE, ...lines].join('; ');
 }
 
@@ -60,8 +68,8 @@ export function prepareReleaseDirs(service: Service): string {
 export function finishRelease(service: Service, release: string, build: string | undefined): string {
   const dir = quote(releaseDir(service, release));
   return build === undefined
-    ? `touch ${dir}/${COMPLETE}`
-    : `cd ${dir} && ( ${build} ) && touch ${COMPLETE}`;
+    ? `: > ${dir}/${COMPLETE}`
+    : `cd ${dir} && ( ${build} ) && : > ${COMPLETE}`;
 }
 
 /** Removes releases (never called with a slot's release: the caller decides what goes). */

@@ -145,9 +145,13 @@ export class ReplyParser {
 
 /**
  * A stream channel opened ahead of need: its shell (the login shell, then this bash) waits for one
- * line, the command in base64, and runs it with the channel's stdin and stdout (bash reads a pipe a
- * byte at a time, so nothing after the line is taken from the command).
+ * line, the command as a bash $'...' string (bashString, as the session's requests), and runs it with
+ * the channel's stdin and stdout (bash reads a pipe a byte at a time, so nothing after the line is
+ * taken from the command). eval turns the string back into text: no program starts for it.
  */
 export function spareStreamCommand(): string {
-  return `exec bash --noprofile --norc -c ${quote('IFS= read -r c || exit 255; c=$(base64 -d <<< "$c") || exit 255; eval "$c"')}`;
+  return `exec bash --noprofile --norc -c ${quote('IFS= read -r q || exit 255; eval "c=$q" || exit 255; eval "$c"')}`;
 }
+
+/** The line the spare stream channel reads: the command it runs. */
+export const spareStreamLine = (command: string) => `${bashString(command)}\n`;

@@ -7,7 +7,7 @@ import { HostError, HostKeyError } from '../errors.js';
 import { hostLookupName, KnownHosts, type HostKeyVerdict } from './known-hosts.js';
 import type { ExecOptions, ExecResult, Transport } from './transport.js';
 import { RemoteSession, SessionUnavailable } from './remote-session.js';
-import { killCommand, spareStreamCommand } from './session.js';
+import { killCommand, spareStreamCommand, spareStreamLine } from './session.js';
 
 /**
  * ssh2 loads when the first connection is opened, not with the command: its ~25 ms of loading then
@@ -300,7 +300,7 @@ export class SshTransport implements Transport {
     this.spare = undefined;
     const ready = spare ? await spare : undefined;
     if (ready && !this.lost && !this.spareEnded.has(ready)) {
-      ready.write(`${Buffer.from(command).toString('base64')}\n`);
+      ready.write(spareStreamLine(command));
       return { channel: ready, exit: this.exitOf(ready), lost: () => this.lost?.message };
     }
     return new Promise((resolve, reject) => this.guard(reject, (opened) => {

@@ -17,7 +17,8 @@ export const TUNNEL_CLIENT = `#!/bin/bash
 read -r port token dir <<<"\${${TUNNEL_ENV}:-}"
 if [ -z "$token" ] || [ $# -lt 2 ]; then echo "updateserver tunnel: run by rsync within updateserver only" >&2; exit 255; fi
 host=$1; shift
-id="$$.$RANDOM"
+# Unique among this run's requests (the result files of earlier ones stay until the tunnel closes).
+id="$$.$RANDOM$RANDOM"
 # Two connections: "out" carries the request and the command's output; "in" carries stdin, in the
 # background (with stdin given explicitly: a background job's is /dev/null otherwise). When stdin ends,
 # that subshell exits and its connection closes: the remote command sees the end of its input. The
@@ -35,9 +36,13 @@ printf '%s\\t%s\\tout\\t%s\\t%s\\n' "$token" "$id" "$host" "$*" >&3
 cat <&3
 kill "$in" 2>/dev/null
 exec 3>&-
-[ -f "$dir/$id.err" ] && cat "$dir/$id.err" >&2
+# Read with builtins, not cat: rsync starts this for every host of a run, and a program start is the
+# costly part. Remote stderr is text (rsync's messages). The files stay in the tunnel's private
+# directory, which the tunnel removes when it closes.
+if [ -s "$dir/$id.err" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do printf '%s\\n' "$line" >&2; done < "$dir/$id.err"
+fi
 status=255
 [ -f "$dir/$id.status" ] && read -r status < "$dir/$id.status"
-rm -f "$dir/$id.err" "$dir/$id.status"
 exit "$status"
 `;

@@ -81,20 +81,21 @@ describe('release commands, exactly', () => {
   test('probeSlots', () => {
     assert.equal(probeSlots(SAMPLE),
       `${ALIVE}; ` +
-      'r=$(readlink /srv/web/a 2>/dev/null); r=${r##*/}; ' +
+      "l=$(find /srv/web/a /srv/web/b -maxdepth 0 -type l -printf ' %p=%l' 2>/dev/null); " +
+      "r=; case $l in *' /srv/web/a='*) r=${l#*' /srv/web/a='}; r=${r%%' /srv/web/b='*}; r=${r##*/};; esac; " +
       'if [ -f /srv/web/run/a.pid ] && { p=; t=; read -r p t </srv/web/run/a.pid; alive "$p" "$t"; }; then up=1; else up=0; fi; ' +
       'echo "a ${r:--} $up"; ' +
-      'r=$(readlink /srv/web/b 2>/dev/null); r=${r##*/}; ' +
+      "r=; case $l in *' /srv/web/b='*) r=${l#*' /srv/web/b='}; r=${r%%' /srv/web/a='*}; r=${r##*/};; esac; " +
       'if [ -f /srv/web/run/b.pid ] && { p=; t=; read -r p t </srv/web/run/b.pid; alive "$p" "$t"; }; then up=1; else up=0; fi; ' +
       'echo "b ${r:--} $up"; ' +
       'printf \'releases\'; for d in /srv/web/releases/*/; do [ -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
       'printf \'partial\'; for d in /srv/web/releases/*/; do [ -d "$d" ] && [ ! -f "$d.updateserver-complete" ] && { r=${d%/}; printf \' %s\' "${r##*/}"; }; done; echo; ' +
-      'd=/srv/web/releases; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | awk \'NR==2 {print "free", $4 * 1024}\'');
+      'd=/srv/web/releases; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; set -- $(stat -f -c \'%a %S\' "$d") && echo "free $(($1 * $2))"');
   });
 
   test('finishRelease', () => {
-    assert.equal(finishRelease(SAMPLE, R1, undefined), `touch /srv/web/releases/${R1}/.updateserver-complete`);
-    assert.equal(finishRelease(SAMPLE, R1, 'npm ci --omit=dev'), `cd /srv/web/releases/${R1} && ( npm ci --omit=dev ) && touch .updateserver-complete`);
+    assert.equal(finishRelease(SAMPLE, R1, undefined), `: > /srv/web/releases/${R1}/.updateserver-complete`);
+    assert.equal(finishRelease(SAMPLE, R1, 'npm ci --omit=dev'), `cd /srv/web/releases/${R1} && ( npm ci --omit=dev ) && : > .updateserver-complete`);
   });
 
   test('removeReleases', () => {
@@ -126,7 +127,7 @@ describe('release commands, exactly', () => {
       }),
     });
     assert.equal(pointSlot(service, 'a', R2).endsWith(`ln -sfn /srv/web/releases/${R2} /opt/blue.updateserver-new && mv -Tf /opt/blue.updateserver-new /opt/blue`), true);
-    assert.match(probeSlots(service), /readlink \/opt\/blue .*readlink \/opt\/green /);
+    assert.match(probeSlots(service), /find \/opt\/blue \/opt\/green -maxdepth 0 /);
   });
 });
 
@@ -255,6 +256,20 @@ describe('release commands run by bash in a temp dir', () => {
       releases: { a: undefined, b: undefined }, running: { a: false, b: false }, complete: [], partial: [], freeBytes: 'number',
     });
     assert.ok((slots.freeBytes ?? 0) > 0);
+  });
+
+  test('probeSlots reads both pointers with one find: dirs with spaces, one named in the other\'s path, a real directory, a missing one', () => {
+    makeRelease(R1);
+    makeRelease(R2);
+    const odd = makeService(root, { slots: { a: { ...service.slots.a, dir: join(root, 'slot a') }, b: { ...service.slots.b, dir: join(root, 'slot a b') } } });
+    symlinkSync(releaseDir(service, R1), odd.slots.a.dir);
+    symlinkSync(releaseDir(service, R2), odd.slots.b.dir);
+    for (const shell of ['bash', 'sh']) assert.match(bash(probeSlots(odd), shell).stdout, new RegExp(`^a ${R1} 0\nb ${R2} 0\n`), shell);
+    rmSync(odd.slots.a.dir);
+    mkdirSync(odd.slots.a.dir);
+    assert.match(bash(probeSlots(odd)).stdout, new RegExp(`^a - 0\nb ${R2} 0\n`), 'a real directory is no release');
+    rmSync(odd.slots.b.dir);
+    assert.match(bash(probeSlots(odd)).stdout, /^a - 0\nb - 0\n/);
   });
 
   test('probeSlots, read by readHostSlots: releases of both slots and which one runs', async () => {

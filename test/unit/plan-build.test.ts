@@ -172,7 +172,7 @@ describe('buildPlan: a 2-host stage with live slot a', () => {
       {
         kind: 'exec', host: 'h1', title: `verify ${R2} against its manifest, mark it complete, point slot b at it`,
         command: `{ cd /srv/web/releases/${R2} && sha256sum --quiet --strict -c .updateserver-manifest; } && ` +
-          `{ touch /srv/web/releases/${R2}/.updateserver-complete; } && ` +
+          `{ : > /srv/web/releases/${R2}/.updateserver-complete; } && ` +
           '{ if [ -e /srv/web/b ] && [ ! -L /srv/web/b ]; then echo \'/srv/web/b exists and is not a symlink; move it away ' +
           '(updateserver manages it as a pointer to a release)\' >&2; exit 3; fi; ' +
           `ln -sfn /srv/web/releases/${R2} /srv/web/b.updateserver-new && mv -Tf /srv/web/b.updateserver-new /srv/web/b; }`,

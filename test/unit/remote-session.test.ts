@@ -58,11 +58,11 @@ test('the session loop runs each command in its own bash: status, stdout, stderr
 });
 
 test('the spare stream channel runs the one command it is sent, which then reads the rest of stdin', async () => {
-  const { spareStreamCommand } = await import('../../src/transport/session.js');
+  const { spareStreamCommand, spareStreamLine } = await import('../../src/transport/session.js');
   const sh = spawn('bash', ['-c', spareStreamCommand()], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   sh.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  sh.stdin.write(`${Buffer.from("printf '%s|' \"$(head -c 5)\"; cat; exit 7").toString('base64')}\n`);
+  sh.stdin.write(spareStreamLine("printf '%s|' \"$(head -c 5)\"; cat; exit 7"));
   sh.stdin.end('hello world\nline 2\n');
   const code = await new Promise((resolve) => sh.on('close', resolve));
   assert.equal(code, 7);
