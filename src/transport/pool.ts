@@ -1,5 +1,5 @@
 import type { Host } from '../config/model.js';
-import { allLimited, eachLimited } from './runner.js';
+import { allLimited, eachLimited, limiter } from './runner.js';
 import { SshTransport } from './ssh.js';
 import type { Transport } from './transport.js';
 
@@ -26,24 +26,23 @@ export class TransportPool {
   constructor(private readonly connector: Connector = (h) => SshTransport.connect(h, { sessions: 'later' })) {}
 
   /**
-   * Connects to every host (handshakes up to HANDSHAKES_AT_ONCE at once), then starts each host's remote
-   * session, at most `limit` hosts at once (issue 17): a login shell doing its work (~/.bashrc) is work
-   * on the host, and the profile's `parallel` bounds the hosts worked on at once. The run's first
-   * commands then find every session ready.
+   * Connects to every host (handshakes up to HANDSHAKES_AT_ONCE at once) and starts each host's remote
+   * session as soon as its handshake is done, at most `limit` hosts at once (issue 17): a login shell
+   * doing its work (~/.bashrc) is work on the host, and the profile's `parallel` bounds the hosts worked
+   * on at once. Starting a session changes nothing on the host (its temporary directory goes with it),
+   * so it need not wait for the other handshakes; on a large fleet the two overlap, and the run's first
+   * commands find every session ready. A host that fails its handshake still fails the whole call.
    */
   async connectAll(hosts: readonly Host[], limit: number): Promise<void> {
     this.limit = limit;
-    const opened: Transport[] = [];
+    const sessions = limiter(limit);
     await allLimited(hosts.filter((h) => !this.open.has(h.name)), Math.max(limit, HANDSHAKES_AT_ONCE), async (h) => {
       const t = await this.connector(h);
       // A connection that completes after the pool was closed (another host failed first) is closed at once.
-      if (this.closed) await t.close();
-      else {
-        this.open.set(h.name, t);
-        opened.push(t);
-      }
+      if (this.closed) return t.close();
+      this.open.set(h.name, t);
+      await sessions(async () => { await (t as Transport & Partial<SessionStarter>).startSessions?.(); });
     });
-    await allLimited(opened, limit, async (t) => { await (t as Transport & Partial<SessionStarter>).startSessions?.(); });
   }
 
   get(host: string): Transport {

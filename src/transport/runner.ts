@@ -31,6 +31,27 @@ export async function allLimited<I, T>(items: readonly I[], limit: number, fn: (
   return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
+/**
+ * A bound shared by work that arrives over time: `run(fn)` starts fn when fewer than `limit` are in
+ * flight, else when one ends.
+ */
+export function limiter(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    if (active >= Math.max(1, limit)) await new Promise<void>((go) => waiting.push(go));
+    else active += 1;
+    try {
+      return await fn();
+    } finally {
+      // The slot passes straight to the next waiter, or is given back.
+      const next = waiting.shift();
+      if (next) next();
+      else active -= 1;
+    }
+  };
+}
+
 /** Like Promise.all, but waits for every promise to settle before throwing the first failure. */
 export async function settleAll<T>(promises: ReadonlyArray<Promise<T> | undefined>): Promise<Array<T | undefined>> {
   const settled = await Promise.allSettled(promises.map((p) => p ?? Promise.resolve(undefined)));

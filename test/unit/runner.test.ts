@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { allLimited, eachLimited } from '../../src/transport/runner.js';
+import { allLimited, eachLimited, limiter } from '../../src/transport/runner.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -142,4 +142,22 @@ describe('allLimited', () => {
   test('an empty list resolves to an empty list', async () => {
     assert.deepEqual(await allLimited([], 3, async () => 1), []);
   });
+});
+
+test('limiter: work arriving over time runs at most `limit` at once, every piece runs, and a failure frees its place', async () => {
+  const run = limiter(2);
+  let now = 0;
+  let most = 0;
+  const piece = (ms: number, fail = false) => run(async () => {
+    now += 1;
+    most = Math.max(most, now);
+    await new Promise((r) => setTimeout(r, ms));
+    now -= 1;
+    if (fail) throw new Error('piece failed');
+    return ms;
+  });
+  const results = await Promise.allSettled([piece(20), piece(5, true), piece(10), piece(1), piece(1)]);
+  assert.equal(most, 2);
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+  assert.equal(now, 0);
 });
