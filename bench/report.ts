@@ -315,10 +315,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   process.stdout.write(`wrote ${file}${summary ? `: ${summary}` : ''}\n`);
 }
 
-/**
- * How the busy-host figure was counted: from each command's interval (start time in /proc to the last
- * sample that saw it, bench/ssh-sessions.ts), or, in results from before that, per sample.
- */
 /** Connections are counted from the sshds' logs in every run when the row has them; earlier rows were sampled only. */
 function connectionsHow(row: FleetRow): string {
   return row.maxConnectionsPerHostLogged === undefined ? 'most at once / distinct in a run' : 'accepted in a run, from the sshds\' logs; sampled run: most at once / distinct';
@@ -336,6 +332,10 @@ function connectionsVerdict(row: FleetRow): Verdict {
   return logged <= 1 && row.maxConnectionsPerHost <= 1 && (row.maxDistinctConnectionsPerHost ?? 99) <= 1 ? 'met' : 'NOT met';
 }
 
+/**
+ * How the busy-host figure was counted: from each command's interval (start time in /proc to the last
+ * sample that saw it, bench/ssh-sessions.ts), or, in results from before that, per sample.
+ */
 function busyHow(row: FleetRow): string {
   return row.maxBusyHostsSampled === undefined ? 'sampled every 25 ms' : 'commands\' start time to last seen running, sampled every 25 ms';
 }

@@ -12,9 +12,20 @@ import type { SlotName } from './slot.js';
 
 interface Issue { path: string; message: string }
 
+/**
+ * Instances per host of a raw service, worked out once per service: the cross-checks ask for every host
+ * of a stage (thousands in a large profile), and working it out per call made validation quadratic.
+ */
+const perHost = new WeakMap<ServiceData, Record<string, number>>();
+function instancesOf(service: ServiceData): Record<string, number> {
+  let found = perHost.get(service);
+  if (!found) perHost.set(service, (found = instancesPerHost(service.hosts, service.instances)));
+  return found;
+}
+
 /** The ports a slot's instances use on one host, from the raw profile (port + n - 1, or listed). */
 export function slotPorts(service: ServiceData, host: string, slot: SlotName): Array<{ port: number; instance: number }> {
-  const n = instancesPerHost(service.hosts, service.instances)[host] ?? 1;
+  const n = instancesOf(service)[host] ?? 1;
   const s = service.slots[slot];
   return Array.from({ length: n }, (_, i) => {
     const port = s.ports ? s.ports[i] : s.port === undefined ? undefined : s.port + i;
@@ -30,7 +41,7 @@ export function checkTopology(data: ProfileData): Issue[] {
 }
 
 function maxInstances(s: ServiceData): number {
-  return Math.max(1, ...Object.values(instancesPerHost(s.hosts, s.instances)));
+  return Math.max(1, ...Object.values(instancesOf(s)));
 }
 
 function checkPorts(name: string, s: ServiceData): Issue[] {
