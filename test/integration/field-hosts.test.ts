@@ -107,8 +107,9 @@ test('remote sessions on a field host: the login shell is paid once; a timeout k
     const after = await t.exec('sleep 0.3; pgrep -fx "sleep 31.5" || echo gone');
     assert.equal(after.stdout, 'gone\n');
 
-    // The session's bash killed on the host: the command running in it fails naming the host...
-    await assert.rejects(t.exec('kill -KILL $PPID; sleep 5'), (err: Error) => {
+    // The session's bash killed on the host: the command running in it fails naming the host... (a
+    // command is a subshell of the session's bash, so $$ is that bash, as in any subshell; decision 0019)
+    await assert.rejects(t.exec('kill -KILL $$; sleep 5'), (err: Error) => {
       assert.match(err.message, /^field3: the remote session on 127\.0\.193\.11:2222 ended/);
       return true;
     });
