@@ -173,7 +173,10 @@ export class SshTransport implements Transport {
         resolve();
       };
       client.once('ready', ready);
-      client.once('error', fail);
+      // on, not once: a failing handshake may report more than one error (the socket's, then the
+      // protocol's), and an 'error' with no listener would end the process with a stack trace. fail()
+      // settles once and ignores the rest.
+      client.on('error', fail);
       client.once('close', closed);
       client.connect(options);
     });
