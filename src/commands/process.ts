@@ -17,13 +17,15 @@ import { quote } from './shell.js';
  * and fails for no process or a zombie: kill -0 alone also succeeds on a zombie, and a detached slot's
  * parent is whatever pid 1 is, which may be slow to reap it. The command name (field 2) may hold
  * spaces and parentheses: everything up to the last ") " goes, leaving the state as word 1 and the
- * start time as word 20.
+ * start time as word 20, which parameter expansion cuts out (not `set -- $s`: zsh, a login shell that
+ * runs commands when sessions are off, does not split a variable into words).
  * `alive PID [START]` is true when that process runs and, given START, is still the one that started
  * then. A pid file written before start times were recorded holds only the pid, and gets the old test.
- * Only `s` is assigned (by started): the callers' variables (p, t, i, r, up) are left alone.
+ * Only `s` is assigned (by started; its counter is local): the callers' variables (p, t, i, r, up) are
+ * left alone.
  */
 export const ALIVE = 'started() { s=; case $1 in \'\'|*[!0-9]*) return 1;; esac; read -r s 2>/dev/null </proc/$1/stat || return 1; ' +
-  's=${s##*") "}; set -- $s; [ "$1" != Z ] || return 1; s=${20}; }; ' +
+  's=${s##*") "}; case $s in Z*) return 1;; esac; local n=1; while [ $n -lt 20 ]; do s=${s#* }; n=$((n+1)); done; s=${s%% *}; }; ' +
   'alive() { started "$1" && { [ -z "$2" ] || [ "$s" = "$2" ]; }; }';
 
 /** Reads a pid file's words (pid, start time) into p and t and tests them with alive: no fork. */

@@ -10,6 +10,9 @@ import type { SlotContext } from '../../src/commands/placeholders.js';
 import { ALIVE, slotRunning, startSlot, stopSlot } from '../../src/commands/process.js';
 import { logFile, pidFile, pointSlot, prepareReleaseDirs, releaseDir } from '../../src/commands/release.js';
 
+/** Shells a host's commands may run in: bash (the session), sh (dash), and zsh where installed (a login shell when sessions are off). */
+const SHELLS = ['bash', 'sh', ...(existsSync('/usr/bin/zsh') ? ['zsh'] : [])];
+
 const R1 = '2026.11.22-223104-1.0.0-3fa9c2d1';
 
 const SAMPLE_START = 'node server.mjs --port {port} --release {release}';
@@ -84,10 +87,10 @@ describe('process commands, exactly', () => {
   test('ALIVE: started sets s to a process\'s start time; alive is true for that process running, false for another, a zombie or none', () => {
     assert.equal(ALIVE,
       'started() { s=; case $1 in \'\'|*[!0-9]*) return 1;; esac; read -r s 2>/dev/null </proc/$1/stat || return 1; ' +
-      's=${s##*") "}; set -- $s; [ "$1" != Z ] || return 1; s=${20}; }; ' +
+      's=${s##*") "}; case $s in Z*) return 1;; esac; local n=1; while [ $n -lt 20 ]; do s=${s#* }; n=$((n+1)); done; s=${s%% *}; }; ' +
       'alive() { started "$1" && { [ -z "$2" ] || [ "$s" = "$2" ]; }; }');
     // POSIX sh too (dash here): a host's login shell runs these through bash, but nothing in them needs it.
-    for (const shell of ['bash', 'sh']) {
+    for (const shell of SHELLS) {
       const run = (command: string) => bash(`${ALIVE}; ${command}`, shell);
       // Field 22 of /proc/<pid>/stat, as the lab's process helper reads it.
       const self = procStat(process.pid)!.start;

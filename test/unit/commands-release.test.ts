@@ -18,6 +18,9 @@ import { readHostSlots } from '../../src/observe/slots.js';
 import { writeManifest } from '../../src/release/manifest.js';
 import type { ExecOptions, ExecResult, Transport } from '../../src/transport/transport.js';
 
+/** Shells a host's commands may run in: bash (the session), sh (dash), and zsh where installed (a login shell when sessions are off). */
+const SHELLS = ['bash', 'sh', ...(existsSync('/usr/bin/zsh') ? ['zsh'] : [])];
+
 const R1 = '2026.11.22-223104-1.0.0-3fa9c2d1';
 const R2 = '2026.11.23-080000-1.0.1-0badcafe';
 const R0 = '2026.11.20-101010-0.9.0-00c0ffee';
@@ -264,7 +267,7 @@ describe('release commands run by bash in a temp dir', () => {
     const odd = makeService(root, { slots: { a: { ...service.slots.a, dir: join(root, 'slot a') }, b: { ...service.slots.b, dir: join(root, 'slot a b') } } });
     symlinkSync(releaseDir(service, R1), odd.slots.a.dir);
     symlinkSync(releaseDir(service, R2), odd.slots.b.dir);
-    for (const shell of ['bash', 'sh']) assert.match(bash(probeSlots(odd), shell).stdout, new RegExp(`^a ${R1} 0\nb ${R2} 0\n`), shell);
+    for (const shell of SHELLS) assert.match(bash(probeSlots(odd), shell).stdout, new RegExp(`^a ${R1} 0\nb ${R2} 0\n`), shell);
     rmSync(odd.slots.a.dir);
     mkdirSync(odd.slots.a.dir);
     assert.match(bash(probeSlots(odd)).stdout, new RegExp(`^a - 0\nb ${R2} 0\n`), 'a real directory is no release');
