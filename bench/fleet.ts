@@ -34,6 +34,8 @@ const firstNet = light ? knobs.number('NET', 246) : 150;
 // (16). The light fleet runs at 64 by default (issue 17): 200 hosts whose every step is a few ms of
 // work and a round trip are bound by latency at 16; the busy-host figure is checked against it.
 const parallelSetting = knobs.number('PARALLEL', light ? 64 : 0);
+// One extra, sampled run per host count (see below); SAMPLED_RUN=0 skips it.
+const sampledRun = knobs.number('SAMPLED_RUN', 1) > 0;
 const result = startResult(light ? 'fleet-light' : 'fleet', knobs);
 
 interface Run { wallMs: number; peakKb: number; overheadMs: number; waitingMs: number; ok: boolean; sampled: boolean; connections: { maxPerHost: number; hostsConnected: number; total: number }; ssh?: SshObservation }
@@ -55,8 +57,7 @@ for (const [i, n] of hostCounts.entries()) {
     // thousand files per tick at 200 hosts, back to back, and so takes CPU from the run it measures (the
     // hosts' sshds would be other machines in the field). Their connections are counted from the sshds'
     // logs, exactly and after the fact. One more run, sampled, measures what only sampling sees (busy
-    // hosts at once, connections open at once); its wall time is reported apart. SAMPLED_RUN=0 skips it.
-    const sampledRun = knobs.number('SAMPLED_RUN', 1) > 0;
+    // hosts at once, connections open at once); its wall time is reported apart.
     for (let k = 0; k < runs + (sampledRun ? 1 : 0); k++) {
       const sampled = k === runs;
       await writeFile(join(p.appDir, 'VERSION'), `5.${k}.${n}\n`);

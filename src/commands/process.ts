@@ -28,8 +28,11 @@ export const ALIVE = 'started() { s=; case $1 in \'\'|*[!0-9]*) return 1;; esac;
   's=${s##*") "}; case $s in Z*) return 1;; esac; local n=1; while [ $n -lt 20 ]; do s=${s#* }; n=$((n+1)); done; s=${s%% *}; }; ' +
   'alive() { started "$1" && { [ -z "$2" ] || [ "$s" = "$2" ]; }; }';
 
-/** Reads a pid file's words (pid, start time) into p and t and tests them with alive: no fork. */
-export const aliveFrom = (file: string) => `{ p=; t=; read -r p t <${file}; alive "$p" "$t"; }`;
+/** Reads a pid file's words (pid, start time) into p and t: no fork. */
+const readPid = (file: string) => `p=; t=; read -r p t <${file}`;
+
+/** Reads a pid file and tests its process with alive. */
+export const aliveFrom = (file: string) => `{ ${readPid(file)}; alive "$p" "$t"; }`;
 
 export function startSlot(service: Service, slot: SlotName, ctx: SlotContext): string {
   const pid = quote(pidFile(service, slot, ctx.instance));
@@ -55,7 +58,7 @@ export function stopSlot(service: Service, slot: SlotName, ctx: SlotContext): st
   const ask = service.stop === undefined
     ? 'kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null'
     : `( cd ${quote(service.slots[slot].dir)}/ && ${expand(service.stop, ctx)} )`;
-  return `${ALIVE}; if [ -f ${pid} ]; then p=; t=; read -r p t < ${pid}; ` +
+  return `${ALIVE}; if [ -f ${pid} ]; then ${readPid(pid)}; ` +
     `if alive "$p" "$t"; then ${ask}; ` +
     `i=0; while alive "$p" "$t" && [ $i -lt ${tenths} ]; do sleep 0.05; i=$((i+1)); done; ` +
     `if alive "$p" "$t"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after ${service.stopTimeoutMs} ms" >&2; fi; ` +

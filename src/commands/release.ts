@@ -53,7 +53,6 @@ export function probeSlots(service: Service, instances = 1): string {
   // Unfinished copies (a failed build, an interrupted transfer): never run, removed by retention.
   lines.push(`printf 'partial'; for d in ${releases}/*/; do [ -d "$d" ] && [ ! -f "$d${COMPLETE}" ] && { r=\${d%/}; printf ' %s' "\${r##*/}"; }; done; echo`);
   // Measured where releases are written (which may be a filesystem of its own), or, on a new host, the
-  // nearest directory that exists.
   // nearest directory that exists. stat -f gives the blocks available to users and their size (df's
   // "Available"), multiplied by the shell: one program, not df and awk.
   lines.push(`d=${releases}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; set -- $(stat -f -c '%a %S' "$d") && echo "free $(($1 * $2))"`);

@@ -5,13 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import { type Service, type SlotName } from '../../src/config/model.js';
-import { alive, loadSampleService, serviceAt } from './fixtures.js';
+import { alive, loadSampleService, serviceAt, SHELLS } from './fixtures.js';
 import type { SlotContext } from '../../src/commands/placeholders.js';
 import { ALIVE, slotRunning, startSlot, stopSlot } from '../../src/commands/process.js';
 import { logFile, pidFile, pointSlot, prepareReleaseDirs, releaseDir } from '../../src/commands/release.js';
-
-/** Shells a host's commands may run in: bash (the session), sh (dash), and zsh where installed (a login shell when sessions are off). */
-const SHELLS = ['bash', 'sh', ...(existsSync('/usr/bin/zsh') ? ['zsh'] : [])];
 
 const R1 = '2026.11.22-223104-1.0.0-3fa9c2d1';
 
@@ -135,7 +132,7 @@ describe('process commands, exactly', () => {
 
   test('stopSlot without a stop command: TERM to the group, wait stopTimeoutMs in 50 ms steps, then KILL', () => {
     assert.equal(stopSlot(SAMPLE, 'a', ctxFor(SAMPLE, 'a')),
-      `${ALIVE}; if [ -f /srv/web/run/a.pid ]; then p=; t=; read -r p t < /srv/web/run/a.pid; ` +
+      `${ALIVE}; if [ -f /srv/web/run/a.pid ]; then p=; t=; read -r p t </srv/web/run/a.pid; ` +
       'if alive "$p" "$t"; then kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; ' +
       'i=0; while alive "$p" "$t" && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; ' +
       'if alive "$p" "$t"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after 10000 ms" >&2; fi; ' +
@@ -146,7 +143,7 @@ describe('process commands, exactly', () => {
   test('stopSlot with the profile\'s stop command runs it, expanded, in the slot dir', () => {
     const service = makeService('/srv/web', { stop: 'curl -fsS -X POST http://127.0.0.1:{port}/quit?slot={slot}', stopTimeoutMs: 250 });
     assert.equal(stopSlot(service, 'b', ctxFor(service, 'b')),
-      `${ALIVE}; if [ -f /srv/web/run/b.pid ]; then p=; t=; read -r p t < /srv/web/run/b.pid; ` +
+      `${ALIVE}; if [ -f /srv/web/run/b.pid ]; then p=; t=; read -r p t </srv/web/run/b.pid; ` +
       'if alive "$p" "$t"; then ( cd /srv/web/b/ && curl -fsS -X POST http://127.0.0.1:8082/quit?slot=b ); ' +
       'i=0; while alive "$p" "$t" && [ $i -lt 5 ]; do sleep 0.05; i=$((i+1)); done; ' +
       'if alive "$p" "$t"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; echo "killed after 250 ms" >&2; fi; ' +

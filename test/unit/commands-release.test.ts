@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import type { Service } from '../../src/config/model.js';
-import { alive, loadSampleService, serviceAt } from './fixtures.js';
+import { alive, loadSampleService, serviceAt, SHELLS } from './fixtures.js';
 import {
   COMPLETE, finishRelease, logFile, MANIFEST, pidFile, pointSlot, prepareReleaseDirs, probeSlots, releaseDir, releasesDir, removeReleases,
   runDir, verifyManifest,
@@ -17,9 +17,6 @@ import { ALIVE, startSlot } from '../../src/commands/process.js';
 import { readHostSlots } from '../../src/observe/slots.js';
 import { writeManifest } from '../../src/release/manifest.js';
 import type { ExecOptions, ExecResult, Transport } from '../../src/transport/transport.js';
-
-/** Shells a host's commands may run in: bash (the session), sh (dash), and zsh where installed (a login shell when sessions are off). */
-const SHELLS = ['bash', 'sh', ...(existsSync('/usr/bin/zsh') ? ['zsh'] : [])];
 
 const R1 = '2026.11.22-223104-1.0.0-3fa9c2d1';
 const R2 = '2026.11.23-080000-1.0.1-0badcafe';

@@ -1,6 +1,6 @@
 /* Fixtures shared by the unit tests of the command builders. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SLOTS, type Service } from '../../src/config/model.js';
@@ -64,3 +64,6 @@ export function betaProfileDir(service: string[], prefix = 'updateserver-beta-')
   ].join('\n'));
   return dir;
 }
+
+/** Shells a host's commands may run in: bash (the session), sh (dash), and zsh where installed (a login shell when sessions are off). */
+export const SHELLS: readonly string[] = ['bash', 'sh', ...(existsSync('/usr/bin/zsh') ? ['zsh'] : [])];
